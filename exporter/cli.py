@@ -1,0 +1,258 @@
+"""Command line: ``serve``, ``check``, ``demo`` and ``simulate``.
+
+Exit codes: 0 ok, 1 runtime failure (a target failed, a port is taken), 2 usage or config error.
+A user error prints one clear line per problem to stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+from typing import TextIO
+
+import structlog
+
+from . import __version__
+from .config import (
+    DEFAULT_PORT,
+    ClusterConfig,
+    Config,
+    ConfigError,
+    load_config,
+    split_listen_address,
+)
+from .daemon import Daemon
+from .log import LEVELS, configure_logging, redactor
+from .poller import Poller
+from .server import ExporterHTTPServer, serve_in_thread
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+PROGRAM = "milvus-jobs-exporter"
+
+log = structlog.get_logger("exporter.cli")
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line, exit code attached."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description="Prometheus exporter for Milvus / Zilliz Cloud refresh and import jobs.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the exporter daemon")
+    serve.add_argument("--config", required=True, metavar="FILE", help="YAML config file")
+    serve.add_argument(
+        "--listen", metavar="HOST:PORT", help="overrides listen_address from the config"
+    )
+    _add_logging_arguments(serve)
+
+    check = commands.add_parser("check", help="validate the config and poll every target once")
+    check.add_argument("--config", required=True, metavar="FILE", help="YAML config file")
+    _add_logging_arguments(check, default_level="error")
+
+    demo = commands.add_parser(
+        "demo", help="run the built-in simulator and the exporter against it"
+    )
+    demo.add_argument("--listen", default=f"127.0.0.1:{DEFAULT_PORT}", metavar="HOST:PORT")
+    demo.add_argument("--seed", type=int, default=42, help="simulator seed")
+    _add_logging_arguments(demo)
+
+    simulate = commands.add_parser("simulate", help="run the upstream API simulator alone")
+    from .simulator import add_arguments as add_simulator_arguments
+
+    add_simulator_arguments(simulate)
+    return parser
+
+
+def _add_logging_arguments(parser: argparse.ArgumentParser, default_level: str = "info") -> None:
+    parser.add_argument(
+        "--log-format",
+        choices=("json", "console"),
+        default=None,
+        help="default: console on a terminal, else json",
+    )
+    parser.add_argument("--log-level", choices=LEVELS, default=default_level)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "simulate":
+            return run_simulate(args)
+        configure_logging(args.log_level, args.log_format or "auto")
+        if args.command == "serve":
+            return run_serve(args)
+        if args.command == "check":
+            return run_check(args, sys.stdout)
+        if args.command == "demo":
+            return run_demo(args)
+    except ConfigError as error:
+        for line in str(error).splitlines():
+            print(f"{PROGRAM}: config error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    except UserError as error:
+        print(f"{PROGRAM}: {error}", file=sys.stderr)
+        return error.exit_code
+    parser.error(f"unknown command {args.command!r}")
+    return EXIT_USAGE
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if args.listen:
+        _check_listen(args.listen)
+    return _serve(config, args.listen or config.listen_address)
+
+
+def _serve(config: Config, listen: str, announce: str | None = None) -> int:
+    """Run the daemon and its HTTP server until SIGTERM / SIGINT."""
+    redactor.set_secrets(config.secrets)
+    daemon = Daemon(config)
+    server = _bind(listen, daemon)
+    serve_in_thread(server)
+    log.info(
+        "exporter.started",
+        version=__version__,
+        url=server.url,
+        targets=len(daemon.poller.targets),
+        config=config.source,
+    )
+    if announce:
+        print(announce.format(url=server.url), flush=True)
+    daemon.start()
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        del frame
+        log.info("exporter.stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while not stop.wait(1.0):
+        pass
+    daemon.stop()
+    server.shutdown()
+    server.server_close()
+    log.info("exporter.stopped")
+    return EXIT_OK
+
+
+def _check_listen(listen: str) -> None:
+    try:
+        host, port = split_listen_address(listen)
+    except ValueError:
+        raise UserError(f"--listen {listen!r}: expected HOST:PORT", EXIT_USAGE) from None
+    if not 0 <= port <= 65535:
+        raise UserError(f"--listen {listen!r}: port out of range", EXIT_USAGE)
+    del host
+
+
+def _bind(listen: str, daemon: Daemon) -> ExporterHTTPServer:
+    _check_listen(listen)
+    host, port = split_listen_address(listen)
+    try:
+        return ExporterHTTPServer((host, port), lambda: daemon)
+    except OSError as error:
+        raise UserError(f"cannot listen on {listen}: {error.strerror or error}") from None
+
+
+def run_check(args: argparse.Namespace, out: TextIO) -> int:
+    """Poll every target once and print a table; exit 1 if any target failed."""
+    config = load_config(args.config)
+    redactor.set_secrets(config.secrets)
+    poller = Poller(config)
+    try:
+        cycle = poller.poll_cycle()
+    finally:
+        poller.close()
+    order = {target.key: index for index, target in enumerate(poller.targets)}
+    rows = [("CLUSTER", "DATABASE", "KIND", "STATUS", "JOBS", "LATENCY")]
+    for snapshot in sorted(cycle.snapshots, key=lambda snapshot: order[snapshot.target.key]):
+        cluster, database, kind = snapshot.target.key
+        if snapshot.ok:
+            status, jobs = "ok", str(len(snapshot.refresh_jobs) + len(snapshot.import_jobs))
+        else:
+            status, jobs = f"error: {snapshot.reason} ({snapshot.message})", "-"
+        rows.append((cluster, database, kind, status, jobs, f"{snapshot.seconds * 1000:.0f}ms"))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)] + [row[-1]]
+        out.write("  ".join(cells).rstrip() + "\n")
+    failed = sum(1 for snapshot in cycle.snapshots if not snapshot.ok)
+    out.write(f"{len(cycle.snapshots) - failed} of {len(cycle.snapshots)} targets ok\n")
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Start the simulator in-process and the exporter against it: no config needed."""
+    from .simulator import Simulator, SimulatorOptions
+
+    tokens = ("demo-prod-token", "demo-staging-token")
+    simulator = Simulator(
+        SimulatorOptions(
+            seed=args.seed,
+            tokens=tokens,
+            databases=("default", "analytics"),
+            collections_per_database=4,
+            time_scale=20.0,
+        )
+    )
+    with simulator.serve("127.0.0.1", 0) as upstream:
+        config = Config(
+            clusters=(
+                ClusterConfig(
+                    name="demo-prod",
+                    endpoint=upstream.url,
+                    token=tokens[0],
+                    databases=("default", "analytics"),
+                ),
+                ClusterConfig(
+                    name="demo-staging",
+                    endpoint=upstream.url,
+                    token=tokens[1],
+                    databases=("default",),
+                ),
+            ),
+            listen_address=args.listen,
+            poll_interval=5.0,
+            request_timeout=5.0,
+            source="<demo>",
+        )
+        announce = (
+            f"Demo: simulated Milvus at {upstream.url}; metrics at {{url}}/metrics "
+            "(landing page {url}/). Press Ctrl-C to stop."
+        )
+        return _serve(config, args.listen, announce=announce)
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    from .simulator import options_from_args, run_forever
+
+    try:
+        host, port = split_listen_address(args.listen)
+    except ValueError:
+        raise UserError(f"--listen {args.listen!r}: expected HOST:PORT", EXIT_USAGE) from None
+    try:
+        run_forever(options_from_args(args), host, port)
+    except OSError as error:
+        raise UserError(f"cannot listen on {args.listen}: {error.strerror or error}") from None
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

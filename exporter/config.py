@@ -1,0 +1,497 @@
+"""Load and validate the YAML config into frozen dataclasses.
+
+Every problem is reported, not just the first, each as one line naming the key path and the line
+in the file (``config.yaml:12: clusters[1].endpoint: must start with http:// or https://``), so a
+user fixes the whole file in one go. Secrets are kept out of ``repr`` and out of every message.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .durations import parse_duration
+
+JOB_KINDS = ("refresh", "import")
+DEFAULT_PORT = 9969
+DEFAULT_LISTEN_ADDRESS = f"0.0.0.0:{DEFAULT_PORT}"
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """One Milvus / Zilliz Cloud cluster: where it is, how to authenticate, what to poll."""
+
+    name: str
+    endpoint: str
+    token: str = field(repr=False)
+    databases: tuple[str, ...] = ("default",)
+    jobs: tuple[str, ...] = JOB_KINDS
+    token_file: str | None = None
+    tls_ca_file: str | None = None
+    tls_insecure_skip_verify: bool = False
+
+    @property
+    def credential_id(self) -> str:
+        """A stable, non-reversible name for the credential: the rate-limit key and log field.
+
+        Clusters that share a token share the upstream's per-user limit, so they share this id.
+        """
+        if not self.token:
+            return f"anonymous@{self.endpoint}"
+        return "sha256:" + hashlib.sha256(self.token.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole daemon configuration; see config.example.yaml for every key."""
+
+    clusters: tuple[ClusterConfig, ...]
+    listen_address: str = DEFAULT_LISTEN_ADDRESS
+    poll_interval: float = 30.0
+    request_timeout: float = 10.0
+    requests_per_second: float = 20.0
+    max_tracked_jobs: int = 50_000
+    max_concurrent_requests: int = 32
+    max_retries: int = 2
+    max_response_bytes: int = 64 * 1024 * 1024
+    source: str = "<memory>"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every token, so the log redactor can scrub them wherever they might leak."""
+        return tuple(cluster.token for cluster in self.clusters if cluster.token)
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    path: str
+    message: str
+    line: int | None = None
+
+    def render(self, source: str) -> str:
+        where = f"{source}:{self.line}" if self.line else source
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The config cannot be used; ``str()`` gives one line per problem."""
+
+    def __init__(self, source: str, problems: list[ConfigProblem]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(problem.render(source) for problem in problems))
+
+
+_TOP_LEVEL_KEYS = (
+    "listen_address",
+    "poll_interval",
+    "request_timeout",
+    "requests_per_second",
+    "max_tracked_jobs",
+    "max_concurrent_requests",
+    "max_retries",
+    "max_response_bytes",
+    "clusters",
+)
+_CLUSTER_KEYS = (
+    "name",
+    "endpoint",
+    "token",
+    "token_file",
+    "databases",
+    "jobs",
+    "tls_ca_file",
+    "tls_insecure_skip_verify",
+)
+_ENV_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_LISTEN = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]*):(\d{1,5})$")
+
+
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
+    """Read, expand ``${VAR}`` references in, and validate the config at ``path``."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise ConfigError(
+            source, [ConfigProblem("", f"cannot read config file: {reason}")]
+        ) from None
+    return parse_config(text, source, os.environ if environ is None else environ)
+
+
+def parse_config(text: str, source: str, environ: Mapping[str, str]) -> Config:
+    """Validate config ``text``; ``source`` names it in error messages."""
+    document, lines = _parse_yaml(text, source)
+    checker = _Checker(lines, environ)
+    config = checker.config(document, source)
+    if checker.problems or config is None:
+        raise ConfigError(source, checker.problems)
+    return config
+
+
+def _parse_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        document = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark else None
+        problem = error.problem or error.context or "invalid YAML"
+        raise ConfigError(source, [ConfigProblem("", f"invalid YAML: {problem}", line)]) from None
+    except yaml.YAMLError as error:
+        raise ConfigError(source, [ConfigProblem("", f"invalid YAML: {error}")]) from None
+    finally:
+        loader.dispose()
+    lines: dict[str, int] = {}
+    if node is not None:
+        _index_lines(node, "", lines)
+    return document, lines
+
+
+def _index_lines(node: yaml.Node, path: str, lines: dict[str, int]) -> None:
+    """Map every key path (``clusters[1].endpoint``) to its 1-based line in the file."""
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            child = f"{path}.{key}" if path else key
+            lines[child] = key_node.start_mark.line + 1
+            _index_lines(value_node, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _index_lines(item, f"{path}[{index}]", lines)
+
+
+class _Checker:
+    """Collects problems while converting the parsed document into a ``Config``."""
+
+    def __init__(self, lines: dict[str, int], environ: Mapping[str, str]) -> None:
+        self.lines = lines
+        self.environ = environ
+        self.problems: list[ConfigProblem] = []
+
+    def fail(self, path: str, message: str) -> None:
+        line = self.lines.get(path)
+        if line is None and "." in path:
+            line = self.lines.get(path.rsplit(".", 1)[0])
+        self.problems.append(ConfigProblem(path, message, line))
+
+    def config(self, document: Any, source: str) -> Config | None:
+        if document is None:
+            self.fail("", "the config is empty; it needs at least a 'clusters' list")
+            return None
+        if not isinstance(document, dict):
+            self.fail("", f"the config must be a mapping of keys, not {_type_name(document)}")
+            return None
+        self.unknown_keys(document, _TOP_LEVEL_KEYS, "")
+        defaults = Config(clusters=())
+        listen_address = self.string(document, "listen_address", defaults.listen_address)
+        if listen_address and not _valid_listen_address(listen_address):
+            self.fail(
+                "listen_address",
+                f"expected HOST:PORT such as 0.0.0.0:{DEFAULT_PORT}, got {listen_address!r}",
+            )
+        poll_interval = self.duration(
+            document, "poll_interval", defaults.poll_interval, minimum=0.1
+        )
+        request_timeout = self.duration(
+            document, "request_timeout", defaults.request_timeout, minimum=0.05
+        )
+        rate = self.number(
+            document, "requests_per_second", defaults.requests_per_second, minimum=0.01
+        )
+        max_tracked = self.integer(
+            document, "max_tracked_jobs", defaults.max_tracked_jobs, minimum=0
+        )
+        concurrency = self.integer(
+            document, "max_concurrent_requests", defaults.max_concurrent_requests, minimum=1
+        )
+        retries = self.integer(document, "max_retries", defaults.max_retries, minimum=0)
+        max_bytes = self.integer(
+            document, "max_response_bytes", defaults.max_response_bytes, minimum=1024
+        )
+        clusters = self.clusters(document.get("clusters"))
+        return Config(
+            clusters=clusters,
+            listen_address=listen_address or defaults.listen_address,
+            poll_interval=poll_interval,
+            request_timeout=request_timeout,
+            requests_per_second=rate,
+            max_tracked_jobs=max_tracked,
+            max_concurrent_requests=concurrency,
+            max_retries=retries,
+            max_response_bytes=max_bytes,
+            source=source,
+        )
+
+    def clusters(self, value: Any) -> tuple[ClusterConfig, ...]:
+        if value is None:
+            self.fail("clusters", "missing: list at least one cluster (name, endpoint, token)")
+            return ()
+        if not isinstance(value, list):
+            self.fail("clusters", f"expected a list of clusters, got {_type_name(value)}")
+            return ()
+        if not value:
+            self.fail("clusters", "the list is empty: add at least one cluster")
+            return ()
+        clusters: list[ClusterConfig] = []
+        seen_names: dict[str, int] = {}
+        for index, item in enumerate(value):
+            cluster = self.cluster(item, f"clusters[{index}]")
+            if cluster is None:
+                continue
+            if cluster.name in seen_names:
+                first = seen_names[cluster.name]
+                self.fail(
+                    f"clusters[{index}].name",
+                    f"duplicate cluster name {cluster.name!r} (also clusters[{first}])",
+                )
+            seen_names.setdefault(cluster.name, index)
+            clusters.append(cluster)
+        return tuple(clusters)
+
+    def cluster(self, item: Any, path: str) -> ClusterConfig | None:
+        if not isinstance(item, dict):
+            self.fail(
+                path, f"expected a mapping with name, endpoint and token, got {_type_name(item)}"
+            )
+            return None
+        self.unknown_keys(item, _CLUSTER_KEYS, path)
+        name = self.string(item, "name", None, path)
+        if name is not None and not name.strip():
+            self.fail(f"{path}.name", "must not be empty")
+        endpoint = self.string(item, "endpoint", None, path)
+        if endpoint is not None:
+            endpoint = self.endpoint(endpoint, f"{path}.endpoint")
+        token, token_file = self.token(item, path)
+        databases = self.string_list(item, "databases", ("default",), path)
+        jobs = self.string_list(item, "jobs", JOB_KINDS, path)
+        for index, kind in enumerate(jobs):
+            if kind not in JOB_KINDS:
+                self.fail(
+                    f"{path}.jobs[{index}]",
+                    f"unknown job kind {kind!r}{_suggest(kind, JOB_KINDS)}; use refresh and/or import",
+                )
+        ca_file = self.string(item, "tls_ca_file", None, path) if "tls_ca_file" in item else None
+        if ca_file is not None and not os.access(ca_file, os.R_OK):
+            self.fail(f"{path}.tls_ca_file", f"cannot read CA file {ca_file}")
+        insecure = self.boolean(item, "tls_insecure_skip_verify", False, path)
+        if name is None or endpoint is None:
+            return None
+        return ClusterConfig(
+            name=name,
+            endpoint=endpoint,
+            token=token,
+            databases=databases,
+            jobs=tuple(dict.fromkeys(jobs)),
+            token_file=token_file,
+            tls_ca_file=ca_file,
+            tls_insecure_skip_verify=insecure,
+        )
+
+    def endpoint(self, value: str, path: str) -> str | None:
+        if not re.match(r"^https?://[^/\s]+", value):
+            self.fail(
+                path, f"must start with http:// or https:// followed by a host, got {value!r}"
+            )
+            return None
+        if "?" in value or "#" in value:
+            self.fail(path, "must not carry a query string or fragment")
+            return None
+        return value.rstrip("/")
+
+    def token(self, item: dict[str, Any], path: str) -> tuple[str, str | None]:
+        """The secret, from ``token`` (with ``${VAR}``) or ``token_file``; never both."""
+        has_inline = "token" in item
+        has_file = "token_file" in item
+        if has_inline and has_file:
+            self.fail(f"{path}.token_file", "give either token or token_file, not both")
+            return "", None
+        if has_file:
+            file_path = self.string(item, "token_file", None, path)
+            if file_path is None:
+                return "", None
+            try:
+                token = Path(file_path).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as error:
+                reason = (
+                    error.strerror
+                    if isinstance(error, OSError) and error.strerror
+                    else "not UTF-8 text"
+                )
+                self.fail(f"{path}.token_file", f"cannot read token file {file_path}: {reason}")
+                return "", file_path
+            if not token:
+                self.fail(f"{path}.token_file", f"token file {file_path} is empty")
+            return token, file_path
+        if not has_inline:
+            return "", None
+        inline = self.string(item, "token", None, path)
+        if inline is not None and not inline.strip():
+            self.fail(
+                f"{path}.token", "is empty (remove the key for a Milvus without authentication)"
+            )
+        return (inline or "").strip(), None
+
+    def unknown_keys(self, mapping: dict[Any, Any], known: tuple[str, ...], path: str) -> None:
+        for key in mapping:
+            if key not in known:
+                child = f"{path}.{key}" if path else str(key)
+                self.fail(child, f"unknown key{_suggest(str(key), known)}")
+
+    def raw(self, mapping: dict[str, Any], key: str, path: str) -> tuple[str, Any]:
+        return (f"{path}.{key}" if path else key), mapping.get(key)
+
+    def string(
+        self, mapping: dict[str, Any], key: str, default: str | None, path: str = ""
+    ) -> str | None:
+        key_path, value = self.raw(mapping, key, path)
+        if key not in mapping:
+            if default is None:
+                self.fail(key_path, "missing")
+            return default
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            self.fail(key_path, f"expected a string, got {_type_name(value)}")
+            return default
+        return self.expand(str(value), key_path)
+
+    def expand(self, value: str, path: str) -> str | None:
+        """Replace ``${VAR}`` / ``${VAR:-default}`` from the environment; ``$$`` is a literal ``$``."""
+        missing: list[str] = []
+
+        def replace(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name, fallback = match.group(1), match.group(2)
+            if name in self.environ:
+                return self.environ[name]
+            if fallback is not None:
+                return fallback
+            missing.append(name)
+            return ""
+
+        expanded = _ENV_REFERENCE.sub(replace, value)
+        for name in missing:
+            self.fail(path, f"environment variable {name} is not set")
+        return None if missing else expanded
+
+    def string_list(
+        self, mapping: dict[str, Any], key: str, default: tuple[str, ...], path: str
+    ) -> tuple[str, ...]:
+        key_path, value = self.raw(mapping, key, path)
+        if key not in mapping:
+            return default
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value:
+            self.fail(key_path, f"expected a non-empty list of names, got {_type_name(value)}")
+            return default
+        items: list[str] = []
+        for index, item in enumerate(value):
+            if isinstance(item, bool) or not isinstance(item, (str, int)) or not str(item).strip():
+                self.fail(
+                    f"{key_path}[{index}]", f"expected a non-empty name, got {_type_name(item)}"
+                )
+                continue
+            expanded = self.expand(str(item), f"{key_path}[{index}]")
+            if expanded is None:
+                continue
+            if expanded in items:
+                self.fail(f"{key_path}[{index}]", f"{expanded!r} is listed twice")
+                continue
+            items.append(expanded)
+        return tuple(items) if items else default
+
+    def duration(self, mapping: dict[str, Any], key: str, default: float, minimum: float) -> float:
+        key_path, value = self.raw(mapping, key, "")
+        if key not in mapping:
+            return default
+        if isinstance(value, bool) or not isinstance(value, str):
+            self.fail(key_path, f"expected a duration with a unit such as 30s or 5m, got {value!r}")
+            return default
+        try:
+            seconds = parse_duration(value)
+        except ValueError as error:
+            self.fail(key_path, str(error))
+            return default
+        if seconds < minimum:
+            self.fail(key_path, f"{value!r} is too short; at least {minimum:g}s")
+            return default
+        return seconds
+
+    def number(self, mapping: dict[str, Any], key: str, default: float, minimum: float) -> float:
+        key_path, value = self.raw(mapping, key, "")
+        if key not in mapping:
+            return default
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(key_path, f"expected a number, got {_type_name(value)}")
+            return default
+        if not math.isfinite(value):
+            self.fail(key_path, f"must be a finite number, got {value}")
+            return default
+        if value < minimum:
+            self.fail(key_path, f"must be at least {minimum:g}, got {value}")
+            return default
+        return float(value)
+
+    def integer(self, mapping: dict[str, Any], key: str, default: int, minimum: int) -> int:
+        key_path, value = self.raw(mapping, key, "")
+        if key not in mapping:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(key_path, f"expected a whole number, got {_type_name(value)}")
+            return default
+        if value < minimum:
+            self.fail(key_path, f"must be at least {minimum}, got {value}")
+            return default
+        return value
+
+    def boolean(self, mapping: dict[str, Any], key: str, default: bool, path: str) -> bool:
+        key_path, value = self.raw(mapping, key, path)
+        if key not in mapping:
+            return default
+        if not isinstance(value, bool):
+            self.fail(key_path, f"expected true or false, got {_type_name(value)}")
+            return default
+        return value
+
+
+def _valid_listen_address(value: str) -> bool:
+    match = _LISTEN.match(value)
+    return bool(match) and 0 <= int(match.group(2)) <= 65535  # type: ignore[union-attr]
+
+
+def _suggest(word: str, choices: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    names = {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+def split_listen_address(address: str) -> tuple[str, int]:
+    """``"0.0.0.0:9969"`` -> ``("0.0.0.0", 9969)``; ``"[::]:9969"`` -> ``("::", 9969)``."""
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)

@@ -1,0 +1,570 @@
+"""From poll snapshots to metric families: the rules of what is exported.
+
+No I/O and no threads: ``MetricsModel.update`` takes one ``CycleResult`` and the time, and returns
+the complete list of families for that moment. It keeps only what the rules need across cycles:
+the last good snapshot of each target (series survive ``retention_intervals`` poll intervals of
+failure), counters, histogram buckets and which finished jobs were already counted.
+
+Sample output (abridged)::
+
+    milvus_refresh_job_progress_ratio{milvus_cluster="prod",database="default",collection="ext_books",job_id="449503829274509311"} 0.42
+    milvus_refresh_job_state{...,job_id="449503829274509311",state="RefreshInProgress"} 1.0
+    milvus_refresh_jobs{milvus_cluster="prod",database="default",collection="ext_books",state="RefreshFailed"} 0.0
+    milvus_jobs_exporter_target_up{milvus_cluster="prod",database="default",kind="refresh"} 1.0
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from . import __version__
+from .families import HistogramState, Labels, MetricFamily, histogram_family
+from .poller import CycleResult, Snapshot, Target
+from .records import IMPORT_STATES, REFRESH_STATES, ImportJob, RefreshJob
+
+REFRESH_DURATION_BUCKETS = (
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1200.0,
+    1800.0,
+    3600.0,
+    7200.0,
+    14400.0,
+)
+API_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+POLLED = "Polled from the Milvus job API at the last poll, not live."
+
+TargetKey = tuple[str, str, str]
+
+
+@dataclass
+class _TargetState:
+    target: Target
+    up: bool = False
+    reason: str = ""
+    last_good: Snapshot | None = None
+    last_success_time: float | None = None
+    accounted_finished: set[tuple[str, str]] | None = None
+    """Finished jobs already seen (collection, job id); None until the first good poll."""
+
+
+@dataclass
+class _Tracked:
+    """A job that may get per-job series, with what the cardinality guard sorts by."""
+
+    target: Target
+    job: RefreshJob | ImportJob
+    finished: bool
+    age_key: float
+    polled_at: float
+
+
+@dataclass
+class _Families:
+    refresh_progress: MetricFamily
+    refresh_state: MetricFamily
+    refresh_start: MetricFamily
+    refresh_end: MetricFamily
+    refresh_duration: MetricFamily
+    refresh_failure: MetricFamily
+    refresh_jobs: MetricFamily
+    refresh_last_success: MetricFamily
+    refresh_last_failure: MetricFamily
+    import_progress: MetricFamily
+    import_state: MetricFamily
+    import_failure: MetricFamily
+    import_jobs: MetricFamily
+    extra: list[MetricFamily] = field(default_factory=list)
+
+
+class MetricsModel:
+    """Keeps the cross-cycle state and builds the families for each cycle."""
+
+    def __init__(
+        self, max_tracked_jobs: int, poll_interval: float, retention_intervals: int = 3
+    ) -> None:
+        self.max_tracked_jobs = max_tracked_jobs
+        self.poll_interval = poll_interval
+        self.retention_intervals = retention_intervals
+        self._targets: dict[TargetKey, _TargetState] = {}
+        self._poll_errors: Counter[tuple[str, str, str, str]] = Counter()
+        self._api_requests: Counter[tuple[str, str, str]] = Counter()
+        self._api_latency: dict[tuple[str, str], HistogramState] = {}
+        self._refresh_durations: dict[tuple[str, str, str], HistogramState] = {}
+        self._cycles = 0
+        self._last_cycle_seconds = 0.0
+        self._last_cycle_end = 0.0
+        self.untracked_jobs = 0
+
+    def configure(self, max_tracked_jobs: int, poll_interval: float) -> None:
+        """Apply a reloaded config's limits; state for removed targets goes at the next update."""
+        self.max_tracked_jobs = max_tracked_jobs
+        self.poll_interval = poll_interval
+
+    def update(self, cycle: CycleResult, now: float) -> list[MetricFamily]:
+        self._forget_removed_targets(cycle.targets)
+        for snapshot in cycle.snapshots:
+            self._apply_snapshot(snapshot)
+        for request in cycle.requests:
+            record = request.record
+            self._api_requests[(request.cluster, record.api, record.outcome)] += 1
+            latency = self._api_latency.setdefault(
+                (request.cluster, record.api), HistogramState(API_LATENCY_BUCKETS)
+            )
+            latency.observe(record.seconds)
+        self._cycles += 1
+        self._last_cycle_seconds = cycle.seconds
+        self._last_cycle_end = now
+        return self.families(now)
+
+    def target_status(self) -> list[_TargetState]:
+        """For the landing page: every target with up/down and the last reason."""
+        return list(self._targets.values())
+
+    def _forget_removed_targets(self, targets: Iterable[Target]) -> None:
+        current = {target.key: target for target in targets}
+        for key in list(self._targets):
+            if key not in current:
+                del self._targets[key]
+        for key, target in current.items():
+            state = self._targets.get(key)
+            if state is None:
+                self._targets[key] = _TargetState(target)
+            else:
+                state.target = target
+        clusters = {key[0] for key in current}
+        self._poll_errors = Counter(
+            {k: v for k, v in self._poll_errors.items() if k[:3] in current}
+        )
+        self._api_requests = Counter(
+            {k: v for k, v in self._api_requests.items() if k[0] in clusters}
+        )
+        self._api_latency = {k: v for k, v in self._api_latency.items() if k[0] in clusters}
+        self._refresh_durations = {
+            k: v for k, v in self._refresh_durations.items() if (k[0], k[1], "refresh") in current
+        }
+
+    def _apply_snapshot(self, snapshot: Snapshot) -> None:
+        state = self._targets.get(snapshot.target.key)
+        if state is None:
+            return
+        state.up = snapshot.ok
+        state.reason = snapshot.reason
+        if not snapshot.ok:
+            cluster, database, kind = snapshot.target.key
+            self._poll_errors[(cluster, database, kind, snapshot.reason)] += 1
+            return
+        state.last_good = snapshot
+        state.last_success_time = snapshot.polled_at
+        if snapshot.target.kind == "refresh":
+            self._observe_finished_refreshes(state, snapshot)
+
+    def _observe_finished_refreshes(self, state: _TargetState, snapshot: Snapshot) -> None:
+        """Observe each refresh the exporter sees finish; the first good poll only sets a baseline."""
+        finished = {
+            (job.collection, str(job.job_id)): job for job in snapshot.refresh_jobs if job.finished
+        }
+        if state.accounted_finished is None:
+            state.accounted_finished = set(finished)
+            return
+        cluster, database, _kind = snapshot.target.key
+        for key, job in finished.items():
+            if key in state.accounted_finished:
+                continue
+            if (
+                job.start_time is not None
+                and job.end_time is not None
+                and job.end_time >= job.start_time
+            ):
+                histogram = self._refresh_durations.setdefault(
+                    (cluster, database, job.state), HistogramState(REFRESH_DURATION_BUCKETS)
+                )
+                histogram.observe(job.end_time - job.start_time)
+        state.accounted_finished = set(finished)
+
+    def _visible_snapshot(self, state: _TargetState, now: float) -> Snapshot | None:
+        """The snapshot whose series are exported: the last good one, while within retention."""
+        snapshot = state.last_good
+        if snapshot is None:
+            return None
+        if (
+            not state.up
+            and now - snapshot.polled_at > self.retention_intervals * self.poll_interval
+        ):
+            return None
+        return snapshot
+
+    def families(self, now: float) -> list[MetricFamily]:
+        out = _Families(
+            refresh_progress=MetricFamily(
+                "milvus_refresh_job_progress_ratio",
+                "gauge",
+                f"Progress of a refresh job, 0 to 1. {POLLED}",
+            ),
+            refresh_state=MetricFamily(
+                "milvus_refresh_job_state",
+                "gauge",
+                f"Refresh job state: 1 for the current state, else 0. {POLLED}",
+            ),
+            refresh_start=MetricFamily(
+                "milvus_refresh_job_start_timestamp_seconds",
+                "gauge",
+                f"When a refresh job started (Unix time). {POLLED}",
+            ),
+            refresh_end=MetricFamily(
+                "milvus_refresh_job_end_timestamp_seconds",
+                "gauge",
+                f"When a refresh job ended (Unix time). {POLLED}",
+            ),
+            refresh_duration=MetricFamily(
+                "milvus_refresh_job_duration_seconds",
+                "gauge",
+                f"End minus start of a finished refresh job, or poll time minus start while running. {POLLED}",
+            ),
+            refresh_failure=MetricFamily(
+                "milvus_refresh_job_failure_info",
+                "gauge",
+                f"Failure reason of a failed refresh job. {POLLED}",
+            ),
+            refresh_jobs=MetricFamily(
+                "milvus_refresh_jobs",
+                "gauge",
+                f"Number of listed refresh jobs per collection and state. {POLLED}",
+            ),
+            refresh_last_success=MetricFamily(
+                "milvus_refresh_last_success_timestamp_seconds",
+                "gauge",
+                f"End time of the newest completed refresh of a collection (Unix time). {POLLED}",
+            ),
+            refresh_last_failure=MetricFamily(
+                "milvus_refresh_last_failure_timestamp_seconds",
+                "gauge",
+                f"End time of the newest failed refresh of a collection (Unix time). {POLLED}",
+            ),
+            import_progress=MetricFamily(
+                "milvus_import_job_progress_ratio",
+                "gauge",
+                f"Progress of an import job, 0 to 1. {POLLED}",
+            ),
+            import_state=MetricFamily(
+                "milvus_import_job_state",
+                "gauge",
+                f"Import job state: 1 for the current state, else 0. {POLLED}",
+            ),
+            import_failure=MetricFamily(
+                "milvus_import_job_failure_info",
+                "gauge",
+                f"Failure reason of a failed import job. {POLLED}",
+            ),
+            import_jobs=MetricFamily(
+                "milvus_import_jobs",
+                "gauge",
+                f"Number of listed import jobs per collection and state. {POLLED}",
+            ),
+        )
+        candidates: list[_Tracked] = []
+        unknown_states = MetricFamily(
+            "milvus_jobs_exporter_unknown_state_jobs",
+            "gauge",
+            f"Listed jobs whose state is not one the exporter knows; kept with the state as sent. {POLLED}",
+        )
+        for key, state in sorted(self._targets.items()):
+            snapshot = self._visible_snapshot(state, now)
+            if snapshot is None:
+                continue
+            jobs: tuple[RefreshJob | ImportJob, ...] = snapshot.refresh_jobs or snapshot.import_jobs
+            unknown_states.add(
+                (("milvus_cluster", key[0]), ("database", key[1]), ("kind", key[2])),
+                float(sum(1 for job in jobs if not job.known_state)),
+            )
+            if state.target.kind == "refresh":
+                candidates.extend(self._refresh_collection_series(out, snapshot))
+            else:
+                candidates.extend(self._import_collection_series(out, snapshot))
+        tracked = self._apply_cardinality_guard(candidates)
+        for item in tracked:
+            if isinstance(item.job, RefreshJob):
+                _refresh_job_series(out, item.target, item.job, item.polled_at)
+            else:
+                _import_job_series(out, item.target, item.job)
+        return [
+            out.refresh_progress,
+            out.refresh_state,
+            out.refresh_start,
+            out.refresh_end,
+            out.refresh_duration,
+            out.refresh_failure,
+            out.refresh_jobs,
+            out.refresh_last_success,
+            out.refresh_last_failure,
+            histogram_family(
+                "milvus_refresh_duration_seconds",
+                "Duration of refresh jobs the exporter saw finish, by final state.",
+                [
+                    ((("milvus_cluster", c), ("database", d), ("state", s)), h)
+                    for (c, d, s), h in sorted(self._refresh_durations.items())
+                ],
+            ),
+            out.import_progress,
+            out.import_state,
+            out.import_failure,
+            out.import_jobs,
+            unknown_states,
+            *self._health_families(now),
+        ]
+
+    def _refresh_collection_series(self, out: _Families, snapshot: Snapshot) -> list[_Tracked]:
+        cluster, database, _kind = snapshot.target.key
+        by_collection: dict[str, list[RefreshJob]] = {}
+        seen: set[tuple[str, int]] = set()
+        for job in snapshot.refresh_jobs:
+            if (job.collection, job.job_id) in seen:
+                continue
+            seen.add((job.collection, job.job_id))
+            by_collection.setdefault(job.collection, []).append(job)
+        candidates: list[_Tracked] = []
+        for collection, jobs in sorted(by_collection.items()):
+            labels = (
+                ("milvus_cluster", cluster),
+                ("database", database),
+                ("collection", collection),
+            )
+            counts = Counter(job.state for job in jobs)
+            for state_name in (*REFRESH_STATES, *sorted(set(counts) - set(REFRESH_STATES))):
+                out.refresh_jobs.add(
+                    (*labels, ("state", state_name)), float(counts.get(state_name, 0))
+                )
+            completed = [
+                job.end_time for job in jobs if job.state == "RefreshCompleted" and job.end_time
+            ]
+            failed = [job.end_time for job in jobs if job.state == "RefreshFailed" and job.end_time]
+            if completed:
+                out.refresh_last_success.add(labels, max(completed))
+            if failed:
+                out.refresh_last_failure.add(labels, max(failed))
+            newest_finished: RefreshJob | None = None
+            for job in jobs:
+                if not job.finished:
+                    candidates.append(
+                        _Tracked(
+                            snapshot.target, job, False, job.start_time or 0.0, snapshot.polled_at
+                        )
+                    )
+                elif newest_finished is None or (job.start_time or 0.0) > (
+                    newest_finished.start_time or 0.0
+                ):
+                    newest_finished = job
+            if newest_finished is not None:
+                age = newest_finished.end_time or newest_finished.start_time or 0.0
+                candidates.append(
+                    _Tracked(snapshot.target, newest_finished, True, age, snapshot.polled_at)
+                )
+        return candidates
+
+    def _import_collection_series(self, out: _Families, snapshot: Snapshot) -> list[_Tracked]:
+        cluster, database, _kind = snapshot.target.key
+        by_collection: dict[str, list[ImportJob]] = {}
+        seen: set[tuple[str, str]] = set()
+        for job in snapshot.import_jobs:
+            if (job.collection, job.job_id) in seen:
+                continue
+            seen.add((job.collection, job.job_id))
+            by_collection.setdefault(job.collection, []).append(job)
+        candidates: list[_Tracked] = []
+        for collection, jobs in sorted(by_collection.items()):
+            labels = (
+                ("milvus_cluster", cluster),
+                ("database", database),
+                ("collection", collection),
+            )
+            counts = Counter(job.state for job in jobs)
+            for state_name in (*IMPORT_STATES, *sorted(set(counts) - set(IMPORT_STATES))):
+                out.import_jobs.add(
+                    (*labels, ("state", state_name)), float(counts.get(state_name, 0))
+                )
+            newest_finished: ImportJob | None = None
+            for job in jobs:
+                if not job.finished:
+                    candidates.append(
+                        _Tracked(
+                            snapshot.target, job, False, float(job.order_key[0]), snapshot.polled_at
+                        )
+                    )
+                elif newest_finished is None or job.order_key > newest_finished.order_key:
+                    newest_finished = job
+            if newest_finished is not None:
+                candidates.append(
+                    _Tracked(
+                        snapshot.target,
+                        newest_finished,
+                        True,
+                        float(newest_finished.order_key[0]),
+                        snapshot.polled_at,
+                    )
+                )
+        return candidates
+
+    def _apply_cardinality_guard(self, candidates: list[_Tracked]) -> list[_Tracked]:
+        """Keep at most ``max_tracked_jobs``; leave out the oldest finished jobs first."""
+        excess = len(candidates) - self.max_tracked_jobs
+        if excess <= 0:
+            self.untracked_jobs = 0
+            return candidates
+        self.untracked_jobs = excess
+        finished = sorted(
+            (item for item in candidates if item.finished), key=lambda item: item.age_key
+        )
+        unfinished = sorted(
+            (item for item in candidates if not item.finished), key=lambda item: item.age_key
+        )
+        ordered_for_removal = finished + unfinished
+        removed = {id(item) for item in ordered_for_removal[:excess]}
+        return [item for item in candidates if id(item) not in removed]
+
+    def _health_families(self, now: float) -> list[MetricFamily]:
+        up = MetricFamily(
+            "milvus_jobs_exporter_target_up",
+            "gauge",
+            "1 if the last poll of the target succeeded, else 0.",
+        )
+        error_info = MetricFamily(
+            "milvus_jobs_exporter_target_error_info",
+            "gauge",
+            "Why a target that is down failed its last poll (present only while down).",
+        )
+        last_success = MetricFamily(
+            "milvus_jobs_exporter_last_success_timestamp_seconds",
+            "gauge",
+            "When the target was last polled successfully (Unix time).",
+        )
+        for key, state in sorted(self._targets.items()):
+            labels = (("milvus_cluster", key[0]), ("database", key[1]), ("kind", key[2]))
+            up.add(labels, 1.0 if state.up else 0.0)
+            if not state.up and state.reason:
+                error_info.add((*labels, ("reason", state.reason)), 1.0)
+            if state.last_success_time is not None:
+                last_success.add(labels, state.last_success_time)
+        errors = MetricFamily(
+            "milvus_jobs_exporter_poll_errors",
+            "counter",
+            "Failed polls of a target, by bounded reason.",
+        )
+        for (cluster, database, kind, reason), count in sorted(self._poll_errors.items()):
+            errors.add(
+                (
+                    ("milvus_cluster", cluster),
+                    ("database", database),
+                    ("kind", kind),
+                    ("reason", reason),
+                ),
+                float(count),
+                "_total",
+            )
+        requests_total = MetricFamily(
+            "milvus_jobs_exporter_api_requests",
+            "counter",
+            "HTTP requests to the Milvus job API, by outcome.",
+        )
+        for (cluster, api, outcome), count in sorted(self._api_requests.items()):
+            requests_total.add(
+                (("milvus_cluster", cluster), ("api", api), ("outcome", outcome)),
+                float(count),
+                "_total",
+            )
+        latency = histogram_family(
+            "milvus_jobs_exporter_api_request_duration_seconds",
+            "Time taken by HTTP requests to the Milvus job API.",
+            [
+                ((("milvus_cluster", c), ("api", a)), h)
+                for (c, a), h in sorted(self._api_latency.items())
+            ],
+        )
+        cycle = MetricFamily(
+            "milvus_jobs_exporter_poll_cycle_duration_seconds",
+            "gauge",
+            "How long the last full poll cycle took.",
+        )
+        cycle.add((), self._last_cycle_seconds)
+        cycles = MetricFamily(
+            "milvus_jobs_exporter_poll_cycles", "counter", "Poll cycles completed."
+        )
+        cycles.add((), float(self._cycles), "_total")
+        last_cycle = MetricFamily(
+            "milvus_jobs_exporter_last_poll_cycle_timestamp_seconds",
+            "gauge",
+            "When the last poll cycle finished (Unix time).",
+        )
+        last_cycle.add((), self._last_cycle_end)
+        untracked = MetricFamily(
+            "milvus_jobs_exporter_untracked_jobs",
+            "gauge",
+            "Jobs left without per-job series because max_tracked_jobs was reached (still counted).",
+        )
+        untracked.add((), float(self.untracked_jobs))
+        build = MetricFamily(
+            "milvus_jobs_exporter_build_info", "gauge", "Version of the exporter; always 1."
+        )
+        build.add((("version", __version__),), 1.0)
+        return [
+            up,
+            error_info,
+            last_success,
+            errors,
+            requests_total,
+            latency,
+            cycle,
+            cycles,
+            last_cycle,
+            untracked,
+            build,
+        ]
+
+
+def _job_labels(target: Target, collection: str, job_id: str) -> Labels:
+    return (
+        ("milvus_cluster", target.cluster.name),
+        ("database", target.database),
+        ("collection", collection),
+        ("job_id", job_id),
+    )
+
+
+def _refresh_job_series(out: _Families, target: Target, job: RefreshJob, polled_at: float) -> None:
+    labels = _job_labels(target, job.collection, str(job.job_id))
+    out.refresh_progress.add(labels, job.progress_ratio)
+    for state_name in REFRESH_STATES:
+        out.refresh_state.add(
+            (*labels, ("state", state_name)), 1.0 if job.state == state_name else 0.0
+        )
+    if not job.known_state:
+        out.refresh_state.add((*labels, ("state", job.state)), 1.0)
+    if job.start_time is not None:
+        out.refresh_start.add(labels, job.start_time)
+    if job.end_time is not None:
+        out.refresh_end.add(labels, job.end_time)
+    if job.start_time is not None:
+        if job.finished and job.end_time is not None:
+            out.refresh_duration.add(labels, max(0.0, job.end_time - job.start_time))
+        elif not job.finished:
+            out.refresh_duration.add(labels, max(0.0, polled_at - job.start_time))
+    if job.state == "RefreshFailed":
+        out.refresh_failure.add((*labels, ("reason", job.reason or "unknown")), 1.0)
+
+
+def _import_job_series(out: _Families, target: Target, job: ImportJob) -> None:
+    labels = _job_labels(target, job.collection, job.job_id)
+    out.import_progress.add(labels, job.progress_ratio)
+    for state_name in IMPORT_STATES:
+        out.import_state.add(
+            (*labels, ("state", state_name)), 1.0 if job.state == state_name else 0.0
+        )
+    if job.state not in IMPORT_STATES:
+        out.import_state.add((*labels, ("state", job.state)), 1.0)
+    if job.state == "Failed":
+        out.import_failure.add((*labels, ("reason", job.reason or "unknown")), 1.0)

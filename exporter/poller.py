@@ -1,0 +1,368 @@
+"""Poll every target once per cycle, concurrently, never above the rate limit.
+
+A single scheduler thread hands requests to a bounded worker pool, but only when the limiter has
+a free slot for the request's (credential, API path) *now*. Workers therefore never sit waiting
+on the limiter while other credentials could use them, and the time a slot is taken is the time
+the request leaves. Temporary failures (timeouts, connection errors, 5xx, 429) are retried with
+jittered exponential backoff inside the cycle, through the same limiter. The poller produces
+immutable ``Snapshot``s; it never formats metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import requests
+import structlog
+from requests.adapters import HTTPAdapter
+
+from .client import IMPORT_LIST, REFRESH_LIST, ApiError, MilvusClient, RequestRecord
+from .config import ClusterConfig, Config
+from .ratelimit import SlidingWindowLimiter
+from .records import ImportJob, RefreshJob
+from .redact import redact
+
+log = structlog.get_logger("exporter.poller")
+
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_CAP_SECONDS = 10.0
+RATE_LIMITED_PAUSE_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One (cluster, database, job kind): the unit that is up or down."""
+
+    cluster: ClusterConfig
+    database: str
+    kind: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.cluster.name, self.database, self.kind)
+
+    @property
+    def api(self) -> str:
+        return REFRESH_LIST if self.kind == "refresh" else IMPORT_LIST
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What one poll of one target found; ``ok`` False means ``reason`` says why."""
+
+    target: Target
+    polled_at: float
+    ok: bool
+    reason: str = ""
+    message: str = ""
+    refresh_jobs: tuple[RefreshJob, ...] = ()
+    import_jobs: tuple[ImportJob, ...] = ()
+    seconds: float = 0.0
+    attempts: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterRequest:
+    cluster: str
+    record: RequestRecord
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """Everything one cycle learned, handed to the model in one piece."""
+
+    targets: tuple[Target, ...]
+    snapshots: tuple[Snapshot, ...]
+    requests: tuple[ClusterRequest, ...]
+    started_at: float
+    seconds: float
+
+
+def targets_of(config: Config) -> tuple[Target, ...]:
+    return tuple(
+        Target(cluster, database, kind)
+        for cluster in config.clusters
+        for database in cluster.databases
+        for kind in cluster.jobs
+    )
+
+
+@dataclass
+class _Task:
+    target: Target
+    attempts: int = 0
+    not_before: float = 0.0
+    started: float = 0.0
+
+
+@dataclass
+class _CycleState:
+    pending: dict[tuple[str, str], deque[_Task]] = field(default_factory=dict)
+    delayed: list[_Task] = field(default_factory=list)
+    snapshots: list[Snapshot] = field(default_factory=list)
+    requests: list[ClusterRequest] = field(default_factory=list)
+    in_flight: int = 0
+
+
+class Poller:
+    """Owns the HTTP sessions, the limiter and the worker pool for one config."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        limiter: SlidingWindowLimiter | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.targets = targets_of(config)
+        self.limiter = limiter or SlidingWindowLimiter(config.requests_per_second, clock=clock)
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._rng = rng or random.Random()
+        self._sessions = {
+            cluster.name: _session(config.max_concurrent_requests) for cluster in config.clusters
+        }
+        self._executor = ThreadPoolExecutor(
+            config.max_concurrent_requests, thread_name_prefix="poll"
+        )
+        self._said_once: set[tuple[object, ...]] = set()
+        self._said_once_lock = threading.Lock()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        for session in self._sessions.values():
+            session.close()
+
+    def poll_cycle(
+        self, targets: Iterable[Target] | None = None, deadline: float | None = None
+    ) -> CycleResult:
+        """Poll ``targets`` (default: all) once; retries stop at ``deadline`` (default: one interval)."""
+        chosen = tuple(self.targets if targets is None else targets)
+        started_wall = self._wall_clock()
+        started = self._clock()
+        deadline = started + self.config.poll_interval if deadline is None else deadline
+        state = _CycleState()
+        for target in chosen:
+            state.pending.setdefault(self._limit_key(target), deque()).append(_Task(target))
+        wakeup = threading.Condition()
+        with wakeup:
+            while state.pending or state.delayed or state.in_flight:
+                next_wake = self._dispatch(state, wakeup, deadline)
+                if state.pending or state.delayed or state.in_flight:
+                    wakeup.wait(
+                        timeout=max(0.001, next_wake - self._clock())
+                        if next_wake < math.inf
+                        else 1.0
+                    )
+        return CycleResult(
+            targets=chosen,
+            snapshots=tuple(state.snapshots),
+            requests=tuple(state.requests),
+            started_at=started_wall,
+            seconds=self._clock() - started,
+        )
+
+    def _limit_key(self, target: Target) -> tuple[str, str]:
+        return (target.cluster.credential_id, target.api)
+
+    def _dispatch(self, state: _CycleState, wakeup: threading.Condition, deadline: float) -> float:
+        """Start every request that may start now; return when the next one may (called locked)."""
+        now = self._clock()
+        next_wake = math.inf
+        still_delayed = []
+        for task in state.delayed:
+            if task.not_before <= now:
+                state.pending.setdefault(self._limit_key(task.target), deque()).append(task)
+            else:
+                still_delayed.append(task)
+                next_wake = min(next_wake, task.not_before)
+        state.delayed = still_delayed
+        progressed = True
+        while progressed and state.pending:
+            progressed = False
+            for key in list(state.pending):
+                if state.in_flight >= self.config.max_concurrent_requests:
+                    return next_wake
+                wait = self.limiter.try_acquire(key)
+                if wait > 0:
+                    next_wake = min(next_wake, now + wait)
+                    continue
+                queue = state.pending[key]
+                task = queue.popleft()
+                if not queue:
+                    del state.pending[key]
+                state.in_flight += 1
+                progressed = True
+                self._executor.submit(self._run, task, state, wakeup, deadline)
+        return next_wake
+
+    def _run(
+        self, task: _Task, state: _CycleState, wakeup: threading.Condition, deadline: float
+    ) -> None:
+        """Worker: one attempt at one target, then report back to the scheduler."""
+        target = task.target
+        task.attempts += 1
+        if task.attempts == 1:
+            task.started = self._clock()
+        requests_seen: list[ClusterRequest] = []
+        snapshot: Snapshot | None = None
+        retry_at: float | None = None
+        try:
+            snapshot = self._poll_once(target, task, requests_seen)
+        except ApiError as error:
+            if error.reason == "rate_limited":
+                self.limiter.pause(
+                    self._limit_key(target), error.retry_after or RATE_LIMITED_PAUSE_SECONDS
+                )
+            retry_at = self._retry_time(task, error, deadline)
+            if retry_at is None:
+                snapshot = self._failed(target, task, error)
+            else:
+                log.info(
+                    "poll.retry", **_fields(target), reason=error.reason, attempt=task.attempts
+                )
+        except Exception as error:  # a bug must not take the daemon down; it is logged and counted
+            log.exception("poll.internal_error", **_fields(target))
+            snapshot = self._failed(target, task, ApiError("internal", type(error).__name__))
+        with wakeup:
+            state.in_flight -= 1
+            state.requests.extend(requests_seen)
+            if snapshot is not None:
+                state.snapshots.append(snapshot)
+            elif retry_at is not None:
+                task.not_before = retry_at
+                state.delayed.append(task)
+            wakeup.notify()
+
+    def _poll_once(
+        self, target: Target, task: _Task, requests_seen: list[ClusterRequest]
+    ) -> Snapshot:
+        cluster = target.cluster
+        first_request = True
+
+        def gate(api: str) -> None:
+            nonlocal first_request
+            if first_request and api == target.api:
+                first_request = False  # the scheduler already took this slot
+                return
+            self.limiter.acquire((cluster.credential_id, api))
+
+        client = MilvusClient(
+            cluster.endpoint,
+            cluster.token,
+            self._sessions[cluster.name],
+            self.config.request_timeout,
+            gate=gate,
+            observe=lambda record: requests_seen.append(ClusterRequest(cluster.name, record)),
+            max_response_bytes=self.config.max_response_bytes,
+            verify=_verify(cluster),
+            clock=self._clock,
+        )
+        polled_at = self._wall_clock()
+        if target.kind == "refresh":
+            refresh_jobs = tuple(client.list_refresh_jobs(target.database))
+            import_jobs: tuple[ImportJob, ...] = ()
+            self._note_oddities(target, refresh_jobs)
+        else:
+            refresh_jobs = ()
+            import_jobs = tuple(client.list_import_jobs(target.database))
+            self._note_oddities(target, import_jobs)
+        seconds = self._clock() - task.started
+        log.debug(
+            "poll.finished",
+            **_fields(target),
+            jobs=len(refresh_jobs) + len(import_jobs),
+            ms=round(seconds * 1000),
+        )
+        return Snapshot(
+            target=target,
+            polled_at=polled_at,
+            ok=True,
+            refresh_jobs=refresh_jobs,
+            import_jobs=import_jobs,
+            seconds=seconds,
+            attempts=task.attempts,
+        )
+
+    def _retry_time(self, task: _Task, error: ApiError, deadline: float) -> float | None:
+        if not error.temporary or task.attempts > self.config.max_retries:
+            return None
+        backoff = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (task.attempts - 1))
+        delay = max(backoff * self._rng.uniform(0.5, 1.0), error.retry_after or 0.0)
+        retry_at = self._clock() + delay
+        if retry_at + min(self.config.request_timeout, 1.0) > deadline:
+            return None
+        return retry_at
+
+    def _failed(self, target: Target, task: _Task, error: ApiError) -> Snapshot:
+        message = redact(error.message, target.cluster.token)
+        log.warning(
+            "poll.failed",
+            **_fields(target),
+            reason=error.reason,
+            error=message,
+            attempts=task.attempts,
+        )
+        return Snapshot(
+            target=target,
+            polled_at=self._wall_clock(),
+            ok=False,
+            reason=error.reason,
+            message=message,
+            seconds=self._clock() - task.started,
+            attempts=task.attempts,
+        )
+
+    def _note_oddities(self, target: Target, jobs: Iterable[RefreshJob | ImportJob]) -> None:
+        """Log an unknown state or an out-of-range progress once, not on every poll."""
+        for job in jobs:
+            if not job.known_state:
+                self._say_once(
+                    ("state", target.key, job.state), "job.unknown_state", target, state=job.state
+                )
+            if job.progress_out_of_range:
+                self._say_once(
+                    ("progress", target.key, job.collection, job.job_id),
+                    "job.progress_out_of_range",
+                    target,
+                    collection=job.collection,
+                    job_id=str(job.job_id),
+                )
+
+    def _say_once(
+        self, key: tuple[object, ...], event: str, target: Target, **fields: object
+    ) -> None:
+        with self._said_once_lock:
+            if key in self._said_once or len(self._said_once) > 100_000:
+                return
+            self._said_once.add(key)
+        log.warning(event, **_fields(target), **fields)
+
+
+def _fields(target: Target) -> dict[str, str]:
+    return {"cluster": target.cluster.name, "database": target.database, "kind": target.kind}
+
+
+def _session(pool_size: int) -> requests.Session:
+    session = requests.Session()
+    session.trust_env = True
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _verify(cluster: ClusterConfig) -> bool | str:
+    if cluster.tls_insecure_skip_verify:
+        return False
+    return cluster.tls_ca_file or True

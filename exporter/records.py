@@ -1,0 +1,205 @@
+"""Typed job records, parsed liberally from what real servers send.
+
+Real answers vary: ``jobId`` is an int64 that arrives as a JSON number (refresh) or a string of
+digits (import), sometimes ``job-xxxx`` on the Zilliz Cloud control plane; ``progress`` may be a
+number or a numeric string; times are epoch milliseconds with 0 meaning "not set". Anything that
+cannot be read raises ``RecordError`` so the poll fails cleanly instead of exporting nonsense.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+REFRESH_STATES = ("RefreshPending", "RefreshInProgress", "RefreshCompleted", "RefreshFailed")
+REFRESH_FINISHED_STATES = frozenset({"RefreshCompleted", "RefreshFailed"})
+IMPORT_STATES = ("Pending", "Importing", "Completed", "Failed")
+IMPORT_EXTRA_STATES = frozenset({"InProgress", "Uncommitted", "Committing", "None"})
+IMPORT_FINISHED_STATES = frozenset({"Completed", "Failed"})
+MAX_STATE_LENGTH = 64
+MAX_REASON_LENGTH = 200
+MAX_NAME_LENGTH = 255
+
+_UNSAFE_STATE_CHARACTERS = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+class RecordError(ValueError):
+    """A record that cannot be read; the message names the field, never the whole payload."""
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshJob:
+    """One external-collection refresh job as listed by the server."""
+
+    job_id: int
+    collection: str
+    state: str
+    progress_ratio: float
+    start_time: float | None
+    end_time: float | None
+    reason: str = ""
+    progress_out_of_range: bool = False
+
+    @property
+    def finished(self) -> bool:
+        return self.state in REFRESH_FINISHED_STATES
+
+    @property
+    def known_state(self) -> bool:
+        return self.state in REFRESH_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class ImportJob:
+    """One bulk-import job as listed by the server (the list carries no times)."""
+
+    job_id: str
+    collection: str
+    state: str
+    progress_ratio: float
+    reason: str = ""
+    progress_out_of_range: bool = False
+
+    @property
+    def finished(self) -> bool:
+        return self.state in IMPORT_FINISHED_STATES
+
+    @property
+    def known_state(self) -> bool:
+        return self.state in IMPORT_STATES or self.state in IMPORT_EXTRA_STATES
+
+    @property
+    def order_key(self) -> tuple[int, str]:
+        """Newer jobs have larger numeric ids; ``job-xxxx`` ids sort after by text."""
+        return (int(self.job_id), "") if _is_digits(self.job_id) else (-1, self.job_id)
+
+
+def parse_refresh_job(record: Any) -> RefreshJob:
+    """Read one ``records[]`` entry of the external-collection list or describe answer."""
+    if not isinstance(record, dict):
+        raise RecordError(f"expected a job object, got {type(record).__name__}")
+    progress, out_of_range = _progress(record.get("progress"))
+    return RefreshJob(
+        job_id=_int64(record.get("jobId"), "jobId"),
+        collection=_name(record.get("collectionName"), "collectionName"),
+        state=_state(record.get("state")),
+        progress_ratio=progress,
+        start_time=_epoch_millis(record.get("startTime"), "startTime"),
+        end_time=_epoch_millis(record.get("endTime"), "endTime"),
+        reason=_reason(record.get("reason")),
+        progress_out_of_range=out_of_range,
+    )
+
+
+def parse_import_job(record: Any) -> ImportJob:
+    """Read one ``records[]`` entry of the import list answer."""
+    if not isinstance(record, dict):
+        raise RecordError(f"expected a job object, got {type(record).__name__}")
+    progress, out_of_range = _progress(record.get("progress"))
+    return ImportJob(
+        job_id=_import_job_id(record.get("jobId")),
+        collection=_name(record.get("collectionName"), "collectionName"),
+        state=_state(record.get("state")),
+        progress_ratio=progress,
+        reason=_reason(record.get("reason")),
+        progress_out_of_range=out_of_range,
+    )
+
+
+def sanitize_state(value: str) -> str:
+    """Keep an unknown state as a bounded, label-safe token rather than dropping the job."""
+    cleaned = _UNSAFE_STATE_CHARACTERS.sub("_", value.strip())[:MAX_STATE_LENGTH]
+    return cleaned or "unknown"
+
+
+def _int64(value: Any, field: str) -> int:
+    if isinstance(value, bool):
+        raise RecordError(f"{field} must be an integer, got a boolean")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and _is_digits(value.strip()):
+        number = int(value.strip())
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    else:
+        raise RecordError(f"{field} must be an int64, got {_describe(value)}")
+    if not 0 <= number < 2**63:
+        raise RecordError(f"{field} {number} is outside the int64 range")
+    return number
+
+
+def _import_job_id(value: Any) -> str:
+    if isinstance(value, str) and value.strip() and len(value) <= MAX_NAME_LENGTH:
+        text = value.strip()
+        return str(int(text)) if _is_digits(text) else text
+    return str(_int64(value, "jobId"))
+
+
+def _name(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise RecordError(f"{field} must be a string, got {_describe(value)}")
+    return value[:MAX_NAME_LENGTH]
+
+
+def _state(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise RecordError(f"state must be a non-empty string, got {_describe(value)}")
+    return sanitize_state(value)
+
+
+def _progress(value: Any) -> tuple[float, bool]:
+    """Percent 0..100 -> ratio 0..1, clamped; the flag says whether clamping happened."""
+    if value is None:
+        return 0.0, False
+    if isinstance(value, bool):
+        raise RecordError("progress must be a number, got a boolean")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise RecordError(f"progress must be a number, got {_describe(value)}") from None
+    if not isinstance(value, (int, float)) or value != value:
+        raise RecordError(f"progress must be a number, got {_describe(value)}")
+    clamped = min(max(float(value), 0.0), 100.0)
+    return clamped / 100.0, clamped != value
+
+
+def _epoch_millis(value: Any, field: str) -> float | None:
+    """Epoch milliseconds -> seconds; 0, missing or null means "not set"."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise RecordError(f"{field} must be epoch milliseconds, got a boolean")
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            raise RecordError(
+                f"{field} must be epoch milliseconds, got {_describe(value)}"
+            ) from None
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise RecordError(f"{field} must be epoch milliseconds, got {_describe(value)}")
+    return value / 1000.0 if value else None
+
+
+def _reason(value: Any) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    return " ".join(text.split())[:MAX_REASON_LENGTH]
+
+
+def _is_digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts ``"²"``, which ``int()`` refuses."""
+    return text.isascii() and text.isdigit()
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"the string {shown!r}"
+    if value is None:
+        return "null"
+    return f"a {type(value).__name__}"

@@ -1,0 +1,190 @@
+"""The exporter's HTTP server: /metrics, /healthz, /readyz and a landing page.
+
+It reads only the exposition cache and the daemon's published status; it never calls upstream,
+so a slow or broken cluster can never make a scrape slow.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
+
+import structlog
+
+from . import __version__
+from .daemon import TargetStatus
+from .exposition import ExpositionCache
+
+log = structlog.get_logger("exporter.server")
+
+ROUTES = ("/", "/metrics", "/healthz", "/readyz")
+
+
+class ExporterApp(Protocol):
+    """What the server needs from the daemon (a Protocol so tests can hand in a small fake)."""
+
+    cache: ExpositionCache
+    ready: threading.Event
+
+    def status(self) -> list[TargetStatus]: ...
+
+
+class ExporterHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], app_provider: Callable[[], ExporterApp]) -> None:
+        self.app_provider = app_provider
+        super().__init__(address, _Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = str(self.server_address[0]), int(self.server_address[1])
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        shown = f"[{shown}]" if ":" in shown else shown
+        return f"http://{shown}:{port}"
+
+
+def serve_in_thread(server: ExporterHTTPServer) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    thread.start()
+    return thread
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ExporterHTTPServer
+    server_version = f"milvus-jobs-exporter/{__version__}"
+    sys_version = ""
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self._route(send_body=True)
+
+    def do_HEAD(self) -> None:
+        self._route(send_body=False)
+
+    def _method_not_allowed(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path in ROUTES:
+            self._reply(
+                HTTPStatus.METHOD_NOT_ALLOWED, b"method not allowed\n", extra={"Allow": "GET, HEAD"}
+            )
+        else:
+            self._reply(HTTPStatus.NOT_FOUND, b"not found\n")
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _method_not_allowed
+
+    def _route(self, send_body: bool) -> None:
+        path = self.path.split("?", 1)[0]
+        app = self.server.app_provider()
+        if path == "/metrics":
+            self._metrics(app, send_body)
+        elif path == "/healthz":
+            self._reply(HTTPStatus.OK, b"ok\n", send_body=send_body)
+        elif path == "/readyz":
+            if app.ready.is_set():
+                self._reply(HTTPStatus.OK, b"ready\n", send_body=send_body)
+            else:
+                self._reply(
+                    HTTPStatus.SERVICE_UNAVAILABLE,
+                    b"not ready: first poll cycle running\n",
+                    send_body=send_body,
+                )
+        elif path == "/":
+            page = landing_page(app.status(), app.ready.is_set()).encode()
+            self._reply(
+                HTTPStatus.OK, page, content_type="text/html; charset=utf-8", send_body=send_body
+            )
+        else:
+            self._reply(HTTPStatus.NOT_FOUND, b"not found\n", send_body=send_body)
+
+    def _metrics(self, app: ExporterApp, send_body: bool) -> None:
+        accept = self.headers.get("Accept", "")
+        openmetrics = "application/openmetrics-text" in accept
+        gzip = _accepts_gzip(self.headers.get("Accept-Encoding", ""))
+        scrape = app.cache.scrape(openmetrics=openmetrics, gzip=gzip)
+        extra = {"Vary": "Accept, Accept-Encoding"}
+        if scrape.gzipped:
+            extra["Content-Encoding"] = "gzip"
+        self._reply(
+            HTTPStatus.OK,
+            scrape.body,
+            content_type=scrape.content_type,
+            extra=extra,
+            send_body=send_body,
+        )
+
+    def _reply(
+        self,
+        status: HTTPStatus,
+        body: bytes,
+        *,
+        content_type: str = "text/plain; charset=utf-8",
+        extra: dict[str, str] | None = None,
+        send_body: bool = True,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if send_body:
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("http.request", client=self.client_address[0], line=format % args)
+
+
+def _accepts_gzip(header: str) -> bool:
+    """True if ``Accept-Encoding`` allows gzip (``gzip`` or ``*`` with a non-zero ``q``)."""
+    for part in header.split(","):
+        coding, _, params = part.partition(";")
+        if coding.strip().lower() not in ("gzip", "*"):
+            continue
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        return quality > 0
+    return False
+
+
+def landing_page(rows: list[TargetStatus], ready: bool) -> str:
+    """A small HTML page: links and one row per target; no secrets ever reach it."""
+    now = time.time()
+    body_rows = []
+    for row in sorted(rows, key=lambda row: (row.cluster, row.database, row.kind)):
+        age = f"{now - row.last_success:.0f}s ago" if row.last_success else "never"
+        status = "up" if row.up else f"down ({row.reason or 'not polled yet'})"
+        body_rows.append(
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(cell)}</td>"
+                for cell in (row.cluster, row.database, row.kind, status, age)
+            )
+            + "</tr>"
+        )
+    table = "\n".join(body_rows) or '<tr><td colspan="5">no poll cycle has finished yet</td></tr>'
+    state = "ready" if ready else "starting: the first poll cycle is running"
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Milvus jobs exporter</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em .8em;text-align:left}}</style></head>
+<body><h1>Milvus jobs exporter</h1>
+<p>Version {html.escape(__version__)}, {html.escape(state)}.</p>
+<p><a href="/metrics">Metrics</a> &middot; <a href="/healthz">Health</a> &middot; <a href="/readyz">Readiness</a></p>
+<table><thead><tr><th>Cluster</th><th>Database</th><th>Kind</th><th>Last poll</th><th>Last success</th></tr></thead>
+<tbody>
+{table}
+</tbody></table></body></html>
+"""

@@ -1,0 +1,29 @@
+"""A faithful fake of the Milvus / Zilliz Cloud REST v2 job endpoints, standard library only.
+
+Used by `demo` and `simulate`, integration and end-to-end tests, and benchmarks; the exporter's
+product path never imports it.
+
+    sim = Simulator(SimulatorOptions(seed=7, time_scale=60))
+    with sim.serve("127.0.0.1", 0) as server:
+        ...  # point the exporter at server.url with token "demo-token"
+"""
+
+from .cli import add_arguments, listen_address, options_from_args, parse_listen, run_forever
+from .core import Simulator
+from .faults import FAULT_KINDS, Fault
+from .options import RequestRecord, SimulatorOptions
+from .server import SimulatorServer
+
+__all__ = [
+    "FAULT_KINDS",
+    "Fault",
+    "RequestRecord",
+    "Simulator",
+    "SimulatorOptions",
+    "SimulatorServer",
+    "add_arguments",
+    "listen_address",
+    "options_from_args",
+    "parse_listen",
+    "run_forever",
+]

@@ -1,0 +1,116 @@
+"""`/_simulator/...`: the control hooks over HTTP, for tests that run the exporter elsewhere.
+
+No auth, no rate limit, not in the request log: this is the test's side door, not the API.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+
+from .faults import Fault
+from .reply import Reply, json_reply
+
+if TYPE_CHECKING:
+    from .core import Simulator
+
+CONTROL_PREFIX = "/_simulator/"
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def control_reply(simulator: Simulator, method: str, path: str, body: bytes) -> Reply:
+    route = (method, path.removeprefix(CONTROL_PREFIX).rstrip("/"))
+    try:
+        request = _parse(body)
+        if route == ("GET", "health"):
+            return json_reply({"ok": True})
+        if route == ("GET", "requests"):
+            records = [asdict(record) for record in simulator.request_log()]
+            return json_reply({"requests": records})
+        if route == ("DELETE", "requests"):
+            simulator.clear_request_log()
+            return json_reply({"ok": True})
+        if route == ("POST", "refresh"):
+            return json_reply({"jobId": _start_refresh(simulator, request)})
+        if route == ("POST", "faults"):
+            _set_fault(simulator, request)
+            return json_reply({"ok": True})
+        if route in (("DELETE", "faults"), ("POST", "faults/clear")):
+            simulator.clear_faults()
+            return json_reply({"ok": True})
+        if route == ("GET", "databases"):
+            return json_reply({"databases": simulator.databases()})
+        if route == ("POST", "databases"):
+            collections = request.get("collections")
+            simulator.add_database(_text(request, "name"), _optional_int(collections))
+            return json_reply({"ok": True})
+    except (_BadRequest, KeyError, ValueError, TypeError) as problem:
+        return json_reply({"error": str(problem)}, 400)
+    return json_reply({"error": f"no control route {method} {path}"}, 404)
+
+
+def _parse(body: bytes) -> dict[str, object]:
+    if not body.strip():
+        return {}
+    try:
+        request = json.loads(body)
+    except ValueError as problem:
+        raise _BadRequest(f"body is not JSON: {problem}") from None
+    if not isinstance(request, dict):
+        raise _BadRequest("body must be a JSON object")
+    return request
+
+
+def _start_refresh(simulator: Simulator, request: dict[str, object]) -> int:
+    return simulator.start_refresh(
+        _text(request, "dbName", "default"),
+        _text(request, "collectionName"),
+        outcome=_text(request, "outcome", "completed"),
+        duration_seconds=_number(request, "durationSeconds", 5.0),
+        reason=_text(request, "reason", "refresh failed: simulated failure"),
+    )
+
+
+def _set_fault(simulator: Simulator, request: dict[str, object]) -> None:
+    defaults = Fault("timeout")
+    fault = Fault(
+        _text(request, "kind"),
+        seconds=_number(request, "seconds", defaults.seconds),
+        size_bytes=int(_number(request, "sizeBytes", defaults.size_bytes)),
+        retry_after=int(_number(request, "retryAfter", defaults.retry_after)),
+    )
+    database = request.get("database")
+    path = request.get("path")
+    simulator.set_fault(
+        fault,
+        database=database if isinstance(database, str) else None,
+        path=path if isinstance(path, str) else None,
+    )
+
+
+def _number(request: dict[str, object], name: str, default: float) -> float:
+    value = request.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise _BadRequest(f"{name} must be a number")
+    return float(value)
+
+
+def _text(request: dict[str, object], name: str, default: str | None = None) -> str:
+    value = request.get(name, default)
+    if not isinstance(value, str) or not value:
+        raise _BadRequest(f"{name} must be a non-empty string")
+    return value
+
+
+def _optional_int(value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _BadRequest("collections must be an integer")
+    return value

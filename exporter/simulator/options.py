@@ -1,0 +1,71 @@
+"""Knobs of the simulated upstream, and the record of what it was asked.
+
+Everything the simulator does is decided by a `SimulatorOptions` value, so two simulators built
+from equal options (and fed the same clock) answer the same bytes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+RateLimitStyle = Literal["http_429", "code_1807", "code_8"]
+RATE_LIMIT_STYLES: tuple[RateLimitStyle, ...] = ("http_429", "code_1807", "code_8")
+
+
+@dataclass(frozen=True)
+class SimulatorOptions:
+    """How big the fake world is, how fast it moves and how strictly it polices callers.
+
+    `time_scale` is simulated seconds per real second: tests use 60 so that a ten-minute refresh
+    takes ten real seconds. `requests_per_second` of 0 or None turns rate limiting off (benchmarks).
+    `hang_probability` is the share of automatic refresh jobs that never finish, which is what
+    makes "stuck job" alerts worth having.
+    """
+
+    seed: int = 7
+    tokens: tuple[str, ...] = ("demo-token",)
+    databases: tuple[str, ...] = ("default", "analytics")
+    collections_per_database: int = 4
+    refresh_jobs_per_collection: int = 3
+    import_jobs_per_database: int = 5
+    time_scale: float = 1.0
+    latency_seconds: float = 0.0
+    requests_per_second: int | None = 20
+    rate_limit_style: RateLimitStyle = "http_429"
+    legacy_success_code: bool = False
+    import_paging: bool = False
+    auto_refresh: bool = True
+    failure_probability: float = 0.2
+    hang_probability: float = 0.02
+    clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.rate_limit_style not in RATE_LIMIT_STYLES:
+            raise ValueError(f"rate_limit_style must be one of {', '.join(RATE_LIMIT_STYLES)}")
+        if self.time_scale <= 0:
+            raise ValueError("time_scale must be positive")
+        for name in ("failure_probability", "hang_probability"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if len(set(self.databases)) != len(self.databases):
+            raise ValueError("database names must be unique")
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One upstream API request as the simulator saw it; rate-limit tests read these.
+
+    `arrival` is the options clock (real seconds, not simulated); `code` is the envelope code of
+    the answer, or -1 when the answer had none (HTML, cut JSON, closed connection).
+    """
+
+    arrival: float
+    token: str
+    path: str
+    database: str | None
+    status: int
+    code: int

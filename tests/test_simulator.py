@@ -1,0 +1,589 @@
+"""The simulator behaves like the upstream job API, as seen over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import requests
+
+from exporter.simulator import (
+    Fault,
+    Simulator,
+    SimulatorOptions,
+    SimulatorServer,
+    add_arguments,
+    options_from_args,
+    parse_listen,
+)
+
+REFRESH_LIST = "/v2/vectordb/jobs/external_collection/list"
+REFRESH_DESCRIBE = "/v2/vectordb/jobs/external_collection/describe"
+REFRESH_START = "/v2/vectordb/jobs/external_collection/refresh"
+IMPORT_LIST = "/v2/vectordb/jobs/import/list"
+IMPORT_DESCRIBE = "/v2/vectordb/jobs/import/describe"
+
+REFRESH_STATES = {"RefreshPending", "RefreshInProgress", "RefreshCompleted", "RefreshFailed"}
+IMPORT_STATES = {"Pending", "Importing", "Completed", "Failed", "Uncommitted", "Committing"}
+START = 1_712_832_000.0
+
+
+class FakeClock:
+    """Real seconds that only move when a test says so."""
+
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def serve(clock: FakeClock) -> Iterator[Callable[..., tuple[Simulator, SimulatorServer]]]:
+    """Start simulators with option overrides (fake clock by default); stop them afterwards."""
+    servers: list[SimulatorServer] = []
+
+    def start(**overrides: Any) -> tuple[Simulator, SimulatorServer]:
+        options = SimulatorOptions(clock=clock, auto_refresh=False)
+        simulator = Simulator(replace(options, **overrides))
+        server = simulator.serve("127.0.0.1", 0)
+        servers.append(server)
+        return simulator, server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+def post(
+    server: SimulatorServer,
+    path: str,
+    body: object,
+    token: str | None = "demo-token",
+    timeout: float = 5.0,
+) -> requests.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    return requests.post(server.url + path, json=body, headers=headers, timeout=timeout)
+
+
+def records(response: requests.Response) -> list[dict[str, Any]]:
+    payload = json.loads(response.text)
+    assert payload["code"] == 0, payload
+    return list(payload["data"]["records"])
+
+
+def refresh_of(server: SimulatorServer, job_id: int) -> dict[str, Any]:
+    payload = json.loads(post(server, REFRESH_DESCRIBE, {"jobId": job_id}).text)
+    assert payload["code"] == 0, payload
+    return dict(payload["data"])
+
+
+# -- authentication ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="missing"),
+        pytest.param({"Authorization": "Bearer wrong"}, id="wrong-token"),
+        pytest.param({"Authorization": "Basic demo-token"}, id="not-bearer"),
+    ],
+)
+def test_requests_without_a_valid_token_get_http_401_and_code_1800(serve, headers):
+    _, server = serve()
+    response = requests.post(server.url + REFRESH_LIST, json={}, headers=headers, timeout=5)
+    assert response.status_code == 401
+    assert response.json()["code"] == 1800
+
+
+def test_user_and_password_tokens_are_accepted_like_api_keys(serve):
+    _, server = serve(tokens=("api-key", "root:Milvus"))
+    assert post(server, REFRESH_LIST, {}, token="root:Milvus").json()["code"] == 0
+    assert post(server, REFRESH_LIST, {}, token="api-key").json()["code"] == 0
+
+
+# -- external collection refresh jobs ----------------------------------------------------------
+
+
+def test_list_returns_int64_job_ids_above_2_pow_53(serve):
+    _, server = serve()
+    job_ids = [record["jobId"] for record in records(post(server, REFRESH_LIST, {}))]
+    assert job_ids
+    assert all(isinstance(job_id, int) and job_id > 2**53 for job_id in job_ids)
+    assert any(int(float(job_id)) != job_id for job_id in job_ids), "ids must not fit a float"
+    assert refresh_of(server, job_ids[0])["jobId"] == job_ids[0]
+
+
+def test_refresh_list_records_have_the_documented_shape_newest_first(serve):
+    _, server = serve()
+    found = records(post(server, REFRESH_LIST, {"dbName": "default"}))
+    assert len(found) == 4 * 3
+    start_times = [record["startTime"] for record in found]
+    assert start_times == sorted(start_times, reverse=True)
+    for record in found:
+        assert record["state"] in REFRESH_STATES
+        assert record["collectionName"].startswith("ext_")
+        assert 0 <= record["progress"] <= 100
+        assert json.loads(record["externalSource"])["path"]
+        assert isinstance(record["externalSpec"], str)
+        assert record["startTime"] > 1_000_000_000_000, "epoch milliseconds"
+        finished = record["state"] in ("RefreshCompleted", "RefreshFailed")
+        assert (record["endTime"] >= record["startTime"]) if finished else record["endTime"] == 0
+        assert ("reason" in record) == (record["state"] == "RefreshFailed")
+        if record["state"] != "RefreshCompleted":
+            assert record["progress"] <= 99
+
+
+def test_refresh_list_filters_by_collection(serve):
+    _, server = serve()
+    found = records(
+        post(server, REFRESH_LIST, {"dbName": "analytics", "collectionName": "ext_movies"})
+    )
+    assert {record["collectionName"] for record in found} == {"ext_movies"}
+
+
+def test_unknown_database_answers_http_200_with_code_800(serve):
+    _, server = serve()
+    response = post(server, REFRESH_LIST, {"dbName": "nope"})
+    assert response.status_code == 200
+    assert response.json() == {"code": 800, "message": "database not found[database=nope]"}
+
+
+def test_unknown_collection_answers_code_100(serve):
+    _, server = serve()
+    assert post(server, REFRESH_LIST, {"collectionName": "ext_nope"}).json()["code"] == 100
+    assert post(server, REFRESH_START, {"collectionName": "ext_nope"}).json()["code"] == 100
+
+
+@pytest.mark.parametrize(
+    "as_text", [pytest.param(False, id="number"), pytest.param(True, id="digits")]
+)
+def test_describe_accepts_the_job_id_as_a_number_or_a_string_of_digits(serve, as_text):
+    _, server = serve()
+    job_id = records(post(server, REFRESH_LIST, {}))[0]["jobId"]
+    payload = post(server, REFRESH_DESCRIBE, {"jobId": str(job_id) if as_text else job_id}).json()
+    assert payload["code"] == 0
+    assert payload["data"]["jobId"] == job_id
+
+
+def test_describe_of_an_unknown_job_answers_code_1802(serve):
+    _, server = serve()
+    assert post(server, REFRESH_DESCRIBE, {"jobId": 449503829274509301}).json()["code"] == 1802
+
+
+def test_refresh_starts_a_job_and_refuses_a_second_while_it_runs(serve, clock):
+    _, server = serve(hang_probability=0.0)
+    clock.advance(7200)
+    body = {"dbName": "default", "collectionName": "ext_books"}
+    started = post(server, REFRESH_START, body).json()
+    assert started["code"] == 0
+    assert refresh_of(server, started["data"]["jobId"])["state"] == "RefreshPending"
+    assert post(server, REFRESH_START, body).json()["code"] == 703
+
+
+def test_refresh_needs_both_external_source_and_spec_or_neither(serve, clock):
+    _, server = serve()
+    clock.advance(7200)
+    source = json.dumps({"type": "volume", "path": "volume://my-volume/books-v2"})
+    body = {"collectionName": "ext_books", "externalSource": source}
+    assert post(server, REFRESH_START, body).json()["code"] == 1100
+    body["externalSpec"] = json.dumps({"format": "parquet", "secretKey": "s3cr3t"})
+    job_id = post(server, REFRESH_START, body).json()["data"]["jobId"]
+    record = refresh_of(server, job_id)
+    assert record["externalSource"] == source
+    assert "s3cr3t" not in record["externalSpec"]
+
+
+def test_a_body_that_is_not_json_answers_code_1801(serve):
+    _, server = serve()
+    response = requests.post(
+        server.url + REFRESH_LIST,
+        data="dbName=default",
+        headers={"Authorization": "Bearer demo-token"},
+        timeout=5,
+    )
+    assert response.status_code == 200
+    assert response.json()["code"] == 1801
+
+
+def test_an_unknown_path_answers_404_with_json(serve):
+    _, server = serve()
+    response = post(server, "/v2/vectordb/jobs/nothing/list", {})
+    assert response.status_code == 404
+    assert "message" in response.json()
+
+
+# -- imports ------------------------------------------------------------------------------------
+
+
+def test_import_list_returns_job_ids_as_strings_of_digits(serve):
+    _, server = serve()
+    found = records(post(server, IMPORT_LIST, {"dbName": "default"}))
+    assert len(found) == 5
+    for record in found:
+        assert isinstance(record["jobId"], str) and record["jobId"].isdigit()
+        assert record["state"] in IMPORT_STATES
+        assert 0 <= record["progress"] <= 100
+        assert ("reason" in record) == (record["state"] == "Failed")
+        assert "startTime" not in record
+
+
+def test_import_describe_adds_rows_times_and_file_details(serve):
+    _, server = serve()
+    job_id = records(post(server, IMPORT_LIST, {}))[0]["jobId"]
+    payload = post(server, IMPORT_DESCRIBE, {"jobId": job_id}).json()
+    assert payload["code"] == 0
+    job = payload["data"]
+    assert job["jobId"] == job_id
+    assert job["totalRows"] >= job["importedRows"] >= 0
+    assert job["createTime"].endswith("Z") and job["createTime"][4] == "-"
+    assert (job["completeTime"] != "") == (job["state"] in ("Completed", "Failed"))
+    assert job["details"] and {"fileName", "fileSize", "progress", "state"} <= set(
+        job["details"][0]
+    )
+    assert post(server, IMPORT_DESCRIBE, {"jobId": "1"}).json()["code"] in (1802, 1100)
+
+
+def test_import_paging_answers_count_current_page_and_page_size(serve):
+    _, server = serve(import_paging=True, import_jobs_per_database=25)
+    first = post(server, IMPORT_LIST, {}).json()["data"]
+    assert (first["count"], first["currentPage"], first["pageSize"]) == (25, 1, 10)
+    assert len(first["records"]) == 10
+    last = post(server, IMPORT_LIST, {"pageSize": 20, "currentPage": 2}).json()["data"]
+    assert len(last["records"]) == 5
+    seen = {record["jobId"] for record in first["records"] + last["records"]}
+    assert len(seen) == 15
+    assert post(server, IMPORT_LIST, {"pageSize": 101}).json()["code"] == 1100
+
+
+def test_import_jobs_move_from_pending_to_a_final_state(serve, clock):
+    _, server = serve(auto_refresh=True, import_jobs_per_database=5)
+    clock.advance(3 * 3600)
+    found = records(post(server, IMPORT_LIST, {}))
+    assert found, "automatic imports keep arriving"
+    clock.advance(3600)
+    for record in found:
+        final = post(server, IMPORT_DESCRIBE, {"jobId": record["jobId"]}).json()["data"]
+        assert final["state"] in ("Completed", "Failed")
+
+
+# -- envelope variants --------------------------------------------------------------------------
+
+
+def test_legacy_success_code_answers_200_in_the_envelope(serve):
+    _, server = serve(legacy_success_code=True)
+    assert post(server, REFRESH_LIST, {}).json()["code"] == 200
+    assert post(server, IMPORT_LIST, {}).json()["code"] == 200
+    assert post(server, REFRESH_LIST, {"dbName": "nope"}).json()["code"] == 800
+
+
+# -- time ---------------------------------------------------------------------------------------
+
+
+def test_a_refresh_moves_from_pending_to_completed_as_simulated_time_passes(serve, clock):
+    simulator, server = serve(time_scale=60)
+    job_id = simulator.start_refresh("default", "ext_books", "completed", duration_seconds=600)
+    assert refresh_of(server, job_id)["state"] == "RefreshPending"
+    clock.advance(2)
+    early = refresh_of(server, job_id)
+    clock.advance(3)
+    later = refresh_of(server, job_id)
+    assert early["state"] == later["state"] == "RefreshInProgress"
+    assert 0 <= early["progress"] < later["progress"] <= 99
+    clock.advance(10)
+    done = refresh_of(server, job_id)
+    assert (done["state"], done["progress"]) == ("RefreshCompleted", 100)
+    assert done["endTime"] - done["startTime"] == 600_000
+
+
+def test_start_refresh_with_outcome_failed_ends_refresh_failed_with_its_reason(serve, clock):
+    simulator, server = serve()
+    job_id = simulator.start_refresh(
+        "analytics",
+        "ext_music",
+        outcome="failed",
+        duration_seconds=5,
+        reason="iceberg snapshot 123 not found",
+    )
+    clock.advance(6)
+    record = refresh_of(server, job_id)
+    assert record["state"] == "RefreshFailed"
+    assert record["reason"] == "iceberg snapshot 123 not found"
+    assert record["progress"] <= 99 and record["endTime"] > 0
+
+
+def test_start_refresh_with_outcome_hang_never_finishes(serve, clock):
+    simulator, server = serve()
+    job_id = simulator.start_refresh("default", "ext_news", outcome="hang", duration_seconds=10)
+    clock.advance(30 * 24 * 3600)
+    record = refresh_of(server, job_id)
+    assert record["state"] == "RefreshInProgress"
+    assert record["endTime"] == 0
+
+
+def test_finished_refresh_jobs_drop_out_after_about_a_day(serve, clock):
+    simulator, server = serve()
+    job_id = simulator.start_refresh("default", "ext_books", duration_seconds=10)
+    clock.advance(3600)
+    assert job_id in {record["jobId"] for record in records(post(server, REFRESH_LIST, {}))}
+    clock.advance(25 * 3600)
+    assert job_id not in {record["jobId"] for record in records(post(server, REFRESH_LIST, {}))}
+    assert post(server, REFRESH_DESCRIBE, {"jobId": job_id}).json()["code"] == 1802
+
+
+def test_auto_refresh_starts_new_jobs_only_when_enabled(serve, clock):
+    _, automatic = serve(auto_refresh=True, hang_probability=0.0)
+    _, manual = serve(auto_refresh=False)
+    before = {
+        name: {record["jobId"] for record in records(post(server, REFRESH_LIST, {}))}
+        for name, server in (("automatic", automatic), ("manual", manual))
+    }
+    clock.advance(6 * 3600)
+    after_automatic = {record["jobId"] for record in records(post(automatic, REFRESH_LIST, {}))}
+    after_manual = {record["jobId"] for record in records(post(manual, REFRESH_LIST, {}))}
+    assert after_automatic - before["automatic"]
+    assert after_manual == before["manual"]
+
+
+def test_the_same_seed_and_clock_give_identical_answers(serve):
+    _, first = serve(seed=42, auto_refresh=True)
+    _, second = serve(seed=42, auto_refresh=True)
+    _, other = serve(seed=43, auto_refresh=True)
+    for path in (REFRESH_LIST, IMPORT_LIST):
+        assert post(first, path, {}).content == post(second, path, {}).content
+        assert post(first, path, {}).content != post(other, path, {}).content
+
+
+# -- rate limiting ------------------------------------------------------------------------------
+
+
+def test_rate_limit_triggers_above_20_requests_per_second_per_token_and_path(serve):
+    _, server = serve()
+    statuses = [post(server, REFRESH_LIST, {}).status_code for _ in range(21)]
+    assert statuses[:20] == [200] * 20
+    limited = post(server, REFRESH_LIST, {})
+    assert limited.status_code == 429
+    assert limited.headers["Retry-After"] == "1"
+
+
+def test_rate_limit_counts_tokens_and_paths_separately_and_slides_after_a_second(serve, clock):
+    _, server = serve(tokens=("first", "second"))
+    for _ in range(20):
+        assert post(server, REFRESH_LIST, {}, token="first").status_code == 200
+    assert post(server, REFRESH_LIST, {}, token="first").status_code == 429
+    assert post(server, REFRESH_LIST, {}, token="second").status_code == 200
+    assert post(server, IMPORT_LIST, {}, token="first").status_code == 200
+    clock.advance(0.5)
+    assert post(server, REFRESH_LIST, {}, token="first").status_code == 429
+    clock.advance(0.5)
+    assert post(server, REFRESH_LIST, {}, token="first").status_code == 200
+
+
+@pytest.mark.parametrize("style, code", [("code_1807", 1807), ("code_8", 8)])
+def test_rate_limit_can_answer_http_200_with_an_error_code(serve, style, code):
+    _, server = serve(rate_limit_style=style, requests_per_second=2)
+    answers = [post(server, IMPORT_LIST, {}) for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    assert [answer.json()["code"] for answer in answers] == [0, 0, code]
+
+
+def test_request_log_records_who_asked_what_and_the_answer(serve, clock):
+    simulator, server = serve()
+    post(server, REFRESH_LIST, {"dbName": "analytics"})
+    post(server, IMPORT_LIST, {}, token="wrong")
+    first, second = simulator.request_log()
+    assert (first.arrival, first.token, first.path) == (START, "demo-token", REFRESH_LIST)
+    assert (first.database, first.status, first.code) == ("analytics", 200, 0)
+    assert (second.token, second.status, second.code) == ("wrong", 401, 1800)
+
+
+# -- faults -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kind, status, check",
+    [
+        pytest.param("http_500", 500, lambda text: json.loads(text)["code"] != 0, id="http_500"),
+        pytest.param("http_503", 503, lambda text: "upstream" in text, id="http_503"),
+        pytest.param("http_502_html", 502, lambda text: "<html>" in text, id="http_502_html"),
+        pytest.param("html_200", 200, lambda text: "<html>" in text, id="html_200"),
+        pytest.param("auth", 401, lambda text: json.loads(text)["code"] == 1800, id="auth"),
+        pytest.param("rate_limited", 429, lambda text: json.loads(text)["code"] == 1807, id="rate"),
+        pytest.param(
+            "db_not_found",
+            200,
+            lambda text: json.loads(text)["message"] == "database not found[database=default]",
+            id="db_not_found",
+        ),
+    ],
+)
+def test_replacing_faults_answer_instead_of_the_server(serve, kind, status, check):
+    simulator, server = serve()
+    simulator.set_fault(Fault(kind))
+    response = post(server, REFRESH_LIST, {})
+    assert response.status_code == status
+    assert check(response.text)
+
+
+def test_truncated_json_fault_sends_half_a_json_body(serve):
+    simulator, server = serve()
+    simulator.set_fault(Fault("truncated_json"), path=IMPORT_LIST)
+    response = post(server, IMPORT_LIST, {})
+    assert response.status_code == 200
+    with pytest.raises(ValueError):
+        json.loads(response.text)
+    assert post(server, REFRESH_LIST, {}).json()["code"] == 0
+
+
+def test_wrong_types_fault_breaks_field_types_in_records(serve):
+    simulator, server = serve()
+    simulator.set_fault(Fault("wrong_types"))
+    found = records(post(server, REFRESH_LIST, {}))
+    assert isinstance(found[0]["progress"], dict)
+    assert isinstance(found[1]["state"], int)
+    assert isinstance(found[2]["jobId"], list)
+
+
+def test_unknown_state_fault_reports_a_state_outside_the_documented_set(serve):
+    simulator, server = serve()
+    simulator.set_fault(Fault("unknown_state"), database="default")
+    assert {record["state"] for record in records(post(server, REFRESH_LIST, {}))} == {
+        "RefreshPaused"
+    }
+    analytics = records(post(server, REFRESH_LIST, {"dbName": "analytics"}))
+    assert {record["state"] for record in analytics} <= REFRESH_STATES
+
+
+def test_faults_for_one_database_leave_the_others_alone_until_cleared(serve):
+    simulator, server = serve()
+    simulator.set_fault(Fault("http_500"), database="analytics")
+    assert post(server, REFRESH_LIST, {"dbName": "analytics"}).status_code == 500
+    assert post(server, REFRESH_LIST, {"dbName": "default"}).status_code == 200
+    simulator.clear_faults()
+    assert post(server, REFRESH_LIST, {"dbName": "analytics"}).status_code == 200
+
+
+def test_timeout_fault_makes_the_client_time_out(serve):
+    simulator, server = serve()
+    simulator.set_fault(Fault("timeout", seconds=30))
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        post(server, REFRESH_LIST, {}, timeout=0.3)
+
+
+def test_connection_close_fault_closes_the_socket_without_an_answer(serve):
+    simulator, server = serve()
+    simulator.set_fault(Fault("connection_close"))
+    with pytest.raises(requests.exceptions.ConnectionError):
+        post(server, REFRESH_LIST, {})
+
+
+def test_huge_body_fault_streams_a_valid_json_body_of_the_requested_size(serve):
+    simulator, server = serve()
+    simulator.set_fault(Fault("huge_body", size_bytes=2_000_000))
+    response = post(server, REFRESH_LIST, {})
+    assert len(response.content) == 2_000_000
+    assert len(records(response)) > 1000
+
+
+def test_hang_mid_body_fault_sends_half_then_stalls(serve):
+    simulator, server = serve()
+    simulator.set_fault(Fault("hang_mid_body", seconds=0.5))
+    started = time.monotonic()
+    response = post(server, REFRESH_LIST, {})
+    assert time.monotonic() - started >= 0.45
+    assert records(response)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        post(server, REFRESH_LIST, {}, timeout=0.2)
+
+
+def test_shutdown_returns_promptly_while_a_handler_hangs(clock):
+    simulator = Simulator(SimulatorOptions(clock=clock))
+    simulator.set_fault(Fault("timeout", seconds=60))
+    with simulator.serve("127.0.0.1", 0) as server:
+        with pytest.raises(requests.exceptions.ReadTimeout):
+            post(server, REFRESH_LIST, {}, timeout=0.2)
+        started = time.monotonic()
+    assert time.monotonic() - started < 2
+
+
+# -- control API ------------------------------------------------------------------------------
+
+
+def test_control_api_drives_refreshes_faults_and_the_request_log(serve, clock):
+    _, server = serve()
+    base = server.url + "/_simulator"
+    assert requests.get(base + "/health", timeout=5).json() == {"ok": True}
+    started = requests.post(
+        base + "/refresh",
+        json={
+            "dbName": "default",
+            "collectionName": "ext_books",
+            "outcome": "failed",
+            "durationSeconds": 1,
+            "reason": "permission denied reading volume://my-volume/books",
+        },
+        timeout=5,
+    ).json()
+    clock.advance(2)
+    assert refresh_of(server, started["jobId"])["state"] == "RefreshFailed"
+    fault = {"kind": "http_503", "database": "default", "path": "import/list"}
+    assert requests.post(base + "/faults", json=fault, timeout=5).json() == {"ok": True}
+    assert post(server, IMPORT_LIST, {}).status_code == 503
+    assert requests.delete(base + "/faults", timeout=5).ok
+    assert post(server, IMPORT_LIST, {}).status_code == 200
+    logged = requests.get(base + "/requests", timeout=5).json()["requests"]
+    assert [entry["status"] for entry in logged[-2:]] == [503, 200]
+    assert requests.post(base + "/faults", json={"kind": "bogus"}, timeout=5).status_code == 400
+
+
+def test_added_databases_answer_like_the_others(serve):
+    simulator, server = serve()
+    assert post(server, REFRESH_LIST, {"dbName": "new_db"}).json()["code"] == 800
+    simulator.add_database("new_db", collections=2)
+    found = records(post(server, REFRESH_LIST, {"dbName": "new_db"}))
+    assert {record["collectionName"] for record in found} == {"ext_books", "ext_movies"}
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def test_command_line_flags_become_simulator_options():
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--listen=127.0.0.1:0",
+            "--seed=3",
+            "--databases=a,b",
+            "--tokens=t1,user:pw",
+            "--time-scale=60",
+            "--requests-per-second=0",
+            "--rate-limit-style=code_8",
+            "--import-paging",
+            "--legacy-success-code",
+            "--failure-probability=0.5",
+        ]
+    )
+    options = options_from_args(args)
+    assert (options.seed, options.databases, options.tokens) == (3, ("a", "b"), ("t1", "user:pw"))
+    assert (options.time_scale, options.requests_per_second) == (60.0, None)
+    assert (options.rate_limit_style, options.import_paging, options.legacy_success_code) == (
+        "code_8",
+        True,
+        True,
+    )
+    assert options.failure_probability == 0.5
+    assert parse_listen(args.listen) == ("127.0.0.1", 0)

@@ -5,6 +5,11 @@ token bucket (which allows a burst on top of the rate) is the wrong tool. Here t
 for a key may start only once the (n - capacity)-th started more than ``window + margin`` seconds
 ago: no one-second window ever holds more than ``capacity`` requests, even with some network
 jitter between our send and the server's arrival clock.
+
+Requests are also spaced evenly (``(window + margin) / capacity`` apart). A burst of 20 requests
+sent at once does not arrive at once: the server queues them, stamps the last ones late, and
+those late stamps share a window with the next burst. Even spacing keeps the arrival clock close
+to the send clock, at the same throughput (20 per 1.05 s).
 """
 
 from __future__ import annotations
@@ -37,11 +42,13 @@ class SlidingWindowLimiter:
         else:
             self.capacity = 1
             self.window = 1.0 / requests_per_second + margin
+        self.spacing = self.window / self.capacity
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
         self._starts: dict[Hashable, deque[float]] = {}
         self._paused_until: dict[Hashable, float] = {}
+        self._last_start: dict[Hashable, float] = {}
 
     def try_acquire(self, key: Hashable) -> float:
         """Take a slot now and return 0.0, or return how many seconds until one frees up."""
@@ -50,6 +57,7 @@ class SlidingWindowLimiter:
             wait = self._wait_locked(key, now)
             if wait <= 0:
                 self._starts.setdefault(key, deque()).append(now)
+                self._last_start[key] = now
                 return 0.0
             return wait
 
@@ -78,6 +86,8 @@ class SlidingWindowLimiter:
             starts.popleft()
         if not starts:
             del self._starts[key]
+            self._last_start.pop(key, None)
             return max(paused, 0.0)
         window_wait = starts[0] + self.window - now if len(starts) >= self.capacity else 0.0
-        return max(paused, window_wait, 0.0)
+        spacing_wait = self._last_start[key] + self.spacing - now
+        return max(paused, window_wait, spacing_wait, 0.0)

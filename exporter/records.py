@@ -120,13 +120,17 @@ def _int64(value: Any, field: str) -> int:
     if isinstance(value, int):
         number = value
     elif isinstance(value, str) and _is_digits(value.strip()):
-        number = int(value.strip())
+        digits = value.strip().lstrip("0") or "0"
+        if len(digits) > 19:  # also keeps int() away from its 4300-digit ValueError
+            raise RecordError(f"{field} {_describe(value)} is outside the int64 range")
+        number = int(digits)
     elif isinstance(value, float) and value.is_integer():
         number = int(value)
     else:
         raise RecordError(f"{field} must be an int64, got {_describe(value)}")
     if not 0 <= number < 2**63:
-        raise RecordError(f"{field} {number} is outside the int64 range")
+        shown = str(number) if abs(number) < 10**30 else "with more than 30 digits"
+        raise RecordError(f"{field} {shown} is outside the int64 range")
     return number
 
 

@@ -12,16 +12,18 @@ import email.utils
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
 from . import __version__
 from .records import ImportJob, RecordError, RefreshJob, parse_import_job, parse_refresh_job
+from .redact import redact
 
 USER_AGENT = f"milvus-jobs-exporter/{__version__}"
+T = TypeVar("T")
 
 REFRESH_LIST = "external_collection/list"
 REFRESH_DESCRIBE = "external_collection/describe"
@@ -47,6 +49,9 @@ class ApiError(Exception):
         self.message = message
         self.retry_after = retry_after
 
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.message}"
+
     @property
     def temporary(self) -> bool:
         """Worth retrying: the same request may well succeed a moment later."""
@@ -66,6 +71,10 @@ class RequestRecord:
 
 RequestObserver = Callable[[RequestRecord], None]
 RequestGate = Callable[[str], None]
+
+
+def _identity(data: Any) -> Any:
+    return data
 
 
 def _no_gate(api: str) -> None:
@@ -114,25 +123,27 @@ class MilvusClient:
         body: dict[str, Any] = {"dbName": database}
         if collection:
             body["collectionName"] = collection
-        data = self.call(REFRESH_LIST, body)
-        return [_parse(parse_refresh_job, record) for record in _records(data)]
+        return self.call(REFRESH_LIST, body, _read_refresh_list)
 
     def list_import_jobs(self, database: str, collection: str = "") -> list[ImportJob]:
         """Every import job of ``database``, following pages on the Zilliz Cloud control plane."""
         body: dict[str, Any] = {"dbName": database}
         if collection:
             body["collectionName"] = collection
-        data = self.call(IMPORT_LIST, body)
-        jobs = [_parse(parse_import_job, record) for record in _records(data)]
-        for page in self._following_pages(data, body):
-            jobs.extend(_parse(parse_import_job, record) for record in _records(page))
+        jobs, paging = self.call(IMPORT_LIST, body, _read_import_page)
+        if paging is not None:
+            current, pages, page_size = paging
+            for page in range(current + 1, pages + 1):
+                more, _ = self.call(
+                    IMPORT_LIST,
+                    {**body, "pageSize": page_size, "currentPage": page},
+                    _read_import_page,
+                )
+                jobs.extend(more)
         return jobs
 
     def describe_refresh_job(self, job_id: int) -> RefreshJob:
-        data = self.call(REFRESH_DESCRIBE, {"jobId": job_id})
-        if not isinstance(data, dict):
-            raise ApiError("bad_response", "describe answer has no job object")
-        return _parse(parse_refresh_job, data)
+        return self.call(REFRESH_DESCRIBE, {"jobId": job_id}, _read_refresh_job)
 
     def refresh(
         self,
@@ -148,49 +159,28 @@ class MilvusClient:
         if external_source is not None:
             body["externalSource"] = external_source
             body["externalSpec"] = external_spec
-        data = self.call(REFRESH_TRIGGER, body)
-        job_id = data.get("jobId") if isinstance(data, dict) else None
-        try:
-            return parse_refresh_job(
-                {"jobId": job_id, "collectionName": collection, "state": "RefreshPending"}
-            ).job_id
-        except RecordError as error:
-            raise ApiError("bad_response", f"refresh answer: {error}") from None
+        return self.call(REFRESH_TRIGGER, body, _read_new_job_id)
 
     def describe_import_job(self, job_id: str) -> dict[str, Any]:
         """The raw import job detail object (rows, sizes, RFC 3339 times, per-file details)."""
-        data = self.call(IMPORT_DESCRIBE, {"jobId": str(job_id)})
-        if not isinstance(data, dict):
-            raise ApiError("bad_response", "describe answer has no job object")
-        return data
+        return self.call(IMPORT_DESCRIBE, {"jobId": str(job_id)}, _read_object)
 
-    def _following_pages(self, first: Any, body: dict[str, Any]) -> Iterator[Any]:
-        """Pages 2.. of a control-plane answer that carries ``count`` / ``currentPage`` / ``pageSize``."""
-        if not isinstance(first, dict) or not {"count", "pageSize"} <= first.keys():
-            return
-        try:
-            count = int(first["count"])
-            page_size = int(first["pageSize"])
-            current = int(first.get("currentPage") or 1)
-        except (TypeError, ValueError):
-            raise ApiError("bad_response", "paging fields are not numbers") from None
-        if page_size <= 0:
-            return
-        pages = min(math.ceil(count / page_size), MAX_IMPORT_PAGES)
-        for page in range(current + 1, pages + 1):
-            yield self.call(IMPORT_LIST, {**body, "pageSize": page_size, "currentPage": page})
+    def call(self, api: str, body: dict[str, Any], read: Callable[[Any], T] = _identity) -> T:
+        """POST ``body`` to ``api``, check the envelope and return ``read(data)``.
 
-    def call(self, api: str, body: dict[str, Any]) -> Any:
-        """POST ``body`` to ``api`` and return the envelope's ``data``; raise ``ApiError`` otherwise."""
+        Reading is part of the call, so an answer of the wrong shape is counted as a failed
+        request (``bad_response``), not as a success. Raises ``ApiError`` for every failure.
+        """
         self._gate(api)
         started = self._clock()
         outcome = "internal"  # anything but an answer or an ApiError is a bug, not a success
         try:
-            data = self._exchange(api, body)
+            result = read(self._exchange(api, body))
             outcome = "success"
-            return data
+            return result
         except ApiError as error:
             outcome = error.reason
+            error.message = redact(error.message, self._token)
             raise
         finally:
             self._observe(RequestRecord(api=api, outcome=outcome, seconds=self._clock() - started))
@@ -261,7 +251,9 @@ def _unwrap(payload: Any) -> Any:
     """Check the ``{"code": ..., "data": ...}`` envelope and return ``data``."""
     if not isinstance(payload, dict):
         raise ApiError("bad_response", "answer is not a JSON object")
-    code = payload.get("code", 0)
+    if "code" not in payload:
+        raise ApiError("bad_response", "answer has no code (not a Milvus API answer?)")
+    code = payload.get("code")
     if isinstance(code, str) and code.strip().lstrip("-").isdigit():
         code = int(code)
     if isinstance(code, bool) or not isinstance(code, int):
@@ -291,6 +283,48 @@ def _records(data: Any) -> list[Any]:
     if not isinstance(records, list):
         raise ApiError("bad_response", "data.records is not a list")
     return records
+
+
+def _read_refresh_list(data: Any) -> list[RefreshJob]:
+    return [_parse(parse_refresh_job, record) for record in _records(data)]
+
+
+def _read_refresh_job(data: Any) -> RefreshJob:
+    if not isinstance(data, dict):
+        raise ApiError("bad_response", "describe answer has no job object")
+    return _parse(parse_refresh_job, data)
+
+
+def _read_object(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ApiError("bad_response", "describe answer has no job object")
+    return data
+
+
+def _read_new_job_id(data: Any) -> int:
+    job_id = data.get("jobId") if isinstance(data, dict) else None
+    try:
+        return parse_refresh_job(
+            {"jobId": job_id, "collectionName": "", "state": "RefreshPending"}
+        ).job_id
+    except RecordError as error:
+        raise ApiError("bad_response", f"refresh answer: {error}") from None
+
+
+def _read_import_page(data: Any) -> tuple[list[ImportJob], tuple[int, int, int] | None]:
+    """One page of import jobs, and (current page, page count, page size) when paged."""
+    jobs = [_parse(parse_import_job, record) for record in _records(data)]
+    if not isinstance(data, dict) or not {"count", "pageSize"} <= data.keys():
+        return jobs, None
+    try:
+        count = int(data["count"])
+        page_size = int(data["pageSize"])
+        current = int(data.get("currentPage") or 1)
+    except (TypeError, ValueError):
+        raise ApiError("bad_response", "paging fields are not numbers") from None
+    if page_size <= 0:
+        return jobs, None
+    return jobs, (current, min(math.ceil(count / page_size), MAX_IMPORT_PAGES), page_size)
 
 
 def _parse(parser: Callable[[Any], Any], record: Any) -> Any:

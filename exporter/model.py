@@ -52,6 +52,11 @@ class _TargetState:
     last_success_time: float | None = None
     accounted_finished: set[tuple[str, str]] | None = None
     """Finished jobs already seen (collection, job id); None until the first good poll."""
+    last_finished: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    """Per collection: newest completed and newest failed end time ever seen.
+
+    Remembered beyond the server's ~24 h job retention, so "no successful refresh for longer
+    than a day" stays visible instead of vanishing with the last listed success."""
 
 
 @dataclass
@@ -164,6 +169,7 @@ class MetricsModel:
         state.last_success_time = snapshot.polled_at
         if snapshot.target.kind == "refresh":
             self._observe_finished_refreshes(state, snapshot)
+            _remember_finish_times(state.last_finished, snapshot.refresh_jobs)
 
     def _observe_finished_refreshes(self, state: _TargetState, snapshot: Snapshot) -> None:
         """Observe each refresh the exporter sees finish; the first good poll only sets a baseline."""
@@ -285,6 +291,7 @@ class MetricsModel:
             )
             if state.target.kind == "refresh":
                 candidates.extend(self._refresh_collection_series(out, snapshot))
+                _finish_time_series(out, key, state.last_finished)
             else:
                 candidates.extend(self._import_collection_series(out, snapshot))
         tracked = self._apply_cardinality_guard(candidates)
@@ -340,14 +347,6 @@ class MetricsModel:
                 out.refresh_jobs.add(
                     (*labels, ("state", state_name)), float(counts.get(state_name, 0))
                 )
-            completed = [
-                job.end_time for job in jobs if job.state == "RefreshCompleted" and job.end_time
-            ]
-            failed = [job.end_time for job in jobs if job.state == "RefreshFailed" and job.end_time]
-            if completed:
-                out.refresh_last_success.add(labels, max(completed))
-            if failed:
-                out.refresh_last_failure.add(labels, max(failed))
             newest_finished: RefreshJob | None = None
             for job in jobs:
                 if not job.finished:
@@ -524,6 +523,31 @@ class MetricsModel:
             untracked,
             build,
         ]
+
+
+def _remember_finish_times(
+    remembered: dict[str, tuple[float | None, float | None]], jobs: Iterable[RefreshJob]
+) -> None:
+    for job in jobs:
+        if job.end_time is None or job.state not in ("RefreshCompleted", "RefreshFailed"):
+            continue
+        success, failure = remembered.get(job.collection, (None, None))
+        if job.state == "RefreshCompleted" and (success is None or job.end_time > success):
+            success = job.end_time
+        elif job.state == "RefreshFailed" and (failure is None or job.end_time > failure):
+            failure = job.end_time
+        remembered[job.collection] = (success, failure)
+
+
+def _finish_time_series(
+    out: _Families, key: TargetKey, remembered: dict[str, tuple[float | None, float | None]]
+) -> None:
+    for collection, (success, failure) in sorted(remembered.items()):
+        labels = (("milvus_cluster", key[0]), ("database", key[1]), ("collection", collection))
+        if success is not None:
+            out.refresh_last_success.add(labels, success)
+        if failure is not None:
+            out.refresh_last_failure.add(labels, failure)
 
 
 def _job_labels(target: Target, collection: str, job_id: str) -> Labels:

@@ -82,7 +82,7 @@ class SlidingWindowLimiter:
         starts = self._starts.get(key)
         if starts is None:
             return max(paused, 0.0)
-        while starts and now - starts[0] >= self.window:
+        while starts and starts[0] + self.window <= now:  # same expression as the wait below
             starts.popleft()
         if not starts:
             del self._starts[key]

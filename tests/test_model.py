@@ -266,3 +266,13 @@ def test_newest_failed_import_carries_its_reason():
         )
         == 1
     )
+
+
+def test_last_success_time_is_remembered_after_the_server_drops_the_job_from_its_list():
+    subject = model()
+    done = refresh_job(1, "RefreshCompleted", start=T0 - 100, end=T0 - 50)
+    subject.update(cycle(ok(REFRESH, T0, (done,))), T0)
+    later_failure = refresh_job(2, "RefreshFailed", start=T0 + 10, end=T0 + 20, reason="boom")
+    parsed = samples(subject.update(cycle(ok(REFRESH, T0 + 30, (later_failure,))), T0 + 30))
+    assert value(parsed, "milvus_refresh_last_success_timestamp_seconds", **JOB) == T0 - 50
+    assert value(parsed, "milvus_refresh_last_failure_timestamp_seconds", **JOB) == T0 + 20

@@ -1,0 +1,295 @@
+"""Job records read liberally from what real servers send, and refused when they make no sense."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from exporter.records import (
+    MAX_STATE_LENGTH,
+    RecordError,
+    parse_import_job,
+    parse_refresh_job,
+)
+
+BIG_JOB_ID = 449503829274509301  # above 2**53: a float would round it to ...9312
+
+
+def refresh_record(**fields: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "jobId": BIG_JOB_ID,
+        "collectionName": "ext_books",
+        "state": "RefreshInProgress",
+        "progress": 42,
+        "startTime": 1712832000000,
+        "endTime": 0,
+    }
+    record.update(fields)
+    return record
+
+
+def import_record(**fields: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "jobId": "448761313698322011",
+        "collectionName": "quick_setup",
+        "state": "Importing",
+        "progress": 50,
+    }
+    record.update(fields)
+    return record
+
+
+def test_big_job_id_from_a_json_number_is_kept_exact() -> None:
+    record = json.loads(
+        '{"jobId": 449503829274509301, "collectionName": "c", "state": "RefreshPending"}'
+    )
+
+    job = parse_refresh_job(record)
+
+    assert job.job_id == 449503829274509301
+    assert job.job_id > 2**53
+
+
+@pytest.mark.parametrize(
+    "job_id",
+    [
+        pytest.param("449503829274509301", id="string"),
+        pytest.param(" 449503829274509301 ", id="padded-string"),
+        pytest.param(449503829274509301, id="number"),
+    ],
+)
+def test_refresh_job_id_above_2_53_is_exact_from_number_or_string(job_id: object) -> None:
+    assert parse_refresh_job(refresh_record(jobId=job_id)).job_id == BIG_JOB_ID
+
+
+@pytest.mark.parametrize(
+    ("job_id", "expected"),
+    [
+        pytest.param("448761313698322011", "448761313698322011", id="digit-string"),
+        pytest.param(448761313698322011, "448761313698322011", id="number-above-2-53"),
+        pytest.param("job-0a1b2c3d4e5f", "job-0a1b2c3d4e5f", id="control-plane-id"),
+        pytest.param("  job-0a1b2c3d4e5f ", "job-0a1b2c3d4e5f", id="control-plane-id-padded"),
+        pytest.param("00042", "42", id="leading-zeros"),
+    ],
+)
+def test_import_job_id_is_kept_as_text_whatever_form_it_arrives_in(
+    job_id: object, expected: str
+) -> None:
+    assert parse_import_job(import_record(jobId=job_id)).job_id == expected
+
+
+def test_numeric_import_ids_order_by_number_and_text_ids_after() -> None:
+    jobs = [
+        parse_import_job(import_record(jobId=job_id))
+        for job_id in ("job-b", "900", "10000", "job-a")
+    ]
+
+    ordered = sorted(jobs, key=lambda job: job.order_key)
+
+    assert [job.job_id for job in ordered] == ["job-a", "job-b", "900", "10000"]
+
+
+@pytest.mark.parametrize(
+    ("progress", "ratio", "out_of_range"),
+    [
+        pytest.param(42, 0.42, False, id="percent"),
+        pytest.param(0, 0.0, False, id="zero"),
+        pytest.param(100, 1.0, False, id="hundred"),
+        pytest.param("42", 0.42, False, id="numeric-string"),
+        pytest.param(37.5, 0.375, False, id="fraction"),
+        pytest.param(None, 0.0, False, id="missing"),
+        pytest.param(150, 1.0, True, id="above-100-clamped"),
+        pytest.param(-5, 0.0, True, id="negative-clamped"),
+    ],
+)
+def test_progress_percent_becomes_a_clamped_ratio_and_says_when_clamped(
+    progress: object, ratio: float, out_of_range: bool
+) -> None:
+    refresh = parse_refresh_job(refresh_record(progress=progress))
+    imported = parse_import_job(import_record(progress=progress))
+
+    assert refresh.progress_ratio == pytest.approx(ratio)
+    assert refresh.progress_out_of_range is out_of_range
+    assert imported.progress_ratio == pytest.approx(ratio)
+    assert imported.progress_out_of_range is out_of_range
+
+
+def test_times_in_milliseconds_become_seconds_and_zero_means_not_set() -> None:
+    running = parse_refresh_job(refresh_record(startTime=1712833000000, endTime=0))
+    finished = parse_refresh_job(
+        refresh_record(startTime="1712832000000", endTime=1712832600500, state="RefreshCompleted")
+    )
+
+    assert running.start_time == 1712833000.0
+    assert running.end_time is None
+    assert finished.start_time == 1712832000.0
+    assert finished.end_time == 1712832600.5
+
+
+@pytest.mark.parametrize("missing", [None, ""], ids=["null", "empty-string"])
+def test_missing_times_are_not_set(missing: object) -> None:
+    job = parse_refresh_job(refresh_record(startTime=missing, endTime=missing))
+
+    assert (job.start_time, job.end_time) == (None, None)
+
+
+def test_record_without_time_fields_has_no_times() -> None:
+    record = refresh_record()
+    del record["startTime"], record["endTime"]
+
+    job = parse_refresh_job(record)
+
+    assert (job.start_time, job.end_time) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("state", "kept_as", "known"),
+    [
+        pytest.param("RefreshFailed", "RefreshFailed", True, id="known"),
+        pytest.param("RefreshPaused", "RefreshPaused", False, id="unknown-but-safe"),
+        pytest.param("Refresh Paused!", "Refresh_Paused_", False, id="unsafe-characters"),
+        pytest.param('x"}\nevil{', "x___evil_", False, id="label-breaking-characters"),
+        pytest.param("  RefreshPending ", "RefreshPending", True, id="padded"),
+    ],
+)
+def test_unknown_refresh_states_are_sanitised_and_kept(
+    state: str, kept_as: str, known: bool
+) -> None:
+    job = parse_refresh_job(refresh_record(state=state))
+
+    assert job.state == kept_as
+    assert job.known_state is known
+
+
+def test_very_long_unknown_state_is_cut_to_a_bounded_label() -> None:
+    job = parse_refresh_job(refresh_record(state="S" * 1000))
+
+    assert job.state == "S" * MAX_STATE_LENGTH
+
+
+@pytest.mark.parametrize(
+    ("state", "known", "finished"),
+    [
+        pytest.param("Completed", True, True, id="completed"),
+        pytest.param("Failed", True, True, id="failed"),
+        pytest.param("Importing", True, False, id="importing"),
+        pytest.param("Uncommitted", True, False, id="two-phase-uncommitted"),
+        pytest.param("InProgress", True, False, id="older-docs-state"),
+        pytest.param("Exploded", False, False, id="unknown"),
+    ],
+)
+def test_import_states_include_the_two_phase_and_older_names(
+    state: str, known: bool, finished: bool
+) -> None:
+    job = parse_import_job(import_record(state=state))
+
+    assert (job.state, job.known_state, job.finished) == (state, known, finished)
+
+
+def test_failure_reason_is_collapsed_to_one_line_and_trimmed_to_200_characters() -> None:
+    reason = "failed to read parquet\n\tfile:   part-7.parquet " + "x" * 500
+
+    refresh = parse_refresh_job(refresh_record(state="RefreshFailed", reason=reason))
+    imported = parse_import_job(import_record(state="Failed", reason=reason))
+
+    assert refresh.reason.startswith("failed to read parquet file: part-7.parquet xxx")
+    assert len(refresh.reason) == 200
+    assert imported.reason == refresh.reason
+
+
+def test_missing_reason_is_empty() -> None:
+    assert parse_refresh_job(refresh_record()).reason == ""
+
+
+@pytest.mark.parametrize(
+    ("fields", "named_field"),
+    [
+        pytest.param({"jobId": True}, "jobId", id="job-id-boolean"),
+        pytest.param({"jobId": "abc"}, "jobId", id="job-id-text"),
+        pytest.param({"jobId": "-12"}, "jobId", id="job-id-negative-string"),
+        pytest.param({"jobId": -12}, "jobId", id="job-id-negative"),
+        pytest.param({"jobId": 2**63}, "jobId", id="job-id-beyond-int64"),
+        pytest.param({"jobId": "²"}, "jobId", id="job-id-superscript-digit"),
+        pytest.param({"jobId": None}, "jobId", id="job-id-missing"),
+        pytest.param({"jobId": 1.5}, "jobId", id="job-id-fraction"),
+        pytest.param({"collectionName": 7}, "collectionName", id="collection-number"),
+        pytest.param({"collectionName": None}, "collectionName", id="collection-missing"),
+        pytest.param({"state": 3}, "state", id="state-number"),
+        pytest.param({"state": "   "}, "state", id="state-blank"),
+        pytest.param({"progress": "lots"}, "progress", id="progress-text"),
+        pytest.param({"progress": True}, "progress", id="progress-boolean"),
+        pytest.param({"progress": [42]}, "progress", id="progress-list"),
+        pytest.param({"progress": float("nan")}, "progress", id="progress-nan"),
+        pytest.param({"startTime": "yesterday"}, "startTime", id="start-text"),
+        pytest.param({"startTime": -1}, "startTime", id="start-negative"),
+        pytest.param({"endTime": False}, "endTime", id="end-boolean"),
+        pytest.param({"endTime": {"ms": 1}}, "endTime", id="end-object"),
+        pytest.param({"endTime": float("inf")}, "endTime", id="end-infinite"),
+    ],
+)
+def test_refresh_record_with_wrong_types_is_refused_naming_the_field(
+    fields: dict[str, Any], named_field: str
+) -> None:
+    with pytest.raises(RecordError, match=named_field):
+        parse_refresh_job(refresh_record(**fields))
+
+
+@pytest.mark.parametrize(
+    ("fields", "named_field"),
+    [
+        pytest.param({"jobId": None}, "jobId", id="job-id-missing"),
+        pytest.param({"jobId": ""}, "jobId", id="job-id-empty"),
+        pytest.param({"jobId": ["1"]}, "jobId", id="job-id-list"),
+        pytest.param({"jobId": "9" * 300}, "jobId", id="job-id-overlong"),
+        pytest.param({"collectionName": ["books"]}, "collectionName", id="collection-list"),
+        pytest.param({"state": None}, "state", id="state-missing"),
+        pytest.param({"progress": "half"}, "progress", id="progress-text"),
+    ],
+)
+def test_import_record_with_wrong_types_is_refused_naming_the_field(
+    fields: dict[str, Any], named_field: str
+) -> None:
+    with pytest.raises(RecordError, match=named_field):
+        parse_import_job(import_record(**fields))
+
+
+@pytest.mark.parametrize("record", [None, [], "job", 42], ids=["null", "list", "string", "number"])
+def test_record_that_is_not_an_object_is_refused(record: object) -> None:
+    with pytest.raises(RecordError, match="expected a job object"):
+        parse_refresh_job(record)
+    with pytest.raises(RecordError, match="expected a job object"):
+        parse_import_job(record)
+
+
+@pytest.mark.parametrize(
+    "job_id",
+    [
+        pytest.param("not-a-number-" + "z" * 5000, id="long-text"),
+        pytest.param("9" * 300, id="300-digit-string"),
+        pytest.param("9" * 5000, id="digits-beyond-python-int-parsing-limit"),
+        pytest.param(10**400, id="400-digit-number"),
+    ],
+)
+def test_refusal_message_shows_a_bounded_excerpt_of_the_bad_value(job_id: object) -> None:
+    with pytest.raises(RecordError) as caught:
+        parse_refresh_job(refresh_record(jobId=job_id))
+
+    assert len(str(caught.value)) < 120
+
+
+def test_leading_zeros_do_not_push_a_job_id_out_of_range() -> None:
+    job = parse_refresh_job(refresh_record(jobId="0" * 30 + "42"))
+
+    assert job.job_id == 42
+
+
+def test_finished_refresh_states_are_completed_and_failed() -> None:
+    finished = {
+        state
+        for state in ("RefreshPending", "RefreshInProgress", "RefreshCompleted", "RefreshFailed")
+        if parse_refresh_job(refresh_record(state=state)).finished
+    }
+
+    assert finished == {"RefreshCompleted", "RefreshFailed"}

@@ -121,6 +121,8 @@ def run_serve(args: argparse.Namespace) -> int:
 def _serve(config: Config, listen: str, announce: str | None = None) -> int:
     """Run the daemon and its HTTP server until SIGTERM / SIGINT."""
     redactor.set_secrets(config.secrets)
+    for warning in config.warnings:
+        log.warning("config.warning", warning=warning)
     daemon = Daemon(config)
     server = _bind(listen, daemon)
     serve_in_thread(server)
@@ -141,10 +143,19 @@ def _serve(config: Config, listen: str, announce: str | None = None) -> int:
         log.info("exporter.stopping", signal=signal.Signals(signum).name)
         stop.set()
 
+    reload_requested = threading.Event()
+
+    def on_hangup(signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        reload_requested.set()
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    while not stop.wait(1.0):
-        pass
+    signal.signal(signal.SIGHUP, on_hangup)
+    while not stop.wait(0.2):
+        if reload_requested.is_set():
+            reload_requested.clear()
+            daemon.request_reload()
     daemon.stop()
     server.shutdown()
     server.server_close()

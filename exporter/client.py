@@ -101,7 +101,7 @@ class MilvusClient:
         *,
         gate: RequestGate = _no_gate,
         observe: RequestObserver = _no_observer,
-        max_response_bytes: int = 64 * 1024 * 1024,
+        max_response_bytes: int = 16 * 1024 * 1024,
         verify: bool | str = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -12,8 +12,9 @@ import hashlib
 import math
 import os
 import re
+import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ class ClusterConfig:
     databases: tuple[str, ...] = ("default",)
     jobs: tuple[str, ...] = JOB_KINDS
     token_file: str | None = None
+    inline_token: bool = False
+    """The token is written literally in the config file (not ${VAR}, not token_file)."""
     tls_ca_file: str | None = None
     tls_insecure_skip_verify: bool = False
 
@@ -62,8 +65,9 @@ class Config:
     max_tracked_jobs: int = 50_000
     max_concurrent_requests: int = 32
     max_retries: int = 2
-    max_response_bytes: int = 64 * 1024 * 1024
+    max_response_bytes: int = 16 * 1024 * 1024
     source: str = "<memory>"
+    warnings: tuple[str, ...] = ()
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -126,7 +130,26 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
         raise ConfigError(
             source, [ConfigProblem("", f"cannot read config file: {reason}")]
         ) from None
-    return parse_config(text, source, os.environ if environ is None else environ)
+    config = parse_config(text, source, os.environ if environ is None else environ)
+    return _with_file_warnings(config, Path(path))
+
+
+def _with_file_warnings(config: Config, path: Path) -> Config:
+    """Warn when a literal token sits in a file that other users may read."""
+    inline = [cluster.name for cluster in config.clusters if cluster.inline_token]
+    if not inline:
+        return config
+    try:
+        world_readable = bool(path.stat().st_mode & stat.S_IROTH)
+    except OSError:
+        return config
+    if not world_readable:
+        return config
+    warning = (
+        f"{config.source} is readable by other users and holds a literal token "
+        f"(clusters {', '.join(inline)}); use ${{VAR}} or token_file, or chmod o-r the file"
+    )
+    return replace(config, warnings=(*config.warnings, warning))
 
 
 def parse_config(text: str, source: str, environ: Mapping[str, str]) -> Config:
@@ -136,6 +159,12 @@ def parse_config(text: str, source: str, environ: Mapping[str, str]) -> Config:
     config = checker.config(document, source)
     if checker.problems or config is None:
         raise ConfigError(source, checker.problems)
+    if config.request_timeout >= config.poll_interval:
+        warning = (
+            f"request_timeout ({config.request_timeout:g}s) is not shorter than poll_interval "
+            f"({config.poll_interval:g}s): a slow cluster will stretch every poll cycle"
+        )
+        config = replace(config, warnings=(*config.warnings, warning))
     return config
 
 
@@ -296,6 +325,7 @@ class _Checker:
             databases=databases,
             jobs=tuple(dict.fromkeys(jobs)),
             token_file=token_file,
+            inline_token=bool(token) and self.is_literal(item, "token"),
             tls_ca_file=ca_file,
             tls_insecure_skip_verify=insecure,
         )
@@ -343,6 +373,10 @@ class _Checker:
                 f"{path}.token", "is empty (remove the key for a Milvus without authentication)"
             )
         return (inline or "").strip(), None
+
+    def is_literal(self, item: dict[str, Any], key: str) -> bool:
+        value = item.get(key)
+        return isinstance(value, str) and not _ENV_REFERENCE.search(value)
 
     def unknown_keys(self, mapping: dict[Any, Any], known: tuple[str, ...], path: str) -> None:
         for key in mapping:

@@ -2,6 +2,10 @@
 
 The loop starts a cycle every ``poll_interval`` (measured start to start). A cycle that overruns
 the interval is followed at once by the next, with a warning, rather than piling up.
+
+Reloads (SIGHUP, ``POST /-/reload``) validate the new config at once, in the caller's thread, so
+the caller learns whether it was accepted; the loop swaps it in between two cycles and starts a
+cycle straight away. A refused config leaves the running one untouched.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from prometheus_client import generate_latest as generate_text
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from .config import Config
+from .config import Config, ConfigError, load_config
 from .exposition import ExpositionCache
+from .families import MetricFamily
+from .log import redactor
 from .model import MetricsModel
 from .poller import CycleResult, Poller
 
@@ -34,6 +40,12 @@ class TargetStatus:
     up: bool
     reason: str
     last_success: float | None
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    ok: bool
+    message: str
 
 
 def _process_registry() -> CollectorRegistry:
@@ -53,10 +65,12 @@ class Daemon:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        config_loader: Callable[[str], Config] = load_config,
     ) -> None:
         self.config = config
         self._clock = clock
         self._wall_clock = wall_clock
+        self._config_loader = config_loader
         self.poller = Poller(config, clock=clock, wall_clock=wall_clock)
         self.model = MetricsModel(config.max_tracked_jobs, config.poll_interval)
         registry = _process_registry()
@@ -66,16 +80,27 @@ class Daemon:
         )
         self.ready = threading.Event()
         self._stopping = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._cycle_lock = threading.Lock()
+        self._publish_lock = threading.Lock()
         self._status: list[TargetStatus] = []
+        self._model_families: list[MetricFamily] = []
+        self._pending_config: Config | None = None
+        self._reload_successful = True
+        self._reload_success_time = wall_clock()
 
     def run_cycle(self) -> CycleResult:
         """Poll everything once and publish the new exposition."""
         with self._cycle_lock:
-            cycle = self.poller.poll_cycle()
+            self._apply_pending_config()
+            cycle = self.poller.poll_cycle(stop=self._stopping)
+            if self._stopping.is_set():
+                return cycle
             families = self.model.update(cycle, self._wall_clock())
-            self.cache.publish(families)
+            with self._publish_lock:
+                self._model_families = families
+                self._publish_locked()
             self._status = self._collect_status()
         failed = sum(1 for snapshot in cycle.snapshots if not snapshot.ok)
         log.info(
@@ -95,15 +120,77 @@ class Daemon:
         self.ready.set()
         return cycle
 
+    def request_reload(self) -> ReloadResult:
+        """Re-read the config file; apply it before the next cycle if it is valid."""
+        source = self.config.source
+        if source.startswith("<"):
+            return ReloadResult(False, "this exporter runs without a config file; nothing to reload")
+        try:
+            config = self._config_loader(source)
+        except ConfigError as error:
+            self._reload_successful = False
+            self._republish()
+            problems = str(error).splitlines()
+            log.error("config.reload_failed", problems=problems)
+            return ReloadResult(False, "\n".join(problems))
+        for warning in config.warnings:
+            log.warning("config.warning", warning=warning)
+        if config.listen_address != self.config.listen_address:
+            log.warning("config.listen_address_ignored", reason="changing listen_address needs a restart")
+        self._pending_config = config
+        self._reload_successful = True
+        self._reload_success_time = self._wall_clock()
+        self._republish()
+        log.info("config.reloaded", source=source, clusters=len(config.clusters))
+        self._wake.set()
+        return ReloadResult(True, f"reloaded {source}")
+
+    def _apply_pending_config(self) -> None:
+        """Swap in a reloaded config (called by the loop, between cycles)."""
+        config, self._pending_config = self._pending_config, None
+        if config is None:
+            return
+        limiter = self.poller.limiter if config.requests_per_second == self.config.requests_per_second else None
+        old = self.poller
+        self.poller = Poller(config, limiter=limiter, clock=self._clock, wall_clock=self._wall_clock)
+        old.close()
+        redactor.set_secrets((*self.config.secrets, *config.secrets))
+        self.config = config
+        self.model.configure(config.max_tracked_jobs, config.poll_interval)
+
+    def _republish(self) -> None:
+        with self._publish_lock:
+            self._publish_locked()
+
+    def _publish_locked(self) -> None:
+        self.cache.publish([*self._model_families, *self._reload_families()])
+
+    def _reload_families(self) -> list[MetricFamily]:
+        successful = MetricFamily(
+            "milvus_jobs_exporter_config_last_reload_successful",
+            "gauge",
+            "1 if the last config reload succeeded (or none was attempted), 0 if it was refused.",
+        )
+        successful.add((), 1.0 if self._reload_successful else 0.0)
+        when = MetricFamily(
+            "milvus_jobs_exporter_config_last_reload_success_timestamp_seconds",
+            "gauge",
+            "When the config was last loaded successfully (Unix time).",
+        )
+        when.add((), self._reload_success_time)
+        return [successful, when]
+
     def start(self) -> None:
+        self._republish()
         self._thread = threading.Thread(target=self._loop, name="poll-loop", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop after the cycle in flight; in-flight requests end within the request timeout."""
+        """Stop polling: no new requests start; those in flight end within the request timeout."""
         self._stopping.set()
+        self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout if timeout is not None else self.config.request_timeout + 1.0)
+            self._thread.join(timeout if timeout is not None else self.config.request_timeout + 2.0)
         self.poller.close()
 
     def _loop(self) -> None:
@@ -122,7 +209,9 @@ class Daemon:
                     late_s=round(now - next_start, 3),
                 )
                 next_start = now
-            self._stopping.wait(next_start - now)
+            if self._wake.wait(next_start - now):
+                self._wake.clear()
+                next_start = self._clock()
 
     def status(self) -> list[TargetStatus]:
         """Target rows as of the last cycle (a list replaced whole, safe to read from any thread)."""

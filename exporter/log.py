@@ -30,6 +30,10 @@ class SecretRedactor:
         with self._lock:
             self._secrets = tuple(secret for secret in secrets if secret)
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return self._secrets
+
     def __call__(
         self, logger: Any, method: str, event: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:

@@ -34,6 +34,7 @@ log = structlog.get_logger("exporter.poller")
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 10.0
 RATE_LIMITED_PAUSE_SECONDS = 1.0
+STOP_CHECK_SECONDS = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +145,10 @@ class Poller:
             session.close()
 
     def poll_cycle(
-        self, targets: Iterable[Target] | None = None, deadline: float | None = None
+        self,
+        targets: Iterable[Target] | None = None,
+        deadline: float | None = None,
+        stop: threading.Event | None = None,
     ) -> CycleResult:
         """Poll ``targets`` (default: all) once; retries stop at ``deadline`` (default: one interval)."""
         chosen = tuple(self.targets if targets is None else targets)
@@ -157,13 +161,15 @@ class Poller:
         wakeup = threading.Condition()
         with wakeup:
             while state.pending or state.delayed or state.in_flight:
-                next_wake = self._dispatch(state, wakeup, deadline)
+                if stop is not None and stop.is_set():
+                    state.pending.clear()  # shutting down: start nothing new, let in-flight end
+                    state.delayed.clear()
+                    next_wake = math.inf
+                else:
+                    next_wake = self._dispatch(state, wakeup, deadline)
                 if state.pending or state.delayed or state.in_flight:
-                    wakeup.wait(
-                        timeout=max(0.001, next_wake - self._clock())
-                        if next_wake < math.inf
-                        else 1.0
-                    )
+                    wait = next_wake - self._clock() if next_wake < math.inf else STOP_CHECK_SECONDS
+                    wakeup.wait(timeout=min(max(0.001, wait), STOP_CHECK_SECONDS))
         return CycleResult(
             targets=chosen,
             snapshots=tuple(state.snapshots),
@@ -300,8 +306,8 @@ class Poller:
         backoff = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (task.attempts - 1))
         delay = max(backoff * self._rng.uniform(0.5, 1.0), error.retry_after or 0.0)
         retry_at = self._clock() + delay
-        if retry_at + min(self.config.request_timeout, 1.0) > deadline:
-            return None
+        if retry_at + self.config.request_timeout > deadline:
+            return None  # a retry that could outlast the cycle would delay every other target
         return retry_at
 
     def _failed(self, target: Target, task: _Task, error: ApiError) -> Snapshot:

@@ -17,12 +17,13 @@ from typing import Protocol
 import structlog
 
 from . import __version__
-from .daemon import TargetStatus
+from .daemon import ReloadResult, TargetStatus
 from .exposition import ExpositionCache
 
 log = structlog.get_logger("exporter.server")
 
 ROUTES = ("/", "/metrics", "/healthz", "/readyz")
+RELOAD_PATH = "/-/reload"
 
 
 class ExporterApp(Protocol):
@@ -32,6 +33,8 @@ class ExporterApp(Protocol):
     ready: threading.Event
 
     def status(self) -> list[TargetStatus]: ...
+
+    def request_reload(self) -> ReloadResult: ...
 
 
 class ExporterHTTPServer(ThreadingHTTPServer):
@@ -68,21 +71,45 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._route(send_body=False)
 
+    def do_POST(self) -> None:
+        if self.path.split("?", 1)[0] != RELOAD_PATH:
+            self._method_not_allowed()
+            return
+        self._discard_body()
+        result = self.server.app_provider().request_reload()
+        status = HTTPStatus.OK if result.ok else HTTPStatus.INTERNAL_SERVER_ERROR
+        self._reply(status, (result.message + "\n").encode())
+
     def _method_not_allowed(self) -> None:
         path = self.path.split("?", 1)[0]
         if path in ROUTES:
             self._reply(
                 HTTPStatus.METHOD_NOT_ALLOWED, b"method not allowed\n", extra={"Allow": "GET, HEAD"}
             )
+        elif path == RELOAD_PATH:
+            self._reply(HTTPStatus.METHOD_NOT_ALLOWED, b"method not allowed\n", extra={"Allow": "POST"})
         else:
             self._reply(HTTPStatus.NOT_FOUND, b"not found\n")
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _method_not_allowed
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _method_not_allowed
+
+    def _discard_body(self) -> None:
+        """Read (and ignore) a small request body so the connection stays usable."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        if 0 < length <= 64 * 1024:
+            self.rfile.read(length)
+        elif length:
+            self.close_connection = True
 
     def _route(self, send_body: bool) -> None:
         path = self.path.split("?", 1)[0]
         app = self.server.app_provider()
-        if path == "/metrics":
+        if path == RELOAD_PATH:
+            self._method_not_allowed()
+        elif path == "/metrics":
             self._metrics(app, send_body)
         elif path == "/healthz":
             self._reply(HTTPStatus.OK, b"ok\n", send_body=send_body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -262,7 +263,7 @@ def test_rate_limited_answers_pause_that_token_for_retry_after(simulator, start_
         == 1
     )
     arrivals = sorted(r.arrival for r in sim.request_log() if r.path.endswith("/import/list"))
-    gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
     assert gaps and min(gaps) >= 2.9
     assert value(parsed, "milvus_jobs_exporter_target_up", **up("prod", "default", "refresh")) == 1
 

@@ -1,0 +1,335 @@
+"""End to end: simulator -> exporter process -> a real Prometheus with the shipped rules.
+
+Run alone with ``scripts/test -m e2e``. Needs Debian's ``prometheus`` package (prometheus and
+promtool); skipped without it, except in CI where it is required.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from exporter.simulator import Simulator, SimulatorOptions
+
+from ..test_cli import free_port
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+TOKEN = "e2e-token-3c9f1a"
+REASON = "iceberg snapshot 42 not found"
+
+
+def _binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is required in CI (Debian package prometheus)")
+        pytest.skip(f"{name} not installed (Debian package prometheus)")
+    return path
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Stack:
+    busy: Simulator
+    scripted: Simulator
+    exporter_url: str
+    prometheus_url: str
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        response = requests.get(
+            f"{self.prometheus_url}/api/v1/query", params={"query": expr}, timeout=10
+        )
+        payload = response.json()
+        assert payload["status"] == "success", f"{expr}: {payload}"
+        return list(payload["data"]["result"])
+
+    def alerts(self, name: str) -> list[dict[str, Any]]:
+        payload = requests.get(f"{self.prometheus_url}/api/v1/alerts", timeout=10).json()
+        return [
+            alert for alert in payload["data"]["alerts"] if alert["labels"]["alertname"] == name
+        ]
+
+
+def _shortened_rules(destination: Path) -> Path:
+    """The shipped rules with every ``for:`` cut to 0s, so alerts fire within the test."""
+    text = (REPO / "prometheus" / "alerts.yml").read_text()
+    shortened = re.sub(r"(?m)^(\s+for:)\s*\S+", r"\1 0s", text)
+    assert shortened != text
+    path = destination / "alerts.yml"
+    path.write_text(shortened)
+    return path
+
+
+def _start(
+    command: list[str], log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env={**os.environ, **(env or {})},
+        )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    prometheus = _binary("prometheus")
+    workdir = tmp_path_factory.mktemp("e2e")
+    busy = Simulator(
+        SimulatorOptions(
+            seed=11,
+            tokens=(TOKEN,),
+            databases=("default", "analytics"),
+            collections_per_database=4,
+            time_scale=120.0,
+            failure_probability=0.35,
+        )
+    )
+    scripted = Simulator(
+        SimulatorOptions(
+            seed=12,
+            tokens=(TOKEN,),
+            databases=("default",),
+            collections_per_database=1,
+            auto_refresh=False,
+            time_scale=1.0,
+        )
+    )
+    with (
+        busy.serve("127.0.0.1", 0) as busy_server,
+        scripted.serve("127.0.0.1", 0) as scripted_server,
+    ):
+        exporter_port = free_port()
+        config = workdir / "exporter.yaml"
+        config.write_text(
+            f"""poll_interval: 1s
+request_timeout: 2s
+clusters:
+  - name: busy
+    endpoint: {busy_server.url}
+    token: ${{E2E_TOKEN}}
+    databases: [default, analytics]
+  - name: scripted
+    endpoint: {scripted_server.url}
+    token: ${{E2E_TOKEN}}
+    databases: [default]
+    jobs: [refresh]
+"""
+        )
+        exporter = _start(
+            [
+                sys.executable,
+                "-m",
+                "exporter",
+                "serve",
+                "--config",
+                str(config),
+                "--listen",
+                f"127.0.0.1:{exporter_port}",
+            ],
+            workdir / "exporter.log",
+            env={"E2E_TOKEN": TOKEN},
+        )
+        rules = _shortened_rules(workdir)
+        prometheus_port = free_port()
+        prometheus_config = workdir / "prometheus.yml"
+        prometheus_config.write_text(
+            f"""global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files: [{rules}]
+scrape_configs:
+  - job_name: milvus-jobs
+    static_configs:
+      - targets: ["127.0.0.1:{exporter_port}"]
+"""
+        )
+        server = _start(
+            [
+                prometheus,
+                f"--config.file={prometheus_config}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{prometheus_port}",
+            ],
+            workdir / "prometheus.log",
+        )
+        stack = Stack(
+            busy,
+            scripted,
+            f"http://127.0.0.1:{exporter_port}",
+            f"http://127.0.0.1:{prometheus_port}",
+        )
+        try:
+            wait_until(
+                lambda: _ready(stack.prometheus_url + "/-/ready"), 30, "Prometheus to be ready"
+            )
+            wait_until(
+                lambda: _ready(stack.exporter_url + "/readyz"), 30, "the exporter to be ready"
+            )
+            yield stack
+        finally:
+            _stop(server)
+            _stop(exporter)
+            for name in ("exporter.log", "prometheus.log"):
+                text = (workdir / name).read_text(errors="replace")
+                assert TOKEN not in text, f"the token leaked into {name}"
+
+
+def _ready(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def test_prometheus_reports_the_exporter_target_healthy(stack: Stack) -> None:
+    def healthy() -> bool:
+        payload = requests.get(f"{stack.prometheus_url}/api/v1/targets", timeout=10).json()
+        targets = payload["data"]["activeTargets"]
+        return len(targets) == 1 and targets[0]["health"] == "up"
+
+    wait_until(healthy, 30, "the exporter target to be up")
+    assert stack.query('up{job="milvus-jobs"} == 1')
+    assert stack.query("milvus_jobs_exporter_target_up == 1")
+
+
+def test_a_failed_refresh_fires_the_alert_with_its_reason_and_a_success_resolves_it(
+    stack: Stack,
+) -> None:
+    collection = stack.scripted.databases()["default"]["externalCollections"][0]
+    job_id = stack.scripted.start_refresh(
+        "default", collection, outcome="failed", duration_seconds=1.0, reason=REASON
+    )
+
+    def firing() -> list[dict[str, Any]]:
+        return [
+            alert
+            for alert in stack.alerts("MilvusRefreshJobFailed")
+            if alert["state"] == "firing" and alert["labels"].get("job_id") == str(job_id)
+        ]
+
+    alert = wait_until(firing, 45, "MilvusRefreshJobFailed to fire")[0]
+    assert alert["labels"]["collection"] == collection
+    assert alert["labels"]["milvus_cluster"] == "scripted"
+    assert alert["labels"]["reason"] == REASON
+    assert REASON in alert["annotations"]["description"]
+    assert str(job_id) in alert["annotations"]["description"]
+
+    stack.scripted.start_refresh("default", collection, outcome="completed", duration_seconds=1.0)
+
+    def resolved() -> bool:
+        return not [
+            alert
+            for alert in stack.alerts("MilvusRefreshJobFailed")
+            if alert["labels"].get("milvus_cluster") == "scripted"
+            and alert["labels"]["collection"] == collection
+        ]
+
+    wait_until(resolved, 45, "MilvusRefreshJobFailed to resolve")
+
+
+def _load_generator() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "grafana_generate", REPO / "grafana" / "generate.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _dashboard_queries() -> list[tuple[str, str, str]]:
+    generator = _load_generator()
+    queries = []
+    for path in sorted((REPO / "grafana" / "dashboards").glob("*.json")):
+        dashboard = json.loads(path.read_text())
+        for title, expr in generator.panel_queries(dashboard):
+            queries.append((path.stem, title, expr))
+    return queries
+
+
+def _with_all_variables(expr: str) -> str:
+    substitutions = {
+        "$__rate_interval": "1m",
+        "${__rate_interval}": "1m",
+        "$__interval": "15s",
+        "${__interval}": "15s",
+        "$__range": "1h",
+        "${__range}": "1h",
+    }
+    for variable, replacement in substitutions.items():
+        expr = expr.replace(variable, replacement)
+    return re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)(?::[a-z]+)?\}?", ".*", expr)
+
+
+def test_every_dashboard_panel_query_returns_data(stack: Stack) -> None:
+    queries = _dashboard_queries()
+    assert len(queries) >= 10
+
+    def missing() -> list[str]:
+        return [
+            f"{board} / {title}: {expr}"
+            for board, title, expr in queries
+            if not stack.query(_with_all_variables(expr))
+        ]
+
+    deadline = time.monotonic() + 120
+    empty = missing()
+    while empty and time.monotonic() < deadline:
+        time.sleep(3)
+        empty = missing()
+    assert not empty, "panel queries without data:\n" + "\n".join(empty)
+
+
+def test_promtool_accepts_the_rules_their_unit_tests_and_the_live_exposition(stack: Stack) -> None:
+    promtool = _binary("promtool")
+    for command in (
+        [promtool, "check", "rules", "prometheus/alerts.yml"],
+        [promtool, "test", "rules", "prometheus/alerts_test.yml"],
+        [promtool, "check", "config", "prometheus/prometheus.yml"],
+    ):
+        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+    body = requests.get(stack.exporter_url + "/metrics", timeout=10).content
+    lint = subprocess.run(
+        [promtool, "check", "metrics"], input=body, capture_output=True, timeout=60
+    )
+    assert lint.returncode == 0, (lint.stdout + lint.stderr).decode()

@@ -50,15 +50,31 @@ class Simulator:
 
     # -- serving ------------------------------------------------------------------------------
 
+    def now(self) -> float:
+        """The options clock: what request arrivals are stamped with."""
+        return self._clock()
+
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> SimulatorServer:
         """Start answering on host:port (0 picks a free port) in a daemon thread."""
         return serve(self, host, port)
 
-    def handle(self, method: str, path: str, authorization: str | None, body: bytes) -> Reply:
-        """Answer one HTTP request; `path` excludes the query string."""
+    def handle(
+        self,
+        method: str,
+        path: str,
+        authorization: str | None,
+        body: bytes,
+        arrival: float | None = None,
+    ) -> Reply:
+        """Answer one HTTP request; `path` excludes the query string.
+
+        `arrival` is when the request line came in (the server stamps it before reading headers
+        and body, as close to the wire as Python allows); it defaults to now.
+        """
         if path.startswith(CONTROL_PREFIX):
             return control_reply(self, method, path, body)
-        arrival = self._clock()
+        if arrival is None:
+            arrival = self._clock()
         token = _bearer_token(authorization)
         database: str | None = None
         answer: Reply

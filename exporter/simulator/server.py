@@ -56,11 +56,17 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: benchmarks send thousands of requests and tests read the request log instead."""
 
+    def parse_request(self) -> bool:
+        self.arrival = self.server.simulator.now()  # the request line is in: stamp before the rest
+        return super().parse_request()
+
     def _dispatch(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         path = urlsplit(self.path).path
-        answer = self.server.simulator.handle(method, path, self.headers.get("Authorization"), body)
+        answer = self.server.simulator.handle(
+            method, path, self.headers.get("Authorization"), body, self.arrival
+        )
         try:
             self._write(answer)
         except (TimeoutError, BrokenPipeError, ConnectionResetError):

@@ -29,6 +29,7 @@ from .daemon import Daemon
 from .log import LEVELS, configure_logging, redactor
 from .poller import Poller
 from .server import ExporterHTTPServer, serve_in_thread
+from .webconfig import WebConfig, WebConfigError, load_web_config
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 PROGRAM = "milvus-jobs-exporter"
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--listen", metavar="HOST:PORT", help="overrides listen_address from the config"
     )
+    _add_web_config_argument(serve)
     _add_logging_arguments(serve)
 
     check = commands.add_parser("check", help="validate the config and poll every target once")
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--listen", default=f"127.0.0.1:{DEFAULT_PORT}", metavar="HOST:PORT")
     demo.add_argument("--seed", type=int, default=42, help="simulator seed")
+    _add_web_config_argument(demo)
     _add_logging_arguments(demo)
 
     simulate = commands.add_parser("simulate", help="run the upstream API simulator alone")
@@ -75,6 +78,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_simulator_arguments(simulate)
     return parser
+
+
+def _add_web_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="FILE",
+        help="TLS and basic auth for the HTTP server, in the Prometheus exporter-toolkit format",
+    )
+
+
+def _load_web_config(path: str | None) -> WebConfig | None:
+    if not path:
+        return None
+    web_config = load_web_config(path)
+    for warning in web_config.warnings:
+        log.warning("web_config.warning", warning=warning)
+    return web_config
 
 
 def _add_logging_arguments(parser: argparse.ArgumentParser, default_level: str = "info") -> None:
@@ -104,6 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in str(error).splitlines():
             print(f"{PROGRAM}: config error: {line}", file=sys.stderr)
         return EXIT_USAGE
+    except WebConfigError as error:
+        for line in str(error).splitlines():
+            print(f"{PROGRAM}: web config error: {line}", file=sys.stderr)
+        return EXIT_USAGE
     except UserError as error:
         print(f"{PROGRAM}: {error}", file=sys.stderr)
         return error.exit_code
@@ -115,16 +140,19 @@ def run_serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.listen:
         _check_listen(args.listen)
-    return _serve(config, args.listen or config.listen_address)
+    web_config = _load_web_config(args.web_config_file)
+    return _serve(config, args.listen or config.listen_address, web_config=web_config)
 
 
-def _serve(config: Config, listen: str, announce: str | None = None) -> int:
+def _serve(
+    config: Config, listen: str, announce: str | None = None, web_config: WebConfig | None = None
+) -> int:
     """Run the daemon and its HTTP server until SIGTERM / SIGINT."""
     redactor.set_secrets(config.secrets)
     for warning in config.warnings:
         log.warning("config.warning", warning=warning)
     daemon = Daemon(config)
-    server = _bind(listen, daemon)
+    server = _bind(listen, daemon, web_config)
     serve_in_thread(server)
     log.info(
         "exporter.started",
@@ -173,11 +201,11 @@ def _check_listen(listen: str) -> None:
     del host
 
 
-def _bind(listen: str, daemon: Daemon) -> ExporterHTTPServer:
+def _bind(listen: str, daemon: Daemon, web_config: WebConfig | None) -> ExporterHTTPServer:
     _check_listen(listen)
     host, port = split_listen_address(listen)
     try:
-        return ExporterHTTPServer((host, port), lambda: daemon)
+        return ExporterHTTPServer((host, port), lambda: daemon, web_config)
     except OSError as error:
         raise UserError(f"cannot listen on {listen}: {error.strerror or error}") from None
 
@@ -248,7 +276,8 @@ def run_demo(args: argparse.Namespace) -> int:
             f"Demo: simulated Milvus at {upstream.url}; metrics at {{url}}/metrics "
             "(landing page {url}/). Press Ctrl-C to stop."
         )
-        return _serve(config, args.listen, announce=announce)
+        web_config = _load_web_config(args.web_config_file)
+        return _serve(config, args.listen, announce=announce, web_config=web_config)
 
 
 def run_simulate(args: argparse.Namespace) -> int:

@@ -8,9 +8,11 @@ is an ``ApiError`` with a bounded ``reason`` that is safe as a metric label.
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import json
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ RATE_LIMIT_CODES = frozenset({8, 1807})
 IMPORT_PAGE_SIZE = 100
 MAX_IMPORT_PAGES = 1000
 MAX_RETRY_AFTER = 300.0
+_NUMERIC_CODE = re.compile(r"-?[0-9]{1,18}")  # ASCII only: str.isdigit() also accepts "²"
 
 
 class ApiError(Exception):
@@ -254,19 +257,20 @@ def _unwrap(payload: Any) -> Any:
     if "code" not in payload:
         raise ApiError("bad_response", "answer has no code (not a Milvus API answer?)")
     code = payload.get("code")
-    if isinstance(code, str) and code.strip().lstrip("-").isdigit():
+    if isinstance(code, str) and _NUMERIC_CODE.fullmatch(code.strip()):
         code = int(code)
     if isinstance(code, bool) or not isinstance(code, int):
         raise ApiError("bad_response", "answer has no numeric code")
     if code in SUCCESS_CODES:
         return payload.get("data")
     message = _first_line(payload.get("message", ""))[:200]
+    shown = code if abs(code) < 10**18 else "out of range"  # str() refuses over 4300 digits
     if code in AUTH_CODES:
-        raise ApiError("auth", f"code {code}: {message}")
+        raise ApiError("auth", f"code {shown}: {message}")
     if code in RATE_LIMIT_CODES:
-        raise ApiError("rate_limited", f"code {code}: {message}")
+        raise ApiError("rate_limited", f"code {shown}: {message}")
     reason = f"api_{code}" if 0 < code < 100_000 else "api_other"
-    raise ApiError(reason, f"code {code}: {message}")
+    raise ApiError(reason, f"code {shown}: {message}")
 
 
 def _records(data: Any) -> list[Any]:
@@ -320,11 +324,13 @@ def _read_import_page(data: Any) -> tuple[list[ImportJob], tuple[int, int, int] 
         count = int(data["count"])
         page_size = int(data["pageSize"])
         current = int(data.get("currentPage") or 1)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         raise ApiError("bad_response", "paging fields are not numbers") from None
     if page_size <= 0:
         return jobs, None
-    return jobs, (current, min(math.ceil(count / page_size), MAX_IMPORT_PAGES), page_size)
+    pages = min(-(-count // page_size), MAX_IMPORT_PAGES)  # ceiling without a float to overflow
+    # A current page below 1 would make the caller walk from there: read it as the first page.
+    return jobs, (max(current, 1), pages, page_size)
 
 
 def _parse(parser: Callable[[Any], Any], record: Any) -> Any:
@@ -349,9 +355,16 @@ def parse_retry_after(value: str | None) -> float | None:
         moment = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if moment.tzinfo is None:
+        # "-0000" gives a naive datetime, which timestamp() would read as local time (and
+        # overflow near year 9999 east of UTC); HTTP dates are always GMT.
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
     return min(max(0.0, moment.timestamp() - time.time()), MAX_RETRY_AFTER)
 
 
 def _first_line(value: Any) -> str:
-    text = str(value)
+    try:
+        text = str(value)
+    except (ValueError, RecursionError):  # an int over 4300 digits, or nesting too deep
+        return f"a {type(value).__name__} that cannot be shown"
     return text.splitlines()[0] if text else ""

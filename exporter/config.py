@@ -25,6 +25,7 @@ from .durations import parse_duration
 JOB_KINDS = ("refresh", "import")
 DEFAULT_PORT = 9969
 DEFAULT_LISTEN_ADDRESS = f"0.0.0.0:{DEFAULT_PORT}"
+MAX_INTEGER_SETTING = 2**63 - 1  # beyond int64 a count is a typo, and too long to even print
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,9 @@ class ConfigProblem:
 
     def render(self, source: str) -> str:
         where = f"{source}:{self.line}" if self.line else source
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        text = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        # One line per problem, even when a YAML key or a parser message holds a line break.
+        return " ".join(text.splitlines())
 
 
 class ConfigError(Exception):
@@ -169,8 +172,9 @@ def parse_config(text: str, source: str, environ: Mapping[str, str]) -> Config:
 
 
 def _parse_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
-    loader = yaml.SafeLoader(text)
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)  # its reader already refuses unprintable characters
         node = loader.get_single_node()
         document = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as error:
@@ -178,28 +182,53 @@ def _parse_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
         line = mark.line + 1 if mark else None
         problem = error.problem or error.context or "invalid YAML"
         raise ConfigError(source, [ConfigProblem("", f"invalid YAML: {problem}", line)]) from None
+    except yaml.reader.ReaderError as error:
+        line = text.count("\n", 0, error.position) + 1
+        character = f"#x{error.character:04x}" if isinstance(error.character, int) else "character"
+        problem = f"invalid YAML: unacceptable character {character}: {error.reason}"
+        raise ConfigError(source, [ConfigProblem("", problem, line)]) from None
     except yaml.YAMLError as error:
         raise ConfigError(source, [ConfigProblem("", f"invalid YAML: {error}")]) from None
+    except RecursionError:
+        raise ConfigError(source, [ConfigProblem("", "invalid YAML: nested too deeply")]) from None
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as error:
+        # PyYAML's constructors let these through for a tag the value does not fit
+        # (``!!int abc``, ``!!bool maybe``, ``!!timestamp 2001-13-45``, an int of 5000 digits).
+        detail = " ".join(str(error).split())[:100]
+        problem = f"invalid YAML: a value does not fit its type or tag ({detail})"
+        raise ConfigError(source, [ConfigProblem("", problem)]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     lines: dict[str, int] = {}
     if node is not None:
-        _index_lines(node, "", lines)
+        _index_lines(node, lines)
     return document, lines
 
 
-def _index_lines(node: yaml.Node, path: str, lines: dict[str, int]) -> None:
-    """Map every key path (``clusters[1].endpoint``) to its 1-based line in the file."""
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            child = f"{path}.{key}" if path else key
-            lines[child] = key_node.start_mark.line + 1
-            _index_lines(value_node, child, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _index_lines(item, f"{path}[{index}]", lines)
+def _index_lines(root: yaml.Node, lines: dict[str, int]) -> None:
+    """Map every key path (``clusters[1].endpoint``) to its 1-based line in the file.
+
+    Each node is walked once: an alias points back at a node already walked, and walking it
+    again would make ``&a [*a]`` endless and a "billion laughs" document take forever.
+    """
+    seen: set[int] = set()
+    pending: list[tuple[yaml.Node, str]] = [(root, "")]
+    while pending:
+        node, path = pending.pop()
+        lines.setdefault(path, node.start_mark.line + 1)
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+                child = f"{path}.{key}" if path else key
+                lines[child] = key_node.start_mark.line + 1
+                pending.append((value_node, child))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                pending.append((item, f"{path}[{index}]"))
 
 
 class _Checker:
@@ -209,6 +238,18 @@ class _Checker:
         self.lines = lines
         self.environ = environ
         self.problems: list[ConfigProblem] = []
+        self.written: dict[str, str] = {}  # key path -> text before ${VAR} expansion
+
+    def shown(self, path: str, value: str, quote: bool = True) -> str:
+        """A value as messages show it: as written when it came from ``${VAR}``.
+
+        The environment may hold secrets (the same variable often feeds a token), so a message
+        quotes the file, never what a reference expanded to.
+        """
+        written = self.written.get(path)
+        if written is not None:
+            return f"{written!r} (expanded from the environment)"
+        return repr(value) if quote else value
 
     def fail(self, path: str, message: str) -> None:
         line = self.lines.get(path)
@@ -229,7 +270,8 @@ class _Checker:
         if listen_address and not _valid_listen_address(listen_address):
             self.fail(
                 "listen_address",
-                f"expected HOST:PORT such as 0.0.0.0:{DEFAULT_PORT}, got {listen_address!r}",
+                f"expected HOST:PORT such as 0.0.0.0:{DEFAULT_PORT}, "
+                f"got {self.shown('listen_address', listen_address)}",
             )
         poll_interval = self.duration(
             document, "poll_interval", defaults.poll_interval, minimum=0.1
@@ -284,7 +326,8 @@ class _Checker:
                 first = seen_names[cluster.name]
                 self.fail(
                     f"clusters[{index}].name",
-                    f"duplicate cluster name {cluster.name!r} (also clusters[{first}])",
+                    f"duplicate cluster name {self.shown(f'clusters[{index}].name', cluster.name)}"
+                    f" (also clusters[{first}])",
                 )
             seen_names.setdefault(cluster.name, index)
             clusters.append(cluster)
@@ -310,11 +353,13 @@ class _Checker:
             if kind not in JOB_KINDS:
                 self.fail(
                     f"{path}.jobs[{index}]",
-                    f"unknown job kind {kind!r}{_suggest(kind, JOB_KINDS)}; use refresh and/or import",
+                    f"unknown job kind {self.shown(f'{path}.jobs[{index}]', kind)}"
+                    f"{_suggest(kind, JOB_KINDS)}; use refresh and/or import",
                 )
         ca_file = self.string(item, "tls_ca_file", None, path) if "tls_ca_file" in item else None
-        if ca_file is not None and not os.access(ca_file, os.R_OK):
-            self.fail(f"{path}.tls_ca_file", f"cannot read CA file {ca_file}")
+        if ca_file is not None and ("\x00" in ca_file or not os.access(ca_file, os.R_OK)):
+            shown = self.shown(f"{path}.tls_ca_file", ca_file, quote=False)
+            self.fail(f"{path}.tls_ca_file", f"cannot read CA file {shown}")
         insecure = self.boolean(item, "tls_insecure_skip_verify", False, path)
         if name is None or endpoint is None:
             return None
@@ -333,7 +378,9 @@ class _Checker:
     def endpoint(self, value: str, path: str) -> str | None:
         if not re.match(r"^https?://[^/\s]+", value):
             self.fail(
-                path, f"must start with http:// or https:// followed by a host, got {value!r}"
+                path,
+                "must start with http:// or https:// followed by a host, "
+                f"got {self.shown(path, value)}",
             )
             return None
         if "?" in value or "#" in value:
@@ -352,7 +399,10 @@ class _Checker:
             file_path = self.string(item, "token_file", None, path)
             if file_path is None:
                 return "", None
+            shown = self.shown(f"{path}.token_file", file_path, quote=False)
             try:
+                if "\x00" in file_path:  # open() raises ValueError, not OSError, for these
+                    raise OSError(0, "a path cannot hold a NUL character")
                 token = Path(file_path).read_text(encoding="utf-8").strip()
             except (OSError, UnicodeDecodeError) as error:
                 reason = (
@@ -360,10 +410,10 @@ class _Checker:
                     if isinstance(error, OSError) and error.strerror
                     else "not UTF-8 text"
                 )
-                self.fail(f"{path}.token_file", f"cannot read token file {file_path}: {reason}")
+                self.fail(f"{path}.token_file", f"cannot read token file {shown}: {reason}")
                 return "", file_path
             if not token:
-                self.fail(f"{path}.token_file", f"token file {file_path} is empty")
+                self.fail(f"{path}.token_file", f"token file {shown} is empty")
             return token, file_path
         if not has_inline:
             return "", None
@@ -381,8 +431,9 @@ class _Checker:
     def unknown_keys(self, mapping: dict[Any, Any], known: tuple[str, ...], path: str) -> None:
         for key in mapping:
             if key not in known:
-                child = f"{path}.{key}" if path else str(key)
-                self.fail(child, f"unknown key{_suggest(str(key), known)}")
+                name = _number_text(key) if isinstance(key, int) else str(key)
+                child = f"{path}.{name}" if path else name
+                self.fail(child, f"unknown key{_suggest(name, known)}")
 
     def raw(self, mapping: dict[str, Any], key: str, path: str) -> tuple[str, Any]:
         return (f"{path}.{key}" if path else key), mapping.get(key)
@@ -397,6 +448,9 @@ class _Checker:
             return default
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             self.fail(key_path, f"expected a string, got {_type_name(value)}")
+            return default
+        if isinstance(value, int) and value.bit_length() > 1000:  # str() refuses 4300 digits
+            self.fail(key_path, f"expected a string, got {_number_text(value)}")
             return default
         return self.expand(str(value), key_path)
 
@@ -416,6 +470,8 @@ class _Checker:
             return ""
 
         expanded = _ENV_REFERENCE.sub(replace, value)
+        if expanded != value:
+            self.written[path] = value
         for name in missing:
             self.fail(path, f"environment variable {name} is not set")
         return None if missing else expanded
@@ -442,7 +498,8 @@ class _Checker:
             if expanded is None:
                 continue
             if expanded in items:
-                self.fail(f"{key_path}[{index}]", f"{expanded!r} is listed twice")
+                shown = self.shown(f"{key_path}[{index}]", expanded)
+                self.fail(f"{key_path}[{index}]", f"{shown} is listed twice")
                 continue
             items.append(expanded)
         return tuple(items) if items else default
@@ -452,7 +509,9 @@ class _Checker:
         if key not in mapping:
             return default
         if isinstance(value, bool) or not isinstance(value, str):
-            self.fail(key_path, f"expected a duration with a unit such as 30s or 5m, got {value!r}")
+            # Never repr() an arbitrary value: an alias bomb makes it enormous.
+            shown = _number_text(value) if isinstance(value, (int, float)) else _type_name(value)
+            self.fail(key_path, f"expected a duration with a unit such as 30s or 5m, got {shown}")
             return default
         try:
             seconds = parse_duration(value)
@@ -471,6 +530,9 @@ class _Checker:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(key_path, f"expected a number, got {_type_name(value)}")
             return default
+        if isinstance(value, int) and abs(value) > 10**300:  # float() and isfinite() overflow
+            self.fail(key_path, f"must be a finite number, got {_number_text(value)}")
+            return default
         if not math.isfinite(value):
             self.fail(key_path, f"must be a finite number, got {value}")
             return default
@@ -487,7 +549,10 @@ class _Checker:
             self.fail(key_path, f"expected a whole number, got {_type_name(value)}")
             return default
         if value < minimum:
-            self.fail(key_path, f"must be at least {minimum}, got {value}")
+            self.fail(key_path, f"must be at least {minimum}, got {_number_text(value)}")
+            return default
+        if value > MAX_INTEGER_SETTING:
+            self.fail(key_path, f"must be at most {MAX_INTEGER_SETTING}, got {_number_text(value)}")
             return default
         return value
 
@@ -504,6 +569,13 @@ class _Checker:
 def _valid_listen_address(value: str) -> bool:
     match = _LISTEN.match(value)
     return bool(match) and 0 <= int(match.group(2)) <= 65535  # type: ignore[union-attr]
+
+
+def _number_text(value: float) -> str:
+    """``str()`` of a number, which for an int over 4300 digits raises instead of printing."""
+    if isinstance(value, int) and value.bit_length() > 1000:
+        return f"a number of about {int(value.bit_length() * math.log10(2))} digits"
+    return str(value)
 
 
 def _suggest(word: str, choices: tuple[str, ...]) -> str:

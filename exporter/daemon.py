@@ -124,7 +124,9 @@ class Daemon:
         """Re-read the config file; apply it before the next cycle if it is valid."""
         source = self.config.source
         if source.startswith("<"):
-            return ReloadResult(False, "this exporter runs without a config file; nothing to reload")
+            return ReloadResult(
+                False, "this exporter runs without a config file; nothing to reload"
+            )
         try:
             config = self._config_loader(source)
         except ConfigError as error:
@@ -136,7 +138,9 @@ class Daemon:
         for warning in config.warnings:
             log.warning("config.warning", warning=warning)
         if config.listen_address != self.config.listen_address:
-            log.warning("config.listen_address_ignored", reason="changing listen_address needs a restart")
+            log.warning(
+                "config.listen_address_ignored", reason="changing listen_address needs a restart"
+            )
         self._pending_config = config
         self._reload_successful = True
         self._reload_success_time = self._wall_clock()
@@ -150,9 +154,15 @@ class Daemon:
         config, self._pending_config = self._pending_config, None
         if config is None:
             return
-        limiter = self.poller.limiter if config.requests_per_second == self.config.requests_per_second else None
+        limiter = (
+            self.poller.limiter
+            if config.requests_per_second == self.config.requests_per_second
+            else None
+        )
         old = self.poller
-        self.poller = Poller(config, limiter=limiter, clock=self._clock, wall_clock=self._wall_clock)
+        self.poller = Poller(
+            config, limiter=limiter, clock=self._clock, wall_clock=self._wall_clock
+        )
         old.close()
         redactor.set_secrets((*self.config.secrets, *config.secrets))
         self.config = config

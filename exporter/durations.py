@@ -6,11 +6,14 @@ the config should say which.
 
 from __future__ import annotations
 
+import math
 import re
+from decimal import Decimal
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_WHOLE = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+")
+# [0-9], not \d: \d also matches other scripts' digits ("\u0661s"), which no one means here.
+_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
+_WHOLE = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d))+")
 
 
 def parse_duration(text: str) -> float:
@@ -24,7 +27,10 @@ def parse_duration(text: str) -> float:
         raise ValueError(
             f"{text!r} is not a duration; use a number with a unit, e.g. 500ms, 30s, 5m, 1h"
         )
-    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _PART.findall(compact))
+    seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _PART.findall(compact))
+    if not math.isfinite(seconds):  # 400 nines parse as float("inf")
+        raise ValueError(f"{text!r} is too long a duration")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:
@@ -39,5 +45,10 @@ def format_duration(seconds: float) -> str:
 
 
 def _plain(number: float) -> str:
-    """Digits without an exponent, so the text parses back: ``:g`` turns 1234567 into 1.23457e+06."""
-    return f"{round(number, 6):f}".rstrip("0").rstrip(".")
+    """Digits without an exponent, so the text parses back: ``:g`` turns 1234567 into 1.23457e+06.
+
+    Twelve significant digits: short for 0.1 + 0.2 (``0.3``), yet exact to 1e-12 relative, where
+    rounding to six decimals turned 1.2345678912 into 1.234568.
+    """
+    text = format(Decimal(f"{number:.12g}"), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text

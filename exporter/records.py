@@ -21,6 +21,7 @@ IMPORT_FINISHED_STATES = frozenset({"Completed", "Failed"})
 MAX_STATE_LENGTH = 64
 MAX_REASON_LENGTH = 200
 MAX_NAME_LENGTH = 255
+MAX_EPOCH_MILLIS = 2**63  # int64 milliseconds, as the server stores them
 
 _UNSAFE_STATE_CHARACTERS = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -166,7 +167,8 @@ def _progress(value: Any) -> tuple[float, bool]:
             raise RecordError(f"progress must be a number, got {_describe(value)}") from None
     if not isinstance(value, (int, float)) or value != value:
         raise RecordError(f"progress must be a number, got {_describe(value)}")
-    clamped = min(max(float(value), 0.0), 100.0)
+    # Clamp before float(): an int beyond 1e308 (JSON allows it) would overflow the conversion.
+    clamped = float(min(max(value, 0), 100))
     return clamped / 100.0, clamped != value
 
 
@@ -183,15 +185,24 @@ def _epoch_millis(value: Any, field: str) -> float | None:
             raise RecordError(
                 f"{field} must be epoch milliseconds, got {_describe(value)}"
             ) from None
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    if not isinstance(value, (int, float)) or value < 0:
         raise RecordError(f"{field} must be epoch milliseconds, got {_describe(value)}")
+    if value >= MAX_EPOCH_MILLIS or not math.isfinite(value):
+        # Checked before any float conversion, which overflows for ints beyond 1e308.
+        raise RecordError(f"{field} is not a plausible time in epoch milliseconds")
     return value / 1000.0 if value else None
 
 
 def _reason(value: Any) -> str:
     if value is None:
         return ""
-    text = value if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = str(value)
+        except (ValueError, RecursionError):  # an int over 4300 digits, or nesting too deep
+            text = f"a {type(value).__name__} that cannot be shown"
     return " ".join(text.split())[:MAX_REASON_LENGTH]
 
 

@@ -7,18 +7,21 @@ so a slow or broken cluster can never make a scrape slow.
 from __future__ import annotations
 
 import html
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
 from . import __version__
 from .daemon import ReloadResult, TargetStatus
 from .exposition import ExpositionCache
+from .webconfig import WebConfig
 
 log = structlog.get_logger("exporter.server")
 
@@ -37,20 +40,58 @@ class ExporterApp(Protocol):
     def request_reload(self) -> ReloadResult: ...
 
 
+UNAUTHENTICATED_PATHS = ("/healthz", "/readyz")
+"""Liveness and readiness stay open so orchestrator probes need no credentials; they reveal nothing."""
+TLS_HANDSHAKE_TIMEOUT_SECONDS = 10.0
+
+
 class ExporterHTTPServer(ThreadingHTTPServer):
+    """The HTTP(S) server. With TLS, each connection's handshake runs in that connection's
+    thread, so one silent client cannot block ``accept()`` for everyone."""
+
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], app_provider: Callable[[], ExporterApp]) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        app_provider: Callable[[], ExporterApp],
+        web_config: WebConfig | None = None,
+    ) -> None:
         self.app_provider = app_provider
+        self.web_config = web_config or WebConfig()
+        self.tls_context = self.web_config.ssl_context()
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.tls_context is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(TLS_HANDSHAKE_TIMEOUT_SECONDS)
+        try:
+            connection = self.tls_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as error:
+            log.info(
+                "http.tls_handshake_failed", client=client_address[0], error=type(error).__name__
+            )
+            return
+        with connection:
+            super().finish_request(connection, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that breaks the connection (or a refused client certificate) is not an error
+        worth a traceback on stderr."""
+        log.info("http.connection_error", client=client_address[0] if client_address else "")
 
     @property
     def url(self) -> str:
         host, port = str(self.server_address[0]), int(self.server_address[1])
-        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
         shown = f"[{shown}]" if ":" in shown else shown
-        return f"http://{shown}:{port}"
+        scheme = "https" if self.tls_context is not None else "http"
+        return f"{scheme}://{shown}:{port}"
 
 
 def serve_in_thread(server: ExporterHTTPServer) -> threading.Thread:
@@ -66,12 +107,36 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
-        self._route(send_body=True)
+        if self._authorized():
+            self._route(send_body=True)
 
     def do_HEAD(self) -> None:
-        self._route(send_body=False)
+        if self._authorized():
+            self._route(send_body=False)
+
+    def _authorized(self) -> bool:
+        """Basic auth (when configured) on every path but the health probes; 401 otherwise."""
+        web_config = self.server.web_config
+        if not web_config.auth_required or self.path.split("?", 1)[0] in UNAUTHENTICATED_PATHS:
+            return True
+        result = web_config.check_basic_auth(self.headers.get("Authorization"))
+        if result.ok:
+            return True
+        log.warning(
+            "http.unauthorized",
+            client=self.client_address[0],
+            path=self.path.split("?", 1)[0][:200],
+        )
+        self._reply(
+            HTTPStatus.UNAUTHORIZED,
+            b"unauthorized\n",
+            extra={"WWW-Authenticate": 'Basic realm="milvus-jobs-exporter", charset="UTF-8"'},
+        )
+        return False
 
     def do_POST(self) -> None:
+        if not self._authorized():
+            return
         if self.path.split("?", 1)[0] != RELOAD_PATH:
             self._method_not_allowed()
             return
@@ -87,7 +152,9 @@ class _Handler(BaseHTTPRequestHandler):
                 HTTPStatus.METHOD_NOT_ALLOWED, b"method not allowed\n", extra={"Allow": "GET, HEAD"}
             )
         elif path == RELOAD_PATH:
-            self._reply(HTTPStatus.METHOD_NOT_ALLOWED, b"method not allowed\n", extra={"Allow": "POST"})
+            self._reply(
+                HTTPStatus.METHOD_NOT_ALLOWED, b"method not allowed\n", extra={"Allow": "POST"}
+            )
         else:
             self._reply(HTTPStatus.NOT_FOUND, b"not found\n")
 
@@ -159,7 +226,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
-        for name, value in (extra or {}).items():
+        for name, value in {**self.server.web_config.headers, **(extra or {})}.items():
             self.send_header(name, value)
         self.end_headers()
         if send_body:

@@ -83,9 +83,7 @@ class Daemon:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._cycle_lock = threading.Lock()
-        self._publish_lock = threading.Lock()
         self._status: list[TargetStatus] = []
-        self._model_families: list[MetricFamily] = []
         self._pending_config: Config | None = None
         self._reload_successful = True
         self._reload_success_time = wall_clock()
@@ -98,9 +96,9 @@ class Daemon:
             if self._stopping.is_set():
                 return cycle
             families = self.model.update(cycle, self._wall_clock())
-            with self._publish_lock:
-                self._model_families = families
-                self._publish_locked()
+            self.cache.publish(families)
+            del families  # the cache keeps the rendered bytes; the families can go now
+            self.cache.prepare_gzip()
             self._status = self._collect_status()
         failed = sum(1 for snapshot in cycle.snapshots if not snapshot.ok)
         log.info(
@@ -169,11 +167,7 @@ class Daemon:
         self.model.configure(config.max_tracked_jobs, config.poll_interval)
 
     def _republish(self) -> None:
-        with self._publish_lock:
-            self._publish_locked()
-
-    def _publish_locked(self) -> None:
-        self.cache.publish([*self._model_families, *self._reload_families()])
+        self.cache.publish_extra(self._reload_families())
 
     def _reload_families(self) -> list[MetricFamily]:
         successful = MetricFamily(

@@ -1,11 +1,15 @@
 """Render metric families once per poll cycle and hand scrapes cached bytes.
 
 The data only changes when a poll cycle finishes, while Prometheus (often an HA pair) scrapes
-far more often, so rendering per scrape would redo the same work many times. ``ExpositionCache``
-renders the text format when a cycle is published and the gzip and OpenMetrics variants on the
-first scrape that asks for them. Only the exporter's own process metrics (a few lines) are
-rendered per scrape, appended to the cached body; for gzip the compressor state after the cached
-body is kept, so the tail is compressed on a copy and the answer stays one gzip member.
+far more often, so rendering per scrape would redo the same work many times. Families arrive
+already rendered (see ``MetricFamily``); ``ExpositionCache.publish`` keeps their bodies and the
+two headers of each (Prometheus text and OpenMetrics differ only there), so both formats share
+one copy of the sample lines. A scrape is a list of cached chunks written to the socket as they
+are; nothing is joined or copied. Gzip is compressed once per cycle and format, on first use.
+
+Only the exporter's own process metrics (a few lines) are rendered per scrape and appended; for
+gzip the compressor state after the cached body is kept, so the tail is compressed on a copy and
+the answer stays one gzip member.
 """
 
 from __future__ import annotations
@@ -15,16 +19,14 @@ import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from .families import MetricFamily, format_float
+from .families import MetricFamily
 
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 _GZIP_WINDOW_BITS = 31  # zlib wbits for a gzip container
 _GZIP_LEVEL = 6
-
-
-def _escape_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+_GZIP_LEVEL_LARGE = 1  # past a few MB, level 6 costs 3x the time for a few % of size
+_LARGE_BODY_BYTES = 4 * 1024 * 1024
 
 
 def _escape_help(text: str, openmetrics: bool) -> str:
@@ -32,60 +34,69 @@ def _escape_help(text: str, openmetrics: bool) -> str:
     return escaped.replace('"', '\\"') if openmetrics else escaped
 
 
+def header(family: MetricFamily, openmetrics: bool) -> bytes:
+    """The ``# HELP`` and ``# TYPE`` lines of ``family`` in one of the two formats."""
+    name, family_type = family.name, family.type
+    if family_type == "counter" and not openmetrics:
+        name = name + "_total"
+    if openmetrics and family_type == "gauge" and name.endswith("_info"):
+        family_type, name = "info", name[: -len("_info")]
+    return f"# HELP {name} {_escape_help(family.help, openmetrics)}\n# TYPE {name} {family_type}\n".encode()
+
+
 def render(families: Iterable[MetricFamily], openmetrics: bool = False) -> str:
-    """The exposition text of ``families`` (without the OpenMetrics ``# EOF`` line)."""
-    lines: list[str] = []
-    append = lines.append
-    label_cache: dict[tuple[tuple[str, str], ...], str] = {}
-    for family in families:
-        name, family_type = family.name, family.type
-        header_name = name
-        if family_type == "counter" and not openmetrics:
-            header_name = name + "_total"
-        if openmetrics and family_type == "gauge" and name.endswith("_info"):
-            family_type, header_name = "info", name[: -len("_info")]
-        append(f"# HELP {header_name} {_escape_help(family.help, openmetrics)}")
-        append(f"# TYPE {header_name} {family_type}")
-        for suffix, labels, value in family.samples:
-            rendered = label_cache.get(labels)
-            if rendered is None:
-                if labels:
-                    rendered = (
-                        "{" + ",".join(f'{key}="{_escape_label(val)}"' for key, val in labels) + "}"
-                    )
-                else:
-                    rendered = ""
-                if len(label_cache) < 200_000:
-                    label_cache[labels] = rendered
-            append(f"{name}{suffix}{rendered} {format_float(value)}")
-    lines.append("")
-    return "\n".join(lines)
+    """The whole exposition text of ``families`` (without the OpenMetrics ``# EOF`` line)."""
+    return b"".join(header(family, openmetrics) + family.body for family in families).decode()
 
 
 @dataclass(frozen=True, slots=True)
 class ScrapeBody:
+    """An answer as chunks to write in order; ``length`` is their total size."""
+
     content_type: str
-    body: bytes
+    chunks: tuple[bytes, ...]
     gzipped: bool
+
+    @property
+    def length(self) -> int:
+        return sum(len(chunk) for chunk in self.chunks)
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.chunks)
 
 
 class _Variant:
-    """One cached rendering (text or OpenMetrics) with its lazily built gzip prefix."""
+    """One format's cached chunks, with its gzip prefix built on first use."""
 
-    def __init__(self, body: bytes) -> None:
-        self.body = body
+    def __init__(self, chunks: tuple[bytes, ...]) -> None:
+        self.chunks = chunks
         self._gzip_state: tuple[bytes, zlib._Compress] | None = None
         self._lock = threading.Lock()
 
     def gzip_with_tail(self, tail: bytes) -> bytes:
         with self._lock:
             if self._gzip_state is None:
-                compressor = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, _GZIP_WINDOW_BITS)
-                prefix = compressor.compress(self.body) + compressor.flush(zlib.Z_SYNC_FLUSH)
-                self._gzip_state = (prefix, compressor)
+                size = sum(len(chunk) for chunk in self.chunks)
+                level = _GZIP_LEVEL_LARGE if size > _LARGE_BODY_BYTES else _GZIP_LEVEL
+                compressor = zlib.compressobj(level, zlib.DEFLATED, _GZIP_WINDOW_BITS)
+                parts = [compressor.compress(chunk) for chunk in self.chunks]
+                parts.append(compressor.flush(zlib.Z_SYNC_FLUSH))
+                self._gzip_state = (b"".join(parts), compressor)
             prefix, compressor = self._gzip_state
             finisher = compressor.copy()
         return prefix + finisher.compress(tail) + finisher.flush(zlib.Z_FINISH)
+
+
+def _chunks(families: list[MetricFamily]) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    """(text chunks, OpenMetrics chunks): the same body bytes behind two sets of headers."""
+    text: list[bytes] = []
+    openmetrics: list[bytes] = []
+    for family in families:
+        body = family.body
+        text += (header(family, False), body)
+        openmetrics += (header(family, True), body)
+    return tuple(text), tuple(openmetrics)
 
 
 class ExpositionCache:
@@ -102,22 +113,40 @@ class ExpositionCache:
         self._live_text = live_text
         self._live_openmetrics = live_openmetrics
         self._lock = threading.Lock()
-        self._families: list[MetricFamily] = []
-        self._text: _Variant = _Variant(b"")
-        self._openmetrics: _Variant | None = None
+        self._text = _Variant(())
+        self._openmetrics = _Variant(())
+        self._main: tuple[tuple[bytes, ...], tuple[bytes, ...]] = ((), ())
+        self._extra: tuple[tuple[bytes, ...], tuple[bytes, ...]] = ((), ())
         self.generation = 0
 
     def publish(self, families: list[MetricFamily]) -> None:
-        """Render the text form now (in the poll thread), keep families for OpenMetrics."""
-        text = _Variant(render(families).encode())
+        """A new poll cycle: keep its bodies with both headers; the families themselves can go."""
+        rendered = _chunks(families)
         with self._lock:
-            self._families = families
-            self._text = text
-            self._openmetrics = None
+            self._main = rendered
+            self._rebuild_locked()
             self.generation += 1
 
+    def publish_extra(self, families: list[MetricFamily]) -> None:
+        """Replace the few families that change between cycles (the reload status)."""
+        rendered = _chunks(families)
+        with self._lock:
+            self._extra = rendered
+            self._rebuild_locked()
+
+    def _rebuild_locked(self) -> None:
+        self._text = _Variant(self._main[0] + self._extra[0])
+        self._openmetrics = _Variant(self._main[1] + self._extra[1])
+
+    def prepare_gzip(self) -> None:
+        """Compress the text format now (Prometheus asks for gzip), off the scrape path."""
+        with self._lock:
+            variant = self._text
+        variant.gzip_with_tail(b"")
+
     def scrape(self, openmetrics: bool = False, gzip: bool = False) -> ScrapeBody:
-        variant = self._variant(openmetrics)
+        with self._lock:
+            variant = self._openmetrics if openmetrics else self._text
         if openmetrics:
             tail = self._live_openmetrics() + b"# EOF\n"
             content_type = OPENMETRICS_CONTENT_TYPE
@@ -125,13 +154,5 @@ class ExpositionCache:
             tail = self._live_text()
             content_type = TEXT_CONTENT_TYPE
         if gzip:
-            return ScrapeBody(content_type, variant.gzip_with_tail(tail), gzipped=True)
-        return ScrapeBody(content_type, variant.body + tail, gzipped=False)
-
-    def _variant(self, openmetrics: bool) -> _Variant:
-        with self._lock:
-            if not openmetrics:
-                return self._text
-            if self._openmetrics is None:
-                self._openmetrics = _Variant(render(self._families, openmetrics=True).encode())
-            return self._openmetrics
+            return ScrapeBody(content_type, (variant.gzip_with_tail(tail),), gzipped=True)
+        return ScrapeBody(content_type, (*variant.chunks, tail), gzipped=False)

@@ -7,7 +7,7 @@ immutable snapshots, then rendered once to bytes. Scrapes never touch them.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 Labels = tuple[tuple[str, str], ...]
@@ -15,17 +15,55 @@ Sample = tuple[str, Labels, float]
 """(suffix after the family name such as ``""`` / ``"_total"`` / ``"_bucket"``, labels, value)"""
 
 
-@dataclass(slots=True)
 class MetricFamily:
-    """One ``# HELP`` / ``# TYPE`` block; ``name`` of a counter excludes ``_total``."""
+    """One ``# HELP`` / ``# TYPE`` block; ``name`` of a counter excludes ``_total``.
 
-    name: str
-    type: str
-    help: str
-    samples: list[Sample] = field(default_factory=list)
+    Samples are rendered to exposition bytes as they are added: 100,000 jobs make about 700,000
+    samples, and keeping them as label tuples until render time cost more memory than the text.
+    The sample lines are the same in the Prometheus text format and in OpenMetrics; only the
+    ``# HELP`` / ``# TYPE`` header differs, so one body serves both.
+    """
+
+    __slots__ = ("_body", "help", "name", "type")
+
+    def __init__(self, name: str, type: str, help: str) -> None:
+        self.name = name
+        self.type = type
+        self.help = help
+        self._body = bytearray()
 
     def add(self, labels: Labels, value: float, suffix: str = "") -> None:
-        self.samples.append((suffix, labels, value))
+        self.add_rendered(render_labels(labels), value, suffix)
+
+    def add_rendered(self, label_text: str, value: float, suffix: str = "") -> None:
+        """Add a sample whose labels are already rendered (``{a="b"}``, or ``""`` for none)."""
+        self._body += f"{self.name}{suffix}{label_text} {format_float(value)}\n".encode()
+
+    def extend(self, samples: Iterable[Sample]) -> None:
+        for suffix, labels, value in samples:
+            self.add(labels, value, suffix)
+
+    @property
+    def body(self) -> bytes:
+        return bytes(self._body)
+
+    def __len__(self) -> int:
+        return self._body.count(b"\n")
+
+
+def escape_label_value(value: str) -> str:
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return value
+
+
+def render_label_pairs(labels: Labels) -> str:
+    """``a="1",b="2"`` (no braces), escaped, for building longer label sets by prefix."""
+    return ",".join(f'{key}="{escape_label_value(value)}"' for key, value in labels)
+
+
+def render_labels(labels: Labels) -> str:
+    return "{" + render_label_pairs(labels) + "}" if labels else ""
 
 
 @dataclass(slots=True)
@@ -63,12 +101,18 @@ def histogram_family(
 ) -> MetricFamily:
     family = MetricFamily(name, "histogram", help_text)
     for labels, state in series:
-        family.samples.extend(state.samples(labels))
+        family.extend(state.samples(labels))
     return family
+
+
+_COMMON_FLOATS = {0.0: "0.0", 1.0: "1.0"}
 
 
 def format_float(value: float) -> str:
     """Go-style float text, as Prometheus clients write it (``1.0``, ``+Inf``, ``1e+18``)."""
+    common = _COMMON_FLOATS.get(value)
+    if common is not None:
+        return common
     if value == float("inf"):
         return "+Inf"
     if value == float("-inf"):

@@ -20,7 +20,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from . import __version__
-from .families import HistogramState, Labels, MetricFamily, histogram_family
+from .families import (
+    HistogramState,
+    MetricFamily,
+    escape_label_value,
+    histogram_family,
+    render_label_pairs,
+)
 from .poller import CycleResult, Snapshot, Target
 from .records import IMPORT_STATES, REFRESH_STATES, ImportJob, RefreshJob
 
@@ -550,45 +556,64 @@ def _finish_time_series(
             out.refresh_last_failure.add(labels, failure)
 
 
-def _job_labels(target: Target, collection: str, job_id: str) -> Labels:
-    return (
-        ("milvus_cluster", target.cluster.name),
-        ("database", target.database),
-        ("collection", collection),
-        ("job_id", job_id),
+def _job_label_prefix(target: Target, collection: str, job_id: str) -> str:
+    """``milvus_cluster="..",database="..",collection="..",job_id=".."`` rendered once per job.
+
+    A job has up to nine samples; rendering its four shared labels once, not per sample, is
+    most of what makes 100,000 jobs cheap to export.
+    """
+    return render_label_pairs(
+        (
+            ("milvus_cluster", target.cluster.name),
+            ("database", target.database),
+            ("collection", collection),
+            ("job_id", job_id),
+        )
     )
 
 
+_STATE_SUFFIXES = {state: f',state="{state}"}}' for state in (*REFRESH_STATES, *IMPORT_STATES)}
+
+
+def _with_state(prefix: str, state: str) -> str:
+    suffix = _STATE_SUFFIXES.get(state) or f',state="{escape_label_value(state)}"}}'
+    return "{" + prefix + suffix
+
+
 def _refresh_job_series(out: _Families, target: Target, job: RefreshJob, polled_at: float) -> None:
-    labels = _job_labels(target, job.collection, str(job.job_id))
-    out.refresh_progress.add(labels, job.progress_ratio)
+    prefix = _job_label_prefix(target, job.collection, str(job.job_id))
+    labels = "{" + prefix + "}"
+    out.refresh_progress.add_rendered(labels, job.progress_ratio)
     for state_name in REFRESH_STATES:
-        out.refresh_state.add(
-            (*labels, ("state", state_name)), 1.0 if job.state == state_name else 0.0
+        out.refresh_state.add_rendered(
+            _with_state(prefix, state_name), 1.0 if job.state == state_name else 0.0
         )
     if not job.known_state:
-        out.refresh_state.add((*labels, ("state", job.state)), 1.0)
-    if job.start_time is not None:
-        out.refresh_start.add(labels, job.start_time)
-    if job.end_time is not None:
-        out.refresh_end.add(labels, job.end_time)
-    if job.start_time is not None:
-        if job.finished and job.end_time is not None:
-            out.refresh_duration.add(labels, max(0.0, job.end_time - job.start_time))
+        out.refresh_state.add_rendered(_with_state(prefix, job.state), 1.0)
+    start, end = job.start_time, job.end_time
+    if start is not None:
+        out.refresh_start.add_rendered(labels, start)
+    if end is not None:
+        out.refresh_end.add_rendered(labels, end)
+    if start is not None:
+        if job.finished and end is not None:
+            out.refresh_duration.add_rendered(labels, max(0.0, end - start))
         elif not job.finished:
-            out.refresh_duration.add(labels, max(0.0, polled_at - job.start_time))
+            out.refresh_duration.add_rendered(labels, max(0.0, polled_at - start))
     if job.state == "RefreshFailed":
-        out.refresh_failure.add((*labels, ("reason", job.reason or "unknown")), 1.0)
+        reason = escape_label_value(job.reason or "unknown")
+        out.refresh_failure.add_rendered("{" + prefix + f',reason="{reason}"}}', 1.0)
 
 
 def _import_job_series(out: _Families, target: Target, job: ImportJob) -> None:
-    labels = _job_labels(target, job.collection, job.job_id)
-    out.import_progress.add(labels, job.progress_ratio)
+    prefix = _job_label_prefix(target, job.collection, job.job_id)
+    out.import_progress.add_rendered("{" + prefix + "}", job.progress_ratio)
     for state_name in IMPORT_STATES:
-        out.import_state.add(
-            (*labels, ("state", state_name)), 1.0 if job.state == state_name else 0.0
+        out.import_state.add_rendered(
+            _with_state(prefix, state_name), 1.0 if job.state == state_name else 0.0
         )
     if job.state not in IMPORT_STATES:
-        out.import_state.add((*labels, ("state", job.state)), 1.0)
+        out.import_state.add_rendered(_with_state(prefix, job.state), 1.0)
     if job.state == "Failed":
-        out.import_failure.add((*labels, ("reason", job.reason or "unknown")), 1.0)
+        reason = escape_label_value(job.reason or "unknown")
+        out.import_failure.add_rendered("{" + prefix + f',reason="{reason}"}}', 1.0)

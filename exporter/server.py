@@ -207,7 +207,7 @@ class _Handler(BaseHTTPRequestHandler):
             extra["Content-Encoding"] = "gzip"
         self._reply(
             HTTPStatus.OK,
-            scrape.body,
+            scrape.chunks,
             content_type=scrape.content_type,
             extra=extra,
             send_body=send_body,
@@ -216,7 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _reply(
         self,
         status: HTTPStatus,
-        body: bytes,
+        body: bytes | tuple[bytes, ...],
         *,
         content_type: str = "text/plain; charset=utf-8",
         extra: dict[str, str] | None = None,
@@ -224,13 +224,15 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        chunks = (body,) if isinstance(body, bytes) else body
+        self.send_header("Content-Length", str(sum(len(chunk) for chunk in chunks)))
         self.send_header("Cache-Control", "no-store")
         for name, value in {**self.server.web_config.headers, **(extra or {})}.items():
             self.send_header(name, value)
         self.end_headers()
         if send_body:
-            self.wfile.write(body)
+            for chunk in chunks:  # cached chunks go out as they are: no join, no copy
+                self.wfile.write(chunk)
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("http.request", client=self.client_address[0], line=format % args)

@@ -25,7 +25,7 @@ def sample_families() -> list[MetricFamily]:
     histogram.observe(0.5)
     histogram.observe(5.0)
     histogram_family = MetricFamily("milvus_refresh_duration_seconds", "histogram", "Durations.")
-    histogram_family.samples.extend(histogram.samples((("state", "RefreshCompleted"),)))
+    histogram_family.extend(histogram.samples((("state", "RefreshCompleted"),)))
     return [gauge, counter, histogram_family]
 
 

@@ -21,7 +21,15 @@ from typing import Any, TypeVar
 import requests
 
 from . import __version__
-from .records import ImportJob, RecordError, RefreshJob, parse_import_job, parse_refresh_job
+from .records import (
+    ImportJob,
+    ImportJobDetails,
+    RecordError,
+    RefreshJob,
+    parse_import_details,
+    parse_import_job,
+    parse_refresh_job,
+)
 from .redact import redact
 
 USER_AGENT = f"milvus-jobs-exporter/{__version__}"
@@ -168,6 +176,10 @@ class MilvusClient:
         """The raw import job detail object (rows, sizes, RFC 3339 times, per-file details)."""
         return self.call(IMPORT_DESCRIBE, {"jobId": str(job_id)}, _read_object)
 
+    def import_job_details(self, job_id: str) -> ImportJobDetails:
+        """Rows, bytes and times of one import job (``import/describe``), typed."""
+        return self.call(IMPORT_DESCRIBE, {"jobId": str(job_id)}, _read_import_details)
+
     def call(self, api: str, body: dict[str, Any], read: Callable[[Any], T] = _identity) -> T:
         """POST ``body`` to ``api``, check the envelope and return ``read(data)``.
 
@@ -297,6 +309,10 @@ def _read_refresh_job(data: Any) -> RefreshJob:
     if not isinstance(data, dict):
         raise ApiError("bad_response", "describe answer has no job object")
     return _parse(parse_refresh_job, data)
+
+
+def _read_import_details(data: Any) -> ImportJobDetails:
+    return _parse(parse_import_details, _read_object(data))
 
 
 def _read_object(data: Any) -> dict[str, Any]:

@@ -67,6 +67,7 @@ class Config:
     max_concurrent_requests: int = 32
     max_retries: int = 2
     max_response_bytes: int = 16 * 1024 * 1024
+    import_details: bool = True
     source: str = "<memory>"
     warnings: tuple[str, ...] = ()
 
@@ -107,6 +108,7 @@ _TOP_LEVEL_KEYS = (
     "max_concurrent_requests",
     "max_retries",
     "max_response_bytes",
+    "import_details",
     "clusters",
 )
 _CLUSTER_KEYS = (
@@ -292,6 +294,7 @@ class _Checker:
         max_bytes = self.integer(
             document, "max_response_bytes", defaults.max_response_bytes, minimum=1024
         )
+        import_details = self.boolean(document, "import_details", defaults.import_details, "")
         clusters = self.clusters(document.get("clusters"))
         return Config(
             clusters=clusters,
@@ -303,6 +306,7 @@ class _Checker:
             max_concurrent_requests=concurrency,
             max_retries=retries,
             max_response_bytes=max_bytes,
+            import_details=import_details,
             source=source,
         )
 

@@ -28,7 +28,7 @@ from .families import (
     render_label_pairs,
 )
 from .poller import CycleResult, Snapshot, Target
-from .records import IMPORT_STATES, REFRESH_STATES, ImportJob, RefreshJob
+from .records import IMPORT_STATES, REFRESH_STATES, ImportJob, ImportJobDetails, RefreshJob
 
 REFRESH_DURATION_BUCKETS = (
     10.0,
@@ -63,6 +63,10 @@ class _TargetState:
 
     Remembered beyond the server's ~24 h job retention, so "no successful refresh for longer
     than a day" stays visible instead of vanishing with the last listed success."""
+    import_details: dict[str, ImportJobDetails] = field(default_factory=dict)
+    """Latest ``import/describe`` answer per listed import job id."""
+    accounted_imports: set[str] | None = None
+    """Import jobs whose finish was already seen (or that were finished at the first poll)."""
 
 
 @dataclass
@@ -91,6 +95,12 @@ class _Families:
     import_state: MetricFamily
     import_failure: MetricFamily
     import_jobs: MetricFamily
+    import_imported_rows: MetricFamily
+    import_total_rows: MetricFamily
+    import_file_size: MetricFamily
+    import_create: MetricFamily
+    import_complete: MetricFamily
+    import_duration: MetricFamily
     extra: list[MetricFamily] = field(default_factory=list)
 
 
@@ -108,6 +118,7 @@ class MetricsModel:
         self._api_requests: Counter[tuple[str, str, str]] = Counter()
         self._api_latency: dict[tuple[str, str], HistogramState] = {}
         self._refresh_durations: dict[tuple[str, str, str], HistogramState] = {}
+        self._import_durations: dict[tuple[str, str, str], HistogramState] = {}
         self._cycles = 0
         self._last_cycle_seconds = 0.0
         self._last_cycle_end = 0.0
@@ -122,6 +133,8 @@ class MetricsModel:
         self._forget_removed_targets(cycle.targets)
         for snapshot in cycle.snapshots:
             self._apply_snapshot(snapshot)
+        for key, details in cycle.import_details:
+            self._apply_import_details(key, details)
         for request in cycle.requests:
             record = request.record
             self._api_requests[(request.cluster, record.api, record.outcome)] += 1
@@ -160,6 +173,9 @@ class MetricsModel:
         self._refresh_durations = {
             k: v for k, v in self._refresh_durations.items() if (k[0], k[1], "refresh") in current
         }
+        self._import_durations = {
+            k: v for k, v in self._import_durations.items() if (k[0], k[1], "import") in current
+        }
 
     def _apply_snapshot(self, snapshot: Snapshot) -> None:
         state = self._targets.get(snapshot.target.key)
@@ -176,6 +192,31 @@ class MetricsModel:
         if snapshot.target.kind == "refresh":
             self._observe_finished_refreshes(state, snapshot)
             _remember_finish_times(state.last_finished, snapshot.refresh_jobs)
+        else:
+            listed = {job.job_id for job in snapshot.import_jobs}
+            state.import_details = {k: v for k, v in state.import_details.items() if k in listed}
+            finished = {job.job_id for job in snapshot.import_jobs if job.finished}
+            if state.accounted_imports is None:
+                state.accounted_imports = finished
+            else:
+                state.accounted_imports &= listed
+
+    def _apply_import_details(self, key: TargetKey, details: ImportJobDetails) -> None:
+        """Keep a job's details; observe its duration once, when the exporter sees it finish."""
+        state = self._targets.get(key)
+        if state is None or state.accounted_imports is None:
+            return
+        state.import_details[details.job_id] = details
+        if details.complete_time is None or details.create_time is None:
+            return
+        if details.job_id in state.accounted_imports:
+            return
+        state.accounted_imports.add(details.job_id)
+        if details.complete_time >= details.create_time:
+            histogram = self._import_durations.setdefault(
+                (key[0], key[1], details.state), HistogramState(REFRESH_DURATION_BUCKETS)
+            )
+            histogram.observe(details.complete_time - details.create_time)
 
     def _observe_finished_refreshes(self, state: _TargetState, snapshot: Snapshot) -> None:
         """Observe each refresh the exporter sees finish; the first good poll only sets a baseline."""
@@ -279,6 +320,35 @@ class MetricsModel:
                 "gauge",
                 f"Number of listed import jobs per collection and state. {POLLED}",
             ),
+            import_imported_rows=MetricFamily(
+                "milvus_import_job_imported_rows",
+                "gauge",
+                f"Rows an import job has imported. {POLLED}",
+            ),
+            import_total_rows=MetricFamily(
+                "milvus_import_job_total_rows", "gauge", f"Rows an import job will import. {POLLED}"
+            ),
+            import_file_size=MetricFamily(
+                "milvus_import_job_file_size_bytes",
+                "gauge",
+                f"Size of an import job's files. {POLLED}",
+            ),
+            import_create=MetricFamily(
+                "milvus_import_job_create_timestamp_seconds",
+                "gauge",
+                f"When an import job was created (Unix time). {POLLED}",
+            ),
+            import_complete=MetricFamily(
+                "milvus_import_job_complete_timestamp_seconds",
+                "gauge",
+                f"When an import job completed or failed (Unix time), once set. {POLLED}",
+            ),
+            import_duration=MetricFamily(
+                "milvus_import_job_duration_seconds",
+                "gauge",
+                f"Complete minus create time of a finished import job, or poll time minus create "
+                f"time while running. {POLLED}",
+            ),
         )
         candidates: list[_Tracked] = []
         unknown_states = MetricFamily(
@@ -305,7 +375,8 @@ class MetricsModel:
             if isinstance(item.job, RefreshJob):
                 _refresh_job_series(out, item.target, item.job, item.polled_at)
             else:
-                _import_job_series(out, item.target, item.job)
+                details = self._targets[item.target.key].import_details.get(item.job.job_id)
+                _import_job_series(out, item.target, item.job, details, item.polled_at)
         return [
             out.refresh_progress,
             out.refresh_state,
@@ -328,6 +399,20 @@ class MetricsModel:
             out.import_state,
             out.import_failure,
             out.import_jobs,
+            out.import_imported_rows,
+            out.import_total_rows,
+            out.import_file_size,
+            out.import_create,
+            out.import_complete,
+            out.import_duration,
+            histogram_family(
+                "milvus_import_duration_seconds",
+                "Duration of import jobs the exporter saw finish, by final state (import/describe).",
+                [
+                    ((("milvus_cluster", c), ("database", d), ("state", s)), h)
+                    for (c, d, s), h in sorted(self._import_durations.items())
+                ],
+            ),
             unknown_states,
             *self._health_families(now),
         ]
@@ -605,9 +690,16 @@ def _refresh_job_series(out: _Families, target: Target, job: RefreshJob, polled_
         out.refresh_failure.add_rendered("{" + prefix + f',reason="{reason}"}}', 1.0)
 
 
-def _import_job_series(out: _Families, target: Target, job: ImportJob) -> None:
+def _import_job_series(
+    out: _Families,
+    target: Target,
+    job: ImportJob,
+    details: ImportJobDetails | None,
+    polled_at: float,
+) -> None:
     prefix = _job_label_prefix(target, job.collection, job.job_id)
-    out.import_progress.add_rendered("{" + prefix + "}", job.progress_ratio)
+    labels = "{" + prefix + "}"
+    out.import_progress.add_rendered(labels, job.progress_ratio)
     for state_name in IMPORT_STATES:
         out.import_state.add_rendered(
             _with_state(prefix, state_name), 1.0 if job.state == state_name else 0.0
@@ -617,3 +709,20 @@ def _import_job_series(out: _Families, target: Target, job: ImportJob) -> None:
     if job.state == "Failed":
         reason = escape_label_value(job.reason or "unknown")
         out.import_failure.add_rendered("{" + prefix + f',reason="{reason}"}}', 1.0)
+    if details is None:
+        return
+    for family, number in (
+        (out.import_imported_rows, details.imported_rows),
+        (out.import_total_rows, details.total_rows),
+        (out.import_file_size, details.file_size_bytes),
+        (out.import_create, details.create_time),
+        (out.import_complete, details.complete_time),
+    ):
+        if number is not None:
+            family.add_rendered(labels, float(number))
+    created, completed = details.create_time, details.complete_time
+    if created is not None:
+        if completed is not None:
+            out.import_duration.add_rendered(labels, max(0.0, completed - created))
+        elif not job.finished:
+            out.import_duration.add_rendered(labels, max(0.0, polled_at - created))

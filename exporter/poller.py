@@ -23,10 +23,17 @@ import requests
 import structlog
 from requests.adapters import HTTPAdapter
 
-from .client import IMPORT_LIST, REFRESH_LIST, ApiError, MilvusClient, RequestRecord
+from .client import (
+    IMPORT_DESCRIBE,
+    IMPORT_LIST,
+    REFRESH_LIST,
+    ApiError,
+    MilvusClient,
+    RequestRecord,
+)
 from .config import ClusterConfig, Config
 from .ratelimit import SlidingWindowLimiter
-from .records import ImportJob, RefreshJob
+from .records import IMPORT_FINISHED_STATES, ImportJob, ImportJobDetails, RefreshJob
 from .redact import redact
 
 log = structlog.get_logger("exporter.poller")
@@ -84,6 +91,8 @@ class CycleResult:
     requests: tuple[ClusterRequest, ...]
     started_at: float
     seconds: float
+    import_details: tuple[tuple[tuple[str, str, str], ImportJobDetails], ...] = ()
+    """(target key, details) from ``import/describe`` for jobs listed in this cycle."""
 
 
 def targets_of(config: Config) -> tuple[Target, ...]:
@@ -101,6 +110,12 @@ class _Task:
     attempts: int = 0
     not_before: float = 0.0
     started: float = 0.0
+    describe_job_id: str | None = None
+    """Set for an ``import/describe`` follow-up of an import list; None for the list itself."""
+
+    @property
+    def api(self) -> str:
+        return self.target.api if self.describe_job_id is None else IMPORT_DESCRIBE
 
 
 @dataclass
@@ -109,6 +124,7 @@ class _CycleState:
     delayed: list[_Task] = field(default_factory=list)
     snapshots: list[Snapshot] = field(default_factory=list)
     requests: list[ClusterRequest] = field(default_factory=list)
+    details: list[tuple[tuple[str, str, str], ImportJobDetails]] = field(default_factory=list)
     in_flight: int = 0
 
 
@@ -138,6 +154,9 @@ class Poller:
         )
         self._said_once: set[tuple[object, ...]] = set()
         self._said_once_lock = threading.Lock()
+        self._describe_margin = min(config.request_timeout, config.poll_interval / 2)
+        self._described_finished: dict[tuple[str, str, str], set[str]] = {}
+        """Finished import jobs whose final details were fetched: described once, not again."""
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -157,7 +176,8 @@ class Poller:
         deadline = started + self.config.poll_interval if deadline is None else deadline
         state = _CycleState()
         for target in chosen:
-            state.pending.setdefault(self._limit_key(target), deque()).append(_Task(target))
+            task = _Task(target)
+            state.pending.setdefault(self._limit_key(task), deque()).append(task)
         wakeup = threading.Condition()
         with wakeup:
             while state.pending or state.delayed or state.in_flight:
@@ -176,10 +196,11 @@ class Poller:
             requests=tuple(state.requests),
             started_at=started_wall,
             seconds=self._clock() - started,
+            import_details=tuple(state.details),
         )
 
-    def _limit_key(self, target: Target) -> tuple[str, str]:
-        return (target.cluster.credential_id, target.api)
+    def _limit_key(self, task: _Task) -> tuple[str, str]:
+        return (task.target.cluster.credential_id, task.api)
 
     def _dispatch(self, state: _CycleState, wakeup: threading.Condition, deadline: float) -> float:
         """Start every request that may start now; return when the next one may (called locked)."""
@@ -188,7 +209,7 @@ class Poller:
         still_delayed = []
         for task in state.delayed:
             if task.not_before <= now:
-                state.pending.setdefault(self._limit_key(task.target), deque()).append(task)
+                state.pending.setdefault(self._limit_key(task), deque()).append(task)
             else:
                 still_delayed.append(task)
                 next_wake = min(next_wake, task.not_before)
@@ -199,11 +220,14 @@ class Poller:
             for key in list(state.pending):
                 if state.in_flight >= self.config.max_concurrent_requests:
                     return next_wake
+                queue = state.pending[key]
+                if queue[0].describe_job_id is not None and now + self._describe_margin > deadline:
+                    del state.pending[key]  # details are a bonus: never stretch the cycle for them
+                    continue
                 wait = self.limiter.try_acquire(key)
                 if wait > 0:
                     next_wake = min(next_wake, now + wait)
                     continue
-                queue = state.pending[key]
                 task = queue.popleft()
                 if not queue:
                     del state.pending[key]
@@ -216,6 +240,9 @@ class Poller:
         self, task: _Task, state: _CycleState, wakeup: threading.Condition, deadline: float
     ) -> None:
         """Worker: one attempt at one target, then report back to the scheduler."""
+        if task.describe_job_id is not None:
+            self._run_describe(task, state, wakeup)
+            return
         target = task.target
         task.attempts += 1
         if task.attempts == 1:
@@ -228,7 +255,7 @@ class Poller:
         except ApiError as error:
             if error.reason == "rate_limited":
                 self.limiter.pause(
-                    self._limit_key(target), error.retry_after or RATE_LIMITED_PAUSE_SECONDS
+                    self._limit_key(task), error.retry_after or RATE_LIMITED_PAUSE_SECONDS
                 )
             retry_at = self._retry_time(task, error, deadline)
             if retry_at is None:
@@ -245,25 +272,65 @@ class Poller:
             state.requests.extend(requests_seen)
             if snapshot is not None:
                 state.snapshots.append(snapshot)
+                self._queue_import_details(snapshot, state)
             elif retry_at is not None:
                 task.not_before = retry_at
                 state.delayed.append(task)
             wakeup.notify()
 
-    def _poll_once(
-        self, target: Target, task: _Task, requests_seen: list[ClusterRequest]
-    ) -> Snapshot:
+    def _queue_import_details(self, snapshot: Snapshot, state: _CycleState) -> None:
+        """After an import list: describe unfinished jobs, and finished ones once (called locked)."""
+        if not self.config.import_details or not snapshot.ok or snapshot.target.kind != "import":
+            return
+        key = snapshot.target.key
+        listed = {job.job_id for job in snapshot.import_jobs}
+        done = self._described_finished.setdefault(key, set())
+        done &= listed  # forget jobs the server no longer lists
+        for job in snapshot.import_jobs:
+            if job.finished and job.job_id in done:
+                continue
+            task = _Task(snapshot.target, describe_job_id=job.job_id)
+            state.pending.setdefault(self._limit_key(task), deque()).append(task)
+
+    def _run_describe(self, task: _Task, state: _CycleState, wakeup: threading.Condition) -> None:
+        """Worker: fetch one import job's details; a failure costs only those details."""
+        requests_seen: list[ClusterRequest] = []
+        details: ImportJobDetails | None = None
+        job_id = task.describe_job_id or ""
+        try:
+            details = self._client(task.target, IMPORT_DESCRIBE, requests_seen).import_job_details(
+                job_id
+            )
+        except ApiError as error:
+            log.debug(
+                "import.describe_failed", **_fields(task.target), job_id=job_id, reason=error.reason
+            )
+        except Exception:  # a bug must not take the daemon down
+            log.exception("import.describe_internal_error", **_fields(task.target), job_id=job_id)
+        with wakeup:
+            state.in_flight -= 1
+            state.requests.extend(requests_seen)
+            if details is not None:
+                state.details.append((task.target.key, details))
+                if details.complete_time is not None or details.state in IMPORT_FINISHED_STATES:
+                    self._described_finished.setdefault(task.target.key, set()).add(job_id)
+            wakeup.notify()
+
+    def _client(
+        self, target: Target, preacquired_api: str, requests_seen: list[ClusterRequest]
+    ) -> MilvusClient:
+        """A client whose first request to ``preacquired_api`` uses the slot the scheduler took."""
         cluster = target.cluster
         first_request = True
 
         def gate(api: str) -> None:
             nonlocal first_request
-            if first_request and api == target.api:
+            if first_request and api == preacquired_api:
                 first_request = False  # the scheduler already took this slot
                 return
             self.limiter.acquire((cluster.credential_id, api))
 
-        client = MilvusClient(
+        return MilvusClient(
             cluster.endpoint,
             cluster.token,
             self._sessions[cluster.name],
@@ -274,6 +341,11 @@ class Poller:
             verify=_verify(cluster),
             clock=self._clock,
         )
+
+    def _poll_once(
+        self, target: Target, task: _Task, requests_seen: list[ClusterRequest]
+    ) -> Snapshot:
+        client = self._client(target, target.api, requests_seen)
         polled_at = self._wall_clock()
         if target.kind == "refresh":
             refresh_jobs = tuple(client.list_refresh_jobs(target.database))

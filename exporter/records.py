@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 REFRESH_STATES = ("RefreshPending", "RefreshInProgress", "RefreshCompleted", "RefreshFailed")
@@ -218,3 +219,61 @@ def _describe(value: Any) -> str:
     if value is None:
         return "null"
     return f"a {type(value).__name__}"
+
+
+@dataclass(frozen=True, slots=True)
+class ImportJobDetails:
+    """What ``import/describe`` adds to a listed import job: rows, bytes and times.
+
+    Times are RFC 3339 strings upstream (``completeTime`` empty until the job is done); here
+    they are epoch seconds or None.
+    """
+
+    job_id: str
+    state: str
+    imported_rows: int | None
+    total_rows: int | None
+    file_size_bytes: int | None
+    create_time: float | None
+    complete_time: float | None
+
+
+def parse_import_details(record: Any) -> ImportJobDetails:
+    """Read an ``import/describe`` answer's ``data`` object."""
+    if not isinstance(record, dict):
+        raise RecordError(f"expected a job object, got {type(record).__name__}")
+    return ImportJobDetails(
+        job_id=_import_job_id(record.get("jobId")),
+        state=_state(record.get("state")),
+        imported_rows=_count(record.get("importedRows"), "importedRows"),
+        total_rows=_count(record.get("totalRows"), "totalRows"),
+        file_size_bytes=_count(record.get("fileSize"), "fileSize"),
+        create_time=_rfc3339(record.get("createTime"), "createTime"),
+        complete_time=_rfc3339(record.get("completeTime"), "completeTime"),
+    )
+
+
+def _count(value: Any, field: str) -> int | None:
+    """A non-negative integer (number or string of digits); missing means unknown."""
+    if value is None or value == "":
+        return None
+    return _int64(value, field)
+
+
+def _rfc3339(value: Any, field: str) -> float | None:
+    """``2024-04-11T10:00:00Z`` (or with an offset) -> epoch seconds; empty means not set."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > 64:
+        raise RecordError(f"{field} must be an RFC 3339 time, got {_describe(value)}")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise RecordError(f"{field} must be an RFC 3339 time, got {_describe(value)}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    seconds = moment.timestamp()
+    return seconds if seconds > 0 else None

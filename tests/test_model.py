@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from exporter.model import MetricsModel
 from exporter.poller import Target
 
@@ -276,3 +278,59 @@ def test_last_success_time_is_remembered_after_the_server_drops_the_job_from_its
     parsed = samples(subject.update(cycle(ok(REFRESH, T0 + 30, (later_failure,))), T0 + 30))
     assert value(parsed, "milvus_refresh_last_success_timestamp_seconds", **JOB) == T0 - 50
     assert value(parsed, "milvus_refresh_last_failure_timestamp_seconds", **JOB) == T0 + 20
+
+
+def _details(job_id: str, state: str, created: float, completed: float | None, rows: int = 50):
+    from exporter.records import ImportJobDetails
+
+    return ImportJobDetails(job_id, state, rows, 100, 4096, created, completed)
+
+
+def test_import_details_add_rows_bytes_times_and_a_duration_observed_once_at_finish():
+    subject = model()
+    running = import_job("30", "Importing", progress=0.5)
+    first = cycle(ok(IMPORT, T0, imports=(running,)))
+    subject.update(first, T0)
+    with_details = cycle(ok(IMPORT, T0 + 30, imports=(running,)))
+    with_details = replace(
+        with_details, import_details=((IMPORT.key, _details("30", "Importing", T0 - 60, None)),)
+    )
+    parsed = samples(subject.update(with_details, T0 + 30))
+    labels = {
+        "milvus_cluster": "prod",
+        "database": "default",
+        "collection": "books",
+        "job_id": "30",
+    }
+    assert value(parsed, "milvus_import_job_imported_rows", **labels) == 50
+    assert value(parsed, "milvus_import_job_total_rows", **labels) == 100
+    assert value(parsed, "milvus_import_job_file_size_bytes", **labels) == 4096
+    assert value(parsed, "milvus_import_job_create_timestamp_seconds", **labels) == T0 - 60
+    assert value(parsed, "milvus_import_job_complete_timestamp_seconds", **labels) is None
+    assert value(parsed, "milvus_import_job_duration_seconds", **labels) == 90
+
+    done = import_job("30", "Completed", progress=1.0)
+    finished = cycle(ok(IMPORT, T0 + 60, imports=(done,)))
+    finished = replace(
+        finished,
+        import_details=((IMPORT.key, _details("30", "Completed", T0 - 60, T0 + 45, rows=100)),),
+    )
+    parsed = samples(subject.update(finished, T0 + 60))
+    histogram = {"milvus_cluster": "prod", "database": "default", "state": "Completed"}
+    assert value(parsed, "milvus_import_job_duration_seconds", **labels) == 105
+    assert value(parsed, "milvus_import_duration_seconds_count", **histogram) == 1
+    parsed = samples(subject.update(finished, T0 + 90))
+    assert value(parsed, "milvus_import_duration_seconds_count", **histogram) == 1
+
+
+def test_imports_already_finished_at_the_first_poll_are_not_observed():
+    subject = model()
+    done = import_job("7", "Completed", progress=1.0)
+    first = cycle(ok(IMPORT, T0, imports=(done,)))
+    first = replace(
+        first, import_details=((IMPORT.key, _details("7", "Completed", T0 - 600, T0 - 60)),)
+    )
+    parsed = samples(subject.update(first, T0))
+    assert series(parsed, "milvus_import_duration_seconds_count") == []
+    labels = {"milvus_cluster": "prod", "database": "default", "collection": "books", "job_id": "7"}
+    assert value(parsed, "milvus_import_job_duration_seconds", **labels) == 540

@@ -1006,6 +1006,41 @@ def overview_dashboard() -> Json:
         8,
     )
 
+    grid.add(
+        timeseries(
+            19,
+            "Rows imported per job",
+            "Rows imported so far by each tracked import job, from import/describe (only while "
+            f"import_details is on). {POLLED}",
+            [
+                target(
+                    f"max by ({JOB_KEY}) ({selector('milvus_import_job_imported_rows', *job)})",
+                    JOB_LEGEND,
+                )
+            ],
+            unit="short",
+        ),
+        12,
+        8,
+    )
+    grid.add(
+        timeseries(
+            20,
+            "Import duration per job",
+            "Duration of each tracked import job from import/describe: complete minus create "
+            f"time once finished, poll time minus create time while it runs. {POLLED}",
+            [
+                target(
+                    f"max by ({JOB_KEY}) ({selector('milvus_import_job_duration_seconds', *job)})",
+                    JOB_LEGEND,
+                )
+            ],
+            unit="s",
+        ),
+        12,
+        8,
+    )
+
     variables = [
         query_variable(
             "milvus_cluster",

@@ -16,7 +16,7 @@ Sample output (abridged)::
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from . import __version__
@@ -366,10 +366,22 @@ class MetricsModel:
                 float(sum(1 for job in jobs if not job.known_state)),
             )
             if state.target.kind == "refresh":
-                candidates.extend(self._refresh_collection_series(out, snapshot))
+                candidates.extend(
+                    _collection_series(
+                        out.refresh_jobs,
+                        snapshot,
+                        snapshot.refresh_jobs,
+                        REFRESH_STATES,
+                        _refresh_age,
+                    )
+                )
                 _finish_time_series(out, key, state.last_finished)
             else:
-                candidates.extend(self._import_collection_series(out, snapshot))
+                candidates.extend(
+                    _collection_series(
+                        out.import_jobs, snapshot, snapshot.import_jobs, IMPORT_STATES, _import_age
+                    )
+                )
         tracked = self._apply_cardinality_guard(candidates)
         for item in tracked:
             if isinstance(item.job, RefreshJob):
@@ -416,89 +428,6 @@ class MetricsModel:
             unknown_states,
             *self._health_families(now),
         ]
-
-    def _refresh_collection_series(self, out: _Families, snapshot: Snapshot) -> list[_Tracked]:
-        cluster, database, _kind = snapshot.target.key
-        by_collection: dict[str, list[RefreshJob]] = {}
-        seen: set[tuple[str, int]] = set()
-        for job in snapshot.refresh_jobs:
-            if (job.collection, job.job_id) in seen:
-                continue
-            seen.add((job.collection, job.job_id))
-            by_collection.setdefault(job.collection, []).append(job)
-        candidates: list[_Tracked] = []
-        for collection, jobs in sorted(by_collection.items()):
-            labels = (
-                ("milvus_cluster", cluster),
-                ("database", database),
-                ("collection", collection),
-            )
-            counts = Counter(job.state for job in jobs)
-            for state_name in (*REFRESH_STATES, *sorted(set(counts) - set(REFRESH_STATES))):
-                out.refresh_jobs.add(
-                    (*labels, ("state", state_name)), float(counts.get(state_name, 0))
-                )
-            newest_finished: RefreshJob | None = None
-            for job in jobs:
-                if not job.finished:
-                    candidates.append(
-                        _Tracked(
-                            snapshot.target, job, False, job.start_time or 0.0, snapshot.polled_at
-                        )
-                    )
-                elif newest_finished is None or (job.start_time or 0.0) > (
-                    newest_finished.start_time or 0.0
-                ):
-                    newest_finished = job
-            if newest_finished is not None:
-                age = newest_finished.end_time or newest_finished.start_time or 0.0
-                candidates.append(
-                    _Tracked(snapshot.target, newest_finished, True, age, snapshot.polled_at)
-                )
-        return candidates
-
-    def _import_collection_series(self, out: _Families, snapshot: Snapshot) -> list[_Tracked]:
-        cluster, database, _kind = snapshot.target.key
-        by_collection: dict[str, list[ImportJob]] = {}
-        seen: set[tuple[str, str]] = set()
-        for job in snapshot.import_jobs:
-            if (job.collection, job.job_id) in seen:
-                continue
-            seen.add((job.collection, job.job_id))
-            by_collection.setdefault(job.collection, []).append(job)
-        candidates: list[_Tracked] = []
-        for collection, jobs in sorted(by_collection.items()):
-            labels = (
-                ("milvus_cluster", cluster),
-                ("database", database),
-                ("collection", collection),
-            )
-            counts = Counter(job.state for job in jobs)
-            for state_name in (*IMPORT_STATES, *sorted(set(counts) - set(IMPORT_STATES))):
-                out.import_jobs.add(
-                    (*labels, ("state", state_name)), float(counts.get(state_name, 0))
-                )
-            newest_finished: ImportJob | None = None
-            for job in jobs:
-                if not job.finished:
-                    candidates.append(
-                        _Tracked(
-                            snapshot.target, job, False, float(job.order_key[0]), snapshot.polled_at
-                        )
-                    )
-                elif newest_finished is None or job.order_key > newest_finished.order_key:
-                    newest_finished = job
-            if newest_finished is not None:
-                candidates.append(
-                    _Tracked(
-                        snapshot.target,
-                        newest_finished,
-                        True,
-                        float(newest_finished.order_key[0]),
-                        snapshot.polled_at,
-                    )
-                )
-        return candidates
 
     def _apply_cardinality_guard(self, candidates: list[_Tracked]) -> list[_Tracked]:
         """Keep at most ``max_tracked_jobs``; leave out the oldest finished jobs first."""
@@ -614,6 +543,65 @@ class MetricsModel:
             untracked,
             build,
         ]
+
+
+Job = RefreshJob | ImportJob
+
+
+def _refresh_age(job: Job) -> float:
+    """Newer refreshes started later; a finished one ages from its end."""
+    assert isinstance(job, RefreshJob)
+    if job.finished:
+        return job.end_time or job.start_time or 0.0
+    return job.start_time or 0.0
+
+
+def _import_age(job: Job) -> float:
+    """Import lists carry no times: newer jobs have larger numeric ids."""
+    assert isinstance(job, ImportJob)
+    return float(job.order_key[0])
+
+
+def _collection_series(
+    counts: MetricFamily,
+    snapshot: Snapshot,
+    listed: Sequence[Job],
+    documented_states: tuple[str, ...],
+    age: Callable[[Job], float],
+) -> list[_Tracked]:
+    """Count the jobs of each collection by state; return the jobs that may get per-job series:
+    every unfinished one and the newest finished one per collection."""
+    cluster, database, _kind = snapshot.target.key
+    by_collection: dict[str, dict[object, Job]] = {}
+    for job in listed:  # a repeated record (same collection and id) counts once
+        by_collection.setdefault(job.collection, {}).setdefault(job.job_id, job)
+    candidates: list[_Tracked] = []
+    for collection, jobs_by_id in sorted(by_collection.items()):
+        jobs = list(jobs_by_id.values())
+        labels = (("milvus_cluster", cluster), ("database", database), ("collection", collection))
+        per_state = Counter(job.state for job in jobs)
+        for state_name in (*documented_states, *sorted(set(per_state) - set(documented_states))):
+            counts.add((*labels, ("state", state_name)), float(per_state.get(state_name, 0)))
+        finished = [job for job in jobs if job.finished]
+        for job in jobs:
+            if not job.finished:
+                candidates.append(
+                    _Tracked(snapshot.target, job, False, age(job), snapshot.polled_at)
+                )
+        if finished:
+            newest = max(finished, key=_newest_first_key)
+            candidates.append(
+                _Tracked(snapshot.target, newest, True, age(newest), snapshot.polled_at)
+            )
+    return candidates
+
+
+def _newest_first_key(job: Job) -> tuple[float, str]:
+    """Which finished job is the newest: by start time for refreshes, by id for imports."""
+    if isinstance(job, RefreshJob):
+        return (job.start_time or 0.0, "")
+    number, text = job.order_key
+    return (float(number), text)
 
 
 def _remember_finish_times(

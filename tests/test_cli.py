@@ -33,6 +33,32 @@ def run(
     )
 
 
+def serve_process(
+    config: Path, port: int, *extra: str, token: str = TOKEN_A
+) -> subprocess.Popen[str]:
+    """``milvus-jobs-exporter serve`` as a real process with JSON logs on stderr."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "serve",
+            "--config",
+            str(config),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--log-format",
+            "json",
+            *extra,
+        ],
+        cwd=REPO,
+        env={**os.environ, "MILVUS_TOKEN": token},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -154,25 +180,7 @@ def test_serve_answers_scrapes_and_exits_0_on_sigterm(simulator, tmp_path):
     _sim, url = simulator
     config = write_config(tmp_path, url, databases="[default]")
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "exporter",
-            "serve",
-            "--config",
-            str(config),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--log-format",
-            "json",
-        ],
-        cwd=REPO,
-        env={**os.environ, "MILVUS_TOKEN": TOKEN_A},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = serve_process(config, port)
     try:
         deadline = time.monotonic() + 15
         while True:

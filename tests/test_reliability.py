@@ -6,8 +6,6 @@ import itertools
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from exporter.server import ExporterHTTPServer, serve_in_thread
 from exporter.simulator import Fault
 
 from .conftest import TOKEN_A, RunningExporter, cluster, series, value
-from .test_cli import REPO, free_port, write_config
+from .test_cli import free_port, serve_process, write_config
 
 
 def up(name: str, database: str, kind: str = "refresh") -> dict[str, str]:
@@ -114,28 +112,6 @@ def test_an_invalid_reload_is_refused_and_the_old_config_keeps_running(
     assert value(parsed, "milvus_jobs_exporter_target_up", **up("prod", "default")) == 1
 
 
-def _serve_process(config: Path, port: int, token: str = TOKEN_A) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "exporter",
-            "serve",
-            "--config",
-            str(config),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--log-format",
-            "json",
-        ],
-        cwd=REPO,
-        env={**os.environ, "MILVUS_TOKEN": token},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def _metrics(port: int) -> str:
     try:
         return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
@@ -147,7 +123,7 @@ def test_sighup_reloads_the_config_of_a_running_process(simulator, tmp_path):
     _sim, url = simulator
     path = write_config(tmp_path, url, databases="[default]")
     port = free_port()
-    process = _serve_process(path, port)
+    process = serve_process(path, port)
     try:
         wait_for(
             lambda: 'database="default",kind="refresh"} 1.0' in _metrics(port), what="first scrape"
@@ -171,7 +147,7 @@ def test_sigterm_exits_0_within_the_request_timeout_while_a_request_hangs(simula
     sim, url = simulator
     path = write_config(tmp_path, url, databases="[default, analytics]")
     port = free_port()
-    process = _serve_process(path, port)
+    process = serve_process(path, port)
     try:
         wait_for(lambda: "milvus_jobs_exporter_target_up" in _metrics(port), what="first scrape")
         sim.set_fault(Fault(kind="timeout", seconds=60))

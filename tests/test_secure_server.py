@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from .conftest import TOKEN_A
-from .test_cli import REPO, free_port, write_config
+from .test_cli import REPO, free_port, serve_process, write_config
 from .test_webconfig import PKI, pki  # noqa: F401  (session fixture with a CA, server and client certs)
 
 PASSWORD = "scrape-password-7f3e"
@@ -37,27 +37,7 @@ def _web_config(tmp_path: Path, pki: PKI, client_auth: str = "NoClientCert") -> 
 
 
 def _serve(config: Path, web: Path, port: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "exporter",
-            "serve",
-            "--config",
-            str(config),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--web.config.file",
-            str(web),
-            "--log-format",
-            "json",
-        ],
-        cwd=REPO,
-        env={**os.environ, "MILVUS_TOKEN": TOKEN_A},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return serve_process(config, port, "--web.config.file", str(web))
 
 
 def _wait_ready(url: str, verify: str) -> None:

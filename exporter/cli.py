@@ -10,7 +10,8 @@ import argparse
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from types import FrameType
 from typing import TextIO
 
@@ -23,10 +24,14 @@ from .config import (
     Config,
     ConfigError,
     load_config,
+    parse_shard,
     split_listen_address,
 )
 from .daemon import Daemon
 from .log import LEVELS, configure_logging, redactor
+from .operator import COMMANDS as OPERATOR_COMMANDS
+from .operator import add_commands as add_operator_commands
+from .operator import run as run_operator_command
 from .poller import Poller
 from .server import ExporterHTTPServer, serve_in_thread
 from .webconfig import WebConfig, WebConfigError, load_web_config
@@ -59,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--listen", metavar="HOST:PORT", help="overrides listen_address from the config"
     )
     _add_web_config_argument(serve)
+    serve.add_argument(
+        "--shard",
+        metavar="INDEX/COUNT",
+        help="poll only this replica's share of the targets, e.g. 0/4 (overrides shard:)",
+    )
     _add_logging_arguments(serve)
 
     check = commands.add_parser("check", help="validate the config and poll every target once")
@@ -77,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .simulator import add_arguments as add_simulator_arguments
 
     add_simulator_arguments(simulate)
+    add_operator_commands(commands)  # jobs list|describe|wait, refresh
     return parser
 
 
@@ -121,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_check(args, sys.stdout)
         if args.command == "demo":
             return run_demo(args)
+        if args.command in OPERATOR_COMMANDS:
+            return run_operator_command(args)
     except ConfigError as error:
         for line in str(error).splitlines():
             print(f"{PROGRAM}: config error: {line}", file=sys.stderr)
@@ -137,21 +150,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    shard: tuple[int, int] | None = None
+    if args.shard:
+        try:
+            shard = parse_shard(args.shard)
+        except ValueError as error:
+            raise UserError(f"--shard: {error}", EXIT_USAGE) from None
+
+    def load(path: str) -> Config:
+        """The config file, with --shard (if given) winning over its shard key, on reload too."""
+        config = load_config(path)
+        if shard is not None:
+            config = replace(config, shard_index=shard[0], shard_count=shard[1])
+        return config
+
+    config = load(args.config)
     if args.listen:
         _check_listen(args.listen)
     web_config = _load_web_config(args.web_config_file)
-    return _serve(config, args.listen or config.listen_address, web_config=web_config)
+    return _serve(
+        config, args.listen or config.listen_address, web_config=web_config, config_loader=load
+    )
 
 
 def _serve(
-    config: Config, listen: str, announce: str | None = None, web_config: WebConfig | None = None
+    config: Config,
+    listen: str,
+    announce: str | None = None,
+    web_config: WebConfig | None = None,
+    config_loader: Callable[[str], Config] = load_config,
 ) -> int:
     """Run the daemon and its HTTP server until SIGTERM / SIGINT."""
     redactor.set_secrets(config.secrets)
     for warning in config.warnings:
         log.warning("config.warning", warning=warning)
-    daemon = Daemon(config)
+    daemon = Daemon(config, config_loader=config_loader)
     server = _bind(listen, daemon, web_config)
     serve_in_thread(server)
     log.info(

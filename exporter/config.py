@@ -68,6 +68,8 @@ class Config:
     max_retries: int = 2
     max_response_bytes: int = 16 * 1024 * 1024
     import_details: bool = True
+    shard_index: int = 0
+    shard_count: int = 1
     source: str = "<memory>"
     warnings: tuple[str, ...] = ()
 
@@ -109,6 +111,7 @@ _TOP_LEVEL_KEYS = (
     "max_retries",
     "max_response_bytes",
     "import_details",
+    "shard",
     "clusters",
 )
 _CLUSTER_KEYS = (
@@ -295,6 +298,12 @@ class _Checker:
             document, "max_response_bytes", defaults.max_response_bytes, minimum=1024
         )
         import_details = self.boolean(document, "import_details", defaults.import_details, "")
+        shard_index, shard_count = 0, 1
+        if "shard" in document:
+            try:
+                shard_index, shard_count = parse_shard(document["shard"])
+            except ValueError as error:
+                self.fail("shard", str(error))
         clusters = self.clusters(document.get("clusters"))
         return Config(
             clusters=clusters,
@@ -307,6 +316,8 @@ class _Checker:
             max_retries=retries,
             max_response_bytes=max_bytes,
             import_details=import_details,
+            shard_index=shard_index,
+            shard_count=shard_count,
             source=source,
         )
 
@@ -599,6 +610,18 @@ def _type_name(value: Any) -> str:
         float: "a number",
     }
     return names.get(type(value), type(value).__name__)
+
+
+def parse_shard(value: object) -> tuple[int, int]:
+    """``"1/4"`` -> ``(1, 4)``: this replica is shard 1 (0-based) of 4."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not re.fullmatch(r"[0-9]{1,4}/[0-9]{1,4}", text):
+        shown = repr(text) if text else _type_name(value)
+        raise ValueError(f"expected INDEX/COUNT such as 0/4 (0-based), got {shown}")
+    index, count = (int(part) for part in text.split("/"))
+    if not 0 <= index < count:
+        raise ValueError(f"shard index must be 0..COUNT-1, got {text!r}")
+    return index, count
 
 
 def split_listen_address(address: str) -> tuple[str, int]:

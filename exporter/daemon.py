@@ -165,6 +165,7 @@ class Daemon:
         redactor.set_secrets((*self.config.secrets, *config.secrets))
         self.config = config
         self.model.configure(config.max_tracked_jobs, config.poll_interval)
+        self._republish()
 
     def _republish(self) -> None:
         self.cache.publish_extra(self._reload_families())
@@ -182,7 +183,15 @@ class Daemon:
             "When the config was last loaded successfully (Unix time).",
         )
         when.add((), self._reload_success_time)
-        return [successful, when]
+        shard = MetricFamily(
+            "milvus_jobs_exporter_shard_info",
+            "gauge",
+            "This replica's shard: it polls the targets whose stable hash modulo count is index.",
+        )
+        shard.add(
+            (("index", str(self.config.shard_index)), ("count", str(self.config.shard_count))), 1.0
+        )
+        return [successful, when, shard]
 
     def start(self) -> None:
         self._republish()

@@ -10,6 +10,7 @@ immutable ``Snapshot``s; it never formats metrics.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import threading
@@ -96,12 +97,22 @@ class CycleResult:
 
 
 def targets_of(config: Config) -> tuple[Target, ...]:
+    """Every (cluster, database, kind) of the config that falls in this replica's shard."""
     return tuple(
         Target(cluster, database, kind)
         for cluster in config.clusters
         for database in cluster.databases
         for kind in cluster.jobs
+        if shard_of(cluster.name, database, kind, config.shard_count) == config.shard_index
     )
+
+
+def shard_of(cluster: str, database: str, kind: str, count: int) -> int:
+    """A stable shard for a target: the same on every replica, every run, every Python."""
+    if count == 1:
+        return 0
+    digest = hashlib.sha256(f"{cluster}\x00{database}\x00{kind}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count
 
 
 @dataclass
@@ -142,7 +153,9 @@ class Poller:
     ) -> None:
         self.config = config
         self.targets = targets_of(config)
-        self.limiter = limiter or SlidingWindowLimiter(config.requests_per_second, clock=clock)
+        # N replicas sharing a token each take 1/N of its limit, so together they stay under it
+        share = config.requests_per_second / config.shard_count
+        self.limiter = limiter or SlidingWindowLimiter(share, clock=clock)
         self._clock = clock
         self._wall_clock = wall_clock
         self._rng = rng or random.Random()

@@ -1,5 +1,69 @@
-"""Run every benchmark and print its table."""
+"""Run every benchmark part, print its table and update ``benchmarks/results.json``.
 
-from . import polling
+    python -m benchmarks [--quick] [--output PATH] [--no-plot]
 
-polling.main([])
+1. scrape cost at 100,000 jobs: exporter, stock prometheus_client, loopback floor
+2. polling under the rate limit: the poller against a naive loop
+3. scale: cycle, scrape and memory at 1k / 10k / 100k jobs and 10 / 100 / 1,000 targets
+   (the 100k-job point is part 1's exporter run), drawn to ``benchmarks/scale.png``
+4. startup: process start to the first 200 on /readyz with 100 targets
+
+Each part also runs alone: ``python -m benchmarks.scrape`` (``polling``, ``scale``, ``startup``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from . import polling, report, scale, scrape, startup
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_common_arguments(parser)
+    parser.add_argument("--no-plot", action="store_true", help="do not draw scale.png")
+    args = parser.parse_args(argv)
+    common = ["--quick"] if args.quick else []
+    if args.output is not None:
+        common += ["--output", str(args.output)]
+    started = time.monotonic()
+    print(f"machine: {report.machine()}\n")
+
+    scraped = scrape.main(common)
+    print()
+    polled = polling.main(common)
+    print()
+    sizes = scraped["sizes"]
+    reused = scale.jobs_point(sizes["running"], sizes["databases"], sizes["collections"])
+    scaled = scale.main(
+        common + ([] if args.no_plot else ["--plot"]), (reused, scraped["exporter"])
+    )
+    print()
+    started_up = startup.main(common)
+    print()
+
+    verdicts: list[dict[str, Any]] = [
+        *scraped["verdicts"],
+        *polled["verdicts"],
+        *started_up["verdicts"],
+    ]
+    del scaled  # the scale curve has no pass/fail target of its own
+    missed = [verdict["what"] for verdict in verdicts if not verdict["met"]]
+    elapsed = time.monotonic() - started
+    if verdicts:
+        print(f"targets: {len(verdicts) - len(missed)} of {len(verdicts)} met", end="")
+        print(f"; not met: {', '.join(missed)}" if missed else "")
+    path = report.output_path(args)
+    print(f"whole run: {elapsed:.0f} s" + (f"; results in {Path(path)}" if path else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,78 @@
+"""Smoke test of ``python -m benchmarks``: every part runs at tiny sizes and reports its figures.
+
+It checks that the benchmark code works, not the figures: those come from a full run on the CI
+machine (``python -m benchmarks``) and go into the README.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import report
+from benchmarks.harness import RawHttpClient, floor_server
+from benchmarks.profiling import summary
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def test_quick_run_prints_every_table_and_writes_results(tmp_path):
+    output = tmp_path / "results.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--output", str(output)],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    for title in ("1. Scrape", "2. Polling", "3. Scale", "4. Startup"):
+        assert title in completed.stdout
+    results = json.loads(output.read_text())
+    assert results["scrape"]["exporter"]["targets_up"] == results["scrape"]["exporter"]["targets"]
+    assert results["scrape"]["exporter"]["plain_bytes"] > 0
+    assert results["scrape"]["stock"]["plain_ms"] > 0
+    assert [method["rejected"] for method in results["polling"]["methods"]] == [0, 0, 0]
+    assert {point["curve"] for point in results["scale"]["points"]} == {"jobs", "targets"}
+    assert all(point["targets_up"] == point["targets"] for point in results["scale"]["points"])
+    assert results["startup"]["ready_median_s"] > results["startup"]["listening_median_s"] > 0
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (tmp_path / "scale.png").stat().st_size > 0
+
+
+def test_raw_client_reads_exactly_the_floor_servers_bytes():
+    client = RawHttpClient(capacity=1024)
+    with floor_server(300_000) as port:
+        answer = client.get(port, "/metrics")
+    assert answer.status == 200
+    assert len(answer.body) == 300_000
+    assert answer.seconds > 0
+
+
+@pytest.mark.parametrize(
+    ("measured", "operator", "target", "expected"),
+    [
+        pytest.param(19.9, "<", 20.0, True, id="below"),
+        pytest.param(20.0, "<", 20.0, False, id="equal-is-not-below"),
+        pytest.param(3.3, "<=", 3.3, True, id="at-most"),
+        pytest.param(49.0, ">=", 50.0, False, id="not-enough"),
+    ],
+)
+def test_targets_are_judged_by_their_operator(measured, operator, target, expected):
+    assert report.met(measured, operator, target) is expected
+
+
+def test_profile_summary_ranks_functions_by_self_and_total_samples(tmp_path):
+    collapsed = tmp_path / "phase.txt"
+    collapsed.write_text(
+        "run (/x/exporter/daemon.py:10);render (/x/exporter/families.py:42) 3\n"
+        "run (/x/exporter/daemon.py:10);parse (/x/exporter/records.py:7) 1\n"
+    )
+    text = summary(collapsed, "phase", seconds=1.0, gil_only=True)
+    assert "75.0%  render (exporter/families.py)" in text
+    assert "100.0%  run (exporter/daemon.py)" in text

@@ -33,7 +33,10 @@ LABEL org.opencontainers.image.title="milvus-jobs-exporter" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}"
 
-ENV PIP_NO_CACHE_DIR=1 \
+# MALLOC_MMAP_THRESHOLD_: big exposition buffers (100 MB at 100k jobs) come from mmap and go
+# back to the OS when freed, instead of staying in glibc's heap (benchmarks: RSS ~230 vs ~390 MB).
+ENV MALLOC_MMAP_THRESHOLD_=1048576 \
+    PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1

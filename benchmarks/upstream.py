@@ -20,7 +20,6 @@ import time
 from types import FrameType
 
 from exporter.simulator import Simulator, SimulatorOptions
-from exporter.simulator import server as simulator_server
 
 READY_PREFIX = "ready "
 
@@ -72,18 +71,6 @@ def build_simulator(
     return simulator, databases * collections * (running + history)
 
 
-def answer_without_nagle() -> None:
-    """Send each answer's body without waiting for the ACK of its headers (TCP_NODELAY).
-
-    The simulator's handler writes headers and body in two sends; on a kept-alive connection
-    Nagle's algorithm then holds the body until the client's delayed ACK (~40 ms), so some answers
-    take latency + 40 ms at random. Milvus and Zilliz Cloud are Go servers, which set TCP_NODELAY
-    on every connection, so the benchmark upstream does too. (Reported for the simulator itself:
-    with ``disable_nagle_algorithm = True`` on its handler, this function can go.)
-    """
-    simulator_server._Handler.disable_nagle_algorithm = True
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -111,7 +98,6 @@ def main(argv: list[str] | None = None) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    answer_without_nagle()
     started = time.monotonic()
     simulator, jobs = build_simulator(
         databases=args.databases,

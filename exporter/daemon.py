@@ -159,7 +159,11 @@ class Daemon:
         )
         old = self.poller
         self.poller = Poller(
-            config, limiter=limiter, clock=self._clock, wall_clock=self._wall_clock
+            config,
+            limiter=limiter,
+            clock=self._clock,
+            wall_clock=self._wall_clock,
+            described_finished=old.described_finished,  # a reload need not describe them again
         )
         old.close()
         redactor.set_secrets((*self.config.secrets, *config.secrets))

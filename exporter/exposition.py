@@ -21,6 +21,9 @@ from dataclasses import dataclass
 
 from .families import MetricFamily
 
+Chunks = tuple[bytes | bytearray, ...]
+"""Cached pieces of an answer; bodies stay bytearrays (handed over, never copied or mutated)."""
+
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 _GZIP_WINDOW_BITS = 31  # zlib wbits for a gzip container
@@ -54,7 +57,7 @@ class ScrapeBody:
     """An answer as chunks to write in order; ``length`` is their total size."""
 
     content_type: str
-    chunks: tuple[bytes, ...]
+    chunks: Chunks
     gzipped: bool
 
     @property
@@ -69,7 +72,7 @@ class ScrapeBody:
 class _Variant:
     """One format's cached chunks, with its gzip prefix built on first use."""
 
-    def __init__(self, chunks: tuple[bytes, ...]) -> None:
+    def __init__(self, chunks: Chunks) -> None:
         self.chunks = chunks
         self._gzip_state: tuple[bytes, zlib._Compress] | None = None
         self._lock = threading.Lock()
@@ -88,12 +91,12 @@ class _Variant:
         return prefix + finisher.compress(tail) + finisher.flush(zlib.Z_FINISH)
 
 
-def _chunks(families: list[MetricFamily]) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+def _chunks(families: list[MetricFamily]) -> tuple[Chunks, Chunks]:
     """(text chunks, OpenMetrics chunks): the same body bytes behind two sets of headers."""
-    text: list[bytes] = []
-    openmetrics: list[bytes] = []
+    text: list[bytes | bytearray] = []
+    openmetrics: list[bytes | bytearray] = []
     for family in families:
-        body = family.body
+        body = family.take_body()
         text += (header(family, False), body)
         openmetrics += (header(family, True), body)
     return tuple(text), tuple(openmetrics)
@@ -115,8 +118,8 @@ class ExpositionCache:
         self._lock = threading.Lock()
         self._text = _Variant(())
         self._openmetrics = _Variant(())
-        self._main: tuple[tuple[bytes, ...], tuple[bytes, ...]] = ((), ())
-        self._extra: tuple[tuple[bytes, ...], tuple[bytes, ...]] = ((), ())
+        self._main: tuple[Chunks, Chunks] = ((), ())
+        self._extra: tuple[Chunks, Chunks] = ((), ())
         self.generation = 0
 
     def publish(self, families: list[MetricFamily]) -> None:

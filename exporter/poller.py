@@ -150,6 +150,7 @@ class Poller:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        described_finished: dict[tuple[str, str, str], set[str]] | None = None,
     ) -> None:
         self.config = config
         self.targets = targets_of(config)
@@ -168,8 +169,15 @@ class Poller:
         self._said_once: set[tuple[object, ...]] = set()
         self._said_once_lock = threading.Lock()
         self._describe_margin = min(config.request_timeout, config.poll_interval / 2)
-        self._described_finished: dict[tuple[str, str, str], set[str]] = {}
+        self._described_finished: dict[tuple[str, str, str], set[str]] = (
+            {} if described_finished is None else described_finished
+        )
         """Finished import jobs whose final details were fetched: described once, not again."""
+
+    @property
+    def described_finished(self) -> dict[tuple[str, str, str], set[str]]:
+        """Finished imports already described, to hand to the poller of a reloaded config."""
+        return self._described_finished
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -105,6 +105,9 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = f"milvus-jobs-exporter/{__version__}"
     sys_version = ""
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate sends; without TCP_NODELAY a kept-alive client's delayed
+    # ACK holds the body back ~40 ms (measured: 42 ms instead of 0.3 ms back to back).
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         if self._authorized():
@@ -216,7 +219,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _reply(
         self,
         status: HTTPStatus,
-        body: bytes | tuple[bytes, ...],
+        body: bytes | tuple[bytes | bytearray, ...],
         *,
         content_type: str = "text/plain; charset=utf-8",
         extra: dict[str, str] | None = None,

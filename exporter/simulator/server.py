@@ -39,6 +39,8 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "milvus-jobs-simulator"
     sys_version = ""
     timeout = IDLE_CONNECTION_TIMEOUT_SECONDS
+    # Like Milvus (a Go server): no Nagle delay between the headers and the body of an answer.
+    disable_nagle_algorithm = True
     server: _Server
 
     def do_POST(self) -> None:

@@ -12,8 +12,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import ClusterConfig, Config
 from exporter.daemon import Daemon
+from exporter.log import configure_logging
 from exporter.server import ExporterHTTPServer, serve_in_thread
 from exporter.simulator import Simulator, SimulatorOptions
+
+# Warnings and errors only: the daemon's debug lines (one per poll) would cost the in-process
+# exporters of these tests interpreter time and fill the captured output.
+configure_logging("warning", "console")
 
 TOKEN_A = "token-alpha-5f1c2e"
 TOKEN_B = "token-bravo-9a7d33"

@@ -13,7 +13,7 @@ import requests
 import structlog
 from structlog.testing import LogCapture
 
-from exporter.log import redactor
+from exporter.log import configure_logging, redactor
 from exporter.simulator import Fault
 
 from .conftest import TOKEN_A, TOKEN_B, cluster, series, value
@@ -251,7 +251,7 @@ def test_the_token_never_appears_in_metrics_the_landing_page_or_logs(simulator, 
         metrics = requests.get(exporter.url + "/metrics", timeout=5).text
         page = requests.get(exporter.url + "/", timeout=5).text
     finally:
-        structlog.reset_defaults()
+        configure_logging("warning", "console")
     assert capture.entries, "the exporter should have logged the auth failure"
     assert any(
         entry["event"] == "poll.failed" and entry["reason"] == "auth" for entry in capture.entries

@@ -40,7 +40,7 @@ FAULTS = (
     Fault(kind="connection_close"),
     Fault(kind="db_not_found"),
     Fault(kind="auth"),
-    Fault(kind="huge_body", size_bytes=3 * 1024 * 1024),
+    Fault(kind="huge_body", size_bytes=1536 * 1024),  # over the 1 MiB cap, cheap to make
 )
 
 
@@ -162,10 +162,12 @@ def test_random_faults_lose_no_target_leak_nothing_and_never_exceed_the_rate_lim
         for _ in range(rng.randint(1, 4)):
             path = rng.choice((None, "external_collection/list", "import/list"))
             sim.set_fault(rng.choice(FAULTS), database=rng.choice(DATABASES), path=path)
-        parsed = exporter.scrape()
+        # a cheap line count, not a full parse: the test shares the exporter's interpreter, and
+        # a parse of every scrape would hold the GIL the exporter's senders need
+        body = requests.get(exporter.url + "/metrics", timeout=10).text
         scrapes += 1
         thread_counts.append(threading.active_count())
-        assert len(series(parsed, "milvus_jobs_exporter_target_up")) == expected_targets
+        assert body.count("\nmilvus_jobs_exporter_target_up{") == expected_targets
         time.sleep(0.5)
 
     sim.clear_faults()

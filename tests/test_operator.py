@@ -599,6 +599,10 @@ def test_a_refresh_refused_because_one_is_running_names_the_running_job(world):
     assert line.endswith(f"jobs wait --config {shlex.quote(str(config))} --cluster prod {running}")
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_while_waiting_exits_130_leaves_the_job_running_and_says_how_to_resume(
     start_simulator,
 ):
@@ -614,6 +618,9 @@ def test_ctrl_c_while_waiting_exits_130_leaves_the_job_running_and_says_how_to_r
         text=True,
         cwd=REPO,
         env=_environment(None),
+        # A shell that starts CI in the background makes its children ignore SIGINT, and Python
+        # then installs no KeyboardInterrupt handler: give the command the terminal's default.
+        preexec_fn=_default_sigint,
     )  # fmt: skip
     assert process.stdout is not None
     job_id = process.stdout.readline().strip()

@@ -14,13 +14,10 @@ on every ``collect()``; ``prometheus_client.start_http_server`` answers each scr
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from types import FrameType
 
 import requests
 from prometheus_client import (
@@ -36,7 +33,7 @@ from prometheus_client.registry import Collector
 from exporter.client import MilvusClient
 from exporter.records import REFRESH_STATES, RefreshJob
 
-from .upstream import READY_PREFIX, database_names, token_names
+from .upstream import READY_PREFIX, database_names, stop_on_signals, token_names
 
 JOB_LABELS = ["milvus_cluster", "database", "collection", "job_id"]
 
@@ -165,14 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
 
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        del signum, frame
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals()
     started = time.monotonic()
     listings = fetch_listings(args.endpoint, args.clusters, args.databases)
     fetch_seconds = time.monotonic() - started

@@ -25,7 +25,7 @@ from .exposition import ExpositionCache
 from .families import MetricFamily
 from .log import redactor
 from .model import MetricsModel
-from .poller import CycleResult, Poller
+from .poller import CycleResult, Poller, limiter_rate
 
 log = structlog.get_logger("exporter.daemon")
 
@@ -82,24 +82,22 @@ class Daemon:
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._cycle_lock = threading.Lock()
         self._status: list[TargetStatus] = []
         self._pending_config: Config | None = None
         self._reload_successful = True
         self._reload_success_time = wall_clock()
 
     def run_cycle(self) -> CycleResult:
-        """Poll everything once and publish the new exposition."""
-        with self._cycle_lock:
-            self._apply_pending_config()
-            cycle = self.poller.poll_cycle(stop=self._stopping)
-            if self._stopping.is_set():
-                return cycle
-            families = self.model.update(cycle, self._wall_clock())
-            self.cache.publish(families)
-            del families  # the cache keeps the rendered bytes; the families can go now
-            self.cache.prepare_gzip()
-            self._status = self._collect_status()
+        """Poll everything once and publish the new exposition (only the loop thread calls it)."""
+        self._apply_pending_config()
+        cycle = self.poller.poll_cycle(stop=self._stopping)
+        if self._stopping.is_set():
+            return cycle
+        families = self.model.update(cycle, self._wall_clock())
+        self.cache.publish(families)
+        del families  # the cache keeps the rendered bytes; the families can go now
+        self.cache.prepare_gzip()
+        self._status = self._collect_status()
         failed = sum(1 for snapshot in cycle.snapshots if not snapshot.ok)
         log.info(
             "cycle.finished",
@@ -152,11 +150,8 @@ class Daemon:
         config, self._pending_config = self._pending_config, None
         if config is None:
             return
-        limiter = (
-            self.poller.limiter
-            if config.requests_per_second == self.config.requests_per_second
-            else None
-        )
+        # keep the limiter (and its recent request times) unless this replica's rate changed
+        limiter = self.poller.limiter if limiter_rate(config) == limiter_rate(self.config) else None
         old = self.poller
         self.poller = Poller(
             config,

@@ -107,6 +107,12 @@ def targets_of(config: Config) -> tuple[Target, ...]:
     )
 
 
+def limiter_rate(config: Config) -> float:
+    """Requests per second per token and path for this replica: N replicas sharing a token each
+    take 1/N of its limit, so together they stay under it."""
+    return config.requests_per_second / config.shard_count
+
+
 def shard_of(cluster: str, database: str, kind: str, count: int) -> int:
     """A stable shard for a target: the same on every replica, every run, every Python."""
     if count == 1:
@@ -154,9 +160,7 @@ class Poller:
     ) -> None:
         self.config = config
         self.targets = targets_of(config)
-        # N replicas sharing a token each take 1/N of its limit, so together they stay under it
-        share = config.requests_per_second / config.shard_count
-        self.limiter = limiter or SlidingWindowLimiter(share, clock=clock)
+        self.limiter = limiter or SlidingWindowLimiter(limiter_rate(config), clock=clock)
         self._clock = clock
         self._wall_clock = wall_clock
         self._rng = rng or random.Random()
@@ -184,17 +188,12 @@ class Poller:
         for session in self._sessions.values():
             session.close()
 
-    def poll_cycle(
-        self,
-        targets: Iterable[Target] | None = None,
-        deadline: float | None = None,
-        stop: threading.Event | None = None,
-    ) -> CycleResult:
-        """Poll ``targets`` (default: all) once; retries stop at ``deadline`` (default: one interval)."""
-        chosen = tuple(self.targets if targets is None else targets)
+    def poll_cycle(self, stop: threading.Event | None = None) -> CycleResult:
+        """Poll every target once; retries and follow-ups start only within one poll interval."""
+        chosen = self.targets
         started_wall = self._wall_clock()
         started = self._clock()
-        deadline = started + self.config.poll_interval if deadline is None else deadline
+        deadline = started + self.config.poll_interval
         state = _CycleState()
         for target in chosen:
             task = _Task(target)

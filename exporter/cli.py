@@ -165,8 +165,6 @@ def run_serve(args: argparse.Namespace) -> int:
         return config
 
     config = load(args.config)
-    if args.listen:
-        _check_listen(args.listen)
     web_config = _load_web_config(args.web_config_file)
     return _serve(
         config, args.listen or config.listen_address, web_config=web_config, config_loader=load
@@ -224,19 +222,18 @@ def _serve(
     return EXIT_OK
 
 
-def _check_listen(listen: str) -> None:
+def _parse_listen(listen: str) -> tuple[str, int]:
     try:
         host, port = split_listen_address(listen)
     except ValueError:
         raise UserError(f"--listen {listen!r}: expected HOST:PORT", EXIT_USAGE) from None
     if not 0 <= port <= 65535:
         raise UserError(f"--listen {listen!r}: port out of range", EXIT_USAGE)
-    del host
+    return host, port
 
 
 def _bind(listen: str, daemon: Daemon, web_config: WebConfig | None) -> ExporterHTTPServer:
-    _check_listen(listen)
-    host, port = split_listen_address(listen)
+    host, port = _parse_listen(listen)
     try:
         return ExporterHTTPServer((host, port), lambda: daemon, web_config)
     except OSError as error:
@@ -316,10 +313,7 @@ def run_demo(args: argparse.Namespace) -> int:
 def run_simulate(args: argparse.Namespace) -> int:
     from .simulator import options_from_args, run_forever
 
-    try:
-        host, port = split_listen_address(args.listen)
-    except ValueError:
-        raise UserError(f"--listen {args.listen!r}: expected HOST:PORT", EXIT_USAGE) from None
+    host, port = _parse_listen(args.listen)
     try:
         run_forever(options_from_args(args), host, port)
     except OSError as error:

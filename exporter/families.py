@@ -55,9 +55,6 @@ class MetricFamily:
         body, self._body = self._body, bytearray()
         return body
 
-    def __len__(self) -> int:
-        return self._body.count(b"\n")
-
 
 def escape_label_value(value: str) -> str:
     if "\\" in value or '"' in value or "\n" in value:

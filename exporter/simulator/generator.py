@@ -288,26 +288,14 @@ def random_import(
     order_key = rng.random()
     if rng.random() < failure_probability:
         cap = _between(rng, 0, 95)
-        failed_at = importing_at + importing * cap / 100.0
-        reason = rng.choice(IMPORT_FAILURES).format(file=files[0].name)
-        return ImportSchedule(
-            job_id=chain.next_job_id(),
-            database=chain.database,
-            collection=collection,
-            created_at=created_at,
-            importing_at=importing_at,
-            imported_at=failed_at,
-            committing_at=failed_at,
-            end_at=failed_at,
-            succeeds=False,
-            progress_cap=cap,
-            reason=reason,
-            files=tuple(files),
-            order_key=order_key,
-        )
-    imported_at = importing_at + importing
-    committing_at = imported_at + (rng.uniform(30.0, 600.0) if two_phase else 0.0)
-    end_at = committing_at + (rng.uniform(2.0, 20.0) if two_phase else 0.0)
+        imported_at = committing_at = end_at = importing_at + importing * cap / 100.0
+        succeeds, reason = False, rng.choice(IMPORT_FAILURES).format(file=files[0].name)
+    else:
+        cap = 99
+        imported_at = importing_at + importing
+        committing_at = imported_at + (rng.uniform(30.0, 600.0) if two_phase else 0.0)
+        end_at = committing_at + (rng.uniform(2.0, 20.0) if two_phase else 0.0)
+        succeeds, reason = True, ""
     return ImportSchedule(
         job_id=chain.next_job_id(),
         database=chain.database,
@@ -317,9 +305,9 @@ def random_import(
         imported_at=imported_at,
         committing_at=committing_at,
         end_at=end_at,
-        succeeds=True,
-        progress_cap=99,
-        reason="",
+        succeeds=succeeds,
+        progress_cap=cap,
+        reason=reason,
         files=tuple(files),
         order_key=order_key,
     )

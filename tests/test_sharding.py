@@ -143,3 +143,19 @@ def test_four_replicas_on_one_token_stay_under_its_limit_together(simulator, sta
         times.sort()
         busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
         assert busiest <= 20
+
+
+def test_a_reload_that_changes_the_shard_count_resizes_the_rate_limit():
+    from exporter.daemon import Daemon
+
+    before = config(source="config.yaml", max_retries=0)
+    daemon = Daemon(
+        before, config_loader=lambda path: replace(before, shard_index=1, shard_count=4)
+    )
+    try:
+        assert daemon.poller.limiter.capacity == 20
+        assert daemon.request_reload().ok
+        daemon.run_cycle()  # applies the reloaded config before polling
+        assert daemon.poller.limiter.capacity == 5
+    finally:
+        daemon.stop(timeout=5)

@@ -138,7 +138,7 @@ def fetch_listings(endpoint: str, clusters: int, databases: int) -> list[Listing
             client = MilvusClient(endpoint, token, session, 60.0)
             for database in database_names(databases):
                 polled_at = time.time()
-                jobs = tuple(client.list_refresh_jobs(database))
+                jobs = client.list_refresh_jobs(database).jobs
                 listings.append(Listing(f"bench-{index:02d}", database, polled_at, jobs))
     return listings
 

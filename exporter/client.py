@@ -4,21 +4,30 @@ One place decides what an answer means: HTTP status first (401/403 auth, 429 rat
 non-200 ``http_<status>``), then the JSON envelope (``code`` 0, or 200 on older Milvus, is
 success; 1800/1400/1401 auth; 8/1807 rate limited; anything else ``api_<code>``). Every failure
 is an ``ApiError`` with a bounded ``reason`` that is safe as a metric label.
+
+Every request is held to its timeout as a whole (``transport.watched``), not per read, and no
+page of a poll starts after the poll's own deadline. A listed record that cannot be read costs only that
+record: it is skipped and counted in the ``Listing`` by reason, and the rest of the answer is used.
 """
 
 from __future__ import annotations
 
 import datetime
 import email.utils
+import http.client
 import json
 import math
 import re
+import socket
+import ssl
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import requests
+import urllib3.exceptions
 
 from . import __version__
 from .records import (
@@ -30,7 +39,9 @@ from .records import (
     parse_import_job,
     parse_refresh_job,
 )
-from .redact import redact
+from .redact import Scrubber
+from .transport import BearerAuth, watched
+from .watchdog import Watchdog
 
 USER_AGENT = f"milvus-jobs-exporter/{__version__}"
 T = TypeVar("T")
@@ -45,9 +56,9 @@ API_PREFIX = "/v2/vectordb/jobs/"
 SUCCESS_CODES = frozenset({0, 200})
 AUTH_CODES = frozenset({1800, 1400, 1401})
 RATE_LIMIT_CODES = frozenset({8, 1807})
-IMPORT_PAGE_SIZE = 100
-MAX_IMPORT_PAGES = 1000
+MAX_IMPORT_PAGES = 100
 MAX_RETRY_AFTER = 300.0
+TEMPORARY_REASONS = frozenset({"timeout", "connect", "reset", "rate_limited", "too_large"})
 _NUMERIC_CODE = re.compile(r"-?[0-9]{1,18}")  # ASCII only: str.isdigit() also accepts "²"
 
 
@@ -66,9 +77,7 @@ class ApiError(Exception):
     @property
     def temporary(self) -> bool:
         """Worth retrying: the same request may well succeed a moment later."""
-        return self.reason in {"timeout", "connect", "rate_limited", "too_large"} or (
-            self.reason.startswith("http_5")
-        )
+        return self.reason in TEMPORARY_REASONS or self.reason.startswith("http_5")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +87,24 @@ class RequestRecord:
     api: str
     outcome: str
     seconds: float
+
+
+J = TypeVar("J", RefreshJob, ImportJob)
+
+
+@dataclass(frozen=True, slots=True)
+class Listing(Generic[J]):
+    """The readable jobs of a list answer, and the records that were skipped.
+
+    ``skipped`` holds (reason, count, first message) per ``RecordError`` reason.
+    """
+
+    jobs: tuple[J, ...]
+    skipped: tuple[tuple[str, int, str], ...] = ()
+
+    @property
+    def skipped_count(self) -> int:
+        return sum(count for _reason, count, _message in self.skipped)
 
 
 RequestObserver = Callable[[RequestRecord], None]
@@ -115,9 +142,18 @@ class MilvusClient:
         max_response_bytes: int = 16 * 1024 * 1024,
         verify: bool | str = True,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        watchdog: Watchdog | None = None,
+        secrets: tuple[str, ...] | None = None,
+        deadline: float | None = None,
+        max_import_pages: int = MAX_IMPORT_PAGES,
     ) -> None:
+        """No request starts after ``deadline`` (on ``clock``), so the pages of one poll end
+        within it plus one ``timeout``; ``secrets`` (default: the token) are scrubbed from
+        everything the server sends back."""
         self.endpoint = endpoint.rstrip("/")
         self._token = token
+        self._auth = BearerAuth(token)
         self._session = session
         self.timeout = timeout
         self._gate = gate
@@ -125,33 +161,50 @@ class MilvusClient:
         self._max_response_bytes = max_response_bytes
         self._verify = verify
         self._clock = clock
+        self._wall_clock = wall_clock
+        self._watchdog = watchdog
+        self._scrubber = Scrubber((token,) if secrets is None else secrets)
+        self._deadline = deadline
+        self._max_import_pages = max_import_pages
 
     def __repr__(self) -> str:
         return f"MilvusClient(endpoint={self.endpoint!r})"
 
-    def list_refresh_jobs(self, database: str, collection: str = "") -> list[RefreshJob]:
+    def list_refresh_jobs(self, database: str, collection: str = "") -> Listing[RefreshJob]:
         """Every refresh job of ``database`` (of one collection if given), newest first."""
         body: dict[str, Any] = {"dbName": database}
         if collection:
             body["collectionName"] = collection
-        return self.call(REFRESH_LIST, body, _read_refresh_list)
+        now = self._wall_clock()
+        return self.call(REFRESH_LIST, body, lambda data: _read_refresh_list(data, now))
 
-    def list_import_jobs(self, database: str, collection: str = "") -> list[ImportJob]:
-        """Every import job of ``database``, following pages on the Zilliz Cloud control plane."""
+    def list_import_jobs(self, database: str, collection: str = "") -> Listing[ImportJob]:
+        """Every import job of ``database``, following pages on the Zilliz Cloud control plane.
+
+        An answer that claims more than ``max_import_pages`` pages fails at once
+        (``too_many_pages``) instead of being walked page after page for minutes.
+        """
         body: dict[str, Any] = {"dbName": database}
         if collection:
             body["collectionName"] = collection
-        jobs, paging = self.call(IMPORT_LIST, body, _read_import_page)
+        first, paging = self.call(IMPORT_LIST, body, _read_import_page)
+        listings = [first]
         if paging is not None:
             current, pages, page_size = paging
+            if pages > self._max_import_pages:
+                raise ApiError(
+                    "too_many_pages",
+                    f"the import list claims {pages} pages of {page_size}; "
+                    f"more than max_import_pages ({self._max_import_pages})",
+                )
             for page in range(current + 1, pages + 1):
                 more, _ = self.call(
                     IMPORT_LIST,
                     {**body, "pageSize": page_size, "currentPage": page},
                     _read_import_page,
                 )
-                jobs.extend(more)
-        return jobs
+                listings.append(more)
+        return _merge(listings)
 
     def describe_refresh_job(self, job_id: int) -> RefreshJob:
         return self.call(REFRESH_DESCRIBE, {"jobId": job_id}, _read_refresh_job)
@@ -195,56 +248,75 @@ class MilvusClient:
             return result
         except ApiError as error:
             outcome = error.reason
-            error.message = redact(error.message, self._token)
+            error.message = self._scrubber.text(error.message)
             raise
         finally:
             self._observe(RequestRecord(api=api, outcome=outcome, seconds=self._clock() - started))
 
     def _exchange(self, api: str, body: dict[str, Any]) -> Any:
+        started = self._clock()
+        if self._deadline is not None and started >= self._deadline:
+            raise ApiError("deadline", "the poll ran out of time before this request could start")
+        deadline = started + self.timeout
+        cut = ApiError("timeout", f"answer not complete within {self.timeout:g}s")
+        remaining = self.timeout
         headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
             "Request-Timeout": str(max(1, math.ceil(self.timeout))),
         }
-        if self._token:
-            headers["Authorization"] = f"Bearer {self._token}"
-        deadline = self._clock() + self.timeout
-        try:
-            with self._session.post(
-                self.endpoint + API_PREFIX + api,
-                data=json.dumps(body),
-                headers=headers,
-                timeout=(min(self.timeout, 5.0), self.timeout),
-                stream=True,
-                allow_redirects=False,
-                verify=self._verify,
-            ) as response:
-                status = response.status_code
-                if status in (401, 403):
-                    raise ApiError("auth", f"HTTP {status}: the token was refused")
-                if status == 429:
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                    raise ApiError("rate_limited", "HTTP 429 Too Many Requests", retry_after)
-                if status != 200:
-                    raise ApiError(
-                        f"http_{status}" if 100 <= status <= 599 else "http_other", f"HTTP {status}"
-                    )
-                payload = self._read_body(response, deadline)
-        except requests.exceptions.Timeout:
-            raise ApiError("timeout", f"no answer within {self.timeout:g}s") from None
-        except requests.exceptions.SSLError as error:
-            raise ApiError("tls", _first_line(error)) from None
-        except requests.exceptions.ConnectionError as error:
-            if "Read timed out" in str(error):
-                raise ApiError("timeout", f"no answer within {self.timeout:g}s") from None
-            raise ApiError("connect", _first_line(error)) from None
-        except requests.exceptions.RequestException as error:
-            raise ApiError("connect", _first_line(error)) from None
+        with watched(self._watchdog, deadline) as watch:
+            try:
+                payload = self._post(api, body, headers, remaining, deadline)
+            except ApiError:
+                if watch.fired:
+                    raise cut from None
+                raise
+            except (requests.exceptions.RequestException, OSError, ValueError) as error:
+                if watch.fired:  # the watchdog cut the socket: whatever broke, time ran out
+                    raise cut from None
+                raise _transport_error(error, self.timeout) from None
+            if watch.fired:
+                raise cut
         return _unwrap(payload)
 
+    def _post(
+        self,
+        api: str,
+        body: dict[str, Any],
+        headers: dict[str, str],
+        remaining: float,
+        deadline: float,
+    ) -> Any:
+        with self._session.post(
+            self.endpoint + API_PREFIX + api,
+            data=json.dumps(body),
+            headers=headers,
+            auth=self._auth,
+            timeout=(min(remaining, 5.0), remaining),
+            stream=True,
+            allow_redirects=False,
+            verify=self._verify,
+        ) as response:
+            status = response.status_code
+            if status in (401, 403):
+                raise ApiError("auth", f"HTTP {status}: the token was refused")
+            if status == 429:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                raise ApiError("rate_limited", "HTTP 429 Too Many Requests", retry_after)
+            if status != 200:
+                raise ApiError(
+                    f"http_{status}" if 100 <= status <= 599 else "http_other", f"HTTP {status}"
+                )
+            return self._read_body(response, deadline)
+
     def _read_body(self, response: requests.Response, deadline: float) -> Any:
-        """Read at most ``max_response_bytes`` before ``deadline``, then decode JSON."""
+        """Read at most ``max_response_bytes`` before ``deadline``, then decode JSON.
+
+        Bytes that are not UTF-8 become U+FFFD rather than failing the answer; strings are
+        scrubbed of lone surrogates and secrets when the text shows it is needed.
+        """
         chunks: list[bytes] = []
         size = 0
         for chunk in response.iter_content(chunk_size=64 * 1024):
@@ -255,11 +327,69 @@ class MilvusClient:
                 raise ApiError("timeout", f"answer not complete within {self.timeout:g}s")
             chunks.append(chunk)
         raw = b"".join(chunks)
+        text = raw.decode("utf-8", errors="replace")
         try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError, RecursionError):
+            payload = json.loads(text)
+            if self._scrubber.needed(text):
+                payload = self._scrubber.scrub(payload)
+            return payload
+        except (ValueError, RecursionError):
             looks_like = "HTML" if raw.lstrip()[:1] == b"<" else "not JSON"
             raise ApiError("bad_json", f"answer is {looks_like} ({len(raw)} bytes)") from None
+
+
+_CONNECT_FAILURES = (
+    urllib3.exceptions.NewConnectionError,
+    urllib3.exceptions.NameResolutionError,
+    ConnectionRefusedError,
+    socket.gaierror,
+)
+_BROKEN_CONNECTIONS = (
+    ConnectionResetError,
+    BrokenPipeError,
+    ConnectionAbortedError,
+    http.client.IncompleteRead,
+    http.client.RemoteDisconnected,
+    urllib3.exceptions.ProtocolError,
+    requests.exceptions.ChunkedEncodingError,
+)
+_TIMEOUTS = (urllib3.exceptions.TimeoutError, TimeoutError, socket.timeout)
+
+
+def _transport_error(error: BaseException, timeout: float) -> ApiError:
+    """What went wrong below HTTP, named by what happened: ``tls``, ``connect`` (no connection
+    was made), ``timeout``, or ``reset`` (the connection broke before the answer was whole)."""
+    message = _first_line(error)
+    causes = list(_causes(error))
+    if isinstance(error, requests.exceptions.SSLError) or any(
+        isinstance(cause, ssl.SSLError) for cause in causes
+    ):
+        return ApiError("tls", message)
+    # Before timeouts: urllib3's NewConnectionError is a subclass of its ConnectTimeoutError.
+    if any(isinstance(cause, _CONNECT_FAILURES) for cause in causes):
+        return ApiError("connect", message)
+    lowered = str(error).lower()
+    if (
+        isinstance(error, requests.exceptions.Timeout)
+        or any(isinstance(cause, _TIMEOUTS) for cause in causes)
+        or "timed out" in lowered
+    ):
+        return ApiError("timeout", f"no answer within {timeout:g}s")
+    if any(isinstance(cause, _BROKEN_CONNECTIONS) for cause in causes) or any(
+        word in lowered for word in ("reset", "broken", "aborted", "incompleteread")
+    ):
+        return ApiError("reset", message)
+    return ApiError("connect", message)
+
+
+def _causes(error: BaseException, depth: int = 0) -> Iterator[BaseException]:
+    """``error`` and what it wraps: urllib3 and requests nest the real cause in args."""
+    if depth > 6:
+        return
+    yield error
+    for inner in (*error.args, getattr(error, "reason", None), error.__cause__, error.__context__):
+        if isinstance(inner, BaseException) and inner is not error:
+            yield from _causes(inner, depth + 1)
 
 
 def _unwrap(payload: Any) -> Any:
@@ -301,8 +431,40 @@ def _records(data: Any) -> list[Any]:
     return records
 
 
-def _read_refresh_list(data: Any) -> list[RefreshJob]:
-    return [_parse(parse_refresh_job, record) for record in _records(data)]
+def _read_refresh_list(data: Any, now: float | None = None) -> Listing[RefreshJob]:
+    return _listing(_records(data), parse_refresh_job, now)
+
+
+def _listing(records: list[Any], parse: Callable[..., J], *args: Any) -> Listing[J]:
+    """Parse every record; skip (and count by reason) the ones that cannot be read."""
+    jobs: list[J] = []
+    skipped: Counter[str] = Counter()
+    first_message: dict[str, str] = {}
+    for record in records:
+        try:
+            jobs.append(parse(record, *args))
+        except RecordError as error:
+            skipped[error.reason] += 1
+            first_message.setdefault(error.reason, str(error))
+    return Listing(
+        tuple(jobs),
+        tuple((reason, count, first_message[reason]) for reason, count in sorted(skipped.items())),
+    )
+
+
+def _merge(listings: list[Listing[J]]) -> Listing[J]:
+    if len(listings) == 1:
+        return listings[0]
+    counts: Counter[str] = Counter()
+    first_message: dict[str, str] = {}
+    for listing in listings:
+        for reason, count, message in listing.skipped:
+            counts[reason] += count
+            first_message.setdefault(reason, message)
+    return Listing(
+        tuple(job for listing in listings for job in listing.jobs),
+        tuple((reason, counts[reason], first_message[reason]) for reason in sorted(counts)),
+    )
 
 
 def _read_refresh_job(data: Any) -> RefreshJob:
@@ -331,20 +493,21 @@ def _read_new_job_id(data: Any) -> int:
         raise ApiError("bad_response", f"refresh answer: {error}") from None
 
 
-def _read_import_page(data: Any) -> tuple[list[ImportJob], tuple[int, int, int] | None]:
+def _read_import_page(data: Any) -> tuple[Listing[ImportJob], tuple[int, int, int] | None]:
     """One page of import jobs, and (current page, page count, page size) when paged."""
-    jobs = [_parse(parse_import_job, record) for record in _records(data)]
+    jobs = _listing(_records(data), parse_import_job)
     if not isinstance(data, dict) or not {"count", "pageSize"} <= data.keys():
         return jobs, None
+    fields = (data["count"], data["pageSize"], data.get("currentPage") or 1)
+    if any(isinstance(field, bool) for field in fields):  # int(True) would read as 1
+        raise ApiError("bad_response", "paging fields are not numbers")
     try:
-        count = int(data["count"])
-        page_size = int(data["pageSize"])
-        current = int(data.get("currentPage") or 1)
+        count, page_size, current = (int(field) for field in fields)
     except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         raise ApiError("bad_response", "paging fields are not numbers") from None
     if page_size <= 0:
         return jobs, None
-    pages = min(-(-count // page_size), MAX_IMPORT_PAGES)  # ceiling without a float to overflow
+    pages = -(-count // page_size)  # ceiling without a float to overflow
     # A current page below 1 would make the caller walk from there: read it as the first page.
     return jobs, (max(current, 1), pages, page_size)
 

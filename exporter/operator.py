@@ -708,14 +708,18 @@ def list_target(upstream: Upstream, target: Target) -> list[JobRow]:
     """One target's jobs, newest first: refresh by start time, import by numeric job id."""
     cluster, database = target.cluster, target.database
     if target.kind == "refresh":
-        refresh_jobs = upstream.call(cluster, lambda client: client.list_refresh_jobs(database))
+        refresh_jobs = list(
+            upstream.call(cluster, lambda client: client.list_refresh_jobs(database)).jobs
+        )
         now = time.time()
         refresh_jobs.sort(
             key=lambda job: (job.start_time if job.start_time is not None else -1.0, job.job_id),
             reverse=True,
         )
         return [JobRow.of_refresh(target, job, now) for job in refresh_jobs]
-    import_jobs = upstream.call(cluster, lambda client: client.list_import_jobs(database))
+    import_jobs = list(
+        upstream.call(cluster, lambda client: client.list_import_jobs(database)).jobs
+    )
     import_jobs.sort(key=lambda job: job.order_key, reverse=True)
     return [JobRow.of_import(target, job) for job in import_jobs]
 
@@ -1157,11 +1161,11 @@ def _already_running(
     """Name the running job so the operator can watch it instead of starting another."""
     where = f"{cluster.name}/{request.database} {request.collection}"
     try:
-        jobs = upstream.call(
+        jobs: tuple[RefreshJob, ...] = upstream.call(
             cluster, lambda client: client.list_refresh_jobs(request.database, request.collection)
-        )
+        ).jobs
     except ApiError:
-        jobs = []
+        jobs = ()
     running = [job for job in jobs if not job.finished and job.collection == request.collection]
     if not running:
         return CommandError(f"{where}: refresh refused: one is already running ({error.message})")

@@ -3,13 +3,19 @@
 Real answers vary: ``jobId`` is an int64 that arrives as a JSON number (refresh) or a string of
 digits (import), sometimes ``job-xxxx`` on the Zilliz Cloud control plane; ``progress`` may be a
 number or a numeric string; times are epoch milliseconds with 0 meaning "not set". Anything that
-cannot be read raises ``RecordError`` so the poll fails cleanly instead of exporting nonsense.
+cannot be read raises ``RecordError``, whose bounded ``reason`` says which field was wrong, so the
+caller can skip that one record and count it instead of exporting nonsense.
+
+A time must be plausible as epoch milliseconds: from 2015 (before Milvus 2) up to a day ahead of
+the exporter's clock. A ``startTime`` sent in seconds (``1732358400``) would otherwise read as a
+date in January 1970 and make every duration 55 years long.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -23,12 +29,32 @@ MAX_STATE_LENGTH = 64
 MAX_REASON_LENGTH = 200
 MAX_NAME_LENGTH = 255
 MAX_EPOCH_MILLIS = 2**63  # int64 milliseconds, as the server stores them
+EARLIEST_PLAUSIBLE_TIME = 1_420_070_400.0  # 2015-01-01T00:00:00Z
+LATEST_PLAUSIBLE_AHEAD_SECONDS = 86_400.0
 
 _UNSAFE_STATE_CHARACTERS = re.compile(r"[^A-Za-z0-9_.-]")
 
 
+RECORD_ERROR_REASONS = (
+    "not_an_object",
+    "bad_job_id",
+    "bad_collection",
+    "bad_state",
+    "bad_progress",
+    "bad_time",
+    "bad_count",
+)
+
+
 class RecordError(ValueError):
-    """A record that cannot be read; the message names the field, never the whole payload."""
+    """A record that cannot be read; the message names the field, never the whole payload.
+
+    ``reason`` is one of ``RECORD_ERROR_REASONS``: bounded, so it can be a metric label.
+    """
+
+    def __init__(self, message: str, reason: str = "not_an_object") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,18 +104,22 @@ class ImportJob:
         return (int(self.job_id), "") if _is_digits(self.job_id) else (-1, self.job_id)
 
 
-def parse_refresh_job(record: Any) -> RefreshJob:
-    """Read one ``records[]`` entry of the external-collection list or describe answer."""
+def parse_refresh_job(record: Any, now: float | None = None) -> RefreshJob:
+    """Read one ``records[]`` entry of the external-collection list or describe answer.
+
+    ``now`` (Unix seconds, default the system clock) bounds how far ahead a time may be.
+    """
     if not isinstance(record, dict):
         raise RecordError(f"expected a job object, got {type(record).__name__}")
+    latest = (time.time() if now is None else now) + LATEST_PLAUSIBLE_AHEAD_SECONDS
     progress, out_of_range = _progress(record.get("progress"))
     return RefreshJob(
         job_id=_int64(record.get("jobId"), "jobId"),
         collection=_name(record.get("collectionName"), "collectionName"),
         state=_state(record.get("state")),
         progress_ratio=progress,
-        start_time=_epoch_millis(record.get("startTime"), "startTime"),
-        end_time=_epoch_millis(record.get("endTime"), "endTime"),
+        start_time=_epoch_millis(record.get("startTime"), "startTime", latest),
+        end_time=_epoch_millis(record.get("endTime"), "endTime", latest),
         reason=_reason(record.get("reason")),
         progress_out_of_range=out_of_range,
     )
@@ -116,23 +146,23 @@ def sanitize_state(value: str) -> str:
     return cleaned or "unknown"
 
 
-def _int64(value: Any, field: str) -> int:
+def _int64(value: Any, field: str, reason: str = "bad_job_id") -> int:
     if isinstance(value, bool):
-        raise RecordError(f"{field} must be an integer, got a boolean")
+        raise RecordError(f"{field} must be an integer, got a boolean", reason)
     if isinstance(value, int):
         number = value
     elif isinstance(value, str) and _is_digits(value.strip()):
         digits = value.strip().lstrip("0") or "0"
         if len(digits) > 19:  # also keeps int() away from its 4300-digit ValueError
-            raise RecordError(f"{field} {_describe(value)} is outside the int64 range")
+            raise RecordError(f"{field} {_describe(value)} is outside the int64 range", reason)
         number = int(digits)
     elif isinstance(value, float) and value.is_integer():
         number = int(value)
     else:
-        raise RecordError(f"{field} must be an int64, got {_describe(value)}")
+        raise RecordError(f"{field} must be an int64, got {_describe(value)}", reason)
     if not 0 <= number < 2**63:
         shown = str(number) if abs(number) < 10**30 else "with more than 30 digits"
-        raise RecordError(f"{field} {shown} is outside the int64 range")
+        raise RecordError(f"{field} {shown} is outside the int64 range", reason)
     return number
 
 
@@ -145,13 +175,13 @@ def _import_job_id(value: Any) -> str:
 
 def _name(value: Any, field: str) -> str:
     if not isinstance(value, str):
-        raise RecordError(f"{field} must be a string, got {_describe(value)}")
+        raise RecordError(f"{field} must be a string, got {_describe(value)}", "bad_collection")
     return value[:MAX_NAME_LENGTH]
 
 
 def _state(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise RecordError(f"state must be a non-empty string, got {_describe(value)}")
+        raise RecordError(f"state must be a non-empty string, got {_describe(value)}", "bad_state")
     return sanitize_state(value)
 
 
@@ -160,38 +190,49 @@ def _progress(value: Any) -> tuple[float, bool]:
     if value is None:
         return 0.0, False
     if isinstance(value, bool):
-        raise RecordError("progress must be a number, got a boolean")
+        raise RecordError("progress must be a number, got a boolean", "bad_progress")
     if isinstance(value, str):
         try:
             value = float(value)
         except ValueError:
-            raise RecordError(f"progress must be a number, got {_describe(value)}") from None
+            raise RecordError(
+                f"progress must be a number, got {_describe(value)}", "bad_progress"
+            ) from None
     if not isinstance(value, (int, float)) or value != value:
-        raise RecordError(f"progress must be a number, got {_describe(value)}")
+        raise RecordError(f"progress must be a number, got {_describe(value)}", "bad_progress")
     # Clamp before float(): an int beyond 1e308 (JSON allows it) would overflow the conversion.
     clamped = float(min(max(value, 0), 100))
     return clamped / 100.0, clamped != value
 
 
-def _epoch_millis(value: Any, field: str) -> float | None:
+def _epoch_millis(value: Any, field: str, latest: float) -> float | None:
     """Epoch milliseconds -> seconds; 0, missing or null means "not set"."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise RecordError(f"{field} must be epoch milliseconds, got a boolean")
+        raise RecordError(f"{field} must be epoch milliseconds, got a boolean", "bad_time")
     if isinstance(value, str):
         try:
             value = int(value)
         except ValueError:
             raise RecordError(
-                f"{field} must be epoch milliseconds, got {_describe(value)}"
+                f"{field} must be epoch milliseconds, got {_describe(value)}", "bad_time"
             ) from None
     if not isinstance(value, (int, float)) or value < 0:
-        raise RecordError(f"{field} must be epoch milliseconds, got {_describe(value)}")
+        raise RecordError(f"{field} must be epoch milliseconds, got {_describe(value)}", "bad_time")
     if value >= MAX_EPOCH_MILLIS or not math.isfinite(value):
         # Checked before any float conversion, which overflows for ints beyond 1e308.
-        raise RecordError(f"{field} is not a plausible time in epoch milliseconds")
-    return value / 1000.0 if value else None
+        raise RecordError(f"{field} is not a plausible time in epoch milliseconds", "bad_time")
+    if not value:
+        return None
+    seconds = value / 1000.0
+    if not EARLIEST_PLAUSIBLE_TIME <= seconds <= latest:
+        raise RecordError(
+            f"{field} {value} is not a plausible time in epoch milliseconds "
+            "(before 2015, or more than a day ahead: seconds instead of milliseconds?)",
+            "bad_time",
+        )
+    return seconds
 
 
 def _reason(value: Any) -> str:
@@ -257,7 +298,7 @@ def _count(value: Any, field: str) -> int | None:
     """A non-negative integer (number or string of digits); missing means unknown."""
     if value is None or value == "":
         return None
-    return _int64(value, field)
+    return _int64(value, field, "bad_count")
 
 
 def _rfc3339(value: Any, field: str) -> float | None:
@@ -265,14 +306,16 @@ def _rfc3339(value: Any, field: str) -> float | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or len(value) > 64:
-        raise RecordError(f"{field} must be an RFC 3339 time, got {_describe(value)}")
+        raise RecordError(f"{field} must be an RFC 3339 time, got {_describe(value)}", "bad_time")
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise RecordError(f"{field} must be an RFC 3339 time, got {_describe(value)}") from None
+        raise RecordError(
+            f"{field} must be an RFC 3339 time, got {_describe(value)}", "bad_time"
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     seconds = moment.timestamp()

@@ -116,7 +116,7 @@ def test_refresh_list_example_gives_both_jobs_with_exact_ids_and_times_in_second
 ) -> None:
     api.post(REFRESH_LIST_URL, body=fixture("refresh_list_example.json"))
 
-    completed, running = make_client().list_refresh_jobs("default")
+    completed, running = make_client().list_refresh_jobs("default").jobs
 
     assert completed.job_id == DOCUMENTED_JOB_ID
     assert (completed.collection, completed.state) == ("ext_books", "RefreshCompleted")
@@ -139,7 +139,7 @@ def test_import_list_example_with_code_200_is_a_success(
 ) -> None:
     api.post(IMPORT_LIST_URL, body=fixture("import_list_example.json"))
 
-    (job,) = make_client(recorder).list_import_jobs("default")
+    (job,) = make_client(recorder).list_import_jobs("default").jobs
 
     assert (job.job_id, job.collection, job.state) == (
         "448761313698322011",
@@ -249,7 +249,7 @@ def test_list_answers_in_every_known_shape_are_read(
 ) -> None:
     api.post(REFRESH_LIST_URL, body=answer)
 
-    assert len(make_client().list_refresh_jobs("default")) == count
+    assert len(make_client().list_refresh_jobs("default").jobs) == count
 
 
 # --- what is sent -------------------------------------------------------------------------
@@ -376,37 +376,6 @@ def test_every_failure_has_a_bounded_reason(
     [
         pytest.param("records", id="data-string"),
         pytest.param({"records": {}}, id="records-mapping"),
-        pytest.param({"records": ["job"]}, id="record-string"),
-        pytest.param(
-            {"records": [{"jobId": True, "collectionName": "c", "state": "RefreshPending"}]},
-            id="record-id-boolean",
-        ),
-        pytest.param(
-            {
-                "records": [
-                    {
-                        "jobId": 1,
-                        "collectionName": "c",
-                        "state": "RefreshPending",
-                        "progress": "lots",
-                    }
-                ]
-            },
-            id="record-progress-text",
-        ),
-        pytest.param(
-            {
-                "records": [
-                    {
-                        "jobId": 1,
-                        "collectionName": "c",
-                        "state": "RefreshPending",
-                        "startTime": "noon",
-                    }
-                ]
-            },
-            id="record-time-text",
-        ),
     ],
 )
 def test_data_with_wrong_types_is_a_failed_request_with_reason_bad_response(
@@ -418,6 +387,45 @@ def test_data_with_wrong_types_is_a_failed_request_with_reason_bad_response(
 
     assert error.reason == "bad_response"
     assert recorder.outcomes == [(REFRESH_LIST, "bad_response")]
+
+
+GOOD_RECORD = {
+    "jobId": 7,
+    "collectionName": "ext_books",
+    "state": "RefreshCompleted",
+    "progress": 100,
+    "startTime": 1_732_358_400_000,
+    "endTime": 1_732_358_460_000,
+}
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        pytest.param("job", "not_an_object", id="record-string"),
+        pytest.param({**GOOD_RECORD, "jobId": True}, "bad_job_id", id="id-boolean"),
+        pytest.param({**GOOD_RECORD, "collectionName": 5}, "bad_collection", id="name-number"),
+        pytest.param({**GOOD_RECORD, "state": ""}, "bad_state", id="state-empty"),
+        pytest.param({**GOOD_RECORD, "progress": "lots"}, "bad_progress", id="progress-text"),
+        pytest.param({**GOOD_RECORD, "startTime": "noon"}, "bad_time", id="time-text"),
+        pytest.param({**GOOD_RECORD, "startTime": 1_732_358_400}, "bad_time", id="time-seconds"),
+        pytest.param(
+            {**GOOD_RECORD, "endTime": 4_102_444_800_000}, "bad_time", id="time-year-2100"
+        ),
+    ],
+)
+def test_an_unreadable_record_is_skipped_and_counted_while_the_rest_is_kept(
+    api: responses.RequestsMock, recorder: Recorder, record: object, reason: str
+) -> None:
+    api.post(REFRESH_LIST_URL, body=envelope(0, data={"records": [GOOD_RECORD, record]}))
+
+    listing = make_client(recorder).list_refresh_jobs("default")
+
+    assert [job.job_id for job in listing.jobs] == [7]
+    ((skipped_reason, count, message),) = listing.skipped
+    assert (skipped_reason, count) == (reason, 1)
+    assert "\n" not in message
+    assert recorder.outcomes == [(REFRESH_LIST, "success")]
 
 
 @pytest.mark.parametrize(
@@ -437,15 +445,20 @@ def test_data_with_wrong_types_is_a_failed_request_with_reason_bad_response(
         pytest.param(requests.exceptions.SSLError("certificate verify failed"), "tls", id="tls"),
         pytest.param(
             requests.exceptions.ConnectionError("Connection reset by peer\nmore detail"),
-            "connect",
+            "reset",
             id="reset",
         ),
         pytest.param(
-            requests.exceptions.ChunkedEncodingError("broken chunk"), "connect", id="broken-chunk"
+            requests.exceptions.ChunkedEncodingError("broken chunk"), "reset", id="broken-chunk"
+        ),
+        pytest.param(
+            requests.exceptions.ConnectionError("Failed to establish a new connection"),
+            "connect",
+            id="no-connection",
         ),
     ],
 )
-def test_transport_failures_are_timeout_tls_or_connect(
+def test_transport_failures_are_timeout_tls_connect_or_reset(
     api: responses.RequestsMock, recorder: Recorder, raised: Exception, reason: str
 ) -> None:
     api.post(IMPORT_LIST_URL, body=raised)
@@ -574,7 +587,7 @@ def test_answer_of_exactly_max_response_bytes_is_read(api: responses.RequestsMoc
     body = envelope(0, data={"records": []})
     api.post(REFRESH_LIST_URL, body=body + b" " * (1024 - len(body)))
 
-    assert make_client(max_response_bytes=1024).list_refresh_jobs("default") == []
+    assert make_client(max_response_bytes=1024).list_refresh_jobs("default").jobs == ()
 
 
 def test_answer_that_arrives_after_the_timeout_is_a_timeout(
@@ -654,7 +667,7 @@ def test_import_list_follows_control_plane_pages(
         match=[matchers.json_params_matcher({"dbName": "default"})],
     )
 
-    jobs = make_client(recorder).list_import_jobs("default")
+    jobs = make_client(recorder).list_import_jobs("default").jobs
 
     assert [job.job_id for job in jobs] == [
         "job-0a1b2c3d4e5f6a7b8c9d",

@@ -7,6 +7,7 @@ A user error prints one clear line per problem to stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -28,7 +29,7 @@ from .config import (
     split_listen_address,
 )
 from .daemon import Daemon
-from .log import LEVELS, configure_logging, redactor
+from .log import LEVELS, configure_logging, flush_logging, redactor
 from .operator import COMMANDS as OPERATOR_COMMANDS
 from .operator import add_commands as add_operator_commands
 from .operator import run as run_operator_command
@@ -136,17 +137,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_operator_command(args)
     except ConfigError as error:
         for line in str(error).splitlines():
-            print(f"{PROGRAM}: config error: {line}", file=sys.stderr)
+            _say_error(f"config error: {line}")
         return EXIT_USAGE
     except WebConfigError as error:
         for line in str(error).splitlines():
-            print(f"{PROGRAM}: web config error: {line}", file=sys.stderr)
+            _say_error(f"web config error: {line}")
         return EXIT_USAGE
     except UserError as error:
-        print(f"{PROGRAM}: {error}", file=sys.stderr)
+        _say_error(str(error))
         return error.exit_code
     parser.error(f"unknown command {args.command!r}")
     return EXIT_USAGE
+
+
+def _say_error(line: str) -> None:
+    """One line on stderr, if there is a stderr to take it (it may be closed or a dead pipe)."""
+    try:
+        if sys.stderr is not None:
+            print(f"{PROGRAM}: {line}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -193,7 +203,8 @@ def _serve(
         config=config.source,
     )
     if announce:
-        print(announce.format(url=server.url), flush=True)
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # stdout may be gone
+            print(announce.format(url=server.url), flush=True)
     daemon.start()
     stop = threading.Event()
 
@@ -219,6 +230,7 @@ def _serve(
     server.shutdown()
     server.server_close()
     log.info("exporter.stopped")
+    flush_logging()
     return EXIT_OK
 
 

@@ -27,6 +27,7 @@ from .families import (
     histogram_family,
     render_label_pairs,
 )
+from .history import RefreshHistory
 from .poller import CycleResult, Snapshot, Target
 from .records import IMPORT_STATES, REFRESH_STATES, ImportJob, ImportJobDetails, RefreshJob
 
@@ -58,11 +59,6 @@ class _TargetState:
     last_success_time: float | None = None
     accounted_finished: set[tuple[str, str]] | None = None
     """Finished jobs already seen (collection, job id); None until the first good poll."""
-    last_finished: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
-    """Per collection: newest completed and newest failed end time ever seen.
-
-    Remembered beyond the server's ~24 h job retention, so "no successful refresh for longer
-    than a day" stays visible instead of vanishing with the last listed success."""
     import_details: dict[str, ImportJobDetails] = field(default_factory=dict)
     """Latest ``import/describe`` answer per listed import job id."""
     accounted_imports: set[str] | None = None
@@ -108,26 +104,43 @@ class MetricsModel:
     """Keeps the cross-cycle state and builds the families for each cycle."""
 
     def __init__(
-        self, max_tracked_jobs: int, poll_interval: float, retention_intervals: int = 3
+        self,
+        max_tracked_jobs: int,
+        poll_interval: float,
+        retention_intervals: int = 3,
+        *,
+        max_tracked_collections: int = 10_000,
+        collection_retention: float = 7 * 86_400.0,
     ) -> None:
         self.max_tracked_jobs = max_tracked_jobs
         self.poll_interval = poll_interval
         self.retention_intervals = retention_intervals
         self._targets: dict[TargetKey, _TargetState] = {}
+        self._history = RefreshHistory(max_tracked_collections, collection_retention)
         self._poll_errors: Counter[tuple[str, str, str, str]] = Counter()
+        self._skipped_records: Counter[tuple[str, str, str, str]] = Counter()
         self._api_requests: Counter[tuple[str, str, str]] = Counter()
         self._api_latency: dict[tuple[str, str], HistogramState] = {}
         self._refresh_durations: dict[tuple[str, str, str], HistogramState] = {}
         self._import_durations: dict[tuple[str, str, str], HistogramState] = {}
         self._cycles = 0
+        self._late_targets = 0
         self._last_cycle_seconds = 0.0
         self._last_cycle_end = 0.0
         self.untracked_jobs = 0
 
-    def configure(self, max_tracked_jobs: int, poll_interval: float) -> None:
+    def configure(
+        self,
+        max_tracked_jobs: int,
+        poll_interval: float,
+        *,
+        max_tracked_collections: int = 10_000,
+        collection_retention: float = 7 * 86_400.0,
+    ) -> None:
         """Apply a reloaded config's limits; state for removed targets goes at the next update."""
         self.max_tracked_jobs = max_tracked_jobs
         self.poll_interval = poll_interval
+        self._history.configure(max_tracked_collections, collection_retention)
 
     def update(self, cycle: CycleResult, now: float) -> list[MetricFamily]:
         self._forget_removed_targets(cycle.targets)
@@ -135,6 +148,7 @@ class MetricsModel:
             self._apply_snapshot(snapshot)
         for key, details in cycle.import_details:
             self._apply_import_details(key, details)
+        self._history.prune(now, {key[:2] for key in self._targets if key[2] == "refresh"})
         for request in cycle.requests:
             record = request.record
             self._api_requests[(request.cluster, record.api, record.outcome)] += 1
@@ -143,6 +157,7 @@ class MetricsModel:
             )
             latency.observe(record.seconds)
         self._cycles += 1
+        self._late_targets = len(cycle.late)
         self._last_cycle_seconds = cycle.seconds
         self._last_cycle_end = now
         return self.families(now)
@@ -165,6 +180,9 @@ class MetricsModel:
         clusters = {key[0] for key in current}
         self._poll_errors = Counter(
             {k: v for k, v in self._poll_errors.items() if k[:3] in current}
+        )
+        self._skipped_records = Counter(
+            {k: v for k, v in self._skipped_records.items() if k[:3] in current}
         )
         self._api_requests = Counter(
             {k: v for k, v in self._api_requests.items() if k[0] in clusters}
@@ -189,9 +207,12 @@ class MetricsModel:
             return
         state.last_good = snapshot
         state.last_success_time = snapshot.polled_at
+        cluster, database, kind = snapshot.target.key
+        for reason, count, _message in snapshot.skipped_records:
+            self._skipped_records[(cluster, database, kind, reason)] += count
         if snapshot.target.kind == "refresh":
             self._observe_finished_refreshes(state, snapshot)
-            _remember_finish_times(state.last_finished, snapshot.refresh_jobs)
+            self._history.observe(cluster, database, snapshot.refresh_jobs, snapshot.polled_at)
         else:
             listed = {job.job_id for job in snapshot.import_jobs}
             state.import_details = {k: v for k, v in state.import_details.items() if k in listed}
@@ -356,6 +377,7 @@ class MetricsModel:
             "gauge",
             f"Listed jobs whose state is not one the exporter knows; kept with the state as sent. {POLLED}",
         )
+        visible_refresh_targets: set[tuple[str, str]] = set()
         for key, state in sorted(self._targets.items()):
             snapshot = self._visible_snapshot(state, now)
             if snapshot is None:
@@ -375,13 +397,14 @@ class MetricsModel:
                         _refresh_age,
                     )
                 )
-                _finish_time_series(out, key, state.last_finished)
+                visible_refresh_targets.add(key[:2])
             else:
                 candidates.extend(
                     _collection_series(
                         out.import_jobs, snapshot, snapshot.import_jobs, IMPORT_STATES, _import_age
                     )
                 )
+        self._finish_time_series(out, visible_refresh_targets)
         tracked = self._apply_cardinality_guard(candidates)
         for item in tracked:
             if isinstance(item.job, RefreshJob):
@@ -428,6 +451,20 @@ class MetricsModel:
             unknown_states,
             *self._health_families(now),
         ]
+
+    def _finish_time_series(self, out: _Families, visible: set[tuple[str, str]]) -> None:
+        for (cluster, database, collection), entry in self._history.items():
+            if (cluster, database) not in visible:
+                continue
+            labels = (
+                ("milvus_cluster", cluster),
+                ("database", database),
+                ("collection", collection),
+            )
+            if entry.last_success is not None:
+                out.refresh_last_success.add(labels, entry.last_success)
+            if entry.last_failure is not None:
+                out.refresh_last_failure.add(labels, entry.last_failure)
 
     def _apply_cardinality_guard(self, candidates: list[_Tracked]) -> list[_Tracked]:
         """Keep at most ``max_tracked_jobs``; leave out the oldest finished jobs first."""
@@ -485,6 +522,37 @@ class MetricsModel:
                 float(count),
                 "_total",
             )
+        skipped = MetricFamily(
+            "milvus_jobs_exporter_skipped_records",
+            "counter",
+            "Listed job records that could not be read and were left out, by bounded reason "
+            "(the target stays up with the rest).",
+        )
+        for (cluster, database, kind, reason), count in sorted(self._skipped_records.items()):
+            skipped.add(
+                (
+                    ("milvus_cluster", cluster),
+                    ("database", database),
+                    ("kind", kind),
+                    ("reason", reason),
+                ),
+                float(count),
+                "_total",
+            )
+        collections = MetricFamily(
+            "milvus_jobs_exporter_tracked_collections",
+            "gauge",
+            "Collections whose newest refresh success and failure the exporter remembers.",
+        )
+        collections.add((), float(len(self._history)))
+        forgotten = MetricFamily(
+            "milvus_jobs_exporter_forgotten_collections",
+            "counter",
+            "Collections forgotten: not listed for collection_retention (retention), or beyond "
+            "max_tracked_collections (limit).",
+        )
+        for reason in ("retention", "limit"):
+            forgotten.add((("reason", reason),), float(self._history.forgotten[reason]), "_total")
         requests_total = MetricFamily(
             "milvus_jobs_exporter_api_requests",
             "counter",
@@ -520,6 +588,13 @@ class MetricsModel:
             "When the last poll cycle finished (Unix time).",
         )
         last_cycle.add((), self._last_cycle_end)
+        late = MetricFamily(
+            "milvus_jobs_exporter_late_targets",
+            "gauge",
+            "Targets that had not answered when the last poll cycle ended (still running, or "
+            "still waiting for the rate limit); two cycles late in a row is reason deadline.",
+        )
+        late.add((), float(self._late_targets))
         untracked = MetricFamily(
             "milvus_jobs_exporter_untracked_jobs",
             "gauge",
@@ -535,11 +610,15 @@ class MetricsModel:
             error_info,
             last_success,
             errors,
+            skipped,
+            collections,
+            forgotten,
             requests_total,
             latency,
             cycle,
             cycles,
             last_cycle,
+            late,
             untracked,
             build,
         ]
@@ -602,31 +681,6 @@ def _newest_first_key(job: Job) -> tuple[float, str]:
         return (job.start_time or 0.0, "")
     number, text = job.order_key
     return (float(number), text)
-
-
-def _remember_finish_times(
-    remembered: dict[str, tuple[float | None, float | None]], jobs: Iterable[RefreshJob]
-) -> None:
-    for job in jobs:
-        if job.end_time is None or job.state not in ("RefreshCompleted", "RefreshFailed"):
-            continue
-        success, failure = remembered.get(job.collection, (None, None))
-        if job.state == "RefreshCompleted" and (success is None or job.end_time > success):
-            success = job.end_time
-        elif job.state == "RefreshFailed" and (failure is None or job.end_time > failure):
-            failure = job.end_time
-        remembered[job.collection] = (success, failure)
-
-
-def _finish_time_series(
-    out: _Families, key: TargetKey, remembered: dict[str, tuple[float | None, float | None]]
-) -> None:
-    for collection, (success, failure) in sorted(remembered.items()):
-        labels = (("milvus_cluster", key[0]), ("database", key[1]), ("collection", collection))
-        if success is not None:
-            out.refresh_last_success.add(labels, success)
-        if failure is not None:
-            out.refresh_last_failure.add(labels, failure)
 
 
 def _job_label_prefix(target: Target, collection: str, job_id: str) -> str:

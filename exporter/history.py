@@ -1,0 +1,93 @@
+"""What the exporter remembers of each collection beyond the server's short memory.
+
+The server lists finished refreshes for about a day. "No successful refresh for longer than a
+day" is exactly what the stale alert is for, so the newest completed and the newest failed
+refresh of each collection are kept here after the server has dropped them.
+
+Bounded by construction: a collection that has not been listed for ``retention`` (default 7
+days: its jobs are all older than the server keeps, or it is gone) is forgotten, and beyond
+``max_collections`` the least recently listed go first. Both are counted by reason, so a
+forgotten collection is never a silent one. Without the bound, an upstream inventing new
+collection names on every poll grew the exporter by 160 MB in 40 seconds.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .records import RefreshJob
+
+CollectionKey = tuple[str, str, str]
+"""(cluster, database, collection)"""
+
+
+@dataclass(slots=True)
+class CollectionHistory:
+    """The newest completed and failed refresh end times seen, and when it was last listed."""
+
+    last_success: float | None
+    last_failure: float | None
+    last_listed: float
+
+
+class RefreshHistory:
+    """Newest completed and failed refresh of every collection, bounded in count and age."""
+
+    def __init__(self, max_collections: int, retention_seconds: float) -> None:
+        self.max_collections = max_collections
+        self.retention_seconds = retention_seconds
+        self._entries: dict[CollectionKey, CollectionHistory] = {}
+        self.forgotten: Counter[str] = Counter()
+        """Collections forgotten so far, by reason: ``retention`` or ``limit``."""
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def configure(self, max_collections: int, retention_seconds: float) -> None:
+        self.max_collections = max_collections
+        self.retention_seconds = retention_seconds
+
+    def observe(
+        self, cluster: str, database: str, jobs: Iterable[RefreshJob], listed_at: float
+    ) -> None:
+        """Take one successful listing of a database's refresh jobs into account."""
+        for job in jobs:
+            key = (cluster, database, job.collection)
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = self._entries[key] = CollectionHistory(None, None, listed_at)
+            else:
+                entry.last_listed = max(entry.last_listed, listed_at)
+            end = job.end_time
+            if end is None:
+                continue
+            if job.state == "RefreshCompleted" and (
+                entry.last_success is None or end > entry.last_success
+            ):
+                entry.last_success = end
+            elif job.state == "RefreshFailed" and (
+                entry.last_failure is None or end > entry.last_failure
+            ):
+                entry.last_failure = end
+
+    def prune(self, now: float, targets: set[tuple[str, str]]) -> None:
+        """Forget collections of removed targets (silently: the config said so), collections
+        not listed within the retention, then the least recently listed beyond the limit."""
+        cutoff = now - self.retention_seconds
+        for key in list(self._entries):
+            if key[:2] not in targets:
+                del self._entries[key]
+            elif self._entries[key].last_listed < cutoff:
+                del self._entries[key]
+                self.forgotten["retention"] += 1
+        excess = len(self._entries) - self.max_collections
+        if excess > 0:
+            oldest = sorted(self._entries, key=lambda key: self._entries[key].last_listed)
+            for key in oldest[:excess]:
+                del self._entries[key]
+            self.forgotten["limit"] += excess
+
+    def items(self) -> list[tuple[CollectionKey, CollectionHistory]]:
+        return sorted(self._entries.items())

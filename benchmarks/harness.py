@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import http.client
+import itertools
 import json
 import os
 import re
@@ -23,7 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -204,8 +204,11 @@ class Deployment:
     def targets(self) -> int:
         return self.clusters * self.databases * len(self.kinds)
 
-    def config_text(self, endpoint: str, port: int) -> str:
-        """The exporter's YAML config (tokens are literal: these are the simulator's keys)."""
+    def config_text(self, endpoint: str, port: int, generation: int = 0) -> str:
+        """The exporter's YAML config (tokens are literal: these are the simulator's keys).
+
+        ``generation`` changes a setting the benchmark never reaches, because a reload starts a
+        cycle only when the config changed."""
         databases = ", ".join(database_names(self.databases))
         kinds = ", ".join(self.kinds)
         lines = [
@@ -215,6 +218,7 @@ class Deployment:
             f"requests_per_second: {self.requests_per_second}",
             f"max_tracked_jobs: {self.max_tracked_jobs}",
             "max_retries: 0",
+            f"max_tracked_collections: {1_000_000 + generation}",
             "clusters:",
         ]
         for index, token in enumerate(token_names(self.clusters)):
@@ -242,6 +246,7 @@ class Exporter:
 
     process: Process
     port: int
+    reload: Callable[[], None] = lambda: None
     client: RawHttpClient = field(default_factory=lambda: RawHttpClient())
 
     def wait_ready(self, timeout: float = START_TIMEOUT_SECONDS) -> Startup:
@@ -276,18 +281,11 @@ class Exporter:
         return events
 
     def run_another_cycle(self, timeout: float = START_TIMEOUT_SECONDS) -> float:
-        """Ask for a cycle now (``POST /-/reload`` starts one at once); return its wall time."""
+        """Ask for a cycle now (a reload of a changed config starts one at once); return its
+        wall time."""
         before = len(self.finished_cycles())
         started = time.monotonic()
-        connection = http.client.HTTPConnection(LOOPBACK, self.port, timeout=30)
-        try:
-            connection.request("POST", "/-/reload")
-            answer = connection.getresponse()
-            answer.read()
-            if answer.status != 200:
-                raise RuntimeError(f"/-/reload answered {answer.status}")
-        finally:
-            connection.close()
+        self.reload()
         while time.monotonic() < started + timeout:
             self.process.check_alive()
             if len(self.finished_cycles()) > before:
@@ -306,8 +304,14 @@ def exporter(deployment: Deployment, endpoint: str) -> Iterator[Exporter]:
         config.chmod(0o600)
         arguments = ["serve", f"--config={config}", f"--listen={LOOPBACK}:{port}"]
         arguments += ["--log-level=info", "--log-format=json"]  # cycle.finished is info
+        generations = itertools.count(1)
         with Process("exporter", arguments, "exporter") as process:
-            yield Exporter(process, port)
+
+            def reload() -> None:
+                config.write_text(deployment.config_text(endpoint, port, next(generations)))
+                os.kill(process.pid, signal.SIGHUP)
+
+            yield Exporter(process, port, reload)
 
 
 REPEATED_CYCLES = 3

@@ -67,6 +67,9 @@ class Config:
     max_concurrent_requests: int = 32
     max_retries: int = 2
     max_response_bytes: int = 16 * 1024 * 1024
+    max_import_pages: int = 100
+    max_tracked_collections: int = 10_000
+    collection_retention: float = 7 * 86_400.0
     import_details: bool = True
     shard_index: int = 0
     shard_count: int = 1
@@ -110,6 +113,9 @@ _TOP_LEVEL_KEYS = (
     "max_concurrent_requests",
     "max_retries",
     "max_response_bytes",
+    "max_import_pages",
+    "max_tracked_collections",
+    "collection_retention",
     "import_details",
     "shard",
     "clusters",
@@ -297,6 +303,13 @@ class _Checker:
         max_bytes = self.integer(
             document, "max_response_bytes", defaults.max_response_bytes, minimum=1024
         )
+        max_pages = self.integer(document, "max_import_pages", defaults.max_import_pages, minimum=1)
+        max_collections = self.integer(
+            document, "max_tracked_collections", defaults.max_tracked_collections, minimum=0
+        )
+        collection_retention = self.duration(
+            document, "collection_retention", defaults.collection_retention, minimum=60.0
+        )
         import_details = self.boolean(document, "import_details", defaults.import_details, "")
         shard_index, shard_count = 0, 1
         if "shard" in document:
@@ -315,6 +328,9 @@ class _Checker:
             max_concurrent_requests=concurrency,
             max_retries=retries,
             max_response_bytes=max_bytes,
+            max_import_pages=max_pages,
+            max_tracked_collections=max_collections,
+            collection_retention=collection_retention,
             import_details=import_details,
             shard_index=shard_index,
             shard_count=shard_count,

@@ -1,7 +1,10 @@
 """Wiring of one running exporter: poll loop -> model -> cached exposition, plus status for pages.
 
-The loop starts a cycle every ``poll_interval`` (measured start to start). A cycle that overruns
-the interval is followed at once by the next, with a warning, rather than piling up.
+The loop starts a cycle every ``poll_interval`` (measured start to start). A cycle ends early
+enough for its publish to be on time: the poller's round deadline is the next start minus what
+the last publish took. If the loop stops publishing for any reason (a bug, a blocked write, a
+frozen host), ``readiness`` turns false after ``stall_after`` seconds, and the exported
+``last_poll_cycle_timestamp_seconds`` stops moving for the stall alert to see.
 
 Reloads (SIGHUP, ``POST /-/reload``) validate the new config at once, in the caller's thread, so
 the caller learns whether it was accepted; the loop swaps it in between two cycles and starts a
@@ -18,12 +21,13 @@ from dataclasses import dataclass
 import structlog
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client import generate_latest as generate_text
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from .config import Config, ConfigError, load_config
 from .exposition import ExpositionCache
 from .families import MetricFamily
-from .log import redactor
+from .log import dropped_log_lines, redactor
 from .model import MetricsModel
 from .poller import CycleResult, Poller, limiter_rate
 
@@ -48,12 +52,32 @@ class ReloadResult:
     message: str
 
 
+class _LogCollector:
+    """Log lines dropped because stderr could not take them: read at every scrape, so the
+    count stays true even while the poll loop is stuck."""
+
+    def collect(self) -> list[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "milvus_jobs_exporter_log_lines_dropped",
+            "Log lines dropped because stderr was full, closed or broken (logging never blocks polling).",
+        )
+        family.add_metric([], float(dropped_log_lines()))
+        return [family]
+
+
 def _process_registry() -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
+    registry.register(_LogCollector())
     return registry
+
+
+def stall_after(config: Config) -> float:
+    """How long without a published cycle means polling has stalled: a cycle is published at
+    most one poll interval after it starts, so two intervals plus a margin are never normal."""
+    return 2 * config.poll_interval + max(10.0, config.request_timeout)
 
 
 class Daemon:
@@ -72,7 +96,12 @@ class Daemon:
         self._wall_clock = wall_clock
         self._config_loader = config_loader
         self.poller = Poller(config, clock=clock, wall_clock=wall_clock)
-        self.model = MetricsModel(config.max_tracked_jobs, config.poll_interval)
+        self.model = MetricsModel(
+            config.max_tracked_jobs,
+            config.poll_interval,
+            max_tracked_collections=config.max_tracked_collections,
+            collection_retention=config.collection_retention,
+        )
         registry = _process_registry()
         self.cache = ExpositionCache(
             live_text=lambda: generate_text(registry),
@@ -86,18 +115,26 @@ class Daemon:
         self._pending_config: Config | None = None
         self._reload_successful = True
         self._reload_success_time = wall_clock()
+        self._publish_seconds = 0.0
+        self._last_published: float | None = None
 
     def run_cycle(self) -> CycleResult:
         """Poll everything once and publish the new exposition (only the loop thread calls it)."""
         self._apply_pending_config()
-        cycle = self.poller.poll_cycle(stop=self._stopping)
+        interval = self.config.poll_interval
+        budget = self.poller.poll_budget
+        deadline = self._clock() + budget - min(self._publish_seconds, interval / 4)
+        cycle = self.poller.poll_cycle(stop=self._stopping, deadline=deadline)
         if self._stopping.is_set():
             return cycle
+        publish_started = self._clock()
         families = self.model.update(cycle, self._wall_clock())
         self.cache.publish(families)
         del families  # the cache keeps the rendered bytes; the families can go now
         self.cache.prepare_gzip()
         self._status = self._collect_status()
+        self._last_published = self._clock()
+        self._publish_seconds = self._last_published - publish_started
         failed = sum(1 for snapshot in cycle.snapshots if not snapshot.ok)
         log.info(
             "cycle.finished",
@@ -116,6 +153,19 @@ class Daemon:
         self.ready.set()
         return cycle
 
+    def readiness(self) -> tuple[bool, str]:
+        """(ready, why not): not before the first cycle, and not while polling has stalled."""
+        if not self.ready.is_set() or self._last_published is None:
+            return False, "not ready: first poll cycle running"
+        silent = self._clock() - self._last_published
+        limit = stall_after(self.config)
+        if silent > limit:
+            return False, (
+                f"not ready: no poll cycle finished for {silent:.0f}s "
+                f"(more than {limit:g}s): polling has stalled"
+            )
+        return True, "ready"
+
     def request_reload(self) -> ReloadResult:
         """Re-read the config file; apply it before the next cycle if it is valid."""
         source = self.config.source
@@ -133,13 +183,17 @@ class Daemon:
             return ReloadResult(False, "\n".join(problems))
         for warning in config.warnings:
             log.warning("config.warning", warning=warning)
+        self._reload_successful = True
+        self._reload_success_time = self._wall_clock()
+        if config == (self._pending_config or self.config):
+            self._republish()
+            log.info("config.unchanged", source=source)
+            return ReloadResult(True, f"reloaded {source}: no change")
         if config.listen_address != self.config.listen_address:
             log.warning(
                 "config.listen_address_ignored", reason="changing listen_address needs a restart"
             )
         self._pending_config = config
-        self._reload_successful = True
-        self._reload_success_time = self._wall_clock()
         self._republish()
         log.info("config.reloaded", source=source, clusters=len(config.clusters))
         self._wake.set()
@@ -148,7 +202,7 @@ class Daemon:
     def _apply_pending_config(self) -> None:
         """Swap in a reloaded config (called by the loop, between cycles)."""
         config, self._pending_config = self._pending_config, None
-        if config is None:
+        if config is None or self._stopping.is_set():
             return
         # keep the limiter (and its recent request times) unless this replica's rate changed
         limiter = self.poller.limiter if limiter_rate(config) == limiter_rate(self.config) else None
@@ -163,7 +217,12 @@ class Daemon:
         old.close()
         redactor.set_secrets((*self.config.secrets, *config.secrets))
         self.config = config
-        self.model.configure(config.max_tracked_jobs, config.poll_interval)
+        self.model.configure(
+            config.max_tracked_jobs,
+            config.poll_interval,
+            max_tracked_collections=config.max_tracked_collections,
+            collection_retention=config.collection_retention,
+        )
         self._republish()
 
     def _republish(self) -> None:
@@ -190,7 +249,13 @@ class Daemon:
         shard.add(
             (("index", str(self.config.shard_index)), ("count", str(self.config.shard_count))), 1.0
         )
-        return [successful, when, shard]
+        interval = MetricFamily(
+            "milvus_jobs_exporter_poll_interval_seconds",
+            "gauge",
+            "The configured poll_interval: how often every target is polled (start to start).",
+        )
+        interval.add((), self.config.poll_interval)
+        return [successful, when, shard, interval]
 
     def start(self) -> None:
         self._republish()
@@ -198,12 +263,12 @@ class Daemon:
         self._thread.start()
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop polling: no new requests start; those in flight end within the request timeout."""
+        """Stop polling now: nothing new starts and requests in flight are cut."""
         self._stopping.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout if timeout is not None else self.config.request_timeout + 2.0)
         self.poller.close()
+        if self._thread is not None:
+            self._thread.join(timeout if timeout is not None else 5.0)
 
     def _loop(self) -> None:
         next_start = self._clock()
@@ -215,15 +280,17 @@ class Daemon:
             next_start += self.config.poll_interval
             now = self._clock()
             if now > next_start:
-                log.warning(
-                    "cycle.overrun",
-                    poll_interval_s=self.config.poll_interval,
-                    late_s=round(now - next_start, 3),
-                )
+                if now - next_start > 0.1 * self.config.poll_interval:  # not mere timer jitter
+                    log.warning(
+                        "cycle.overrun",
+                        poll_interval_s=self.config.poll_interval,
+                        late_s=round(now - next_start, 3),
+                    )
                 next_start = now
             if self._wake.wait(next_start - now):
                 self._wake.clear()
                 next_start = self._clock()
+        self.poller.close()  # the one a reload may have swapped in while stop() closed the old
 
     def status(self) -> list[TargetStatus]:
         """Target rows as of the last cycle (a list replaced whole, safe to read from any thread)."""

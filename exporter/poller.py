@@ -1,11 +1,24 @@
-"""Poll every target once per cycle, concurrently, never above the rate limit.
+"""Poll every target once per round, concurrently, never above the rate limit, never stalled.
 
-A single scheduler thread hands requests to a bounded worker pool, but only when the limiter has
-a free slot for the request's (credential, API path) *now*. Workers therefore never sit waiting
-on the limiter while other credentials could use them, and the time a slot is taken is the time
-the request leaves. Temporary failures (timeouts, connection errors, 5xx, 429) are retried with
-jittered exponential backoff inside the cycle, through the same limiter. The poller produces
-immutable ``Snapshot``s; it never formats metrics.
+A round ends when every target has reported or at its deadline (one poll interval, or the request
+timeout if that is longer), whichever comes first; it is then published. Nothing in a round waits for a target that is late: a request still running at the
+deadline carries on into the next round (the target is not polled again meanwhile, and its
+answer counts when it comes), and the target is reported down now with reason ``deadline``. A
+token that the server paused with ``Retry-After`` is not waited for either: its queued targets
+are reported ``rate_limited`` at once and polled again in a later round.
+
+Why rounds and not a clock per target: both need the same parts (a scheduler that honours the
+limiter, a bounded pool, results handed over under a lock), but rounds publish as soon as the
+last target has answered instead of on a fixed timer, so a failure reaches /metrics one poll
+sooner, and "cycle" keeps one meaning for the cycle metrics and the landing page. The only parts
+a deadline adds are the carry-over of late answers and the ``deadline`` reason.
+
+Within a round a single scheduler (the caller's thread) hands requests to the worker pool only
+when the limiter has a free slot for the request's (credential, API path) *now*, so workers never
+sit waiting on the limiter while other credentials could use them. Temporary failures (timeouts,
+resets, 5xx, 429) are retried with jittered exponential backoff when the retry fits in the round.
+Every request is held to its own deadline by the watchdog however slowly its bytes arrive. The
+poller produces immutable ``Snapshot``s; it never formats metrics.
 """
 
 from __future__ import annotations
@@ -20,15 +33,14 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import requests
 import structlog
-from requests.adapters import HTTPAdapter
 
 from .client import (
     IMPORT_DESCRIBE,
     IMPORT_LIST,
     REFRESH_LIST,
     ApiError,
+    Listing,
     MilvusClient,
     RequestRecord,
 )
@@ -36,6 +48,8 @@ from .config import ClusterConfig, Config
 from .ratelimit import SlidingWindowLimiter
 from .records import IMPORT_FINISHED_STATES, ImportJob, ImportJobDetails, RefreshJob
 from .redact import redact
+from .transport import new_session, tls_verify
+from .watchdog import Watchdog
 
 log = structlog.get_logger("exporter.poller")
 
@@ -43,6 +57,8 @@ BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 10.0
 RATE_LIMITED_PAUSE_SECONDS = 1.0
 STOP_CHECK_SECONDS = 0.25
+
+TargetKey = tuple[str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +70,7 @@ class Target:
     kind: str
 
     @property
-    def key(self) -> tuple[str, str, str]:
+    def key(self) -> TargetKey:
         return (self.cluster.name, self.database, self.kind)
 
     @property
@@ -64,7 +80,11 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """What one poll of one target found; ``ok`` False means ``reason`` says why."""
+    """What one poll of one target found; ``ok`` False means ``reason`` says why.
+
+    ``skipped_records`` holds (reason, count, first message) for listed records that could not
+    be read: they cost only themselves, the target stays up with the rest.
+    """
 
     target: Target
     polled_at: float
@@ -75,6 +95,7 @@ class Snapshot:
     import_jobs: tuple[ImportJob, ...] = ()
     seconds: float = 0.0
     attempts: int = 1
+    skipped_records: tuple[tuple[str, int, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,15 +106,17 @@ class ClusterRequest:
 
 @dataclass(frozen=True)
 class CycleResult:
-    """Everything one cycle learned, handed to the model in one piece."""
+    """Everything one round learned, handed to the model in one piece."""
 
     targets: tuple[Target, ...]
     snapshots: tuple[Snapshot, ...]
     requests: tuple[ClusterRequest, ...]
     started_at: float
     seconds: float
-    import_details: tuple[tuple[tuple[str, str, str], ImportJobDetails], ...] = ()
-    """(target key, details) from ``import/describe`` for jobs listed in this cycle."""
+    import_details: tuple[tuple[TargetKey, ImportJobDetails], ...] = ()
+    """(target key, details) from ``import/describe`` for listed import jobs."""
+    late: tuple[TargetKey, ...] = ()
+    """Targets that had not answered when the round ended (still running or still queued)."""
 
 
 def targets_of(config: Config) -> tuple[Target, ...]:
@@ -136,17 +159,19 @@ class _Task:
 
 
 @dataclass
-class _CycleState:
-    pending: dict[tuple[str, str], deque[_Task]] = field(default_factory=dict)
-    delayed: list[_Task] = field(default_factory=list)
+class _Round:
+    deadline: float
+    waiting: set[TargetKey]
     snapshots: list[Snapshot] = field(default_factory=list)
-    requests: list[ClusterRequest] = field(default_factory=list)
-    details: list[tuple[tuple[str, str, str], ImportJobDetails]] = field(default_factory=list)
-    in_flight: int = 0
+    late: list[TargetKey] = field(default_factory=list)
 
 
 class Poller:
-    """Owns the HTTP sessions, the limiter and the worker pool for one config."""
+    """Owns the HTTP sessions, the limiter, the watchdog and the worker pool for one config.
+
+    Only one thread calls ``poll_cycle`` at a time; workers hand their results back through
+    ``_inbox`` under ``_lock``, which also guards the queues and the running tasks.
+    """
 
     def __init__(
         self,
@@ -156,7 +181,7 @@ class Poller:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
-        described_finished: dict[tuple[str, str, str], set[str]] | None = None,
+        described_finished: dict[TargetKey, set[str]] | None = None,
     ) -> None:
         self.config = config
         self.targets = targets_of(config)
@@ -164,85 +189,181 @@ class Poller:
         self._clock = clock
         self._wall_clock = wall_clock
         self._rng = rng or random.Random()
+        self._watchdog = Watchdog(clock=clock, name="poll-watchdog")
         self._sessions = {
-            cluster.name: _session(config.max_concurrent_requests) for cluster in config.clusters
+            cluster.name: new_session(config.max_concurrent_requests) for cluster in config.clusters
         }
         self._executor = ThreadPoolExecutor(
             config.max_concurrent_requests, thread_name_prefix="poll"
         )
+        self._closed = threading.Event()
+        self._lock = threading.Condition()
+        self._pending: dict[tuple[str, str], deque[_Task]] = {}
+        self._delayed: list[_Task] = []
+        self._running: dict[TargetKey, _Task] = {}
+        """List polls in flight, possibly started in an earlier round."""
+        self._in_flight = 0
+        self._late_rounds: dict[TargetKey, int] = {}
+        self._round_deadline = math.inf
+        self._inbox: list[Snapshot] = []
+        self._inbox_requests: list[ClusterRequest] = []
+        self._inbox_details: list[tuple[TargetKey, ImportJobDetails]] = []
         self._said_once: set[tuple[object, ...]] = set()
         self._said_once_lock = threading.Lock()
         self._describe_margin = min(config.request_timeout, config.poll_interval / 2)
-        self._described_finished: dict[tuple[str, str, str], set[str]] = (
+        self._described_finished: dict[TargetKey, set[str]] = (
             {} if described_finished is None else described_finished
         )
         """Finished import jobs whose final details were fetched: described once, not again."""
 
     @property
-    def described_finished(self) -> dict[tuple[str, str, str], set[str]]:
+    def described_finished(self) -> dict[TargetKey, set[str]]:
         """Finished imports already described, to hand to the poller of a reloaded config."""
         return self._described_finished
 
+    @property
+    def poll_budget(self) -> float:
+        """How long a round, and one poll of one target (all its pages), may take: the poll
+        interval, or the request timeout if that is longer (a request gets its whole timeout)."""
+        return max(self.config.poll_interval, self.config.request_timeout)
+
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Stop at once: requests in flight are cut by the watchdog, nothing new starts."""
+        self._closed.set()
+        with self._lock:
+            self._lock.notify_all()
+        self._watchdog.stop()
+        self._executor.shutdown(wait=False, cancel_futures=True)
         for session in self._sessions.values():
             session.close()
 
-    def poll_cycle(self, stop: threading.Event | None = None) -> CycleResult:
-        """Poll every target once; retries and follow-ups start only within one poll interval."""
-        chosen = self.targets
+    def poll_cycle(
+        self, stop: threading.Event | None = None, deadline: float | None = None
+    ) -> CycleResult:
+        """Poll every target once; return when all have reported or at ``deadline`` (on the
+        poller's clock; default ``poll_budget`` from now)."""
         started_wall = self._wall_clock()
         started = self._clock()
-        deadline = started + self.config.poll_interval
-        state = _CycleState()
-        for target in chosen:
-            task = _Task(target)
-            state.pending.setdefault(self._limit_key(task), deque()).append(task)
-        wakeup = threading.Condition()
-        with wakeup:
-            while state.pending or state.delayed or state.in_flight:
-                if stop is not None and stop.is_set():
-                    state.pending.clear()  # shutting down: start nothing new, let in-flight end
-                    state.delayed.clear()
-                    next_wake = math.inf
-                else:
-                    next_wake = self._dispatch(state, wakeup, deadline)
-                if state.pending or state.delayed or state.in_flight:
-                    wait = next_wake - self._clock() if next_wake < math.inf else STOP_CHECK_SECONDS
-                    wakeup.wait(timeout=min(max(0.001, wait), STOP_CHECK_SECONDS))
+        current = _Round(
+            deadline=started + self.poll_budget if deadline is None else deadline,
+            waiting={target.key for target in self.targets},
+        )
+        with self._lock:
+            self._round_deadline = current.deadline
+            carried = (
+                set(self._running)
+                | {task.target.key for queue in self._pending.values() for task in queue}
+                | {task.target.key for task in self._delayed}
+            )
+            for target in self.targets:
+                if target.key not in carried:  # a late poll from before still counts
+                    self._queue(_Task(target))
+            while True:
+                self._absorb(current)
+                now = self._clock()
+                stopping = self._closed.is_set() or (stop is not None and stop.is_set())
+                if stopping or now >= current.deadline or self._round_done(current):
+                    break
+                next_wake = self._dispatch(now, current)
+                wait = next_wake - now if next_wake < math.inf else STOP_CHECK_SECONDS
+                wait = min(wait, current.deadline - now, STOP_CHECK_SECONDS)
+                self._lock.wait(timeout=max(0.001, wait))
+            self._end_round(current)
+            requests, self._inbox_requests = self._inbox_requests, []
+            details, self._inbox_details = self._inbox_details, []
         return CycleResult(
-            targets=chosen,
-            snapshots=tuple(state.snapshots),
-            requests=tuple(state.requests),
+            targets=self.targets,
+            snapshots=tuple(current.snapshots),
+            requests=tuple(requests),
             started_at=started_wall,
             seconds=self._clock() - started,
-            import_details=tuple(state.details),
+            import_details=tuple(details),
+            late=tuple(current.late),
         )
+
+    def _round_done(self, current: _Round) -> bool:
+        """Every target reported and no follow-up is queued or running (called locked)."""
+        return (
+            not current.waiting and not self._pending and not self._delayed and not self._in_flight
+        )
+
+    def _absorb(self, current: _Round) -> None:
+        """Take finished polls into the round; queue their follow-ups (called locked)."""
+        arrived, self._inbox = self._inbox, []
+        for snapshot in arrived:
+            current.waiting.discard(snapshot.target.key)
+            self._late_rounds.pop(snapshot.target.key, None)
+            current.snapshots.append(snapshot)
+            self._queue_import_details(snapshot)
+
+    def _end_round(self, current: _Round) -> None:
+        """Deal with the targets that have not answered in time (called locked).
+
+        A late target keeps its place: a poll still running carries on, and one still queued
+        (the rate limit allows fewer polls per round than there are targets) stays at the front
+        of its queue, so every target is polled in turn and none starves. One late round is
+        just late (the target keeps its last state, and counts in ``late``); a second one in a
+        row reports it down with reason ``deadline``.
+        """
+        now = self._clock()
+        for limit_key, queue in list(self._pending.items()):
+            kept = deque(task for task in queue if task.describe_job_id is None)
+            if kept:
+                self._pending[limit_key] = kept
+            else:
+                del self._pending[limit_key]  # details are a bonus: they never wait a round
+        targets = {target.key: target for target in self.targets}
+        for key in sorted(current.waiting):
+            current.late.append(key)
+            self._late_rounds[key] = self._late_rounds.get(key, 0) + 1
+            if self._late_rounds[key] < 2:
+                continue
+            running = self._running.get(key)
+            if running is not None:
+                message = (
+                    f"no answer for two rounds ({self.poll_budget:g}s each); the request has run "
+                    f"{now - running.started:.1f}s and still counts when it ends"
+                )
+            else:
+                message = (
+                    f"not polled for two rounds ({self.poll_budget:g}s each): more targets per "
+                    "token than requests_per_second allows in a poll_interval"
+                )
+            current.snapshots.append(
+                self._failed(targets[key], running, ApiError("deadline", message))
+            )
+
+    def _queue(self, task: _Task) -> None:
+        self._pending.setdefault(self._limit_key(task), deque()).append(task)
 
     def _limit_key(self, task: _Task) -> tuple[str, str]:
         return (task.target.cluster.credential_id, task.api)
 
-    def _dispatch(self, state: _CycleState, wakeup: threading.Condition, deadline: float) -> float:
+    def _dispatch(self, now: float, current: _Round) -> float:
         """Start every request that may start now; return when the next one may (called locked)."""
-        now = self._clock()
         next_wake = math.inf
         still_delayed = []
-        for task in state.delayed:
+        for task in self._delayed:
             if task.not_before <= now:
-                state.pending.setdefault(self._limit_key(task), deque()).append(task)
+                self._queue(task)
             else:
                 still_delayed.append(task)
                 next_wake = min(next_wake, task.not_before)
-        state.delayed = still_delayed
+        self._delayed = still_delayed
         progressed = True
-        while progressed and state.pending:
+        while progressed and self._pending:
             progressed = False
-            for key in list(state.pending):
-                if state.in_flight >= self.config.max_concurrent_requests:
+            for key in list(self._pending):
+                if self._in_flight >= self.config.max_concurrent_requests:
                     return next_wake
-                queue = state.pending[key]
-                if queue[0].describe_job_id is not None and now + self._describe_margin > deadline:
-                    del state.pending[key]  # details are a bonus: never stretch the cycle for them
+                queue = self._pending[key]
+                if self.limiter.paused_for(key) > current.deadline - now:
+                    self._defer(key, queue, now)  # Retry-After reaches past the round: don't wait
+                    continue
+                if queue[0].describe_job_id is not None and (
+                    now + self._describe_margin > current.deadline
+                ):
+                    del self._pending[key]  # details are a bonus: never stretch the round for them
                     continue
                 wait = self.limiter.try_acquire(key)
                 if wait > 0:
@@ -250,55 +371,72 @@ class Poller:
                     continue
                 task = queue.popleft()
                 if not queue:
-                    del state.pending[key]
-                state.in_flight += 1
+                    del self._pending[key]
+                self._in_flight += 1
+                if task.describe_job_id is None:
+                    if task.attempts == 0:
+                        task.started = now
+                    self._running[task.target.key] = task
                 progressed = True
-                self._executor.submit(self._run, task, state, wakeup, deadline)
+                try:
+                    self._executor.submit(self._run, task)
+                except RuntimeError:  # closed meanwhile (shutdown): start nothing more
+                    self._in_flight -= 1
+                    self._running.pop(task.target.key, None)
+                    return next_wake
         return next_wake
 
-    def _run(
-        self, task: _Task, state: _CycleState, wakeup: threading.Condition, deadline: float
-    ) -> None:
-        """Worker: one attempt at one target, then report back to the scheduler."""
+    def _defer(self, key: tuple[str, str], queue: deque[_Task], now: float) -> None:
+        """Report the queued polls of a paused token and path as rate limited (called locked)."""
+        del self._pending[key]
+        paused = self.limiter.paused_for(key)
+        for task in queue:
+            if task.describe_job_id is None:
+                error = ApiError(
+                    "rate_limited",
+                    f"deferred: the server asked this token to wait {paused:.0f}s (Retry-After)",
+                )
+                self._inbox.append(self._failed(task.target, task, error))
+
+    def _run(self, task: _Task) -> None:
+        """Worker: one attempt at one target (or one describe), then report back."""
         if task.describe_job_id is not None:
-            self._run_describe(task, state, wakeup)
+            self._run_describe(task)
             return
         target = task.target
         task.attempts += 1
-        if task.attempts == 1:
-            task.started = self._clock()
         requests_seen: list[ClusterRequest] = []
         snapshot: Snapshot | None = None
-        retry_at: float | None = None
+        error: ApiError | None = None
         try:
             snapshot = self._poll_once(target, task, requests_seen)
-        except ApiError as error:
-            if error.reason == "rate_limited":
+        except ApiError as failure:
+            error = failure
+            if failure.reason == "rate_limited":
                 self.limiter.pause(
-                    self._limit_key(task), error.retry_after or RATE_LIMITED_PAUSE_SECONDS
+                    self._limit_key(task), failure.retry_after or RATE_LIMITED_PAUSE_SECONDS
                 )
-            retry_at = self._retry_time(task, error, deadline)
-            if retry_at is None:
-                snapshot = self._failed(target, task, error)
-            else:
+        except Exception as failure:  # a bug must not take the daemon down; logged and counted
+            log.exception("poll.internal_error", **_fields(target))
+            error = ApiError("internal", type(failure).__name__)
+        with self._lock:
+            self._in_flight -= 1
+            self._running.pop(target.key, None)
+            self._inbox_requests.extend(requests_seen)
+            retry_at = None if error is None else self._retry_time(task, error)
+            if error is not None and retry_at is not None:
                 log.info(
                     "poll.retry", **_fields(target), reason=error.reason, attempt=task.attempts
                 )
-        except Exception as error:  # a bug must not take the daemon down; it is logged and counted
-            log.exception("poll.internal_error", **_fields(target))
-            snapshot = self._failed(target, task, ApiError("internal", type(error).__name__))
-        with wakeup:
-            state.in_flight -= 1
-            state.requests.extend(requests_seen)
-            if snapshot is not None:
-                state.snapshots.append(snapshot)
-                self._queue_import_details(snapshot, state)
-            elif retry_at is not None:
                 task.not_before = retry_at
-                state.delayed.append(task)
-            wakeup.notify()
+                self._delayed.append(task)
+            elif snapshot is not None:
+                self._inbox.append(snapshot)
+            elif error is not None:
+                self._inbox.append(self._failed(target, task, error))
+            self._lock.notify()
 
-    def _queue_import_details(self, snapshot: Snapshot, state: _CycleState) -> None:
+    def _queue_import_details(self, snapshot: Snapshot) -> None:
         """After an import list: describe unfinished jobs, and finished ones once (called locked)."""
         if not self.config.import_details or not snapshot.ok or snapshot.target.kind != "import":
             return
@@ -309,38 +447,42 @@ class Poller:
         for job in snapshot.import_jobs:
             if job.finished and job.job_id in done:
                 continue
-            task = _Task(snapshot.target, describe_job_id=job.job_id)
-            state.pending.setdefault(self._limit_key(task), deque()).append(task)
+            self._queue(_Task(snapshot.target, describe_job_id=job.job_id))
 
-    def _run_describe(self, task: _Task, state: _CycleState, wakeup: threading.Condition) -> None:
+    def _run_describe(self, task: _Task) -> None:
         """Worker: fetch one import job's details; a failure costs only those details."""
         requests_seen: list[ClusterRequest] = []
         details: ImportJobDetails | None = None
         job_id = task.describe_job_id or ""
         try:
-            details = self._client(task.target, IMPORT_DESCRIBE, requests_seen).import_job_details(
-                job_id
-            )
+            client = self._client(task.target, IMPORT_DESCRIBE, requests_seen, self._clock())
+            details = client.import_job_details(job_id)
         except ApiError as error:
             log.debug(
                 "import.describe_failed", **_fields(task.target), job_id=job_id, reason=error.reason
             )
         except Exception:  # a bug must not take the daemon down
             log.exception("import.describe_internal_error", **_fields(task.target), job_id=job_id)
-        with wakeup:
-            state.in_flight -= 1
-            state.requests.extend(requests_seen)
+        with self._lock:
+            self._in_flight -= 1
+            self._inbox_requests.extend(requests_seen)
             if details is not None:
-                state.details.append((task.target.key, details))
+                self._inbox_details.append((task.target.key, details))
                 if details.complete_time is not None or details.state in IMPORT_FINISHED_STATES:
                     self._described_finished.setdefault(task.target.key, set()).add(job_id)
-            wakeup.notify()
+            self._lock.notify()
 
     def _client(
-        self, target: Target, preacquired_api: str, requests_seen: list[ClusterRequest]
+        self,
+        target: Target,
+        preacquired_api: str,
+        requests_seen: list[ClusterRequest],
+        started: float,
     ) -> MilvusClient:
-        """A client whose first request to ``preacquired_api`` uses the slot the scheduler took."""
+        """A client whose first request to ``preacquired_api`` uses the slot the scheduler took,
+        and whose every request (pages included) ends within the poll budget from ``started``."""
         cluster = target.cluster
+        deadline = started + self.poll_budget
         first_request = True
 
         def gate(api: str) -> None:
@@ -348,7 +490,7 @@ class Poller:
             if first_request and api == preacquired_api:
                 first_request = False  # the scheduler already took this slot
                 return
-            self.limiter.acquire((cluster.credential_id, api))
+            self._acquire((cluster.credential_id, api), deadline)
 
         return MilvusClient(
             cluster.endpoint,
@@ -358,28 +500,44 @@ class Poller:
             gate=gate,
             observe=lambda record: requests_seen.append(ClusterRequest(cluster.name, record)),
             max_response_bytes=self.config.max_response_bytes,
-            verify=_verify(cluster),
+            verify=tls_verify(cluster),
             clock=self._clock,
+            wall_clock=self._wall_clock,
+            watchdog=self._watchdog,
+            secrets=self.config.secrets,
+            deadline=deadline,
+            max_import_pages=self.config.max_import_pages,
         )
+
+    def _acquire(self, key: tuple[str, str], deadline: float) -> None:
+        """Wait for a rate-limit slot for a follow-up page, but never past the poll's deadline."""
+        while (wait := self.limiter.try_acquire(key)) > 0:
+            if self._clock() + wait > deadline:
+                raise ApiError("deadline", "no rate-limit slot left before the poll's deadline")
+            if self._closed.wait(wait):
+                raise ApiError("deadline", "the exporter is stopping")
 
     def _poll_once(
         self, target: Target, task: _Task, requests_seen: list[ClusterRequest]
     ) -> Snapshot:
-        client = self._client(target, target.api, requests_seen)
+        client = self._client(target, target.api, requests_seen, self._clock())
         polled_at = self._wall_clock()
+        listing: Listing[RefreshJob] | Listing[ImportJob]
+        refresh_jobs: tuple[RefreshJob, ...] = ()
+        import_jobs: tuple[ImportJob, ...] = ()
         if target.kind == "refresh":
-            refresh_jobs = tuple(client.list_refresh_jobs(target.database))
-            import_jobs: tuple[ImportJob, ...] = ()
-            self._note_oddities(target, refresh_jobs)
+            listing = client.list_refresh_jobs(target.database)
+            refresh_jobs = listing.jobs
         else:
-            refresh_jobs = ()
-            import_jobs = tuple(client.list_import_jobs(target.database))
-            self._note_oddities(target, import_jobs)
+            listing = client.list_import_jobs(target.database)
+            import_jobs = listing.jobs
+        self._note_oddities(target, listing)
         seconds = self._clock() - task.started
         log.debug(
             "poll.finished",
             **_fields(target),
             jobs=len(refresh_jobs) + len(import_jobs),
+            skipped=listing.skipped_count,
             ms=round(seconds * 1000),
         )
         return Snapshot(
@@ -390,26 +548,29 @@ class Poller:
             import_jobs=import_jobs,
             seconds=seconds,
             attempts=task.attempts,
+            skipped_records=listing.skipped,
         )
 
-    def _retry_time(self, task: _Task, error: ApiError, deadline: float) -> float | None:
+    def _retry_time(self, task: _Task, error: ApiError) -> float | None:
+        """When to try again, if the retry can still finish within the current round (called
+        locked: the round's deadline is read)."""
         if not error.temporary or task.attempts > self.config.max_retries:
             return None
         backoff = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (task.attempts - 1))
         delay = max(backoff * self._rng.uniform(0.5, 1.0), error.retry_after or 0.0)
         retry_at = self._clock() + delay
-        if retry_at + self.config.request_timeout > deadline:
-            return None  # a retry that could outlast the cycle would delay every other target
+        if retry_at + self.config.request_timeout > self._round_deadline:
+            return None  # a retry that could outlast the round would only end as a deadline
         return retry_at
 
-    def _failed(self, target: Target, task: _Task, error: ApiError) -> Snapshot:
-        message = redact(error.message, target.cluster.token)
+    def _failed(self, target: Target, task: _Task | None, error: ApiError) -> Snapshot:
+        message = redact(error.message, *self.config.secrets)
         log.warning(
             "poll.failed",
             **_fields(target),
             reason=error.reason,
             error=message,
-            attempts=task.attempts,
+            attempts=task.attempts if task else 0,
         )
         return Snapshot(
             target=target,
@@ -417,12 +578,24 @@ class Poller:
             ok=False,
             reason=error.reason,
             message=message,
-            seconds=self._clock() - task.started,
-            attempts=task.attempts,
+            seconds=self._clock() - task.started if task and task.started else 0.0,
+            attempts=task.attempts if task else 0,
         )
 
-    def _note_oddities(self, target: Target, jobs: Iterable[RefreshJob | ImportJob]) -> None:
-        """Log an unknown state or an out-of-range progress once, not on every poll."""
+    def _note_oddities(
+        self, target: Target, listing: Listing[RefreshJob] | Listing[ImportJob]
+    ) -> None:
+        """Log unknown states, out-of-range progress and skipped records once, not every poll."""
+        for reason, count, message in listing.skipped:
+            self._say_once(
+                ("skipped", target.key, reason),
+                "poll.records_skipped",
+                target,
+                reason=reason,
+                records=count,
+                example=message,
+            )
+        jobs: Iterable[RefreshJob | ImportJob] = listing.jobs
         for job in jobs:
             if not job.known_state:
                 self._say_once(
@@ -449,18 +622,3 @@ class Poller:
 
 def _fields(target: Target) -> dict[str, str]:
     return {"cluster": target.cluster.name, "database": target.database, "kind": target.kind}
-
-
-def _session(pool_size: int) -> requests.Session:
-    session = requests.Session()
-    session.trust_env = True
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
-def _verify(cluster: ClusterConfig) -> bool | str:
-    if cluster.tls_insecure_skip_verify:
-        return False
-    return cluster.tls_ca_file or True

@@ -72,6 +72,11 @@ class SlidingWindowLimiter:
         with self._lock:
             return self._wait_locked(key, self._clock())
 
+    def paused_for(self, key: Hashable) -> float:
+        """Seconds ``key`` is still held back by ``pause`` (0.0 if it is not)."""
+        with self._lock:
+            return max(0.0, self._paused_until.get(key, 0.0) - self._clock())
+
     def pause(self, key: Hashable, seconds: float) -> None:
         """Hold ``key`` back, e.g. for a server's ``Retry-After``."""
         with self._lock:

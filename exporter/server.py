@@ -37,6 +37,8 @@ class ExporterApp(Protocol):
 
     def status(self) -> list[TargetStatus]: ...
 
+    def readiness(self) -> tuple[bool, str]: ...
+
     def request_reload(self) -> ReloadResult: ...
 
 
@@ -184,16 +186,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/healthz":
             self._reply(HTTPStatus.OK, b"ok\n", send_body=send_body)
         elif path == "/readyz":
-            if app.ready.is_set():
-                self._reply(HTTPStatus.OK, b"ready\n", send_body=send_body)
-            else:
-                self._reply(
-                    HTTPStatus.SERVICE_UNAVAILABLE,
-                    b"not ready: first poll cycle running\n",
-                    send_body=send_body,
-                )
+            ready, message = app.readiness()
+            status = HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE
+            self._reply(status, (message + "\n").encode(), send_body=send_body)
         elif path == "/":
-            page = landing_page(app.status(), app.ready.is_set()).encode()
+            page = landing_page(app.status(), app.readiness()).encode()
             self._reply(
                 HTTPStatus.OK, page, content_type="text/html; charset=utf-8", send_body=send_body
             )
@@ -259,7 +256,7 @@ def _accepts_gzip(header: str) -> bool:
     return False
 
 
-def landing_page(rows: list[TargetStatus], ready: bool) -> str:
+def landing_page(rows: list[TargetStatus], readiness: tuple[bool, str]) -> str:
     """A small HTML page: links and one row per target; no secrets ever reach it."""
     now = time.time()
     body_rows = []
@@ -275,7 +272,8 @@ def landing_page(rows: list[TargetStatus], ready: bool) -> str:
             + "</tr>"
         )
     table = "\n".join(body_rows) or '<tr><td colspan="5">no poll cycle has finished yet</td></tr>'
-    state = "ready" if ready else "starting: the first poll cycle is running"
+    ready, message = readiness
+    state = "ready" if ready else message
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Milvus jobs exporter</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em .8em;text-align:left}}</style></head>

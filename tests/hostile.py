@@ -1,0 +1,275 @@
+"""A small hostile upstream on 127.0.0.1: answers the job API the way a broken network, a
+misbehaving proxy or a buggy server would.
+
+Each ``Behaviour`` is one way of misbehaving; the server picks it per request from the request's
+``dbName``, so one server can be a healthy database and a hostile one at once. Every loop is
+bounded by ``stop()``: the server never outlives its test.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+Behaviour = Callable[["Exchange"], None]
+
+NOW_MS = int(time.time() * 1000)
+
+
+@dataclass
+class Exchange:
+    """One request as received, and the socket to answer it on."""
+
+    sock: socket.socket
+    path: str
+    headers: dict[str, str]
+    body: dict[str, object]
+    stop: threading.Event
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def answer(self, payload: object, status: str = "200 OK", extra: str = "") -> None:
+        body = json.dumps(payload).encode()
+        self.send(
+            f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+
+    def trickle(self, data: bytes, every: float) -> None:
+        """One byte at a time, ``every`` seconds apart, until done or the client goes away."""
+        for byte in data:
+            if self.stop.wait(every):
+                return
+            try:
+                self.sock.send(bytes([byte]))
+            except OSError:
+                return
+
+
+def refresh_record(
+    job_id: int, collection: str, state: str = "RefreshCompleted", **fields: object
+) -> dict[str, object]:
+    record: dict[str, object] = {
+        "jobId": job_id,
+        "collectionName": collection,
+        "state": state,
+        "progress": 100 if state == "RefreshCompleted" else 40,
+        "startTime": NOW_MS - 60_000,
+        "endTime": NOW_MS - 30_000 if state in ("RefreshCompleted", "RefreshFailed") else 0,
+    }
+    record.update(fields)
+    return record
+
+
+def healthy(exchange: Exchange) -> None:
+    """A well-behaved server: one completed refresh, one running import."""
+    if exchange.path.endswith("/external_collection/list"):
+        exchange.answer({"code": 0, "data": {"records": [refresh_record(1, "ext_ok")]}})
+    elif exchange.path.endswith("/import/describe"):
+        exchange.answer({"code": 2100, "message": "import job does not exist"})
+    else:
+        exchange.answer(
+            {
+                "code": 0,
+                "data": {
+                    "records": [
+                        {"jobId": "5", "collectionName": "c", "state": "Completed", "progress": 100}
+                    ]
+                },
+            }
+        )
+
+
+def trickle_headers(every: float) -> Behaviour:
+    def behave(exchange: Exchange) -> None:
+        exchange.trickle(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" * 50, every)
+
+    return behave
+
+
+def trickle_body(every: float) -> Behaviour:
+    def behave(exchange: Exchange) -> None:
+        body = json.dumps({"code": 0, "data": {"records": []}}).encode() * 20
+        exchange.send(
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+            "\r\n\r\n".encode()
+        )
+        exchange.trickle(body, every)
+
+    return behave
+
+
+def too_many_requests(retry_after: int) -> Behaviour:
+    def behave(exchange: Exchange) -> None:
+        exchange.answer(
+            {"code": 429, "message": "slow down"},
+            status="429 Too Many Requests",
+            extra=f"Retry-After: {retry_after}\r\n",
+        )
+
+    return behave
+
+
+def endless_pages(exchange: Exchange) -> None:
+    exchange.answer(
+        {
+            "code": 0,
+            "data": {
+                "records": [{"jobId": "9", "collectionName": "c", "state": "Pending"}],
+                "count": 1_000_000_000,
+                "currentPage": exchange.body.get("currentPage", 1),
+                "pageSize": 1,
+            },
+        }
+    )
+
+
+def raw_json(text: str) -> Behaviour:
+    """Answer exactly this JSON text (for escapes ``json.dumps`` would never write)."""
+
+    def behave(exchange: Exchange) -> None:
+        body = text.encode()
+        exchange.send(
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+            "\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+
+    return behave
+
+
+def records(*items: object) -> Behaviour:
+    def behave(exchange: Exchange) -> None:
+        exchange.answer({"code": 0, "data": {"records": list(items)}})
+
+    return behave
+
+
+def new_collections_each_poll(per_poll: int) -> Behaviour:
+    counter = itertools.count()
+
+    def behave(exchange: Exchange) -> None:
+        batch = next(counter)
+        exchange.answer(
+            {
+                "code": 0,
+                "data": {
+                    "records": [
+                        refresh_record(batch * per_poll + index + 1, f"c{batch}_{index}")
+                        for index in range(per_poll)
+                    ]
+                },
+            }
+        )
+
+    return behave
+
+
+def reset_mid_body(exchange: Exchange) -> None:
+    exchange.send(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n"
+    )
+    exchange.send(b'{"code": 0, "data": {"records": [')
+    exchange.sock.setsockopt(
+        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+    )
+    exchange.sock.close()  # linger 0: the peer sees a reset, not a clean end
+
+
+@dataclass
+class HostileServer:
+    """Threaded raw-socket server; ``behaviours`` maps a dbName to how to answer."""
+
+    behaviours: dict[str, Behaviour]
+    default: Behaviour = healthy
+    seen: list[Exchange] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self._listener.settimeout(0.2)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._accepter = threading.Thread(target=self._accept, daemon=True)
+        self._accepter.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self._listener.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._accepter.join(timeout=5)
+        self._listener.close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                continue
+            thread = threading.Thread(target=self._serve, args=(sock,), daemon=True)
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        sock.settimeout(5)
+        try:
+            exchange = self._read(sock)
+            if exchange is None:
+                return
+            self.seen.append(exchange)
+            database = str(exchange.body.get("dbName", ""))
+            self.behaviours.get(database, self.default)(exchange)
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    def _read(self, sock: socket.socket) -> Exchange | None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return None
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        path = lines[0].split(" ")[1]
+        headers = {
+            name.strip().lower(): value.strip()
+            for name, _, value in (line.partition(":") for line in lines[1:])
+        }
+        length = int(headers.get("content-length", "0"))
+        while len(rest) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return None
+            rest += chunk
+        try:
+            body = json.loads(rest[:length] or b"{}")
+        except ValueError:
+            body = {}
+        return Exchange(sock, path, headers, body if isinstance(body, dict) else {}, self._stop)
+
+
+@contextmanager
+def hostile_server(
+    behaviours: dict[str, Behaviour], default: Behaviour = healthy
+) -> Iterator[HostileServer]:
+    server = HostileServer(behaviours, default)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -129,12 +129,13 @@ class Daemon:
             return cycle
         publish_started = self._clock()
         families = self.model.update(cycle, self._wall_clock())
+        self._status = self._collect_status()
         self.cache.publish(families)
+        self._last_published = self._clock()
+        self.ready.set()
         del families  # the cache keeps the rendered bytes; the families can go now
         self.cache.prepare_gzip()
-        self._status = self._collect_status()
-        self._last_published = self._clock()
-        self._publish_seconds = self._last_published - publish_started
+        self._publish_seconds = self._clock() - publish_started
         failed = sum(1 for snapshot in cycle.snapshots if not snapshot.ok)
         log.info(
             "cycle.finished",
@@ -150,7 +151,6 @@ class Daemon:
                 untracked_jobs=self.model.untracked_jobs,
                 max_tracked_jobs=self.config.max_tracked_jobs,
             )
-        self.ready.set()
         return cycle
 
     def readiness(self) -> tuple[bool, str]:

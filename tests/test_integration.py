@@ -123,6 +123,36 @@ def test_a_bad_upstream_answer_marks_only_that_target_down_with_its_reason(
         assert value(parsed, "milvus_jobs_exporter_target_up", **up_labels("default", kind)) == 1
 
 
+def test_records_with_wrong_types_are_skipped_and_counted_while_the_target_stays_up(
+    simulator, start_exporter
+):
+    sim, url = simulator
+    sim.set_fault(Fault(kind="wrong_types"), database="analytics")
+    exporter = start_exporter(cluster(url))
+    parsed = exporter.scrape()
+    for kind in ("refresh", "import"):
+        labels = up_labels("analytics", kind)
+        assert value(parsed, "milvus_jobs_exporter_target_up", **labels) == 1
+        skipped = [
+            found
+            for found in series(parsed, "milvus_jobs_exporter_skipped_records_total")
+            if found["database"] == "analytics" and found["kind"] == kind
+        ]
+        assert skipped, f"no skipped {kind} records counted"
+        assert all(
+            found["reason"]
+            in {
+                "bad_job_id",
+                "bad_collection",
+                "bad_state",
+                "bad_progress",
+                "bad_time",
+                "not_an_object",
+            }
+            for found in skipped
+        )
+
+
 def test_a_target_recovers_by_itself_when_the_upstream_comes_back(simulator, start_exporter):
     sim, url = simulator
     sim.set_fault(Fault(kind="http_503"), database="analytics")

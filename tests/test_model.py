@@ -334,3 +334,44 @@ def test_imports_already_finished_at_the_first_poll_are_not_observed():
     assert series(parsed, "milvus_import_duration_seconds_count") == []
     labels = {"milvus_cluster": "prod", "database": "default", "collection": "books", "job_id": "7"}
     assert value(parsed, "milvus_import_job_duration_seconds", **labels) == 540
+
+
+def test_a_collection_not_listed_for_the_retention_is_forgotten_and_counted():
+    subject = MetricsModel(1000, 30.0, collection_retention=3600.0)
+    done = refresh_job(1, "RefreshCompleted", start=T0 - 100, end=T0 - 50)
+    subject.update(cycle(ok(REFRESH, T0, (done,))), T0)
+    parsed = samples(subject.update(cycle(ok(REFRESH, T0 + 3000)), T0 + 3000))
+    assert value(parsed, "milvus_refresh_last_success_timestamp_seconds", **JOB) == T0 - 50
+    parsed = samples(subject.update(cycle(ok(REFRESH, T0 + 3700)), T0 + 3700))
+    assert value(parsed, "milvus_refresh_last_success_timestamp_seconds", **JOB) is None
+    assert value(parsed, "milvus_jobs_exporter_tracked_collections") == 0
+    assert (
+        value(parsed, "milvus_jobs_exporter_forgotten_collections_total", reason="retention") == 1
+    )
+
+
+def test_beyond_the_collection_limit_the_least_recently_listed_are_forgotten_first():
+    subject = MetricsModel(1000, 30.0, max_tracked_collections=2)
+    for index, collection in enumerate(("old", "middle", "new")):
+        job = refresh_job(index + 1, "RefreshCompleted", collection, start=T0, end=T0 + 1)
+        parsed = samples(subject.update(cycle(ok(REFRESH, T0 + index, (job,))), T0 + index))
+    remembered = {
+        found["collection"]
+        for found in series(parsed, "milvus_refresh_last_success_timestamp_seconds")
+    }
+    assert remembered == {"middle", "new"}
+    assert value(parsed, "milvus_jobs_exporter_forgotten_collections_total", reason="limit") == 1
+    assert value(parsed, "milvus_jobs_exporter_tracked_collections") == 2
+
+
+def test_skipped_records_are_counted_per_target_and_reason():
+    subject = model()
+    snapshot = replace(ok(REFRESH, T0), skipped_records=(("bad_time", 2, "startTime ..."),))
+    subject.update(cycle(snapshot), T0)
+    parsed = samples(subject.update(cycle(snapshot), T0 + 30))
+    labels = {"milvus_cluster": "prod", "database": "default", "kind": "refresh"}
+    assert (
+        value(parsed, "milvus_jobs_exporter_skipped_records_total", **labels, reason="bad_time")
+        == 4
+    )
+    assert value(parsed, "milvus_jobs_exporter_target_up", **labels) == 1

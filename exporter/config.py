@@ -131,6 +131,7 @@ _CLUSTER_KEYS = (
     "tls_insecure_skip_verify",
 )
 _ENV_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _LISTEN = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]*):(\d{1,5})$")
 
 
@@ -505,6 +506,11 @@ class _Checker:
             self.written[path] = value
         for name in missing:
             self.fail(path, f"environment variable {name} is not set")
+        if not missing and _SURROGATE.search(expanded):
+            # "\ud800" in a YAML string, or undecodable bytes in an environment variable: it
+            # could never be encoded into a label, a log line or a header. Never echoed.
+            self.fail(path, "is not valid Unicode text (it holds a lone UTF-16 surrogate)")
+            return None
         return None if missing else expanded
 
     def string_list(

@@ -540,6 +540,9 @@ class _Reader:
                 self.fail(key_path, f"expected one of {', '.join(allowed)}, got {text!r}")
             elif "\r" in text or "\n" in text:
                 self.fail(key_path, "must be one line (no CR or LF)")
+            elif not (text.isascii() and text.isprintable()):
+                # http.server encodes headers as Latin-1 and would fail every answer otherwise
+                self.fail(key_path, "must be printable ASCII")
             else:
                 headers[name] = text
         return headers

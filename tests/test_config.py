@@ -616,3 +616,24 @@ def test_clusters_without_a_token_are_told_apart_by_endpoint() -> None:
     second = cluster("b", "", "http://milvus-b:19530")
 
     assert first.credential_id != second.credential_id
+
+
+def test_a_lone_surrogate_in_a_name_is_refused_with_its_key_path(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text('clusters:\n  - name: "bad\\ud800name"\n    endpoint: http://127.0.0.1:1\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    assert str(caught.value) == (
+        f"{path}:2: clusters[0].name: is not valid Unicode text (it holds a lone UTF-16 surrogate)"
+    )
+
+
+def test_undecodable_bytes_in_an_environment_variable_are_refused_without_echoing_them(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "clusters:\n  - name: prod\n    endpoint: http://127.0.0.1:1\n    token: ${TOKEN}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {"TOKEN": "secret\udcff"})
+    assert "clusters[0].token: is not valid Unicode text" in str(caught.value)
+    assert "secret" not in str(caught.value)

@@ -441,6 +441,11 @@ BAD_CONFIGS = [
         id="header value splitting the response",
     ),
     pytest.param(
+        'http_server_config:\n  headers:\n    Content-Security-Policy: "default-src \u20ac"\n',
+        "http_server_config.headers.Content-Security-Policy: must be printable ASCII",
+        id="header value HTTP cannot carry",
+    ),
+    pytest.param(
         "http_server_config:\n  http2: maybe\n",
         "http_server_config.http2: expected true or false, got 'maybe'",
         id="non-boolean http2",

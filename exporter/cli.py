@@ -261,21 +261,31 @@ def run_check(args: argparse.Namespace, out: TextIO) -> int:
         cycle = poller.poll_cycle()
     finally:
         poller.close()
-    order = {target.key: index for index, target in enumerate(poller.targets)}
+    reported = {snapshot.target.key: snapshot for snapshot in cycle.snapshots}
     rows = [("CLUSTER", "DATABASE", "KIND", "STATUS", "JOBS", "LATENCY")]
-    for snapshot in sorted(cycle.snapshots, key=lambda snapshot: order[snapshot.target.key]):
-        cluster, database, kind = snapshot.target.key
+    failed = 0
+    for target in poller.targets:
+        cluster, database, kind = target.key
+        snapshot = reported.get(target.key)
+        if snapshot is None:  # late: still running or queued when the round ended
+            failed += 1
+            status = f"error: deadline (no answer within {poller.poll_budget:g}s)"
+            rows.append((cluster, database, kind, status, "-", "-"))
+            continue
         if snapshot.ok:
             status, jobs = "ok", str(len(snapshot.refresh_jobs) + len(snapshot.import_jobs))
+            skipped = sum(count for _reason, count, _message in snapshot.skipped_records)
+            if skipped:
+                status += f" ({skipped} unreadable records skipped)"
         else:
+            failed += 1
             status, jobs = f"error: {snapshot.reason} ({snapshot.message})", "-"
         rows.append((cluster, database, kind, status, jobs, f"{snapshot.seconds * 1000:.0f}ms"))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)] + [row[-1]]
         out.write("  ".join(cells).rstrip() + "\n")
-    failed = sum(1 for snapshot in cycle.snapshots if not snapshot.ok)
-    out.write(f"{len(cycle.snapshots) - failed} of {len(cycle.snapshots)} targets ok\n")
+    out.write(f"{len(poller.targets) - failed} of {len(poller.targets)} targets ok\n")
     return EXIT_FAILURE if failed else EXIT_OK
 
 

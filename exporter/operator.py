@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TextIO, TypeVar
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from .client import REFRESH_DESCRIBE, ApiError, MilvusClient, RequestRecord
 from .config import JOB_KINDS, ClusterConfig, Config, load_config
@@ -52,6 +51,8 @@ from .records import (
     parse_refresh_job,
 )
 from .redact import redact
+from .transport import new_session, tls_verify
+from .watchdog import Watchdog
 
 PROGRAM = "milvus-jobs-exporter"
 COMMANDS = ("jobs", "refresh")
@@ -296,6 +297,7 @@ class Upstream:
         self._sessions: list[requests.Session] = []
         self._clients: dict[str, MilvusClient] = {}
         self._lock = threading.Lock()
+        self._watchdog = Watchdog(name="operator-watchdog")
 
     def client(self, cluster: ClusterConfig) -> MilvusClient:
         """One client (and connection pool) per cluster, shared by the threads of ``jobs list``."""
@@ -305,12 +307,7 @@ class Upstream:
     def _client_locked(self, cluster: ClusterConfig) -> MilvusClient:
         client = self._clients.get(cluster.name)
         if client is None:
-            session = requests.Session()
-            adapter = HTTPAdapter(
-                pool_connections=2, pool_maxsize=self.config.max_concurrent_requests, max_retries=0
-            )
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
+            session = new_session(self.config.max_concurrent_requests)
             self._sessions.append(session)
             key = cluster.credential_id
 
@@ -321,9 +318,6 @@ class Upstream:
                 if record.outcome == "rate_limited":
                     self.limiter.pause((key, record.api), 1.0)
 
-            verify: bool | str = cluster.tls_ca_file or True
-            if cluster.tls_insecure_skip_verify:
-                verify = False
             client = MilvusClient(
                 cluster.endpoint,
                 cluster.token,
@@ -332,7 +326,9 @@ class Upstream:
                 gate=gate,
                 observe=observe,
                 max_response_bytes=self.config.max_response_bytes,
-                verify=verify,
+                verify=tls_verify(cluster),
+                watchdog=self._watchdog,
+                secrets=self.config.secrets,
             )
             self._clients[cluster.name] = client
         return client
@@ -359,6 +355,7 @@ class Upstream:
                 self._sleep(max(backoff * self._rng.uniform(0.5, 1.0), error.retry_after or 0.0))
 
     def close(self) -> None:
+        self._watchdog.stop()
         for session in self._sessions:
             session.close()
 

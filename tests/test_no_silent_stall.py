@@ -16,6 +16,7 @@ from exporter.config import ClusterConfig
 
 from . import hostile
 from .conftest import TOKEN_A, TOKEN_B, RunningExporter, Series, series, value
+from .test_cli import run
 
 GOOD = "good"
 BAD = "bad"
@@ -242,3 +243,20 @@ def test_a_connection_reset_mid_body_is_reported_as_reset(start_exporter):
         parsed = exporter.scrape()
         assert error_reason(parsed, BAD) == "reset"
         assert value(parsed, "milvus_jobs_exporter_target_up", **labels(GOOD)) == 1
+
+
+def test_check_reports_targets_the_round_had_no_time_for_instead_of_waiting(tmp_path):
+    with hostile.hostile_server({}) as server:
+        path = tmp_path / "config.yaml"
+        path.write_text(
+            "poll_interval: 500ms\nrequest_timeout: 500ms\nrequests_per_second: 1\n"
+            f"clusters:\n  - name: prod\n    endpoint: {server.url}\n    token: {TOKEN_A}\n"
+            "    databases: [a, b, c]\n    jobs: [refresh]\n"
+        )
+        started = time.monotonic()
+        result = run("check", "--config", str(path))
+        elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    assert elapsed < 10
+    assert result.stdout.count("error: deadline") == 2, result.stdout
+    assert result.stdout.splitlines()[-1] == "1 of 3 targets ok"

@@ -70,6 +70,7 @@ class Config:
     max_import_pages: int = 100
     max_tracked_collections: int = 10_000
     collection_retention: float = 7 * 86_400.0
+    state_file: str | None = None
     import_details: bool = True
     shard_index: int = 0
     shard_count: int = 1
@@ -116,6 +117,7 @@ _TOP_LEVEL_KEYS = (
     "max_import_pages",
     "max_tracked_collections",
     "collection_retention",
+    "state_file",
     "import_details",
     "shard",
     "clusters",
@@ -311,6 +313,7 @@ class _Checker:
         collection_retention = self.duration(
             document, "collection_retention", defaults.collection_retention, minimum=60.0
         )
+        state_file = self.state_file(document)
         import_details = self.boolean(document, "import_details", defaults.import_details, "")
         shard_index, shard_count = 0, 1
         if "shard" in document:
@@ -332,6 +335,7 @@ class _Checker:
             max_import_pages=max_pages,
             max_tracked_collections=max_collections,
             collection_retention=collection_retention,
+            state_file=state_file,
             import_details=import_details,
             shard_index=shard_index,
             shard_count=shard_count,
@@ -406,6 +410,23 @@ class _Checker:
             tls_ca_file=ca_file,
             tls_insecure_skip_verify=insecure,
         )
+
+    def state_file(self, document: dict[str, Any]) -> str | None:
+        """A path whose directory exists and is writable (the file itself may not exist yet)."""
+        if "state_file" not in document:
+            return None
+        path = self.string(document, "state_file", None)
+        if path is None:
+            return None
+        shown = self.shown("state_file", path)
+        directory = os.path.dirname(os.path.abspath(path)) if "\x00" not in path else ""
+        if not path.strip() or not directory or not os.path.isdir(directory):
+            self.fail("state_file", f"the directory of {shown} does not exist")
+            return None
+        if not os.access(directory, os.W_OK):
+            self.fail("state_file", f"the directory of {shown} is not writable")
+            return None
+        return path
 
     def endpoint(self, value: str, path: str) -> str | None:
         if not re.match(r"^https?://[^/\s]+", value):

@@ -13,6 +13,7 @@ cycle straight away. A refused config leaves the running one untouched.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -28,10 +29,15 @@ from .config import Config, ConfigError, load_config
 from .exposition import ExpositionCache
 from .families import MetricFamily
 from .log import dropped_log_lines, redactor
-from .model import MetricsModel
+from .model import REFRESH_DURATION_BUCKETS, MetricsModel
 from .poller import CycleResult, Poller, limiter_rate
+from .state import StateError, load_state, save_state
 
 log = structlog.get_logger("exporter.daemon")
+
+STATE_SAVE_INTERVAL_SECONDS = 60.0
+"""How often the state file is rewritten (and once more at shutdown): a crash loses at most
+this much of the exporter's memory, and a large file is not rewritten on every cycle."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,9 @@ class Daemon:
         self._reload_success_time = wall_clock()
         self._publish_seconds = 0.0
         self._last_published: float | None = None
+        self._state_saved_at = -math.inf
+        self._state_write_errors = 0
+        self._restore_state()
 
     def run_cycle(self) -> CycleResult:
         """Poll everything once and publish the new exposition (only the loop thread calls it)."""
@@ -136,6 +145,7 @@ class Daemon:
         del families  # the cache keeps the rendered bytes; the families can go now
         self.cache.prepare_gzip()
         self._publish_seconds = self._clock() - publish_started
+        self._save_state()
         failed = sum(1 for snapshot in cycle.snapshots if not snapshot.ok)
         log.info(
             "cycle.finished",
@@ -152,6 +162,40 @@ class Daemon:
                 max_tracked_jobs=self.config.max_tracked_jobs,
             )
         return cycle
+
+    def _restore_state(self) -> None:
+        """Load the state file, and serve what it remembers before the first poll, so a
+        restart does not make failed or stale collections vanish from /metrics."""
+        path = self.config.state_file
+        if not path:
+            return
+        try:
+            saved = load_state(path, REFRESH_DURATION_BUCKETS)
+        except StateError as error:
+            log.warning("state.unreadable", error=str(error), action="starting without it")
+            return
+        if saved is None:
+            log.info("state.none_yet", path=path)
+            return
+        self.model.restore(saved)
+        self.cache.publish(self.model.families(self._wall_clock()))
+        log.info("state.restored", path=path, collections=len(saved.collections))
+
+    def _save_state(self, force: bool = False) -> None:
+        path = self.config.state_file
+        if not path:
+            return
+        now = self._clock()
+        if not force and now - self._state_saved_at < STATE_SAVE_INTERVAL_SECONDS:
+            return
+        try:
+            save_state(path, self.model.saved_state(), self._wall_clock())
+        except OSError as error:
+            self._state_write_errors += 1
+            self._republish()
+            log.warning("state.write_failed", path=path, error=error.strerror or str(error))
+        else:
+            self._state_saved_at = now
 
     def readiness(self) -> tuple[bool, str]:
         """(ready, why not): not before the first cycle, and not while polling has stalled."""
@@ -255,7 +299,13 @@ class Daemon:
             "The configured poll_interval: how often every target is polled (start to start).",
         )
         interval.add((), self.config.poll_interval)
-        return [successful, when, shard, interval]
+        state_errors = MetricFamily(
+            "milvus_jobs_exporter_state_write_errors",
+            "counter",
+            "Failed writes of the state file (state_file); the previous file is kept.",
+        )
+        state_errors.add((), float(self._state_write_errors), "_total")
+        return [successful, when, shard, interval, state_errors]
 
     def start(self) -> None:
         self._republish()
@@ -269,6 +319,8 @@ class Daemon:
         self.poller.close()
         if self._thread is not None:
             self._thread.join(timeout if timeout is not None else 5.0)
+            if not self._thread.is_alive() and self._last_published is not None:
+                self._save_state(force=True)  # the loop is over: nothing else touches the model
 
     def _loop(self) -> None:
         next_start = self._clock()

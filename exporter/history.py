@@ -25,11 +25,14 @@ CollectionKey = tuple[str, str, str]
 
 @dataclass(slots=True)
 class CollectionHistory:
-    """The newest completed and failed refresh end times seen, and when it was last listed."""
+    """The newest completed and failed refresh end times seen, when it was last listed, and
+    which job the newest failure was (its id and reason outlive the server's job list too)."""
 
     last_success: float | None
     last_failure: float | None
     last_listed: float
+    failure_job_id: str = ""
+    failure_reason: str = ""
 
 
 class RefreshHistory:
@@ -71,6 +74,8 @@ class RefreshHistory:
                 entry.last_failure is None or end > entry.last_failure
             ):
                 entry.last_failure = end
+                entry.failure_job_id = str(job.job_id)
+                entry.failure_reason = job.reason
 
     def prune(self, now: float, targets: set[tuple[str, str]]) -> None:
         """Forget collections of removed targets (silently: the config said so), collections
@@ -91,3 +96,8 @@ class RefreshHistory:
 
     def items(self) -> list[tuple[CollectionKey, CollectionHistory]]:
         return sorted(self._entries.items())
+
+    def restore(self, entries: Iterable[tuple[CollectionKey, CollectionHistory]]) -> None:
+        """Take remembered collections back (from a state file); what is known now wins."""
+        for key, entry in entries:
+            self._entries.setdefault(key, entry)

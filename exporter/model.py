@@ -2,8 +2,10 @@
 
 No I/O and no threads: ``MetricsModel.update`` takes one ``CycleResult`` and the time, and returns
 the complete list of families for that moment. It keeps only what the rules need across cycles:
-the last good snapshot of each target (series survive ``retention_intervals`` poll intervals of
-failure), counters, histogram buckets and which finished jobs were already counted.
+the last good snapshot of each target (its series keep their last values for as long as the
+target is down, so an outage pages as an outage and resolves no job alert), the newest success
+and failure of every collection (``history.py``), counters, histogram buckets and which finished
+jobs were already counted. ``saved_state`` / ``restore`` carry the memory across a restart.
 
 Sample output (abridged)::
 
@@ -30,6 +32,7 @@ from .families import (
 from .history import RefreshHistory
 from .poller import CycleResult, Snapshot, Target
 from .records import IMPORT_STATES, REFRESH_STATES, ImportJob, ImportJobDetails, RefreshJob
+from .state import SavedState
 
 REFRESH_DURATION_BUCKETS = (
     10.0,
@@ -63,6 +66,8 @@ class _TargetState:
     """Latest ``import/describe`` answer per listed import job id."""
     accounted_imports: set[str] | None = None
     """Import jobs whose finish was already seen (or that were finished at the first poll)."""
+    import_first_seen: dict[str, float] = field(default_factory=dict)
+    """When each listed import job was first seen: what orders imports without a create time."""
 
 
 @dataclass
@@ -87,6 +92,7 @@ class _Families:
     refresh_jobs: MetricFamily
     refresh_last_success: MetricFamily
     refresh_last_failure: MetricFamily
+    refresh_last_failure_info: MetricFamily
     import_progress: MetricFamily
     import_state: MetricFamily
     import_failure: MetricFamily
@@ -107,16 +113,16 @@ class MetricsModel:
         self,
         max_tracked_jobs: int,
         poll_interval: float,
-        retention_intervals: int = 3,
         *,
         max_tracked_collections: int = 10_000,
         collection_retention: float = 7 * 86_400.0,
     ) -> None:
         self.max_tracked_jobs = max_tracked_jobs
         self.poll_interval = poll_interval
-        self.retention_intervals = retention_intervals
         self._targets: dict[TargetKey, _TargetState] = {}
         self._history = RefreshHistory(max_tracked_collections, collection_retention)
+        self._restored = SavedState()
+        """Counted jobs from a state file, handed to each target when it first appears."""
         self._poll_errors: Counter[tuple[str, str, str, str]] = Counter()
         self._skipped_records: Counter[tuple[str, str, str, str]] = Counter()
         self._api_requests: Counter[tuple[str, str, str]] = Counter()
@@ -162,6 +168,32 @@ class MetricsModel:
         self._last_cycle_end = now
         return self.families(now)
 
+    def saved_state(self) -> SavedState:
+        """What a restart must not forget (see ``state.py``)."""
+        refresh_seen = dict(self._restored.refresh_seen)
+        imports_seen = dict(self._restored.imports_seen)
+        for (cluster, database, kind), state in self._targets.items():
+            if kind == "refresh" and state.accounted_finished is not None:
+                refresh_seen[(cluster, database)] = set(state.accounted_finished)
+            elif kind == "import" and state.accounted_imports is not None:
+                imports_seen[(cluster, database)] = set(state.accounted_imports)
+        return SavedState(
+            collections=self._history.items(),
+            refresh_seen=refresh_seen,
+            imports_seen=imports_seen,
+            refresh_durations=dict(self._refresh_durations),
+            import_durations=dict(self._import_durations),
+        )
+
+    def restore(self, saved: SavedState) -> None:
+        """Take back what an earlier run remembered (call before the first ``update``)."""
+        self._history.restore(saved.collections)
+        self._restored = saved
+        for key, histogram in saved.refresh_durations.items():
+            self._refresh_durations.setdefault(key, histogram)
+        for key, histogram in saved.import_durations.items():
+            self._import_durations.setdefault(key, histogram)
+
     def target_status(self) -> list[_TargetState]:
         """For the landing page: every target with up/down and the last reason."""
         return list(self._targets.values())
@@ -174,7 +206,15 @@ class MetricsModel:
         for key, target in current.items():
             state = self._targets.get(key)
             if state is None:
-                self._targets[key] = _TargetState(target)
+                self._targets[key] = _TargetState(
+                    target,
+                    accounted_finished=self._restored.refresh_seen.pop(key[:2], None)
+                    if key[2] == "refresh"
+                    else None,
+                    accounted_imports=self._restored.imports_seen.pop(key[:2], None)
+                    if key[2] == "import"
+                    else None,
+                )
             else:
                 state.target = target
         clusters = {key[0] for key in current}
@@ -216,6 +256,10 @@ class MetricsModel:
         else:
             listed = {job.job_id for job in snapshot.import_jobs}
             state.import_details = {k: v for k, v in state.import_details.items() if k in listed}
+            first_seen = {k: v for k, v in state.import_first_seen.items() if k in listed}
+            for job_id in listed - first_seen.keys():
+                first_seen[job_id] = snapshot.polled_at
+            state.import_first_seen = first_seen
             finished = {job.job_id for job in snapshot.import_jobs if job.finished}
             if state.accounted_imports is None:
                 state.accounted_imports = finished
@@ -261,18 +305,6 @@ class MetricsModel:
                 )
                 histogram.observe(job.end_time - job.start_time)
         state.accounted_finished = set(finished)
-
-    def _visible_snapshot(self, state: _TargetState, now: float) -> Snapshot | None:
-        """The snapshot whose series are exported: the last good one, while within retention."""
-        snapshot = state.last_good
-        if snapshot is None:
-            return None
-        if (
-            not state.up
-            and now - snapshot.polled_at > self.retention_intervals * self.poll_interval
-        ):
-            return None
-        return snapshot
 
     def families(self, now: float) -> list[MetricFamily]:
         out = _Families(
@@ -320,6 +352,12 @@ class MetricsModel:
                 "milvus_refresh_last_failure_timestamp_seconds",
                 "gauge",
                 f"End time of the newest failed refresh of a collection (Unix time). {POLLED}",
+            ),
+            refresh_last_failure_info=MetricFamily(
+                "milvus_refresh_last_failure_info",
+                "gauge",
+                "Job id and reason of the newest failed refresh of a collection; remembered as "
+                "long as its last failure time is.",
             ),
             import_progress=MetricFamily(
                 "milvus_import_job_progress_ratio",
@@ -377,9 +415,8 @@ class MetricsModel:
             "gauge",
             f"Listed jobs whose state is not one the exporter knows; kept with the state as sent. {POLLED}",
         )
-        visible_refresh_targets: set[tuple[str, str]] = set()
         for key, state in sorted(self._targets.items()):
-            snapshot = self._visible_snapshot(state, now)
+            snapshot = state.last_good  # kept while the target is down: last known state
             if snapshot is None:
                 continue
             jobs: tuple[RefreshJob | ImportJob, ...] = snapshot.refresh_jobs or snapshot.import_jobs
@@ -394,17 +431,20 @@ class MetricsModel:
                         snapshot,
                         snapshot.refresh_jobs,
                         REFRESH_STATES,
-                        _refresh_age,
+                        _refresh_order,
                     )
                 )
-                visible_refresh_targets.add(key[:2])
             else:
                 candidates.extend(
                     _collection_series(
-                        out.import_jobs, snapshot, snapshot.import_jobs, IMPORT_STATES, _import_age
+                        out.import_jobs,
+                        snapshot,
+                        snapshot.import_jobs,
+                        IMPORT_STATES,
+                        _import_order(state),
                     )
                 )
-        self._finish_time_series(out, visible_refresh_targets)
+        self._finish_time_series(out)
         tracked = self._apply_cardinality_guard(candidates)
         for item in tracked:
             if isinstance(item.job, RefreshJob):
@@ -422,6 +462,7 @@ class MetricsModel:
             out.refresh_jobs,
             out.refresh_last_success,
             out.refresh_last_failure,
+            out.refresh_last_failure_info,
             histogram_family(
                 "milvus_refresh_duration_seconds",
                 "Duration of refresh jobs the exporter saw finish, by final state.",
@@ -452,10 +493,10 @@ class MetricsModel:
             *self._health_families(now),
         ]
 
-    def _finish_time_series(self, out: _Families, visible: set[tuple[str, str]]) -> None:
+    def _finish_time_series(self, out: _Families) -> None:
+        """Every remembered collection, whether its target answers right now or not: these
+        are facts about the past that an outage does not change."""
         for (cluster, database, collection), entry in self._history.items():
-            if (cluster, database) not in visible:
-                continue
             labels = (
                 ("milvus_cluster", cluster),
                 ("database", database),
@@ -465,6 +506,14 @@ class MetricsModel:
                 out.refresh_last_success.add(labels, entry.last_success)
             if entry.last_failure is not None:
                 out.refresh_last_failure.add(labels, entry.last_failure)
+                out.refresh_last_failure_info.add(
+                    (
+                        *labels,
+                        ("job_id", entry.failure_job_id or "unknown"),
+                        ("reason", entry.failure_reason or "unknown"),
+                    ),
+                    1.0,
+                )
 
     def _apply_cardinality_guard(self, candidates: list[_Tracked]) -> list[_Tracked]:
         """Keep at most ``max_tracked_jobs``; leave out the oldest finished jobs first."""
@@ -587,7 +636,8 @@ class MetricsModel:
             "gauge",
             "When the last poll cycle finished (Unix time).",
         )
-        last_cycle.add((), self._last_cycle_end)
+        if self._cycles:  # no cycle yet (a state file was just restored): no time to show
+            last_cycle.add((), self._last_cycle_end)
         late = MetricFamily(
             "milvus_jobs_exporter_late_targets",
             "gauge",
@@ -627,18 +677,33 @@ class MetricsModel:
 Job = RefreshJob | ImportJob
 
 
-def _refresh_age(job: Job) -> float:
-    """Newer refreshes started later; a finished one ages from its end."""
+JobOrder = Callable[[Job], tuple[float, float, str]]
+"""(age for the cardinality guard, then what decides which finished job is the newest)."""
+
+
+def _refresh_order(job: Job) -> tuple[float, float, str]:
+    """Newer refreshes started later; for the guard a finished one ages from its end."""
     assert isinstance(job, RefreshJob)
-    if job.finished:
-        return job.end_time or job.start_time or 0.0
-    return job.start_time or 0.0
+    start = job.start_time or 0.0
+    age = (job.end_time or start) if job.finished else start
+    return (age, start, f"{job.job_id:020d}")
 
 
-def _import_age(job: Job) -> float:
-    """Import lists carry no times: newer jobs have larger numeric ids."""
-    assert isinstance(job, ImportJob)
-    return float(job.order_key[0])
+def _import_order(state: _TargetState) -> JobOrder:
+    """Imports by create time (``import/describe``), else by when the exporter first saw them,
+    then by id: Zilliz Cloud's ``job-xxxx`` ids do not sort by age, and a newer failed import
+    must not hide behind an older completed one whose id happens to sort higher."""
+
+    def order(job: Job) -> tuple[float, float, str]:
+        assert isinstance(job, ImportJob)
+        details = state.import_details.get(job.job_id)
+        created = details.create_time if details is not None else None
+        if created is None:
+            created = state.import_first_seen.get(job.job_id, 0.0)
+        number, text = job.order_key
+        return (created, created, f"{number:020d}{text}")
+
+    return order
 
 
 def _collection_series(
@@ -646,7 +711,7 @@ def _collection_series(
     snapshot: Snapshot,
     listed: Sequence[Job],
     documented_states: tuple[str, ...],
-    age: Callable[[Job], float],
+    order: JobOrder,
 ) -> list[_Tracked]:
     """Count the jobs of each collection by state; return the jobs that may get per-job series:
     every unfinished one and the newest finished one per collection."""
@@ -665,22 +730,14 @@ def _collection_series(
         for job in jobs:
             if not job.finished:
                 candidates.append(
-                    _Tracked(snapshot.target, job, False, age(job), snapshot.polled_at)
+                    _Tracked(snapshot.target, job, False, order(job)[0], snapshot.polled_at)
                 )
         if finished:
-            newest = max(finished, key=_newest_first_key)
+            newest = max(finished, key=lambda job: order(job)[1:])
             candidates.append(
-                _Tracked(snapshot.target, newest, True, age(newest), snapshot.polled_at)
+                _Tracked(snapshot.target, newest, True, order(newest)[0], snapshot.polled_at)
             )
     return candidates
-
-
-def _newest_first_key(job: Job) -> tuple[float, str]:
-    """Which finished job is the newest: by start time for refreshes, by id for imports."""
-    if isinstance(job, RefreshJob):
-        return (job.start_time or 0.0, "")
-    number, text = job.order_key
-    return (float(number), text)
 
 
 def _job_label_prefix(target: Target, collection: str, job_id: str) -> str:

@@ -149,7 +149,7 @@ def test_duration_histogram_observes_jobs_seen_finishing_but_not_those_finished_
     assert value(parsed, "milvus_refresh_duration_seconds_count", **labels) == 1
 
 
-def test_failed_target_goes_down_at_once_and_keeps_its_series_for_three_intervals():
+def test_failed_target_goes_down_at_once_and_keeps_its_last_known_series_for_the_whole_outage():
     subject = model(poll_interval=30)
     running = refresh_job(5, "RefreshInProgress", progress=0.2)
     subject.update(cycle(ok(REFRESH, T0, (running,))), T0)
@@ -168,9 +168,11 @@ def test_failed_target_goes_down_at_once_and_keeps_its_series_for_three_interval
 
     parsed = samples(subject.update(cycle(failed(REFRESH, T0 + 90, "http_503")), T0 + 90))
     assert value(parsed, "milvus_refresh_job_progress_ratio", **JOB, job_id="5") == 0.2
-    parsed = samples(subject.update(cycle(failed(REFRESH, T0 + 120, "http_503")), T0 + 120))
-    assert value(parsed, "milvus_refresh_job_progress_ratio", **JOB, job_id="5") is None
-    assert series(parsed, "milvus_refresh_jobs") == []
+    # hours later, still down: an outage resolves no job alert, it pages as an outage
+    parsed = samples(subject.update(cycle(failed(REFRESH, T0 + 7200, "http_503")), T0 + 7200))
+    assert value(parsed, "milvus_refresh_job_progress_ratio", **JOB, job_id="5") == 0.2
+    assert value(parsed, "milvus_jobs_exporter_target_up", **up_labels) == 0
+    assert series(parsed, "milvus_refresh_jobs") != []
     assert (
         value(parsed, "milvus_jobs_exporter_poll_errors_total", **up_labels, reason="http_503") == 3
     )
@@ -375,3 +377,41 @@ def test_skipped_records_are_counted_per_target_and_reason():
         == 4
     )
     assert value(parsed, "milvus_jobs_exporter_target_up", **labels) == 1
+
+
+def test_a_newer_failed_import_is_not_hidden_by_an_older_one_whose_id_sorts_higher():
+    from exporter.records import ImportJobDetails
+
+    subject = model()
+    older_done = import_job("job-zzz", "Completed")
+    newer_failed = import_job("job-aaa", "Failed", reason="schema mismatch")
+    subject.update(cycle(ok(IMPORT, T0, imports=(older_done,))), T0)
+    for job_id, created in (("job-zzz", T0 - 600), ("job-aaa", T0 - 60)):
+        details = ImportJobDetails(job_id, "Completed", 1, 1, 1, created, None)
+        subject.update(
+            replace(
+                cycle(ok(IMPORT, T0 + 30, imports=(older_done, newer_failed))),
+                import_details=((IMPORT.key, details),),
+            ),
+            T0 + 30,
+        )
+    parsed = samples(
+        subject.update(cycle(ok(IMPORT, T0 + 60, imports=(older_done, newer_failed))), T0 + 60)
+    )
+    failures = series(parsed, "milvus_import_job_failure_info")
+    assert [(found["job_id"], found["reason"]) for found in failures] == [
+        ("job-aaa", "schema mismatch")
+    ]
+
+
+def test_without_create_times_imports_are_ordered_by_when_they_were_first_seen():
+    subject = model()
+    older_done = import_job("job-zzz", "Completed")
+    subject.update(cycle(ok(IMPORT, T0, imports=(older_done,))), T0)
+    newer_failed = import_job("job-aaa", "Failed", reason="bad file")
+    parsed = samples(
+        subject.update(cycle(ok(IMPORT, T0 + 30, imports=(older_done, newer_failed))), T0 + 30)
+    )
+    assert [found["job_id"] for found in series(parsed, "milvus_import_job_failure_info")] == [
+        "job-aaa"
+    ]

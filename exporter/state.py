@@ -1,0 +1,173 @@
+"""The exporter's memory on disk, so a restart forgets nothing the server has forgotten already.
+
+The server keeps finished jobs for about a day. Without this file a restarted exporter knew only
+what the server still listed: a failure never followed by a success, or the last success of a
+collection idle for more than a day, was gone, and the alerts on them resolved for good. The
+file holds what the model cannot get back from the server: each collection's newest success and
+failure (``history.py``), which finished jobs the duration histograms have already counted, and
+the histograms themselves.
+
+Writes are atomic (a temporary file in the same directory, flushed and renamed over the old
+one), so a crash mid-write leaves the previous file. A missing file is a first start; a file that
+cannot be read (truncated, edited, another version) is logged once and ignored, never fatal.
+
+    {"version": 1, "written_at": 1732358400.0,
+     "collections": [["prod", "default", "ext_books", 1732350000.0, null, 1732358400.0, "", ""]],
+     "refresh_seen": [["prod", "default", [["ext_books", "4495..."]]]],
+     "imports_seen": [["prod", "default", ["4487..."]]],
+     "refresh_durations": [["prod", "default", "RefreshCompleted", [0, 3, ...], 900.0, 5]],
+     "import_durations": []}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .families import HistogramState
+from .history import CollectionHistory, CollectionKey
+
+VERSION = 1
+
+DatabaseKey = tuple[str, str]
+HistogramKey = tuple[str, str, str]
+
+
+class StateError(Exception):
+    """The state file exists but cannot be used; the message says why, in one line."""
+
+
+@dataclass
+class SavedState:
+    """Everything the model remembers that the server may no longer know."""
+
+    collections: list[tuple[CollectionKey, CollectionHistory]] = field(default_factory=list)
+    refresh_seen: dict[DatabaseKey, set[tuple[str, str]]] = field(default_factory=dict)
+    imports_seen: dict[DatabaseKey, set[str]] = field(default_factory=dict)
+    refresh_durations: dict[HistogramKey, HistogramState] = field(default_factory=dict)
+    import_durations: dict[HistogramKey, HistogramState] = field(default_factory=dict)
+
+
+def save_state(path: str | os.PathLike[str], state: SavedState, now: float) -> None:
+    """Write ``state`` to ``path`` atomically; raises ``OSError`` when the disk says no."""
+    target = Path(path)
+    document = {
+        "version": VERSION,
+        "written_at": now,
+        "collections": [
+            [
+                *key,
+                entry.last_success,
+                entry.last_failure,
+                entry.last_listed,
+                entry.failure_job_id,
+                entry.failure_reason,
+            ]
+            for key, entry in state.collections
+        ],
+        "refresh_seen": [
+            [cluster, database, sorted([list(seen) for seen in jobs])]
+            for (cluster, database), jobs in sorted(state.refresh_seen.items())
+        ],
+        "imports_seen": [
+            [cluster, database, sorted(jobs)]
+            for (cluster, database), jobs in sorted(state.imports_seen.items())
+        ],
+        "refresh_durations": _histograms(state.refresh_durations),
+        "import_durations": _histograms(state.import_durations),
+    }
+    data = json.dumps(document, separators=(",", ":")).encode()
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a power cut
+    finally:
+        os.close(directory)
+
+
+def load_state(path: str | os.PathLike[str], bounds: tuple[float, ...]) -> SavedState | None:
+    """The state saved at ``path``; None if there is none yet. Raises ``StateError`` for a file
+    that cannot be used (it is then ignored by the caller, not deleted)."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise StateError(f"cannot read {path}: {error.strerror or error}") from None
+    try:
+        document = json.loads(raw)
+        if not isinstance(document, dict) or document.get("version") != VERSION:
+            raise StateError(f"{path} is not a version {VERSION} state file")
+        return SavedState(
+            collections=[_collection(item) for item in document["collections"]],
+            refresh_seen={
+                (str(cluster), str(database)): {(str(c), str(j)) for c, j in jobs}
+                for cluster, database, jobs in document["refresh_seen"]
+            },
+            imports_seen={
+                (str(cluster), str(database)): {str(job) for job in jobs}
+                for cluster, database, jobs in document["imports_seen"]
+            },
+            refresh_durations=_read_histograms(document["refresh_durations"], bounds),
+            import_durations=_read_histograms(document["import_durations"], bounds),
+        )
+    except StateError:
+        raise
+    except (ValueError, TypeError, KeyError, RecursionError) as error:
+        reason = " ".join(str(error).split())[:120] or type(error).__name__
+        raise StateError(f"{path} cannot be read ({reason})") from None
+
+
+def _collection(item: Any) -> tuple[CollectionKey, CollectionHistory]:
+    cluster, database, collection, success, failure, listed, job_id, reason = item
+    return (
+        (str(cluster), str(database), str(collection)),
+        CollectionHistory(
+            last_success=_time(success),
+            last_failure=_time(failure),
+            last_listed=float(listed),
+            failure_job_id=str(job_id),
+            failure_reason=str(reason),
+        ),
+    )
+
+
+def _time(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError("a time is not a finite number")
+    return number
+
+
+def _histograms(histograms: dict[HistogramKey, HistogramState]) -> list[list[Any]]:
+    return [
+        [*key, list(histogram.counts), histogram.total, histogram.count]
+        for key, histogram in sorted(histograms.items())
+    ]
+
+
+def _read_histograms(items: Any, bounds: tuple[float, ...]) -> dict[HistogramKey, HistogramState]:
+    histograms: dict[HistogramKey, HistogramState] = {}
+    for cluster, database, state, counts, total, count in items:
+        if len(counts) != len(bounds):  # the buckets changed: start those counts afresh
+            continue
+        histograms[(str(cluster), str(database), str(state))] = HistogramState(
+            bounds, [int(number) for number in counts], float(total), int(count)
+        )
+    return histograms

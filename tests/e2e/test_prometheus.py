@@ -10,14 +10,11 @@ import importlib.util
 import json
 import os
 import re
-import shutil
-import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,17 +22,25 @@ import requests
 
 from exporter.simulator import Simulator, SimulatorOptions
 
-from ..test_cli import free_port
+from .alerting import (
+    REPO,
+    Prometheus,
+    answers,
+    binary,
+    exporter_process,
+    prometheus_process,
+    rules_with_for,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 TOKEN = "e2e-token-3c9f1a"
 REASON = "iceberg snapshot 42 not found"
 
 
 def _binary(name: str) -> str:
-    path = shutil.which(name)
+    path = binary(name)
     if path is None:
         if os.environ.get("CI"):
             pytest.fail(f"{name} is required in CI (Debian package prometheus)")
@@ -43,75 +48,27 @@ def _binary(name: str) -> str:
     return path
 
 
-def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
 @dataclass
 class Stack:
     busy: Simulator
     scripted: Simulator
     exporter_url: str
-    prometheus_url: str
+    prometheus: Prometheus
+
+    @property
+    def prometheus_url(self) -> str:
+        return self.prometheus.url
 
     def query(self, expr: str) -> list[dict[str, Any]]:
-        response = requests.get(
-            f"{self.prometheus_url}/api/v1/query", params={"query": expr}, timeout=10
-        )
-        payload = response.json()
-        assert payload["status"] == "success", f"{expr}: {payload}"
-        return list(payload["data"]["result"])
+        return self.prometheus.query(expr)
 
     def alerts(self, name: str) -> list[dict[str, Any]]:
-        payload = requests.get(f"{self.prometheus_url}/api/v1/alerts", timeout=10).json()
-        return [
-            alert for alert in payload["data"]["alerts"] if alert["labels"]["alertname"] == name
-        ]
-
-
-def _shortened_rules(destination: Path) -> Path:
-    """The shipped rules with every ``for:`` cut to 0s, so alerts fire within the test."""
-    text = (REPO / "prometheus" / "alerts.yml").read_text()
-    shortened = re.sub(r"(?m)^(\s+for:)\s*\S+", r"\1 0s", text)
-    assert shortened != text
-    path = destination / "alerts.yml"
-    path.write_text(shortened)
-    return path
-
-
-def _start(
-    command: list[str], log: Path, env: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    with log.open("wb") as output:
-        return subprocess.Popen(
-            command,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-            env={**os.environ, **(env or {})},
-        )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        return self.prometheus.alerts(name)
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    prometheus = _binary("prometheus")
+    _binary("prometheus")
     workdir = tmp_path_factory.mktemp("e2e")
     busy = Simulator(
         SimulatorOptions(
@@ -133,14 +90,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             time_scale=1.0,
         )
     )
-    with (
-        busy.serve("127.0.0.1", 0) as busy_server,
-        scripted.serve("127.0.0.1", 0) as scripted_server,
-    ):
-        exporter_port = free_port()
-        config = workdir / "exporter.yaml"
-        config.write_text(
-            f"""poll_interval: 1s
+    with ExitStack() as running:
+        busy_server = running.enter_context(busy.serve("127.0.0.1", 0))
+        scripted_server = running.enter_context(scripted.serve("127.0.0.1", 0))
+        config = f"""poll_interval: 1s
 request_timeout: 2s
 clusters:
   - name: busy
@@ -153,71 +106,19 @@ clusters:
     databases: [default]
     jobs: [refresh]
 """
+        exporter_url = running.enter_context(
+            exporter_process(workdir, "exporter", config, env={"E2E_TOKEN": TOKEN})
         )
-        exporter = _start(
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "serve",
-                "--config",
-                str(config),
-                "--listen",
-                f"127.0.0.1:{exporter_port}",
-            ],
-            workdir / "exporter.log",
-            env={"E2E_TOKEN": TOKEN},
-        )
-        rules = _shortened_rules(workdir)
-        prometheus_port = free_port()
-        prometheus_config = workdir / "prometheus.yml"
-        prometheus_config.write_text(
-            f"""global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-rule_files: [{rules}]
-scrape_configs:
-  - job_name: milvus-jobs
-    static_configs:
-      - targets: ["127.0.0.1:{exporter_port}"]
-"""
-        )
-        server = _start(
-            [
-                prometheus,
-                f"--config.file={prometheus_config}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{prometheus_port}",
-            ],
-            workdir / "prometheus.log",
-        )
-        stack = Stack(
-            busy,
-            scripted,
-            f"http://127.0.0.1:{exporter_port}",
-            f"http://127.0.0.1:{prometheus_port}",
-        )
-        try:
-            wait_until(
-                lambda: _ready(stack.prometheus_url + "/-/ready"), 30, "Prometheus to be ready"
+        prometheus = running.enter_context(
+            prometheus_process(
+                workdir, [exporter_url.removeprefix("http://")], rules_with_for(workdir, 0)
             )
-            wait_until(
-                lambda: _ready(stack.exporter_url + "/readyz"), 30, "the exporter to be ready"
-            )
-            yield stack
-        finally:
-            _stop(server)
-            _stop(exporter)
-            for name in ("exporter.log", "prometheus.log"):
-                text = (workdir / name).read_text(errors="replace")
-                assert TOKEN not in text, f"the token leaked into {name}"
-
-
-def _ready(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
+        )
+        wait_until(lambda: answers(exporter_url + "/readyz"), 30, "the exporter to be ready")
+        yield Stack(busy, scripted, exporter_url, prometheus)
+    for name in ("exporter.log", "prometheus.log"):
+        text = (workdir / name).read_text(errors="replace")
+        assert TOKEN not in text, f"the token leaked into {name}"
 
 
 def test_prometheus_reports_the_exporter_target_healthy(stack: Stack) -> None:
@@ -251,7 +152,9 @@ def test_a_failed_refresh_fires_the_alert_with_its_reason_and_a_success_resolves
 
     alert = wait_until(firing, 45, "MilvusRefreshJobFailed to fire")[0]
     assert REASON in alert["annotations"]["description"]
-    assert "job_id" not in alert["labels"] and "reason" not in alert["labels"]  # one alert a collection
+    assert (
+        "job_id" not in alert["labels"] and "reason" not in alert["labels"]
+    )  # one alert a collection
 
     stack.scripted.start_refresh("default", collection, outcome="completed", duration_seconds=1.0)
 

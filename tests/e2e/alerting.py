@@ -1,0 +1,273 @@
+"""Real parts for end-to-end paging: the exporter as a process, Prometheus, Alertmanager and a
+webhook receiver of our own, all on 127.0.0.1.
+
+Used by ``test_prometheus.py``, ``test_paging.py`` and the time-to-page benchmark
+(``benchmarks/paging.py``). Every process is stopped by its context manager; every wait is
+bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def binary(name: str) -> str | None:
+    """A Debian binary's path; also finds Alertmanager under its Debian name."""
+    return shutil.which(name) or (
+        shutil.which("prometheus-alertmanager") if name == "alertmanager" else None
+    )
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def start(
+    command: list[str], log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env={**os.environ, **(env or {})},
+        )
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def rules_with_for(destination: Path, seconds: float | None) -> Path:
+    """The shipped rules, with every ``for:`` set to ``seconds`` (None: as shipped)."""
+    text = (REPO / "prometheus" / "alerts.yml").read_text()
+    if seconds is not None:
+        text = re.sub(r"(?m)^(\s+for:)\s*\S+", rf"\1 {seconds:g}s", text)
+    path = destination / "alerts.yml"
+    path.write_text(text)
+    return path
+
+
+@contextmanager
+def exporter_process(
+    workdir: Path,
+    name: str,
+    config_text: str,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+) -> Iterator[str]:
+    """``milvus-jobs-exporter serve`` with ``config_text``; yields its URL once it listens.
+    Give ``port`` to restart an exporter where Prometheus already scrapes it."""
+    port = port or free_port()
+    config = workdir / f"{name}.yaml"
+    config.write_text(config_text)
+    config.chmod(0o600)
+    process = start(
+        [sys.executable, "-m", "exporter", "serve", "--config", str(config),
+         "--listen", f"127.0.0.1:{port}", "--log-format", "json"],
+        workdir / f"{name}.log",
+        env,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: answers(url + "/healthz"), 30, f"exporter {name} to listen", 0.1)
+        yield url
+    finally:
+        stop(process)
+
+
+@dataclass
+class Prometheus:
+    url: str
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        response = requests.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
+        payload = response.json()
+        assert payload["status"] == "success", f"{expr}: {payload}"
+        return list(payload["data"]["result"])
+
+    def alerts(self, name: str) -> list[dict[str, Any]]:
+        payload = requests.get(f"{self.url}/api/v1/alerts", timeout=10).json()
+        return [a for a in payload["data"]["alerts"] if a["labels"]["alertname"] == name]
+
+
+@contextmanager
+def prometheus_process(
+    workdir: Path,
+    targets: list[str],
+    rules: Path,
+    *,
+    scrape_interval: float = 1.0,
+    evaluation_interval: float = 1.0,
+    alertmanager: str | None = None,
+) -> Iterator[Prometheus]:
+    """A real Prometheus scraping ``targets`` (host:port) as job ``milvus-jobs``."""
+    executable = binary("prometheus")
+    assert executable, "prometheus is not installed (Debian package prometheus)"
+    port = free_port()
+    alerting = ""
+    if alertmanager:
+        alerting = f"alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [{alertmanager}]\n"
+    config = workdir / "prometheus.yml"
+    config.write_text(
+        f"global:\n  scrape_interval: {scrape_interval:g}s\n"
+        f"  evaluation_interval: {evaluation_interval:g}s\n"
+        f"rule_files: [{rules}]\n{alerting}"
+        "scrape_configs:\n  - job_name: milvus-jobs\n"
+        f"    scrape_timeout: {min(scrape_interval, 10):g}s\n"
+        f"    static_configs:\n      - targets: {json.dumps(targets)}\n"
+    )
+    process = start(
+        [executable, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{port}",
+         f"--rules.alert.resend-delay={max(evaluation_interval, 1):g}s"],
+        workdir / "prometheus.log",
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: answers(url + "/-/ready"), 30, "Prometheus to be ready")
+        yield Prometheus(url)
+    finally:
+        stop(process)
+
+
+@dataclass
+class Notification:
+    """One alert of one webhook notification, as Alertmanager sent it."""
+
+    received: float
+    status: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+
+
+@dataclass
+class WebhookReceiver:
+    """Alertmanager's webhook receiver: records every notification it is sent."""
+
+    notifications: list[Notification] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def of(self, alertname: str, **labels: str) -> list[Notification]:
+        with self.lock:
+            return [
+                note
+                for note in self.notifications
+                if note.labels.get("alertname") == alertname
+                and all(note.labels.get(k) == v for k, v in labels.items())
+            ]
+
+    def record(self, payload: dict[str, Any]) -> None:
+        now = time.monotonic()
+        with self.lock:
+            for alert in payload.get("alerts", []):
+                self.notifications.append(
+                    Notification(now, alert["status"], alert["labels"], alert["annotations"])
+                )
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[tuple[WebhookReceiver, str]]:
+    receiver = WebhookReceiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            receiver.record(json.loads(self.rfile.read(length) or b"{}"))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            del format, args
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver, f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def alertmanager_process(
+    workdir: Path,
+    webhook_url: str,
+    *,
+    group_wait: float = 1.0,
+    group_interval: float = 2.0,
+    repeat_interval: str = "4h",
+) -> Iterator[str]:
+    """A real Alertmanager (Debian's prometheus-alertmanager) sending to ``webhook_url``;
+    yields its host:port."""
+    executable = binary("alertmanager")
+    assert executable, "Alertmanager is not installed (Debian package prometheus-alertmanager)"
+    port = free_port()
+    config = workdir / "alertmanager.yml"
+    config.write_text(
+        "route:\n  receiver: webhook\n"
+        "  group_by: [alertname, milvus_cluster, database, collection, kind, instance]\n"
+        f"  group_wait: {group_wait:g}s\n  group_interval: {group_interval:g}s\n"
+        f"  repeat_interval: {repeat_interval}\n"
+        "receivers:\n  - name: webhook\n    webhook_configs:\n"
+        f"      - url: {webhook_url}\n        send_resolved: true\n"
+    )
+    process = start(
+        [executable, f"--config.file={config}", f"--storage.path={workdir / 'alertmanager'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+        workdir / "alertmanager.log",
+    )  # fmt: skip
+    address = f"127.0.0.1:{port}"
+    try:
+        wait_until(lambda: answers(f"http://{address}/-/ready"), 30, "Alertmanager to be ready")
+        yield address
+    finally:
+        stop(process)

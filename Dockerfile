@@ -49,7 +49,12 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
 RUN groupadd --system --gid 65532 exporter \
     && useradd --system --no-log-init --uid 65532 --gid 65532 --no-create-home \
        --home-dir /nonexistent --shell /usr/sbin/nologin exporter \
-    && mkdir -p /etc/milvus-jobs-exporter
+    && mkdir -p /etc/milvus-jobs-exporter /var/lib/milvus-jobs-exporter \
+    && chown 65532:65532 /var/lib/milvus-jobs-exporter
+
+# The state file (state_file in the config): each collection's last refresh success and
+# failure, kept across restarts because the server forgets finished jobs after about a day.
+VOLUME /var/lib/milvus-jobs-exporter
 
 USER 65532:65532
 

@@ -7,8 +7,11 @@
 3. scale: cycle, scrape and memory at 1k / 10k / 100k jobs and 10 / 100 / 1,000 targets
    (the 100k-job point is part 1's exporter run), drawn to ``benchmarks/scale.png``
 4. startup: process start to the first 200 on /readyz with 100 targets
+5. time to page: a failure upstream to the Alertmanager webhook, at the shipped defaults and at
+   the fastest documented settings (full runs only: the defaults take about five minutes)
 
-Each part also runs alone: ``python -m benchmarks.scrape`` (``polling``, ``scale``, ``startup``).
+Each part also runs alone: ``python -m benchmarks.scrape`` (``polling``, ``scale``, ``startup``,
+``paging``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import polling, report, scale, scrape, startup
+from . import paging, polling, report, scale, scrape, startup
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     started_up = startup.main(common)
     print()
+    if not args.quick:  # its own smoke test: tests/test_benchmarks.py runs it with --quick
+        paging.main(common)
+        print()
 
     verdicts: list[dict[str, Any]] = [
         *scraped["verdicts"],

@@ -45,6 +45,25 @@ def test_quick_run_prints_every_table_and_writes_results(tmp_path):
         assert (tmp_path / "scale.png").stat().st_size > 0
 
 
+@pytest.mark.e2e
+def test_quick_time_to_page_run_pages_every_sample_within_its_bounds(tmp_path):
+    output = tmp_path / "results.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.paging", "--quick", "--output", str(output)],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    if "skipped" in completed.stdout:
+        pytest.skip("prometheus or prometheus-alertmanager is not installed")
+    (fast,) = json.loads(output.read_text())["paging"]["profiles"]
+    assert fast["samples"] == 2
+    # the bounds plus the fixed few seconds of publish, notifier and pipeline
+    assert fast["best_s"] <= fast["min_s"] <= fast["max_s"] <= fast["worst_s"] + 10
+
+
 def test_raw_client_reads_exactly_the_floor_servers_bytes():
     client = RawHttpClient(capacity=1024)
     with floor_server(300_000) as port:

@@ -386,7 +386,9 @@ def bind_mounts(service: dict[str, Any]) -> list[BindMount]:
     for volume in service.get("volumes", []):
         assert isinstance(volume, str), "use the short volume syntax SOURCE:TARGET[:ro]"
         source, target, *_ = volume.split(":")
-        assert source.startswith("."), f"{volume}: a named volume or absolute path"
+        if "/" not in source:
+            continue  # a named volume (the exporter's state), not a file of this repository
+        assert source.startswith("."), f"{volume}: an absolute path is not portable"
         mounts.append(BindMount((COMPOSE_DIRECTORY / source).resolve(), target))
     return mounts
 

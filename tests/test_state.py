@@ -165,3 +165,29 @@ def test_a_state_file_that_cannot_be_written_is_counted_and_polling_goes_on(tmp_
         daemon.stop()
     assert value(parsed, "milvus_jobs_exporter_state_write_errors_total") == 1
     assert value(parsed, "milvus_jobs_exporter_poll_cycles_total") == 1
+
+
+def test_a_state_file_in_a_directory_that_does_not_exist_is_counted_and_polling_goes_on(tmp_path):
+    with hostile.hostile_server({}) as server:
+        cluster = ClusterConfig("prod", server.url, TOKEN_A, jobs=("refresh",))
+        config = Config(
+            clusters=(cluster,),
+            poll_interval=0.2,
+            request_timeout=0.5,
+            state_file=str(tmp_path / "not-mounted" / "state.json"),
+        )
+        daemon = Daemon(config)
+        daemon.run_cycle()
+        parsed = samples_of(daemon)
+        daemon.stop()
+    assert value(parsed, "milvus_jobs_exporter_state_write_errors_total") == 1
+    assert (
+        value(
+            parsed,
+            "milvus_jobs_exporter_target_up",
+            milvus_cluster="prod",
+            database="default",
+            kind="refresh",
+        )
+        == 1
+    )

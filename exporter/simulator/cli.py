@@ -226,7 +226,7 @@ def _on_sigterm(stop: threading.Event) -> tuple[bool, _SignalHandler]:
 
 
 def _utc_offset(value: str) -> int:
-    """ "+08:00", "-05:30", "+0800" or "Z" as minutes east of UTC."""
+    """Minutes east of UTC from "+08:00", "-05:30", "+0800" or "Z"."""
     text = value.strip()
     if text.upper() in ("Z", "UTC"):
         return 0

@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--listen", default=f"127.0.0.1:{DEFAULT_PORT}", metavar="HOST:PORT")
     demo.add_argument("--seed", type=int, default=42, help="simulator seed")
+    from .simulator import add_flavor_argument
+
+    add_flavor_argument(demo)
     _add_web_config_argument(demo)
     _add_logging_arguments(demo)
 
@@ -297,6 +300,7 @@ def run_demo(args: argparse.Namespace) -> int:
     simulator = Simulator(
         SimulatorOptions(
             seed=args.seed,
+            flavor=args.flavor,
             tokens=tokens,
             databases=("default", "analytics"),
             collections_per_database=4,

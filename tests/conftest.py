@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -63,11 +64,13 @@ def series(parsed: Series, name: str) -> list[dict[str, str]]:
     return [dict(labels) for (sample_name, labels) in parsed if sample_name == name]
 
 
-@pytest.fixture
-def simulator() -> Iterator[tuple[Simulator, str]]:
+@contextlib.contextmanager
+def running_simulator(flavor: str = "zilliz") -> Iterator[tuple[Simulator, str]]:
+    """The integration tests' world (seed 7, two tokens, a minute per second) of one flavour."""
     sim = Simulator(
         SimulatorOptions(
             seed=7,
+            flavor=flavor,  # type: ignore[arg-type]
             tokens=(TOKEN_A, TOKEN_B),
             databases=("default", "analytics"),
             collections_per_database=3,
@@ -76,6 +79,12 @@ def simulator() -> Iterator[tuple[Simulator, str]]:
     )
     with sim.serve("127.0.0.1", 0) as server:
         yield sim, server.url
+
+
+@pytest.fixture
+def simulator() -> Iterator[tuple[Simulator, str]]:
+    with running_simulator() as started:
+        yield started
 
 
 def cluster(

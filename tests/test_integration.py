@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -14,9 +15,17 @@ import structlog
 from structlog.testing import LogCapture
 
 from exporter.log import configure_logging, redactor
-from exporter.simulator import Fault
+from exporter.simulator import FLAVORS, Fault, Simulator
 
-from .conftest import TOKEN_A, TOKEN_B, cluster, series, value
+from .conftest import TOKEN_A, TOKEN_B, cluster, running_simulator, series, value
+
+
+@pytest.fixture(params=FLAVORS)
+def simulator(request: pytest.FixtureRequest) -> Iterator[tuple[Simulator, str]]:
+    """Every test here runs against both flavours (Zilliz Cloud and self-hosted Milvus), so the
+    exporter is checked against both servers and neither flavour drifts from what it reads."""
+    with running_simulator(request.param) as started:
+        yield started
 
 
 def up_labels(database: str, kind: str, name: str = "prod") -> dict[str, str]:
@@ -327,3 +336,44 @@ def test_import_details_can_be_turned_off(simulator, start_exporter):
     assert series(parsed, "milvus_import_job_progress_ratio")
     assert not series(parsed, "milvus_import_job_total_rows")
     assert not [r for r in sim.request_log() if r.path.endswith("/import/describe")]
+
+
+def test_a_failed_import_exports_no_rows_no_completion_time_and_no_duration(
+    simulator, start_exporter
+):
+    sim, url = simulator
+    job_id = sim.start_import(
+        "default", "books", outcome="failed", duration_seconds=30, reason="disk quota exceeded"
+    )
+    exporter = start_exporter(cluster(url, databases=("default",)))
+    labels = {"milvus_cluster": "prod", "database": "default", "collection": "books"}
+    deadline = time.monotonic() + 15
+    while True:
+        parsed = exporter.scrape()
+        failure = value(
+            parsed,
+            "milvus_import_job_failure_info",
+            **labels,
+            job_id=job_id,
+            reason="disk quota exceeded",
+        )
+        rows = value(parsed, "milvus_import_job_total_rows", **labels, job_id=job_id)
+        if (failure == 1 and rows == 0) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert failure == 1
+    assert value(parsed, "milvus_import_job_progress_ratio", **labels, job_id=job_id) == 0
+    assert (rows, value(parsed, "milvus_import_job_imported_rows", **labels, job_id=job_id)) == (
+        0,
+        0,
+    )
+    job = {**labels, "job_id": job_id}
+    for name in (
+        "milvus_import_job_complete_timestamp_seconds",
+        "milvus_import_job_duration_seconds",
+    ):
+        assert not [s for s in series(parsed, name) if s.items() >= job.items()], name
+    failed_durations = [
+        s for s in series(parsed, "milvus_import_duration_seconds_count") if s["state"] == "Failed"
+    ]
+    assert not failed_durations, "a failed import has no completion time to measure from"

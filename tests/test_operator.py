@@ -384,21 +384,37 @@ def test_jobs_describe_shows_an_import_job_with_rows_size_times_and_files(world)
 
 
 @pytest.mark.parametrize(
-    ("kind", "job_id"),
+    ("kind", "job_id", "server_says"),
     [
-        pytest.param("refresh", "449503829274509300", id="refresh"),
-        pytest.param("import", "448761313698322011", id="import"),
+        pytest.param(
+            "refresh",
+            "449503829274509300",
+            "code 1100: refresh job 449503829274509300 not found",
+            id="refresh",
+        ),
+        pytest.param(
+            "import",
+            "448761313698322011",
+            "code 2100: import job does not exist, jobID=448761313698322011",
+            id="import",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="operator.py maps only api_1802/api_1100 to 'not found'; a real server "
+                "answers an unknown import job with 2100, reported as a bare api_2100 (issue 12)",
+            ),
+        ),
     ],
 )
-def test_describing_a_job_that_does_not_exist_is_one_line_and_exit_1(world, kind, job_id):
+def test_describing_a_job_that_does_not_exist_is_one_line_and_exit_1(
+    world, kind, job_id, server_says
+):
     _simulator, config = world
     result = run(
         "jobs", "describe", "--config", str(config), "--cluster", "prod", "--kind", kind, job_id
     )
     assert result.returncode == 1
     assert result.stderr == (
-        f"milvus-jobs-exporter: prod: {kind} job {job_id} not found "
-        f"(code 1802: job not found[jobId={job_id}])\n"
+        f"milvus-jobs-exporter: prod: {kind} job {job_id} not found ({server_says})\n"
     )
 
 

@@ -7,12 +7,14 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import pytest
 import requests
 
 from exporter.simulator import (
+    FLAVORS,
     Fault,
     Simulator,
     SimulatorOptions,
@@ -27,6 +29,7 @@ REFRESH_DESCRIBE = "/v2/vectordb/jobs/external_collection/describe"
 REFRESH_START = "/v2/vectordb/jobs/external_collection/refresh"
 IMPORT_LIST = "/v2/vectordb/jobs/import/list"
 IMPORT_DESCRIBE = "/v2/vectordb/jobs/import/describe"
+DATABASE_LIST = "/v2/vectordb/databases/list"
 
 REFRESH_STATES = {"RefreshPending", "RefreshInProgress", "RefreshCompleted", "RefreshFailed"}
 IMPORT_STATES = {"Pending", "Importing", "Completed", "Failed", "Uncommitted", "Committing"}
@@ -74,9 +77,11 @@ def post(
     body: object,
     token: str | None = "demo-token",
     timeout: float = 5.0,
+    headers: dict[str, str] | None = None,
 ) -> requests.Response:
-    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-    return requests.post(server.url + path, json=body, headers=headers, timeout=timeout)
+    sent = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    sent.update(headers or {})
+    return requests.post(server.url + path, json=body, headers=sent, timeout=timeout)
 
 
 def records(response: requests.Response) -> list[dict[str, Any]]:
@@ -89,6 +94,16 @@ def refresh_of(server: SimulatorServer, job_id: int) -> dict[str, Any]:
     payload = json.loads(post(server, REFRESH_DESCRIBE, {"jobId": job_id}).text)
     assert payload["code"] == 0, payload
     return dict(payload["data"])
+
+
+def import_of(server: SimulatorServer, job_id: str) -> dict[str, Any]:
+    payload = post(server, IMPORT_DESCRIBE, {"jobId": job_id}).json()
+    assert payload["code"] == 0, payload
+    return dict(payload["data"])
+
+
+def epoch_of(rfc3339: str) -> float:
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
 
 
 # -- authentication ----------------------------------------------------------------------------
@@ -168,20 +183,20 @@ def test_unknown_collection_answers_code_100(serve):
     assert post(server, REFRESH_START, {"collectionName": "ext_nope"}).json()["code"] == 100
 
 
-@pytest.mark.parametrize(
-    "as_text", [pytest.param(False, id="number"), pytest.param(True, id="digits")]
-)
-def test_describe_accepts_the_job_id_as_a_number_or_a_string_of_digits(serve, as_text):
-    _, server = serve()
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_refresh_describe_takes_the_job_id_as_a_json_number(serve, flavor):
+    _, server = serve(flavor=flavor)
     job_id = records(post(server, REFRESH_LIST, {}))[0]["jobId"]
-    payload = post(server, REFRESH_DESCRIBE, {"jobId": str(job_id) if as_text else job_id}).json()
+    payload = post(server, REFRESH_DESCRIBE, {"jobId": job_id}).json()
     assert payload["code"] == 0
     assert payload["data"]["jobId"] == job_id
 
 
-def test_describe_of_an_unknown_job_answers_code_1802(serve):
-    _, server = serve()
-    assert post(server, REFRESH_DESCRIBE, {"jobId": 449503829274509301}).json()["code"] == 1802
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_describe_of_an_unknown_refresh_job_answers_code_1100(serve, flavor):
+    _, server = serve(flavor=flavor)
+    payload = post(server, REFRESH_DESCRIBE, {"jobId": 449503829274509301}).json()
+    assert payload == {"code": 1100, "message": "refresh job 449503829274509301 not found"}
 
 
 def test_refresh_starts_a_job_and_refuses_a_second_while_it_runs(serve, clock):
@@ -250,11 +265,11 @@ def test_import_describe_adds_rows_times_and_file_details(serve):
     assert job["jobId"] == job_id
     assert job["totalRows"] >= job["importedRows"] >= 0
     assert job["createTime"].endswith("Z") and job["createTime"][4] == "-"
-    assert (job["completeTime"] != "") == (job["state"] in ("Completed", "Failed"))
+    assert (job["completeTime"] != "") == (job["state"] == "Completed")
     assert job["details"] and {"fileName", "fileSize", "progress", "state"} <= set(
         job["details"][0]
     )
-    assert post(server, IMPORT_DESCRIBE, {"jobId": "1"}).json()["code"] in (1802, 1100)
+    assert post(server, IMPORT_DESCRIBE, {"jobId": "1"}).json()["code"] == 2100
 
 
 def test_import_paging_answers_count_current_page_and_page_size(serve):
@@ -341,7 +356,7 @@ def test_finished_refresh_jobs_drop_out_after_about_a_day(serve, clock):
     assert job_id in {record["jobId"] for record in records(post(server, REFRESH_LIST, {}))}
     clock.advance(25 * 3600)
     assert job_id not in {record["jobId"] for record in records(post(server, REFRESH_LIST, {}))}
-    assert post(server, REFRESH_DESCRIBE, {"jobId": job_id}).json()["code"] == 1802
+    assert post(server, REFRESH_DESCRIBE, {"jobId": job_id}).json()["code"] == 1100
 
 
 def test_auto_refresh_starts_new_jobs_only_when_enabled(serve, clock):
@@ -358,10 +373,11 @@ def test_auto_refresh_starts_new_jobs_only_when_enabled(serve, clock):
     assert after_manual == before["manual"]
 
 
-def test_the_same_seed_and_clock_give_identical_answers(serve):
-    _, first = serve(seed=42, auto_refresh=True)
-    _, second = serve(seed=42, auto_refresh=True)
-    _, other = serve(seed=43, auto_refresh=True)
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_the_same_seed_and_clock_give_identical_answers(serve, flavor):
+    _, first = serve(seed=42, auto_refresh=True, flavor=flavor)
+    _, second = serve(seed=42, auto_refresh=True, flavor=flavor)
+    _, other = serve(seed=43, auto_refresh=True, flavor=flavor)
     for path in (REFRESH_LIST, IMPORT_LIST):
         assert post(first, path, {}).content == post(second, path, {}).content
         assert post(first, path, {}).content != post(other, path, {}).content
@@ -587,3 +603,474 @@ def test_command_line_flags_become_simulator_options():
     )
     assert options.failure_probability == 0.5
     assert parse_listen(args.listen) == ("127.0.0.1", 0)
+
+
+def test_flavor_and_the_knobs_that_override_it_come_from_the_command_line():
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    defaults = options_from_args(parser.parse_args([]))
+    assert (defaults.flavor, defaults.rate_limit_style, defaults.utc_offset_minutes) == (
+        "zilliz",
+        None,
+        None,
+    )
+    options = options_from_args(
+        parser.parse_args(
+            [
+                "--flavor=milvus",
+                "--utc-offset=-05:30",
+                "--rate-limit-scope=every_endpoint",
+                "--manual-commit-probability=0.5",
+            ]
+        )
+    )
+    assert (options.flavor, options.utc_offset_minutes, options.rate_limit_scope) == (
+        "milvus",
+        -330,
+        "every_endpoint",
+    )
+    assert options.manual_commit_probability == 0.5
+    assert options_from_args(parser.parse_args(["--utc-offset=Z"])).utc_offset_minutes == 0
+    for bad in ("--flavor=oss", "--utc-offset=+8", "--utc-offset=+15:00", "--utc-offset=+08:75"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([bad])
+
+
+# -- what both flavours share (the same server code computes it) -------------------------------
+
+IMPORT_PROGRESS_RANGES = {
+    "Pending": (0, 10),
+    "Importing": (10, 99),
+    "Uncommitted": (99, 99),
+    "Committing": (99, 99),
+    "Completed": (100, 100),
+    "Failed": (0, 0),
+    "None": (0, 0),
+}
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_import_progress_stays_within_the_range_of_its_state_as_time_passes(serve, clock, flavor):
+    _, server = serve(
+        flavor=flavor,
+        auto_refresh=True,
+        import_jobs_per_database=40,
+        failure_probability=0.3,
+        manual_commit_probability=0.5,
+    )
+    seen: set[str] = set()
+    for _ in range(40):
+        for record in records(post(server, IMPORT_LIST, {})):
+            low, high = IMPORT_PROGRESS_RANGES[record["state"]]
+            assert low <= record["progress"] <= high, record
+            seen.add(record["state"])
+        clock.advance(97)
+    assert {"Importing", "Completed", "Failed", "Uncommitted"} <= seen
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_an_import_with_auto_commit_off_waits_uncommitted_then_committing_at_99(
+    serve, clock, flavor
+):
+    simulator, server = serve(flavor=flavor)
+    job_id = simulator.start_import("default", outcome="manual_commit", duration_seconds=100)
+    seen = []
+    for step in (0, 30, 30, 35, 10):
+        clock.advance(step)
+        job = import_of(server, job_id)
+        seen.append((job["state"], job["progress"]))
+    assert [state for state, _ in seen] == [
+        "Pending",
+        "Importing",
+        "Uncommitted",
+        "Committing",
+        "Completed",
+    ]
+    assert seen[0][1] <= 10 and 10 <= seen[1][1] < 99
+    assert seen[2:] == [("Uncommitted", 99), ("Committing", 99), ("Completed", 100)]
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_imports_with_auto_commit_on_never_show_uncommitted_or_committing(serve, clock, flavor):
+    _, server = serve(
+        flavor=flavor, auto_refresh=True, import_jobs_per_database=30, manual_commit_probability=0
+    )
+    states: set[str] = set()
+    for _ in range(30):
+        states |= {record["state"] for record in records(post(server, IMPORT_LIST, {}))}
+        clock.advance(120)
+    assert "Completed" in states
+    assert not states & {"Uncommitted", "Committing"}
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_a_failed_import_reports_progress_0_no_rows_and_no_completion_time(serve, clock, flavor):
+    simulator, server = serve(flavor=flavor)
+    job_id = simulator.start_import(
+        "analytics", "movies", outcome="failed", duration_seconds=10, reason="disk quota exceeded"
+    )
+    clock.advance(5)
+    running = import_of(server, job_id)
+    assert running["state"] == "Importing" and running["importedRows"] > 0
+    clock.advance(10)
+    job = import_of(server, job_id)
+    assert (job["state"], job["progress"], job["importedRows"], job["totalRows"]) == (
+        "Failed",
+        0,
+        0,
+        0,
+    )
+    assert (job["completeTime"], job["reason"]) == ("", "disk quota exceeded")
+    listed = [
+        record
+        for record in records(post(server, IMPORT_LIST, {"dbName": "analytics"}))
+        if record["jobId"] == job_id
+    ]
+    assert listed == [
+        {
+            "jobId": job_id,
+            "collectionName": "movies",
+            "state": "Failed",
+            "progress": 0,
+            "reason": "disk quota exceeded",
+        }
+    ]
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_the_reason_key_is_left_out_unless_an_import_failed(serve, flavor):
+    _, server = serve(
+        flavor=flavor,
+        import_jobs_per_database=30,
+        failure_probability=0.5,
+        requests_per_second=None,  # the fake clock stands still: every describe in one second
+    )
+    listed = records(post(server, IMPORT_LIST, {}))
+    assert {"Failed"} < {record["state"] for record in listed}
+    for record in listed:
+        failed = record["state"] == "Failed"
+        assert ("reason" in record) == failed
+        job = import_of(server, record["jobId"])
+        assert ("reason" in job) == failed
+        assert all(detail.get("reason", "left out") != "" for detail in job["details"])
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_an_import_in_a_state_the_server_cannot_name_shows_none_with_progress_0(
+    serve, clock, flavor
+):
+    simulator, server = serve(flavor=flavor)
+    job_id = simulator.start_import("default", outcome="unknown_state")
+    clock.advance(24 * 3600)
+    listed = {record["jobId"]: record for record in records(post(server, IMPORT_LIST, {}))}
+    assert (listed[job_id]["state"], listed[job_id]["progress"]) == ("None", 0)
+    job = import_of(server, job_id)
+    assert (job["state"], job["progress"], job["completeTime"]) == ("None", 0, "")
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_an_unknown_or_expired_import_job_answers_code_2100(serve, clock, flavor):
+    simulator, server = serve(flavor=flavor)
+    payload = post(server, IMPORT_DESCRIBE, {"jobId": "448761313698322011"}).json()
+    assert payload == {
+        "code": 2100,
+        "message": "import job does not exist, jobID=448761313698322011",
+    }
+    job_id = simulator.start_import("default", duration_seconds=10)
+    clock.advance(60)
+    assert import_of(server, job_id)["state"] == "Completed"
+    clock.advance(3 * 3600)
+    assert post(server, IMPORT_DESCRIBE, {"jobId": job_id}).json()["code"] == 2100
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+@pytest.mark.parametrize(
+    ("path", "body", "code"),
+    [
+        pytest.param(IMPORT_DESCRIBE, {"jobId": 448761313698322011}, 1801, id="numeric-import-id"),
+        pytest.param(REFRESH_DESCRIBE, {"jobId": "449503829274509301"}, 1801, id="text-refresh-id"),
+        pytest.param(REFRESH_DESCRIBE, {"jobId": 4.5e17}, 1801, id="fractional-refresh-id"),
+        pytest.param(REFRESH_DESCRIBE, {"jobId": True}, 1801, id="boolean-refresh-id"),
+        pytest.param(REFRESH_LIST, {"dbName": 7}, 1801, id="numeric-database"),
+        pytest.param(IMPORT_LIST, {"collectionName": ["books"]}, 1801, id="list-collection"),
+        pytest.param(IMPORT_DESCRIBE, {}, 1802, id="no-import-id"),
+        pytest.param(IMPORT_DESCRIBE, {"jobId": ""}, 1802, id="empty-import-id"),
+        pytest.param(REFRESH_DESCRIBE, {"jobId": None}, 1802, id="null-refresh-id"),
+        pytest.param(REFRESH_START, {"dbName": "default"}, 1802, id="no-collection"),
+    ],
+)
+def test_a_field_of_the_wrong_json_type_answers_1801_and_a_missing_one_1802(
+    serve, flavor, path, body, code
+):
+    _, server = serve(flavor=flavor)
+    response = post(server, path, body)
+    assert response.status_code == 200
+    assert response.json()["code"] == code
+
+
+def test_milvus_flavour_refuses_a_string_refresh_job_id_with_1801(serve):
+    _, server = serve(flavor="milvus")
+    job_id = records(post(server, REFRESH_LIST, {}))[0]["jobId"]
+    payload = post(server, REFRESH_DESCRIBE, {"jobId": str(job_id)}).json()
+    assert payload["code"] == 1801
+    assert "cannot unmarshal string" in payload["message"]
+
+
+def test_milvus_flavour_refuses_a_numeric_import_job_id_with_1801(serve):
+    _, server = serve(flavor="milvus")
+    job_id = records(post(server, IMPORT_LIST, {}))[0]["jobId"]
+    assert post(server, IMPORT_DESCRIBE, {"jobId": int(job_id)}).json()["code"] == 1801
+    assert post(server, IMPORT_DESCRIBE, {"jobId": job_id}).json()["code"] == 0
+
+
+# -- the database list, and databases that come and go ---------------------------------------
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_databases_list_names_every_database_behind_the_same_bearer_auth(serve, flavor):
+    _, server = serve(flavor=flavor)
+    response = post(server, DATABASE_LIST, {})
+    assert response.json() == {"code": 0, "data": ["default", "analytics"]}
+    assert post(server, DATABASE_LIST, {}, token="wrong").status_code == 401
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_databases_added_and_dropped_through_the_control_api_come_and_go_everywhere(serve, flavor):
+    _, server = serve(flavor=flavor)
+    control = server.url + "/_simulator/databases"
+    added = requests.post(control, json={"name": "sales", "collections": 2}, timeout=5)
+    assert added.json() == {"ok": True}
+    assert post(server, DATABASE_LIST, {}).json()["data"] == ["default", "analytics", "sales"]
+    refresh_id = records(post(server, REFRESH_LIST, {"dbName": "sales"}))[0]["jobId"]
+    import_id = records(post(server, IMPORT_LIST, {"dbName": "sales"}))[0]["jobId"]
+
+    assert requests.delete(control + "/sales", timeout=5).json() == {"ok": True}
+    assert post(server, DATABASE_LIST, {}).json()["data"] == ["default", "analytics"]
+    for path in (REFRESH_LIST, IMPORT_LIST, REFRESH_START):
+        payload = post(server, path, {"dbName": "sales", "collectionName": "ext_books"}).json()
+        assert payload == {"code": 800, "message": "database not found[database=sales]"}
+    assert post(server, REFRESH_DESCRIBE, {"jobId": refresh_id}).json()["code"] == 1100
+    assert post(server, IMPORT_DESCRIBE, {"jobId": import_id}).json()["code"] == 2100
+    assert requests.delete(control + "/sales", timeout=5).status_code == 404
+
+    assert requests.post(control, json={"name": "sales"}, timeout=5).json() == {"ok": True}
+    assert records(post(server, REFRESH_LIST, {"dbName": "sales"}))
+
+
+def test_zilliz_flavour_rate_limits_the_database_list_like_every_endpoint(serve):
+    _, server = serve(requests_per_second=2)
+    assert [post(server, DATABASE_LIST, {}).status_code for _ in range(3)] == [200, 200, 429]
+
+
+# -- flavour differences ----------------------------------------------------------------------
+
+
+def test_milvus_flavour_rate_limits_only_the_refresh_trigger_with_http_200_and_code_1807(
+    serve, clock
+):
+    _, server = serve(flavor="milvus", requests_per_second=2, hang_probability=0.0)
+    clock.advance(7200)
+    for path in (REFRESH_LIST, IMPORT_LIST, DATABASE_LIST):
+        assert [post(server, path, {}).json()["code"] for _ in range(5)] == [0] * 5
+    triggers = [
+        post(server, REFRESH_START, {"collectionName": name})
+        for name in ("ext_books", "ext_movies", "ext_music")
+    ]
+    assert [trigger.status_code for trigger in triggers] == [200, 200, 200]
+    assert [trigger.json()["code"] for trigger in triggers] == [0, 0, 1807]
+    assert triggers[2].json()["message"] == "request is rejected by limiter"
+
+
+def test_explicit_knobs_win_over_what_the_flavour_implies(serve):
+    simulator, server = serve(
+        flavor="milvus",
+        requests_per_second=2,
+        rate_limit_style="http_429",
+        rate_limit_scope="every_endpoint",
+        import_paging=True,
+        utc_offset_minutes=-330,
+    )
+    assert [post(server, REFRESH_LIST, {}).status_code for _ in range(3)] == [200, 200, 429]
+    paged = post(server, IMPORT_LIST, {}).json()["data"]
+    assert {"count", "currentPage", "pageSize"} <= set(paged)
+    job_id = simulator.start_import("default")
+    assert import_of(server, job_id)["createTime"].endswith("-05:30")
+
+
+def test_milvus_flavour_takes_an_external_source_uri_where_zilliz_wants_json(serve, clock):
+    _, milvus = serve(flavor="milvus", hang_probability=0.0)
+    _, zilliz = serve(flavor="zilliz", hang_probability=0.0)
+    clock.advance(7200)
+    source = "s3://minio.local:9000/bucket/books/"
+    body = {"collectionName": "ext_books", "externalSource": source, "externalSpec": "{}"}
+    started = post(milvus, REFRESH_START, body).json()
+    assert started["code"] == 0
+    assert refresh_of(milvus, started["data"]["jobId"])["externalSource"] == source
+    refused = post(zilliz, REFRESH_START, body).json()
+    assert refused["code"] == 1100 and "JSON" in refused["message"]
+
+
+def test_milvus_flavour_invents_uri_sources_and_zilliz_json_ones(serve):
+    _, milvus = serve(flavor="milvus")
+    _, zilliz = serve(flavor="zilliz")
+    for record in records(post(milvus, REFRESH_LIST, {})):
+        assert record["externalSource"].startswith("s3://") and record["externalSource"][-1] == "/"
+    for record in records(post(zilliz, REFRESH_LIST, {})):
+        assert json.loads(record["externalSource"])["path"]
+
+
+def test_milvus_flavour_writes_import_times_in_the_servers_own_offset(serve, clock):
+    simulator, server = serve(flavor="milvus")
+    job_id = simulator.start_import("default", duration_seconds=10)
+    clock.advance(20)
+    job = import_of(server, job_id)
+    assert job["createTime"].endswith("+08:00") and job["completeTime"].endswith("+08:00")
+    assert (epoch_of(job["createTime"]), epoch_of(job["completeTime"])) == (START, START + 10)
+
+
+def test_milvus_flavour_names_files_in_brackets_with_task_states(serve, clock):
+    simulator, server = serve(flavor="milvus")
+    running = simulator.start_import("default", "books", duration_seconds=100)
+    failed = simulator.start_import(
+        "default", "books", outcome="failed", duration_seconds=10, reason="disk quota exceeded"
+    )
+    pending = import_of(server, running)["details"]
+    assert pending and {detail["state"] for detail in pending} == {"Pending"}
+    for detail in pending:
+        assert detail["fileName"].startswith("[s3://bulk-import/books/")
+        assert detail["fileName"].endswith(".parquet]")
+    clock.advance(30)
+    assert {d["state"] for d in import_of(server, running)["details"]} <= {"InProgress", "Retry"}
+    clock.advance(100)
+    assert {d["state"] for d in import_of(server, running)["details"]} == {"Completed"}
+    failed_files = import_of(server, failed)["details"]
+    assert len(failed_files) == 2
+    assert [(d["state"], d["reason"]) for d in failed_files] == [
+        ("Failed", "disk quota exceeded")
+    ] * 2
+
+
+def test_milvus_flavour_shows_retry_among_the_task_states_of_running_imports(serve, clock):
+    _, server = serve(flavor="milvus", auto_refresh=True, import_jobs_per_database=40)
+    task_states: set[str] = set()
+    for _ in range(20):
+        for record in records(post(server, IMPORT_LIST, {})):
+            if record["state"] == "Importing":
+                task_states |= {d["state"] for d in import_of(server, record["jobId"])["details"]}
+        clock.advance(300)
+    assert {"InProgress", "Retry"} <= task_states
+
+
+def test_zilliz_flavour_names_files_plainly_with_the_job_state(serve, clock):
+    simulator, server = serve()
+    failed = simulator.start_import(
+        "default", "books", outcome="failed", duration_seconds=10, reason="disk quota exceeded"
+    )
+    clock.advance(20)
+    first, second = import_of(server, failed)["details"]
+    assert first["fileName"] == "s3://bulk-import/books/part-00000.parquet"
+    assert (first["state"], first["reason"]) == ("Failed", "disk quota exceeded")
+    assert second["state"] == "Failed" and "reason" not in second
+
+
+def test_milvus_flavour_reads_the_database_from_the_db_name_header_when_the_body_has_none(serve):
+    _, server = serve(flavor="milvus")
+    analytics = post(server, IMPORT_LIST, {"dbName": "analytics"}).content
+    default = post(server, IMPORT_LIST, {}).content
+    assert analytics != default
+    header = {"DB-Name": "analytics"}
+    assert post(server, IMPORT_LIST, {}, headers=header).content == analytics
+    assert post(server, IMPORT_LIST, {"dbName": ""}, headers=header).content == analytics
+    assert post(server, IMPORT_LIST, {"dbName": "default"}, headers=header).content == default
+    assert post(server, REFRESH_LIST, {}, headers={"DB-Name": "nope"}).json()["code"] == 800
+
+
+def test_zilliz_flavour_ignores_the_db_name_header(serve):
+    _, server = serve()
+    default = post(server, IMPORT_LIST, {}).content
+    assert post(server, IMPORT_LIST, {}, headers={"DB-Name": "analytics"}).content == default
+
+
+def test_milvus_flavour_refuses_the_refresh_list_of_a_collection_that_is_not_external(serve):
+    _, server = serve(flavor="milvus")
+    payload = post(server, REFRESH_LIST, {"collectionName": "books"}).json()
+    assert payload == {
+        "code": 1100,
+        "message": "collection is not an external collection[collection=books]",
+    }
+    assert post(server, REFRESH_LIST, {"collectionName": "nope"}).json()["code"] == 100
+
+
+def test_zilliz_flavour_lists_no_refreshes_for_a_collection_that_is_not_external(serve):
+    _, server = serve()
+    assert records(post(server, REFRESH_LIST, {"collectionName": "books"})) == []
+
+
+def test_milvus_flavour_answers_unknown_paths_with_a_plain_text_404(serve):
+    _, server = serve(flavor="milvus")
+    response = post(server, "/v2/vectordb/jobs/nothing/list", {})
+    assert response.status_code == 404
+    assert response.headers["Content-Type"].startswith("text/plain")
+    assert response.text == "404 page not found"
+
+
+def test_milvus_flavour_never_pages_the_import_list(serve):
+    _, server = serve(flavor="milvus", import_jobs_per_database=25)
+    data = post(server, IMPORT_LIST, {"pageSize": 10, "currentPage": 2}).json()["data"]
+    assert set(data) == {"records"} and len(data["records"]) == 25
+
+
+# -- time ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_job_times_never_run_ahead_of_the_real_clock_when_simulated_time_runs_faster(
+    serve, clock, flavor
+):
+    simulator, server = serve(flavor=flavor, time_scale=60, auto_refresh=True)
+    refresh_id = simulator.start_refresh("default", "ext_books", duration_seconds=600)
+    import_id = simulator.start_import("default", duration_seconds=600)
+    clock.advance(11)  # 660 simulated seconds: both ended 60 simulated seconds ago
+    now_ms = clock.now * 1000
+    for record in records(post(server, REFRESH_LIST, {})):
+        assert record["startTime"] <= now_ms and record["endTime"] <= now_ms
+    refresh = refresh_of(server, refresh_id)
+    assert refresh["endTime"] - refresh["startTime"] == 600_000
+    assert now_ms - refresh["endTime"] == 60_000
+    imported = import_of(server, import_id)
+    created, completed = epoch_of(imported["createTime"]), epoch_of(imported["completeTime"])
+    assert (completed - created, clock.now - completed) == (600, 60)
+
+
+def test_a_fast_world_answers_the_same_bytes_for_the_same_seed_and_clock(serve, clock):
+    _, first = serve(seed=42, auto_refresh=True, time_scale=60)
+    _, second = serve(seed=42, auto_refresh=True, time_scale=60)
+    clock.advance(37)
+    for path in (REFRESH_LIST, IMPORT_LIST):
+        assert post(first, path, {}).content == post(second, path, {}).content
+
+
+# -- scripted imports -------------------------------------------------------------------------
+
+
+def test_control_api_starts_imports_with_a_chosen_fate(serve, clock):
+    _, server = serve(flavor="milvus")
+    control = server.url + "/_simulator/imports"
+    started = requests.post(
+        control,
+        json={
+            "dbName": "analytics",
+            "collectionName": "movies",
+            "outcome": "failed",
+            "durationSeconds": 4,
+            "reason": "bad file",
+        },
+        timeout=5,
+    ).json()
+    assert isinstance(started["jobId"], str) and started["jobId"].isdigit()
+    clock.advance(5)
+    job = import_of(server, started["jobId"])
+    assert (job["collectionName"], job["state"], job["reason"]) == ("movies", "Failed", "bad file")
+    assert requests.post(control, json={"outcome": "bogus"}, timeout=5).status_code == 400
+    unknown = requests.post(control, json={"collectionName": "nope"}, timeout=5)
+    assert unknown.status_code == 400

@@ -2,6 +2,9 @@
 
 The exporter's CLI owns the sub-command; it calls `add_arguments` on its sub-parser, then
 `options_from_args` and `run_forever(options, *listen_address(args))`.
+
+`--flavor` picks the server imitated; `--rate-limit-style`, `--rate-limit-scope`, `--utc-offset`
+and `--import-paging` default to what the flavour does and override it when given.
 """
 
 from __future__ import annotations
@@ -15,7 +18,13 @@ from types import FrameType
 from typing import Any
 
 from .core import Simulator
-from .options import RATE_LIMIT_STYLES, SimulatorOptions
+from .options import (
+    FLAVORS,
+    MAX_UTC_OFFSET_MINUTES,
+    RATE_LIMIT_SCOPES,
+    RATE_LIMIT_STYLES,
+    SimulatorOptions,
+)
 
 DEFAULT_LISTEN = "127.0.0.1:19530"
 
@@ -27,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--listen", default=DEFAULT_LISTEN, help=f"HOST:PORT to serve on (default {DEFAULT_LISTEN})"
     )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="world seed")
+    add_flavor_argument(parser)
     parser.add_argument(
         "--databases",
         type=_names,
@@ -78,8 +88,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rate-limit-style",
         choices=RATE_LIMIT_STYLES,
-        default=defaults.rate_limit_style,
-        help="how a rate-limited request is answered",
+        default=None,
+        help="how a rate-limited request is answered (default: the flavour's; zilliz http_429, "
+        "milvus code_1807)",
+    )
+    parser.add_argument(
+        "--rate-limit-scope",
+        choices=RATE_LIMIT_SCOPES,
+        default=None,
+        help="which endpoints are limited (default: the flavour's; zilliz every_endpoint, "
+        "milvus refresh_trigger)",
+    )
+    parser.add_argument(
+        "--utc-offset",
+        type=_utc_offset,
+        default=None,
+        metavar="+HH:MM",
+        help="offset of the RFC 3339 import times (default: the flavour's; zilliz Z, milvus +08:00)",
     )
     parser.add_argument(
         "--import-paging",
@@ -109,11 +134,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.hang_probability,
         help="share of automatic refresh jobs that never finish",
     )
+    parser.add_argument(
+        "--manual-commit-probability",
+        type=_probability,
+        default=defaults.manual_commit_probability,
+        help="share of successful imports created with auto-commit off (Uncommitted, Committing)",
+    )
+
+
+def add_flavor_argument(parser: argparse.ArgumentParser) -> None:
+    """`--flavor`, shared with `demo`: which real server the simulator imitates."""
+    parser.add_argument(
+        "--flavor",
+        choices=FLAVORS,
+        default=SimulatorOptions().flavor,
+        help="imitate Zilliz Cloud (zilliz, the default) or a self-hosted Milvus (milvus)",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> SimulatorOptions:
     return SimulatorOptions(
         seed=args.seed,
+        flavor=args.flavor,
         tokens=tuple(args.tokens),
         databases=tuple(args.databases),
         collections_per_database=args.collections,
@@ -123,11 +165,14 @@ def options_from_args(args: argparse.Namespace) -> SimulatorOptions:
         latency_seconds=args.latency,
         requests_per_second=args.requests_per_second or None,
         rate_limit_style=args.rate_limit_style,
+        rate_limit_scope=args.rate_limit_scope,
+        utc_offset_minutes=args.utc_offset,
         legacy_success_code=args.legacy_success_code,
         import_paging=args.import_paging,
         auto_refresh=args.auto_refresh,
         failure_probability=args.failure_probability,
         hang_probability=args.hang_probability,
+        manual_commit_probability=args.manual_commit_probability,
     )
 
 
@@ -178,6 +223,22 @@ def _on_sigterm(stop: threading.Event) -> tuple[bool, _SignalHandler]:
     except ValueError:
         print("simulator: cannot install a SIGTERM handler here", file=sys.stderr)
         return False, None
+
+
+def _utc_offset(value: str) -> int:
+    """Minutes east of UTC from "+08:00", "-05:30", "+0800" or "Z"."""
+    text = value.strip()
+    if text.upper() in ("Z", "UTC"):
+        return 0
+    sign = {"+": 1, "-": -1}.get(text[:1])
+    digits = text[1:].replace(":", "")
+    if sign is None or len(digits) != 4 or not (digits.isascii() and digits.isdigit()):
+        raise argparse.ArgumentTypeError("expected +HH:MM, -HH:MM or Z")
+    hours, minutes = int(digits[:2]), int(digits[2:])
+    total = sign * (hours * 60 + minutes)
+    if minutes >= 60 or abs(total) > MAX_UTC_OFFSET_MINUTES:
+        raise argparse.ArgumentTypeError("must be a real offset, within 14 hours of UTC")
+    return total
 
 
 def _names(value: str) -> tuple[str, ...]:

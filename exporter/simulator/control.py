@@ -1,6 +1,20 @@
 """`/_simulator/...`: the control hooks over HTTP, for tests that run the exporter elsewhere.
 
 No auth, no rate limit, not in the request log: this is the test's side door, not the API.
+
+| route | body | does |
+|---|---|---|
+| `GET health` | | `{"ok": true}` |
+| `GET requests`, `DELETE requests` | | the request log, or empty it |
+| `POST refresh` | `dbName`, `collectionName`, `outcome`, `durationSeconds`, `reason` | start a refresh with a chosen fate; `{"jobId": N}` |
+| `POST imports` | `dbName`, `collectionName`, `outcome`, `durationSeconds`, `reason` | start an import with a chosen fate; `{"jobId": "N"}` |
+| `POST faults`, `DELETE faults` (or `POST faults/clear`) | `kind`, `database`, `path`, ... | set a fault, or clear them all |
+| `GET databases` | | each database's external and plain collections |
+| `POST databases` | `name`, `collections` | add a database with a job history |
+| `DELETE databases/{name}` | | drop a database: it leaves `databases/list`, and its requests answer code 800 |
+
+Adding and dropping databases while the exporter runs is how tests show database discovery
+picking up a new database and letting go of a dropped one.
 """
 
 from __future__ import annotations
@@ -8,6 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from .faults import Fault
 from .reply import Reply, json_reply
@@ -36,6 +51,8 @@ def control_reply(simulator: Simulator, method: str, path: str, body: bytes) -> 
             return json_reply({"ok": True})
         if route == ("POST", "refresh"):
             return json_reply({"jobId": _start_refresh(simulator, request)})
+        if route == ("POST", "imports"):
+            return json_reply({"jobId": _start_import(simulator, request)})
         if route == ("POST", "faults"):
             _set_fault(simulator, request)
             return json_reply({"ok": True})
@@ -48,6 +65,9 @@ def control_reply(simulator: Simulator, method: str, path: str, body: bytes) -> 
             collections = request.get("collections")
             simulator.add_database(_text(request, "name"), _optional_int(collections))
             return json_reply({"ok": True})
+        method_name, _, database = route[1].partition("/")
+        if (route[0], method_name) == ("DELETE", "databases") and database:
+            return _remove_database(simulator, unquote(database))
     except (_BadRequest, KeyError, ValueError, TypeError) as problem:
         return json_reply({"error": str(problem)}, 400)
     return json_reply({"error": f"no control route {method} {path}"}, 404)
@@ -73,6 +93,25 @@ def _start_refresh(simulator: Simulator, request: dict[str, object]) -> int:
         duration_seconds=_number(request, "durationSeconds", 5.0),
         reason=_text(request, "reason", "refresh failed: simulated failure"),
     )
+
+
+def _start_import(simulator: Simulator, request: dict[str, object]) -> str:
+    collection = request.get("collectionName")
+    return simulator.start_import(
+        _text(request, "dbName", "default"),
+        _text(request, "collectionName") if collection is not None else None,
+        outcome=_text(request, "outcome", "completed"),
+        duration_seconds=_number(request, "durationSeconds", 5.0),
+        reason=_text(request, "reason", "import failed: simulated failure"),
+    )
+
+
+def _remove_database(simulator: Simulator, name: str) -> Reply:
+    try:
+        simulator.remove_database(name)
+    except KeyError:
+        return json_reply({"error": f"no database {name!r}"}, 404)
+    return json_reply({"ok": True})
 
 
 def _set_fault(simulator: Simulator, request: dict[str, object]) -> None:

@@ -1,7 +1,9 @@
 """The simulator as tests and the CLI see it: one world, its transport rules and control hooks.
 
 `Simulator.handle` is the whole request pipeline (auth, rate limit, JSON, faults, endpoint) as a
-plain function of the request, so the HTTP handler in `server.py` only moves bytes.
+plain function of the request, so the HTTP handler in `server.py` only moves bytes. Where the
+two flavours differ in that pipeline (which paths are rate limited and how, what an unknown path
+answers) `FlavorRules` decides.
 """
 
 from __future__ import annotations
@@ -12,18 +14,20 @@ from collections import deque
 from dataclasses import replace
 
 from . import reply
-from .api import API_PATHS, Api
+from .api import API_PATHS, REFRESH_START, Api, Call
 from .control import CONTROL_PREFIX, control_reply
 from .faults import Fault, FaultContext, FaultTable, is_replacing, replacement, reshape
+from .fields import CODE_BAD_FORMAT
+from .flavor import FlavorRules, rules_for
 from .options import RequestRecord, SimulatorOptions
 from .ratelimit import SlidingWindowLimiter
-from .reply import Reply
+from .reply import TEXT, Reply
 from .server import SimulatorServer, serve
 from .world import World
 
 MAX_LOGGED_REQUESTS = 100_000
 CODE_NOT_AUTHENTICATED = 1800
-CODE_NOT_JSON = 1801
+GO_NOT_FOUND = b"404 page not found"
 
 
 class Simulator:
@@ -31,7 +35,7 @@ class Simulator:
 
     Example::
 
-        sim = Simulator(SimulatorOptions(seed=7, time_scale=60))
+        sim = Simulator(SimulatorOptions(seed=7, time_scale=60, flavor="milvus"))
         with sim.serve("127.0.0.1", 0) as server:
             job_id = sim.start_refresh("default", "ext_books", outcome="failed")
             ...  # poll server.url with "Authorization: Bearer demo-token"
@@ -39,10 +43,12 @@ class Simulator:
 
     def __init__(self, options: SimulatorOptions | None = None) -> None:
         self.options = options or SimulatorOptions()
+        self.rules: FlavorRules = rules_for(self.options)
         self._clock = self.options.clock
         self._start = self._clock()
-        self._world = World(self.options, epoch_start=self._start)
-        self._api = Api(self._world, self.options)
+        uri_sources = not self.rules.json_external_source
+        self._world = World(self.options, epoch_start=self._start, uri_sources=uri_sources)
+        self._api = Api(self._world, self.rules)
         self._faults = FaultTable()
         self._limiter = SlidingWindowLimiter(self.options.requests_per_second)
         self._log_lock = threading.Lock()
@@ -65,11 +71,13 @@ class Simulator:
         authorization: str | None,
         body: bytes,
         arrival: float | None = None,
+        database_header: str | None = None,
     ) -> Reply:
         """Answer one HTTP request; `path` excludes the query string.
 
         `arrival` is when the request line came in (the server stamps it before reading headers
         and body, as close to the wire as Python allows); it defaults to now.
+        `database_header` is the ``DB-Name`` header, which the Milvus flavour reads.
         """
         if path.startswith(CONTROL_PREFIX):
             return control_reply(self, method, path, body)
@@ -79,7 +87,7 @@ class Simulator:
         database: str | None = None
         answer: Reply
         if path not in API_PATHS:
-            answer = reply.json_reply({"code": 404, "message": f"path not found: {path}"}, 404)
+            answer = self._not_found(path)
         elif method != "POST":
             message = f"method {method} not allowed, use POST"
             answer = replace(
@@ -88,38 +96,58 @@ class Simulator:
             )
         elif token not in self.options.tokens:
             answer = reply.error(CODE_NOT_AUTHENTICATED, "user hasn't authenticated", 401)
-        elif not self._limiter.admit(token, path, arrival):
-            answer = reply.rate_limited(
-                self.options.rate_limit_style, self.options.requests_per_second, 1
-            )
+        elif self._limited(path) and not self._limiter.admit(token, path, arrival):
+            answer = self._rate_limited(retry_after=1)
         else:
-            database, answer = self._answer(path, body, self._simulated(arrival))
+            call_time = self._simulated(arrival)
+            database, answer = self._answer(path, body, call_time, database_header)
         if self.options.latency_seconds > 0:
             delay = answer.delay_seconds + self.options.latency_seconds
             answer = replace(answer, delay_seconds=delay)
         self._record(RequestRecord(arrival, token, path, database, answer.status, answer.code))
         return answer
 
-    def _answer(self, path: str, body: bytes, now: float) -> tuple[str | None, Reply]:
+    def _answer(
+        self, path: str, body: bytes, now: float, database_header: str | None
+    ) -> tuple[str | None, Reply]:
         try:
             request = json.loads(body)
         except ValueError as problem:
             message = f"can only accept json format request, error: {problem}"
-            return None, reply.error(CODE_NOT_JSON, message)
+            return None, reply.error(CODE_BAD_FORMAT, message)
         if not isinstance(request, dict):
             message = "can only accept json format request, error: body is not a JSON object"
-            return None, reply.error(CODE_NOT_JSON, message)
-        database = self._api.database_of(path, request, now)
+            return None, reply.error(CODE_BAD_FORMAT, message)
+        call = Call(request, now, database_header)
+        database = self._api.database_of(path, call)
         fault = self._faults.match(database, path)
         if fault is not None and is_replacing(fault):
             context = FaultContext(
-                database, path, self.options.rate_limit_style, self.options.requests_per_second
+                database,
+                path,
+                self.rules.rate_limit_style,
+                self.rules.rate_limit_text(self.options.requests_per_second),
             )
             return database, replacement(fault, context)
-        answer = self._api.answer(path, request, now)
+        answer = self._api.answer(path, call)
         if fault is not None:
             answer = reshape(fault, answer, path)
         return database, answer
+
+    def _limited(self, path: str) -> bool:
+        """Zilliz Cloud limits every endpoint; a self-hosted Milvus only the refresh trigger."""
+        return self.rules.rate_limit_scope == "every_endpoint" or path == REFRESH_START
+
+    def _rate_limited(self, retry_after: int) -> Reply:
+        limit = self.options.requests_per_second
+        message = self.rules.rate_limit_text(limit)
+        return reply.rate_limited(self.rules.rate_limit_style, message, retry_after)
+
+    def _not_found(self, path: str) -> Reply:
+        """Go's router answers plain text; the Zilliz Cloud gateway a JSON envelope."""
+        if self.rules.plain_text_not_found:
+            return Reply(404, GO_NOT_FOUND, content_type=TEXT)
+        return reply.json_reply({"code": 404, "message": f"path not found: {path}"}, 404)
 
     # -- time ---------------------------------------------------------------------------------
 
@@ -131,8 +159,10 @@ class Simulator:
         return self._simulated(self._clock())
 
     def simulated_time(self) -> float:
-        """The simulated wall clock (epoch seconds) that record timestamps are written in."""
-        return self._start + self.simulated_seconds()
+        """The epoch second an event happening now is written as: the real clock, whatever the
+        time scale (older events show their simulated age before it; see `render.py`)."""
+        now = self.simulated_seconds()
+        return self._world.wall_base(now) + now
 
     # -- control hooks --------------------------------------------------------------------------
 
@@ -172,10 +202,39 @@ class Simulator:
         with self._log_lock:
             self._log.clear()
 
+    def start_import(
+        self,
+        database: str,
+        collection: str | None = None,
+        outcome: str = "completed",
+        duration_seconds: float = 5.0,
+        reason: str = "import failed: simulated failure",
+    ) -> str:
+        """Start an import with a chosen fate; returns its job id (a string, as the API has it).
+
+        `outcome` is "completed", "failed", "manual_commit" (auto-commit off: Uncommitted, then
+        Committing) or "unknown_state" (state "None" for ever); `collection` defaults to the
+        database's first plain collection.
+        """
+        if not self._world.has_database(database):
+            raise KeyError(f"unknown database {database!r}")
+        plain = self._world.import_collections(database)
+        name = collection or (plain[0] if plain else "")
+        if name not in plain:
+            raise KeyError(f"unknown collection {name!r} in {database!r}")
+        job_id = self._world.start_scripted_import(
+            database, name, self.simulated_seconds(), outcome, duration_seconds, reason
+        )
+        return str(job_id)
+
     def add_database(self, name: str, collections: int | None = None) -> None:
         """Add a database (with a job history) while serving, as if someone just created it."""
         count = self.options.collections_per_database if collections is None else collections
         self._world.add_database(name, count, self.simulated_seconds())
+
+    def remove_database(self, name: str) -> None:
+        """Drop a database while serving: its jobs go, and requests for it answer code 800."""
+        self._world.remove_database(name)
 
     def databases(self) -> dict[str, dict[str, list[str]]]:
         """Database -> its external collections (refresh) and plain collections (import)."""

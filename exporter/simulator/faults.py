@@ -33,6 +33,7 @@ FAULT_KINDS = (
     "connection_close",
 )
 API_PREFIX = "/v2/vectordb/jobs/"
+V2_PREFIX = "/v2/vectordb/"
 CHUNK_BYTES = 64 * 1024
 
 NGINX_502 = (
@@ -65,13 +66,15 @@ class Fault:
 
 
 def normalize_path(path: str | None) -> str | None:
-    """Accept "import/list" as shorthand for "/v2/vectordb/jobs/import/list"."""
+    """Accept "import/list" for "/v2/vectordb/jobs/import/list", "databases/list" for
+    "/v2/vectordb/databases/list"."""
     if path is None:
         return None
-    full = path if path.startswith("/") else API_PREFIX + path
-    if full not in API_PATHS:
-        raise ValueError(f"unknown API path {path!r}")
-    return full
+    candidates = [path] if path.startswith("/") else [API_PREFIX + path, V2_PREFIX + path]
+    for full in candidates:
+        if full in API_PATHS:
+            return full
+    raise ValueError(f"unknown API path {path!r}")
 
 
 class FaultTable:
@@ -106,7 +109,7 @@ class FaultContext:
     database: str | None
     path: str
     rate_limit_style: RateLimitStyle
-    requests_per_second: int | None
+    rate_limit_message: str
 
 
 RESHAPING_KINDS = ("truncated_json", "wrong_types", "unknown_state", "timeout", "hang_mid_body")
@@ -130,7 +133,7 @@ def replacement(fault: Fault, context: FaultContext) -> Reply:
         return Reply(200, LOGIN_PAGE, NO_CODE, HTML)
     if kind == "rate_limited":
         return reply.rate_limited(
-            context.rate_limit_style, context.requests_per_second, fault.retry_after
+            context.rate_limit_style, context.rate_limit_message, fault.retry_after
         )
     if kind == "auth":
         return reply.error(1800, "user hasn't authenticated", status=401)

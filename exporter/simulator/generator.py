@@ -42,6 +42,7 @@ TIMEOUT_SECONDS = 3600.0
 HISTORY_SPAN_SECONDS = 20 * 3600.0
 AUTO_REFRESH_GAP_SECONDS = (60.0, 1200.0)
 IMPORT_WINDOW_SECONDS = 3 * 3600.0
+URI_HOST = "minio.storage.svc:9000"
 
 
 def topic_name(index: int) -> str:
@@ -116,15 +117,18 @@ class ImportChain:
 
 
 def new_refresh_chain(
-    seed: int, database: str, collection: str, owner_index: int, topic: str
+    seed: int, database: str, collection: str, owner_index: int, topic: str, uri_sources: bool
 ) -> RefreshChain:
+    """A collection's refresh stream; `uri_sources` gives it a self-hosted Milvus URI source."""
     rng = random.Random(f"{seed}/refresh/{database}/{collection}")
     id_base = REFRESH_ID_BASE + random.Random(f"{seed}/refresh-ids").randrange(1 << 30)
     if rng.random() < 0.7:
         source = {"type": "volume", "path": f"volume://my-volume/{topic}"}
+        uri = f"s3://{URI_HOST}/external/{topic}/"
         spec = {"format": "parquet", "credential": "***"}
     else:
         source = {"type": "iceberg", "path": f"s3://lakehouse/warehouse/{topic}"}
+        uri = f"s3://{URI_HOST}/lakehouse/warehouse/{topic}/"
         spec = {"format": "iceberg", "snapshotId": "latest", "credential": "***"}
     return RefreshChain(
         database=database,
@@ -132,9 +136,23 @@ def new_refresh_chain(
         owner_index=owner_index,
         rng=rng,
         id_base=id_base,
-        external_source=compact_json(source),
+        external_source=uri if uri_sources else compact_json(source),
         external_spec=compact_json(spec),
     )
+
+
+def source_location(external_source: str) -> str:
+    """Where a source points: the `path` of a JSON source (Zilliz Cloud), else the string itself.
+
+    Callers may send any source, so this never fails: a JSON document without a usable `path`
+    is named as it was given.
+    """
+    try:
+        parsed = json.loads(external_source)
+    except ValueError:
+        return external_source
+    path = parsed.get("path") if isinstance(parsed, dict) else None
+    return path if isinstance(path, str) and path else external_source
 
 
 def new_import_chain(
@@ -207,7 +225,7 @@ def scripted_refresh(
 def _refresh_failure(
     chain: RefreshChain, rng: random.Random, running: float
 ) -> tuple[str, float, int]:
-    path = json.loads(chain.external_source)["path"]
+    path = source_location(chain.external_source)
     choice = rng.randrange(5)
     if choice == 0:
         return (
@@ -267,9 +285,12 @@ IMPORT_FAILURES = (
 
 
 def random_import(
-    chain: ImportChain, created_at: float, failure_probability: float
+    chain: ImportChain,
+    created_at: float,
+    failure_probability: float,
+    manual_commit_probability: float,
 ) -> ImportSchedule:
-    """An import job: 1-4 parquet files; about one in ten is a two-phase (commit) import."""
+    """An import job of 1-4 parquet files; a share is created with auto-commit off (two-phase)."""
     rng = chain.rng
     collection = rng.choice(chain.collections)
     files = []
@@ -284,7 +305,7 @@ def random_import(
         )
     importing_at = created_at + rng.uniform(1.0, 30.0)
     importing = rng.uniform(30.0, 1800.0)
-    two_phase = rng.random() < 0.1
+    two_phase = rng.random() < manual_commit_probability
     order_key = rng.random()
     if rng.random() < failure_probability:
         cap = _between(rng, 0, 95)
@@ -310,6 +331,59 @@ def random_import(
         reason=reason,
         files=tuple(files),
         order_key=order_key,
+        auto_commit=not two_phase,
+    )
+
+
+IMPORT_OUTCOMES = ("completed", "failed", "manual_commit", "unknown_state")
+
+
+def scripted_import(
+    chain: ImportChain,
+    created_at: float,
+    collection: str,
+    outcome: str,
+    duration_seconds: float,
+    reason: str,
+) -> ImportSchedule:
+    """An import whose fate a test chose; it rolls no dice, so the seeded jobs stay the same.
+
+    `outcome` is "completed", "failed", "manual_commit" (auto-commit off: Uncommitted, then
+    Committing, then Completed) or "unknown_state" (the server reports "None" for ever).
+    """
+    if outcome not in IMPORT_OUTCOMES:
+        raise ValueError(f"unknown outcome {outcome!r}: use {', '.join(IMPORT_OUTCOMES)}")
+    duration = max(0.0, duration_seconds)
+    importing_at = created_at + min(2.0, duration * 0.2)
+    end_at = created_at + duration
+    imported_at = committing_at = end_at
+    if outcome == "manual_commit":
+        imported_at = importing_at + (end_at - importing_at) * 0.5
+        committing_at = importing_at + (end_at - importing_at) * 0.9
+    if outcome == "unknown_state":
+        importing_at = imported_at = committing_at = end_at = INFINITY
+    job_id = chain.next_job_id()
+    files = tuple(
+        ImportFile(f"s3://bulk-import/{collection}/part-{part:05d}.parquet", 64_000_000, 40_000)
+        for part in range(2)
+    )
+    failed = outcome == "failed"
+    return ImportSchedule(
+        job_id=job_id,
+        database=chain.database,
+        collection=collection,
+        created_at=created_at,
+        importing_at=importing_at,
+        imported_at=imported_at,
+        committing_at=committing_at,
+        end_at=end_at,
+        succeeds=not failed,
+        progress_cap=60 if failed else 99,
+        reason=reason if failed else "",
+        files=files,
+        order_key=(job_id % 1000) / 1000,
+        auto_commit=outcome != "manual_commit",
+        unknown_state=outcome == "unknown_state",
     )
 
 

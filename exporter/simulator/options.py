@@ -11,21 +11,33 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+Flavor = Literal["zilliz", "milvus"]
+FLAVORS: tuple[Flavor, ...] = ("zilliz", "milvus")
 RateLimitStyle = Literal["http_429", "code_1807", "code_8"]
 RATE_LIMIT_STYLES: tuple[RateLimitStyle, ...] = ("http_429", "code_1807", "code_8")
+RateLimitScope = Literal["every_endpoint", "refresh_trigger"]
+RATE_LIMIT_SCOPES: tuple[RateLimitScope, ...] = ("every_endpoint", "refresh_trigger")
+MAX_UTC_OFFSET_MINUTES = 14 * 60
 
 
 @dataclass(frozen=True)
 class SimulatorOptions:
     """How big the fake world is, how fast it moves and how strictly it polices callers.
 
+    `flavor` picks the server being imitated: "zilliz" follows the published Zilliz Cloud pages,
+    "milvus" what a self-hosted Milvus sends (see `flavor.py`). The knobs left at None
+    (`rate_limit_style`, `rate_limit_scope`, `utc_offset_minutes`) take the flavour's value; set,
+    they win over it, so one flavour can still be bent to test a single difference.
+
     `time_scale` is simulated seconds per real second: tests use 60 so that a ten-minute refresh
     takes ten real seconds. `requests_per_second` of 0 or None turns rate limiting off (benchmarks).
     `hang_probability` is the share of automatic refresh jobs that never finish, which is what
-    makes "stuck job" alerts worth having.
+    makes "stuck job" alerts worth having; `manual_commit_probability` the share of successful
+    imports created with auto-commit off, the only ones that show Uncommitted and Committing.
     """
 
     seed: int = 7
+    flavor: Flavor = "zilliz"
     tokens: tuple[str, ...] = ("demo-token",)
     databases: tuple[str, ...] = ("default", "analytics")
     collections_per_database: int = 4
@@ -34,20 +46,30 @@ class SimulatorOptions:
     time_scale: float = 1.0
     latency_seconds: float = 0.0
     requests_per_second: int | None = 20
-    rate_limit_style: RateLimitStyle = "http_429"
+    rate_limit_style: RateLimitStyle | None = None
+    rate_limit_scope: RateLimitScope | None = None
+    utc_offset_minutes: int | None = None
     legacy_success_code: bool = False
     import_paging: bool = False
     auto_refresh: bool = True
     failure_probability: float = 0.2
     hang_probability: float = 0.02
+    manual_commit_probability: float = 0.1
     clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.rate_limit_style not in RATE_LIMIT_STYLES:
+        if self.flavor not in FLAVORS:
+            raise ValueError(f"flavor must be one of {', '.join(FLAVORS)}")
+        if self.rate_limit_style is not None and self.rate_limit_style not in RATE_LIMIT_STYLES:
             raise ValueError(f"rate_limit_style must be one of {', '.join(RATE_LIMIT_STYLES)}")
+        if self.rate_limit_scope is not None and self.rate_limit_scope not in RATE_LIMIT_SCOPES:
+            raise ValueError(f"rate_limit_scope must be one of {', '.join(RATE_LIMIT_SCOPES)}")
+        offset = self.utc_offset_minutes
+        if offset is not None and not -MAX_UTC_OFFSET_MINUTES <= offset <= MAX_UTC_OFFSET_MINUTES:
+            raise ValueError("utc_offset_minutes must be within 14 hours of UTC")
         if self.time_scale <= 0:
             raise ValueError("time_scale must be positive")
-        for name in ("failure_probability", "hang_probability"):
+        for name in ("failure_probability", "hang_probability", "manual_commit_probability"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")

@@ -60,9 +60,8 @@ def success_with_records(records_json: bytes, success_code: int, **fields: int) 
     return Reply(200, body, success_code)
 
 
-def rate_limited(style: RateLimitStyle, limit: int | None, retry_after: int) -> Reply:
+def rate_limited(style: RateLimitStyle, message: str, retry_after: int) -> Reply:
     """The three ways deployments say "slow down": HTTP 429, or HTTP 200 with code 1807 or 8."""
-    message = f"rate limit exceeded[rate={limit}]" if limit else "rate limit exceeded"
     if style == "http_429":
         reply = error(1807, message, status=429)
         return Reply(

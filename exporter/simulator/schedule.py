@@ -4,14 +4,17 @@ A schedule holds the simulated instants at which a job changes state, so the sta
 is a pure function of the schedule and "now". Nothing ticks in the background: an idle simulator
 costs nothing, and the same seed with the same clock gives the same answers.
 
-Simulated time `t` is seconds since the simulator started; `epoch_start` turns it into wall time.
+Simulated time `t` is seconds since the simulator started; `render.py` turns it into wall time.
+Import progress follows the Milvus data coordinator in both flavours (the same server code
+computes it): Pending 0-10, Importing 10-99, Uncommitted and Committing 99 (only for jobs created
+with auto-commit off; for the others those phases show as Importing), Completed 100, Failed 0,
+and an unknown state "None" with 0.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 INFINITY = math.inf
 
@@ -58,9 +61,13 @@ class ImportFile:
 
 @dataclass(frozen=True)
 class ImportSchedule:
-    """A bulk import: Pending, Importing, then (two-phase only) Uncommitted and Committing.
+    """A bulk import: Pending, Importing, then Uncommitted and Committing, then done.
 
-    `imported_at` ends the Importing phase; for a one-phase import it equals `end_at`.
+    `imported_at` ends the Importing phase; for a one-phase import it equals `end_at`. A job with
+    `auto_commit` off shows [imported_at, committing_at) as Uncommitted and [committing_at,
+    end_at) as Committing; with it on, those phases (if any) show as Importing at 99.
+    `progress_cap` is where a failing job stopped (the list then says 0, like the server).
+    `unknown_state` marks a job the server reports as "None" for ever.
     `order_key` fixes the job's place in the (unordered, like Milvus) list answer.
     """
 
@@ -77,6 +84,8 @@ class ImportSchedule:
     reason: str
     files: tuple[ImportFile, ...]
     order_key: float
+    auto_commit: bool = True
+    unknown_state: bool = False
 
     @property
     def total_rows(self) -> int:
@@ -117,29 +126,36 @@ def refresh_next_change(job: RefreshSchedule, now: float) -> float:
     return INFINITY
 
 
+PENDING_PROGRESS_TOP = 10
+IMPORTED_PROGRESS = 99
+
+
 def import_status(job: ImportSchedule, now: float) -> ImportStatus:
+    if job.unknown_state:
+        return ImportStatus("None", 0, False)
     if now < job.importing_at:
-        return ImportStatus("Pending", 0, False)
+        return ImportStatus("Pending", _pending_progress(job, now), False)
     if now < job.imported_at:
-        return ImportStatus("Importing", _import_progress(job, now), False)
+        return ImportStatus("Importing", _importing_progress(job, now), False)
     if not job.succeeds:
-        return ImportStatus("Failed", job.progress_cap, True)
-    if now < job.committing_at:
-        return ImportStatus("Uncommitted", 100, False)
+        return ImportStatus("Failed", 0, True)
     if now < job.end_at:
-        return ImportStatus("Committing", 100, False)
+        if job.auto_commit:
+            return ImportStatus("Importing", IMPORTED_PROGRESS, False)
+        state = "Uncommitted" if now < job.committing_at else "Committing"
+        return ImportStatus(state, IMPORTED_PROGRESS, False)
     return ImportStatus("Completed", 100, True)
 
 
 def import_next_change(job: ImportSchedule, now: float) -> float:
+    """The first simulated instant after `now` at which the job's records may look different."""
+    if job.unknown_state:
+        return INFINITY
     if now < job.importing_at:
-        return job.importing_at
+        return _next_step(job.created_at, job.importing_at, 0, PENDING_PROGRESS_TOP, now)
     if now < job.imported_at:
-        span = job.imported_at - job.importing_at
-        progress = _import_progress(job, now)
-        if progress >= job.progress_cap:
-            return job.imported_at
-        return min(job.imported_at, job.importing_at + span * (progress + 1) / job.progress_cap)
+        top = _importing_top(job)
+        return _next_step(job.importing_at, job.imported_at, PENDING_PROGRESS_TOP, top, now)
     if job.succeeds and now < job.committing_at:
         return job.committing_at
     if job.succeeds and now < job.end_at:
@@ -147,91 +163,33 @@ def import_next_change(job: ImportSchedule, now: float) -> float:
     return INFINITY
 
 
-def _import_progress(job: ImportSchedule, now: float) -> int:
-    span = job.imported_at - job.importing_at
-    if span <= 0:
-        return job.progress_cap
-    return min(job.progress_cap, int(job.progress_cap * (now - job.importing_at) / span))
+def _pending_progress(job: ImportSchedule, now: float) -> int:
+    return _ramp(job.created_at, job.importing_at, 0, PENDING_PROGRESS_TOP, now)
 
 
-def epoch_milliseconds(epoch_start: float, t: float) -> int:
-    return round((epoch_start + t) * 1000)
+def _importing_progress(job: ImportSchedule, now: float) -> int:
+    top = _importing_top(job)
+    return _ramp(job.importing_at, job.imported_at, PENDING_PROGRESS_TOP, top, now)
 
 
-def rfc3339(epoch_start: float, t: float) -> str:
-    moment = datetime.fromtimestamp(epoch_start + t, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+def _importing_top(job: ImportSchedule) -> int:
+    """Where Importing ends: 99 for a job that will succeed, the failure point for one that fails."""
+    return max(PENDING_PROGRESS_TOP, min(IMPORTED_PROGRESS, job.progress_cap))
 
 
-def refresh_record(job: RefreshSchedule, now: float, epoch_start: float) -> dict[str, object]:
-    """The record as list and describe answer it; `reason` appears only on failed jobs."""
-    status = refresh_status(job, now)
-    record: dict[str, object] = {
-        "jobId": job.job_id,
-        "collectionName": job.collection,
-        "state": status.state,
-        "progress": status.progress,
-        "externalSource": job.external_source,
-        "externalSpec": job.external_spec,
-        "startTime": epoch_milliseconds(epoch_start, job.created_at),
-        "endTime": epoch_milliseconds(epoch_start, job.end_at) if status.finished else 0,
-    }
-    if status.state == "RefreshFailed":
-        record["reason"] = job.reason
-    return record
+def _ramp(start: float, end: float, low: int, high: int, now: float) -> int:
+    """Whole percent moving from `low` at `start` towards `high` at `end`, never reaching it early."""
+    span = end - start
+    if span <= 0 or span == INFINITY:
+        return low
+    return min(high, low + int((high - low) * (now - start) / span))
 
 
-def import_list_record(job: ImportSchedule, now: float) -> dict[str, object]:
-    status = import_status(job, now)
-    record: dict[str, object] = {
-        "jobId": str(job.job_id),
-        "collectionName": job.collection,
-        "state": status.state,
-        "progress": status.progress,
-    }
-    if status.state == "Failed":
-        record["reason"] = job.reason
-    return record
-
-
-def import_describe_record(
-    job: ImportSchedule, now: float, epoch_start: float
-) -> dict[str, object]:
-    """The describe answer: list fields plus rows, sizes, RFC 3339 times and one entry per file."""
-    status = import_status(job, now)
-    failed = status.state == "Failed"
-    complete_time = rfc3339(epoch_start, job.end_at) if status.finished else ""
-    details = []
-    for index, file in enumerate(job.files):
-        file_reason = job.reason if failed and index == 0 else ""
-        details.append(
-            {
-                "fileName": file.name,
-                "fileSize": file.size_bytes,
-                "progress": status.progress,
-                "completeTime": complete_time,
-                "state": _file_state(status.state),
-                "importedRows": file.total_rows * status.progress // 100,
-                "totalRows": file.total_rows,
-                "reason": file_reason,
-            }
-        )
-    return {
-        "jobId": str(job.job_id),
-        "collectionName": job.collection,
-        "state": status.state,
-        "progress": status.progress,
-        "reason": job.reason if failed else "",
-        "importedRows": job.total_rows * status.progress // 100,
-        "totalRows": job.total_rows,
-        "fileSize": job.size_bytes,
-        "createTime": rfc3339(epoch_start, job.created_at),
-        "completeTime": complete_time,
-        "details": details,
-    }
-
-
-def _file_state(job_state: str) -> str:
-    if job_state in ("Uncommitted", "Committing"):
-        return "Completed"
-    return job_state
+def _next_step(start: float, end: float, low: int, high: int, now: float) -> float:
+    span = end - start
+    if span <= 0 or span == INFINITY or high <= low:
+        return end
+    progress = _ramp(start, end, low, high, now)
+    if progress >= high:
+        return end
+    return min(end, start + span * (progress - low + 1) / (high - low))

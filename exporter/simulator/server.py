@@ -67,7 +67,12 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length > 0 else b""
         path = urlsplit(self.path).path
         answer = self.server.simulator.handle(
-            method, path, self.headers.get("Authorization"), body, self.arrival
+            method,
+            path,
+            self.headers.get("Authorization"),
+            body,
+            self.arrival,
+            database_header=self.headers.get("DB-Name"),
         )
         try:
             self._write(answer)

@@ -4,6 +4,10 @@ The world is extended lazily: a request at simulated time `now` first creates th
 whose time has come, drops jobs past retention, then renders. Finished jobs never change, so
 their JSON is rendered once and reused; whole list answers are cached until the first instant
 at which any record in them could change. That keeps a 2,000-job list answer cheap to serve.
+(Only while the wall-clock base of the records stays put, which is always at `time_scale` 1;
+faster worlds write "now minus age" and render afresh, see `render.py`.)
+
+Databases come and go while it serves (`add_database`, `remove_database`), as on a real cluster.
 """
 
 from __future__ import annotations
@@ -29,20 +33,20 @@ from .generator import (
     random_import,
     random_refresh,
     redact_spec,
+    scripted_import,
     scripted_refresh,
     topic_name,
 )
 from .options import SimulatorOptions
+from .render import import_list_record, refresh_record
 from .schedule import (
     IMPORT_RETENTION_SECONDS,
     INFINITY,
     REFRESH_RETENTION_SECONDS,
     ImportSchedule,
     RefreshSchedule,
-    import_list_record,
     import_next_change,
     refresh_next_change,
-    refresh_record,
 )
 
 MAX_CACHED_ANSWERS = 256
@@ -54,6 +58,14 @@ class RefreshActiveError(Exception):
     def __init__(self, collection: str) -> None:
         super().__init__(f"a refresh job is already running for collection {collection}")
         self.collection = collection
+
+
+class UnknownDatabaseError(KeyError):
+    """The database does not exist (any more): it may be dropped while a request is in flight."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,7 @@ class _Database:
     next_import_expiry: float = INFINITY
     generation: int = 0
     cache: dict[tuple[object, ...], _CachedRecords] = field(default_factory=dict)
+    rendered_base: float | None = None
 
 
 def _fragment(record: dict[str, object]) -> bytes:
@@ -93,18 +106,36 @@ def _fragment(record: dict[str, object]) -> bytes:
 
 
 class World:
-    """All jobs of all databases; every public method takes the simulated time `now`."""
+    """All jobs of all databases; every public method takes the simulated time `now`.
 
-    def __init__(self, options: SimulatorOptions, epoch_start: float) -> None:
+    `uri_sources` gives external collections self-hosted Milvus URI sources instead of JSON.
+    """
+
+    def __init__(
+        self, options: SimulatorOptions, epoch_start: float, uri_sources: bool = False
+    ) -> None:
         self._options = options
         self.epoch_start = epoch_start
+        self._uri_sources = uri_sources
         self._lock = threading.RLock()
         self._databases: dict[str, _Database] = {}
         self._refresh_index: dict[int, RefreshSchedule] = {}
         self._import_index: dict[int, ImportSchedule] = {}
         self._collection_count = 0
+        self._database_count = 0  # never goes down, so a removed database's ids are never reused
         for name in options.databases:
             self.add_database(name, options.collections_per_database, now=0.0)
+
+    def wall_base(self, now: float) -> float:
+        """The epoch second that simulated time 0 is written as in an answer given at `now`.
+
+        Chosen so that `wall_base(now) + now` is the real clock: events show their simulated
+        age before the real time, and never lie in the future however fast the world runs.
+        """
+        scale = self._options.time_scale
+        if scale == 1.0:
+            return self.epoch_start
+        return self.epoch_start - now * (1.0 - 1.0 / scale)
 
     # -- shape of the world -------------------------------------------------------------------
 
@@ -115,21 +146,27 @@ class World:
                 raise ValueError(f"database {name!r} already exists")
             if self._collection_count + collections > 1 << REFRESH_OWNER_BITS:
                 raise ValueError("too many collections for the job id scheme")
-            if len(self._databases) >= 1 << IMPORT_OWNER_BITS:
+            if self._database_count >= 1 << IMPORT_OWNER_BITS:
                 raise ValueError("too many databases for the job id scheme")
             seed = self._options.seed
             chains: dict[str, RefreshChain] = {}
             for index in range(collections):
                 collection = external_collection_name(index)
                 chains[collection] = new_refresh_chain(
-                    seed, name, collection, self._collection_count, topic_name(index)
+                    seed,
+                    name,
+                    collection,
+                    self._collection_count,
+                    topic_name(index),
+                    self._uri_sources,
                 )
                 self._collection_count += 1
             import_collections = tuple(topic_name(index) for index in range(collections))
             import_jobs = self._options.import_jobs_per_database if collections else 0
             import_chain = new_import_chain(
-                seed, name, len(self._databases), import_collections, import_jobs
+                seed, name, self._database_count, import_collections, import_jobs
             )
+            self._database_count += 1
             database = _Database(name, chains, import_chain, import_collections)
             self._databases[name] = database
             history: list[RefreshSchedule] = []
@@ -138,6 +175,17 @@ class World:
             self._add_refresh_jobs(database, history)
             self._add_import_jobs(database, self._import_history(import_chain, import_jobs, now))
             self._update_next_creation(database)
+
+    def remove_database(self, name: str) -> None:
+        """Drop a database and all its jobs, as if someone just dropped it; KeyError if unknown."""
+        with self._lock:
+            database = self._databases.pop(name, None)
+            if database is None:
+                raise UnknownDatabaseError(name)
+            for job in database.refresh_jobs:
+                self._refresh_index.pop(job.job_id, None)
+            for imported in database.import_jobs:
+                self._import_index.pop(imported.job_id, None)
 
     def database_names(self) -> list[str]:
         with self._lock:
@@ -149,11 +197,11 @@ class World:
 
     def external_collections(self, database: str) -> list[str]:
         with self._lock:
-            return list(self._databases[database].refresh_chains)
+            return list(self._database(database).refresh_chains)
 
     def import_collections(self, database: str) -> list[str]:
         with self._lock:
-            return list(self._databases[database].import_collections)
+            return list(self._database(database).import_collections)
 
     # -- answers ------------------------------------------------------------------------------
 
@@ -172,7 +220,7 @@ class World:
                     continue
                 fragment = db.refresh_fragments.get(job.job_id)
                 if fragment is None:
-                    fragment = _fragment(refresh_record(job, now, self.epoch_start))
+                    fragment = _fragment(refresh_record(job, now, self.wall_base(now)))
                     if now >= job.end_at:
                         db.refresh_fragments[job.job_id] = fragment
                     else:
@@ -277,10 +325,40 @@ class World:
 
     # -- internals ----------------------------------------------------------------------------
 
+    def start_scripted_import(
+        self,
+        database: str,
+        collection: str,
+        now: float,
+        outcome: str,
+        duration_seconds: float,
+        reason: str,
+    ) -> int:
+        """A test's import with a chosen fate; it leaves the seeded jobs' fates alone."""
+        with self._lock:
+            db = self._current(database, now)
+            job = scripted_import(
+                db.import_chain, now, collection, outcome, duration_seconds, reason
+            )
+            self._add_import_jobs(db, [job])
+            return job.job_id
+
+    def _database(self, name: str) -> _Database:
+        database = self._databases.get(name)
+        if database is None:
+            raise UnknownDatabaseError(name)
+        return database
+
     def _current(self, database: str, now: float) -> _Database:
-        db = self._databases[database]
+        db = self._database(database)
         self._extend(db, now)
         self._prune(db, now)
+        base = self.wall_base(now)
+        if base != db.rendered_base:
+            db.refresh_fragments.clear()
+            db.import_fragments.clear()
+            db.cache.clear()
+            db.rendered_base = base
         return db
 
     def _start(self, db: _Database, chain: RefreshChain, job: RefreshSchedule) -> None:
@@ -320,7 +398,11 @@ class World:
         if count <= 0:
             return []
         created = sorted(now - chain.rng.uniform(0.0, IMPORT_WINDOW_SECONDS) for _ in range(count))
-        jobs = [random_import(chain, t, self._options.failure_probability) for t in created]
+        options = self._options
+        jobs = [
+            random_import(chain, t, options.failure_probability, options.manual_commit_probability)
+            for t in created
+        ]
         if self._options.auto_refresh:
             chain.next_auto_at = now + import_gap(chain)
         return jobs
@@ -344,7 +426,12 @@ class World:
         while chain_of_imports.next_auto_at <= now:
             job_created = chain_of_imports.next_auto_at
             imports.append(
-                random_import(chain_of_imports, job_created, options.failure_probability)
+                random_import(
+                    chain_of_imports,
+                    job_created,
+                    options.failure_probability,
+                    options.manual_commit_probability,
+                )
             )
             chain_of_imports.next_auto_at = job_created + import_gap(chain_of_imports)
         self._add_refresh_jobs(db, refreshes)

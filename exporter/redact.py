@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 REDACTED = "<redacted>"
+MIN_SECRET_LENGTH = 4
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
@@ -53,7 +54,8 @@ class Scrubber:
     """
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        self._secrets = tuple(secret for secret in secrets if secret)
+        # A secret of 1 to 3 characters (a test token) would mangle every label it occurs in.
+        self._secrets = tuple(secret for secret in secrets if len(secret) >= MIN_SECRET_LENGTH)
         forms: set[str] = set()
         for secret in self._secrets:
             for piece in _pieces(secret):
@@ -70,13 +72,14 @@ class Scrubber:
         return "\\ud" in raw or "\\uD" in raw or any(form in raw for form in self._forms)
 
     def scrub(self, value: Any) -> Any:
-        """``value`` with every string (keys too) cleaned; containers are rebuilt."""
+        """``value`` with every string value cleaned; containers are rebuilt. Keys only lose
+        lone surrogates: they name fields, and redacting inside them would hide the data."""
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, list):
             return [self.scrub(item) for item in value]
         if isinstance(value, dict):
-            return {self.scrub(key): self.scrub(item) for key, item in value.items()}
+            return {valid_text(key): self.scrub(item) for key, item in value.items()}
         return value
 
 

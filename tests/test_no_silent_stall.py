@@ -260,3 +260,24 @@ def test_check_reports_targets_the_round_had_no_time_for_instead_of_waiting(tmp_
     assert elapsed < 10
     assert result.stdout.count("error: deadline") == 2, result.stdout
     assert result.stdout.splitlines()[-1] == "1 of 3 targets ok"
+
+
+def test_a_token_that_also_names_a_field_never_hides_the_answer(start_exporter):
+    """Redaction cleans values, not keys: a token such as "data" once emptied every answer."""
+    with hostile.hostile_server({}) as server:
+        cluster = ClusterConfig(
+            name="prod", endpoint=server.url, token="data", databases=(GOOD,), jobs=("refresh",)
+        )
+        exporter = start_exporter(cluster)
+        parsed = exporter.scrape()
+        assert (
+            value(
+                parsed,
+                "milvus_refresh_jobs",
+                milvus_cluster="prod",
+                database=GOOD,
+                collection="ext_ok",
+                state="RefreshCompleted",
+            )
+            == 1
+        )

@@ -17,7 +17,6 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import structlog
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -32,30 +31,13 @@ from .log import dropped_log_lines, redactor
 from .model import REFRESH_DURATION_BUCKETS, MetricsModel
 from .poller import CycleResult, Poller, limiter_rate
 from .state import StateError, load_state, save_state
+from .status import ReloadResult, TargetStatus
 
 log = structlog.get_logger("exporter.daemon")
 
 STATE_SAVE_INTERVAL_SECONDS = 60.0
 """How often the state file is rewritten (and once more at shutdown): a crash loses at most
 this much of the exporter's memory, and a large file is not rewritten on every cycle."""
-
-
-@dataclass(frozen=True)
-class TargetStatus:
-    """One row of the landing page."""
-
-    cluster: str
-    database: str
-    kind: str
-    up: bool
-    reason: str
-    last_success: float | None
-
-
-@dataclass(frozen=True)
-class ReloadResult:
-    ok: bool
-    message: str
 
 
 class _LogCollector:

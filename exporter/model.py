@@ -30,8 +30,8 @@ from .families import (
     render_label_pairs,
 )
 from .history import RefreshHistory
-from .poller import CycleResult, Snapshot, Target
 from .records import IMPORT_STATES, REFRESH_STATES, ImportJob, ImportJobDetails, RefreshJob
+from .snapshots import CycleResult, Snapshot, Target, TargetKey
 from .state import SavedState
 
 REFRESH_DURATION_BUCKETS = (
@@ -49,8 +49,6 @@ REFRESH_DURATION_BUCKETS = (
 )
 API_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 POLLED = "Polled from the Milvus job API at the last poll, not live."
-
-TargetKey = tuple[str, str, str]
 
 
 @dataclass

@@ -35,19 +35,12 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from .client import (
-    IMPORT_DESCRIBE,
-    IMPORT_LIST,
-    REFRESH_LIST,
-    ApiError,
-    Listing,
-    MilvusClient,
-    RequestRecord,
-)
-from .config import ClusterConfig, Config
+from .client import IMPORT_DESCRIBE, ApiError, Listing, MilvusClient
+from .config import Config
 from .ratelimit import SlidingWindowLimiter
 from .records import IMPORT_FINISHED_STATES, ImportJob, ImportJobDetails, RefreshJob
 from .redact import redact
+from .snapshots import ClusterRequest, CycleResult, Snapshot, Target, TargetKey
 from .transport import new_session, tls_verify
 from .watchdog import Watchdog
 
@@ -57,66 +50,6 @@ BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 10.0
 RATE_LIMITED_PAUSE_SECONDS = 1.0
 STOP_CHECK_SECONDS = 0.25
-
-TargetKey = tuple[str, str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """One (cluster, database, job kind): the unit that is up or down."""
-
-    cluster: ClusterConfig
-    database: str
-    kind: str
-
-    @property
-    def key(self) -> TargetKey:
-        return (self.cluster.name, self.database, self.kind)
-
-    @property
-    def api(self) -> str:
-        return REFRESH_LIST if self.kind == "refresh" else IMPORT_LIST
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """What one poll of one target found; ``ok`` False means ``reason`` says why.
-
-    ``skipped_records`` holds (reason, count, first message) for listed records that could not
-    be read: they cost only themselves, the target stays up with the rest.
-    """
-
-    target: Target
-    polled_at: float
-    ok: bool
-    reason: str = ""
-    message: str = ""
-    refresh_jobs: tuple[RefreshJob, ...] = ()
-    import_jobs: tuple[ImportJob, ...] = ()
-    seconds: float = 0.0
-    attempts: int = 1
-    skipped_records: tuple[tuple[str, int, str], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterRequest:
-    cluster: str
-    record: RequestRecord
-
-
-@dataclass(frozen=True)
-class CycleResult:
-    """Everything one round learned, handed to the model in one piece."""
-
-    targets: tuple[Target, ...]
-    snapshots: tuple[Snapshot, ...]
-    requests: tuple[ClusterRequest, ...]
-    started_at: float
-    seconds: float
-    import_details: tuple[tuple[TargetKey, ImportJobDetails], ...] = ()
-    """(target key, details) from ``import/describe`` for listed import jobs."""
-    late: tuple[TargetKey, ...] = ()
-    """Targets that had not answered when the round ended (still running or still queued)."""
 
 
 def targets_of(config: Config) -> tuple[Target, ...]:

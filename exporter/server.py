@@ -19,8 +19,8 @@ from typing import Any, Protocol
 import structlog
 
 from . import __version__
-from .daemon import ReloadResult, TargetStatus
 from .exposition import ExpositionCache
+from .status import ReloadResult, TargetStatus
 from .webconfig import WebConfig
 
 log = structlog.get_logger("exporter.server")

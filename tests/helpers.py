@@ -7,8 +7,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.config import ClusterConfig, Config
 from exporter.exposition import render
 from exporter.families import MetricFamily
-from exporter.poller import CycleResult, Snapshot, Target
 from exporter.records import ImportJob, RefreshJob
+from exporter.snapshots import CycleResult, Snapshot, Target
 
 CLUSTER = ClusterConfig(name="prod", endpoint="http://127.0.0.1:1", token="secret-token")
 REFRESH = Target(CLUSTER, "default", "refresh")

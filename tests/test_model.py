@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from exporter.model import MetricsModel
-from exporter.poller import Target
+from exporter.snapshots import Target
 
 from .helpers import (
     CLUSTER,

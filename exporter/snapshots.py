@@ -1,0 +1,74 @@
+"""The immutable records the poller produces and the model reads.
+
+They sit between the two on purpose: the model depends only on records, snapshots and families,
+and never on the threaded HTTP code that fills them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .client import IMPORT_LIST, REFRESH_LIST, RequestRecord
+from .config import ClusterConfig
+from .records import ImportJob, ImportJobDetails, RefreshJob
+
+TargetKey = tuple[str, str, str]
+"""(cluster name, database, kind)"""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One (cluster, database, job kind): the unit that is up or down."""
+
+    cluster: ClusterConfig
+    database: str
+    kind: str
+
+    @property
+    def key(self) -> TargetKey:
+        return (self.cluster.name, self.database, self.kind)
+
+    @property
+    def api(self) -> str:
+        return REFRESH_LIST if self.kind == "refresh" else IMPORT_LIST
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What one poll of one target found; ``ok`` False means ``reason`` says why.
+
+    ``skipped_records`` holds (reason, count, first message) for listed records that could not
+    be read: they cost only themselves, the target stays up with the rest.
+    """
+
+    target: Target
+    polled_at: float
+    ok: bool
+    reason: str = ""
+    message: str = ""
+    refresh_jobs: tuple[RefreshJob, ...] = ()
+    import_jobs: tuple[ImportJob, ...] = ()
+    seconds: float = 0.0
+    attempts: int = 1
+    skipped_records: tuple[tuple[str, int, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterRequest:
+    cluster: str
+    record: RequestRecord
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """Everything one round learned, handed to the model in one piece."""
+
+    targets: tuple[Target, ...]
+    snapshots: tuple[Snapshot, ...]
+    requests: tuple[ClusterRequest, ...]
+    started_at: float
+    seconds: float
+    import_details: tuple[tuple[TargetKey, ImportJobDetails], ...] = ()
+    """(target key, details) from ``import/describe`` for listed import jobs."""
+    late: tuple[TargetKey, ...] = ()
+    """Targets that had not answered when the round ended (still running or still queued)."""

@@ -24,6 +24,7 @@ from prometheus_client import generate_latest as generate_text
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
+from . import catalogue as m
 from .config import Config, ConfigError, load_config
 from .exposition import ExpositionCache
 from .families import MetricFamily
@@ -45,10 +46,7 @@ class _LogCollector:
     count stays true even while the poll loop is stuck."""
 
     def collect(self) -> list[CounterMetricFamily]:
-        family = CounterMetricFamily(
-            "milvus_jobs_exporter_log_lines_dropped",
-            "Log lines dropped because stderr was full, closed or broken (logging never blocks polling).",
-        )
+        family = CounterMetricFamily(m.LOG_LINES_DROPPED.name, m.LOG_LINES_DROPPED.help)
         family.add_metric([], float(dropped_log_lines()))
         return [family]
 
@@ -255,39 +253,16 @@ class Daemon:
         self.cache.publish_extra(self._reload_families())
 
     def _reload_families(self) -> list[MetricFamily]:
-        successful = MetricFamily(
-            "milvus_jobs_exporter_config_last_reload_successful",
-            "gauge",
-            "1 if the last config reload succeeded (or none was attempted), 0 if it was refused.",
-        )
-        successful.add((), 1.0 if self._reload_successful else 0.0)
-        when = MetricFamily(
-            "milvus_jobs_exporter_config_last_reload_success_timestamp_seconds",
-            "gauge",
-            "When the config was last loaded successfully (Unix time).",
-        )
-        when.add((), self._reload_success_time)
-        shard = MetricFamily(
-            "milvus_jobs_exporter_shard_info",
-            "gauge",
-            "This replica's shard: it polls the targets whose stable hash modulo count is index.",
-        )
-        shard.add(
+        """The config, shard and state families: they change on reload, not every cycle."""
+        out = {metric: metric.family() for metric in m.CONFIG_METRICS}
+        out[m.RELOAD_SUCCESSFUL].add((), 1.0 if self._reload_successful else 0.0)
+        out[m.RELOAD_SUCCESS_TIME].add((), self._reload_success_time)
+        out[m.SHARD_INFO].add(
             (("index", str(self.config.shard_index)), ("count", str(self.config.shard_count))), 1.0
         )
-        interval = MetricFamily(
-            "milvus_jobs_exporter_poll_interval_seconds",
-            "gauge",
-            "The configured poll_interval: how often every target is polled (start to start).",
-        )
-        interval.add((), self.config.poll_interval)
-        state_errors = MetricFamily(
-            "milvus_jobs_exporter_state_write_errors",
-            "counter",
-            "Failed writes of the state file (state_file); the previous file is kept.",
-        )
-        state_errors.add((), float(self._state_write_errors), "_total")
-        return [successful, when, shard, interval, state_errors]
+        out[m.POLL_INTERVAL].add((), self.config.poll_interval)
+        out[m.STATE_WRITE_ERRORS].add((), float(self._state_write_errors), "_total")
+        return [out[metric] for metric in m.CONFIG_METRICS]
 
     def start(self) -> None:
         self._republish()

@@ -1,0 +1,144 @@
+"""What the exporter says about itself: targets up or down, poll errors, requests, cycles.
+
+Counters and histograms here live as long as their target or cluster is configured; they are
+filled from each cycle's result and rendered into the families declared in ``catalogue.py``
+(``HEALTH_METRICS``), in that order.
+
+    milvus_jobs_exporter_target_up{milvus_cluster="prod",database="default",kind="refresh"} 1.0
+    milvus_jobs_exporter_poll_errors_total{...,kind="import",reason="timeout"} 3.0
+    milvus_jobs_exporter_poll_cycles_total 42.0
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from . import __version__
+from . import catalogue as m
+from .families import HistogramState, MetricFamily, histogram_family
+from .snapshots import CycleResult, Snapshot, TargetKey
+
+API_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True)
+class TargetRow:
+    """One target as the health families show it."""
+
+    key: TargetKey
+    up: bool
+    reason: str
+    last_success_time: float | None
+
+
+class ExporterHealth:
+    """Cross-cycle counters about polling itself (not about jobs)."""
+
+    def __init__(self) -> None:
+        self._poll_errors: Counter[tuple[str, str, str, str]] = Counter()
+        self._skipped_records: Counter[tuple[str, str, str, str]] = Counter()
+        self._api_requests: Counter[tuple[str, str, str]] = Counter()
+        self._api_latency: dict[tuple[str, str], HistogramState] = {}
+        self.cycles = 0
+        self._late_targets = 0
+        self._last_cycle_seconds = 0.0
+        self._last_cycle_end = 0.0
+
+    def forget(self, targets: set[TargetKey]) -> None:
+        """Drop what belongs to targets (and clusters) no longer configured."""
+        clusters = {key[0] for key in targets}
+        self._poll_errors = Counter(
+            {k: v for k, v in self._poll_errors.items() if k[:3] in targets}
+        )
+        self._skipped_records = Counter(
+            {k: v for k, v in self._skipped_records.items() if k[:3] in targets}
+        )
+        self._api_requests = Counter(
+            {k: v for k, v in self._api_requests.items() if k[0] in clusters}
+        )
+        self._api_latency = {k: v for k, v in self._api_latency.items() if k[0] in clusters}
+
+    def record_snapshot(self, snapshot: Snapshot) -> None:
+        cluster, database, kind = snapshot.target.key
+        if not snapshot.ok:
+            self._poll_errors[(cluster, database, kind, snapshot.reason)] += 1
+            return
+        for reason, count, _message in snapshot.skipped_records:
+            self._skipped_records[(cluster, database, kind, reason)] += count
+
+    def record_cycle(self, cycle: CycleResult, now: float) -> None:
+        for request in cycle.requests:
+            record = request.record
+            self._api_requests[(request.cluster, record.api, record.outcome)] += 1
+            latency = self._api_latency.setdefault(
+                (request.cluster, record.api), HistogramState(API_LATENCY_BUCKETS)
+            )
+            latency.observe(record.seconds)
+        self.cycles += 1
+        self._late_targets = len(cycle.late)
+        self._last_cycle_seconds = cycle.seconds
+        self._last_cycle_end = now
+
+    def families(
+        self,
+        rows: Iterable[TargetRow],
+        tracked_collections: int,
+        forgotten_collections: Counter[str],
+        untracked_jobs: int,
+    ) -> list[MetricFamily]:
+        out = {metric: metric.family() for metric in m.HEALTH_METRICS}
+        for row in sorted(rows, key=lambda row: row.key):
+            labels = (
+                ("milvus_cluster", row.key[0]),
+                ("database", row.key[1]),
+                ("kind", row.key[2]),
+            )
+            out[m.TARGET_UP].add(labels, 1.0 if row.up else 0.0)
+            if not row.up and row.reason:
+                out[m.TARGET_ERROR].add((*labels, ("reason", row.reason)), 1.0)
+            if row.last_success_time is not None:
+                out[m.TARGET_LAST_SUCCESS].add(labels, row.last_success_time)
+        for metric, counts in (
+            (m.POLL_ERRORS, self._poll_errors),
+            (m.SKIPPED_RECORDS, self._skipped_records),
+        ):
+            for (cluster, database, kind, reason), count in sorted(counts.items()):
+                out[metric].add(
+                    (
+                        ("milvus_cluster", cluster),
+                        ("database", database),
+                        ("kind", kind),
+                        ("reason", reason),
+                    ),
+                    float(count),
+                    "_total",
+                )
+        out[m.TRACKED_COLLECTIONS].add((), float(tracked_collections))
+        for reason in ("retention", "limit"):
+            out[m.FORGOTTEN_COLLECTIONS].add(
+                (("reason", reason),), float(forgotten_collections[reason]), "_total"
+            )
+        for (cluster, api, outcome), count in sorted(self._api_requests.items()):
+            out[m.API_REQUESTS].add(
+                (("milvus_cluster", cluster), ("api", api), ("outcome", outcome)),
+                float(count),
+                "_total",
+            )
+        out[m.API_REQUEST_DURATION] = histogram_family(
+            m.API_REQUEST_DURATION.name,
+            m.API_REQUEST_DURATION.help,
+            [
+                ((("milvus_cluster", c), ("api", a)), h)
+                for (c, a), h in sorted(self._api_latency.items())
+            ],
+        )
+        out[m.POLL_CYCLE_DURATION].add((), self._last_cycle_seconds)
+        out[m.POLL_CYCLES].add((), float(self.cycles), "_total")
+        if self.cycles:  # no cycle yet (a state file was just restored): no time to show
+            out[m.LAST_POLL_CYCLE].add((), self._last_cycle_end)
+        out[m.LATE_TARGETS].add((), float(self._late_targets))
+        out[m.UNTRACKED_JOBS].add((), float(untracked_jobs))
+        out[m.BUILD_INFO].add((("version", __version__),), 1.0)
+        return [out[metric] for metric in m.HEALTH_METRICS]

@@ -1,0 +1,181 @@
+"""What one job and one collection look like on /metrics: the sample writers of the model.
+
+Pure functions from records to samples in the declared families (``catalogue.py``). Labels of a
+job are rendered once and shared by its samples: a job has up to nine samples, and rendering
+its four shared labels once is most of what makes 100,000 jobs cheap to export.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from . import catalogue as m
+from .families import MetricFamily, escape_label_value, render_label_pairs
+from .records import IMPORT_STATES, REFRESH_STATES, ImportJob, ImportJobDetails, RefreshJob
+from .snapshots import Snapshot, Target
+
+Families = dict[m.Metric, MetricFamily]
+Job = RefreshJob | ImportJob
+JobOrder = Callable[[Job], tuple[float, float, str]]
+"""(age for the cardinality guard, then what decides which finished job is the newest)."""
+
+
+@dataclass
+class Tracked:
+    """A job that may get per-job series, with what the cardinality guard sorts by."""
+
+    target: Target
+    job: Job
+    finished: bool
+    age_key: float
+    polled_at: float
+
+
+def new_families(metrics: Sequence[m.Metric]) -> Families:
+    return {metric: metric.family() for metric in metrics}
+
+
+def refresh_order(job: Job) -> tuple[float, float, str]:
+    """Newer refreshes started later; for the guard a finished one ages from its end."""
+    assert isinstance(job, RefreshJob)
+    start = job.start_time or 0.0
+    age = (job.end_time or start) if job.finished else start
+    return (age, start, f"{job.job_id:020d}")
+
+
+def import_order(details: dict[str, ImportJobDetails], first_seen: dict[str, float]) -> JobOrder:
+    """Imports by create time (``import/describe``), else by when the exporter first saw them,
+    then by id: Zilliz Cloud's ``job-xxxx`` ids do not sort by age, and a newer failed import
+    must not hide behind an older completed one whose id happens to sort higher."""
+
+    def order(job: Job) -> tuple[float, float, str]:
+        assert isinstance(job, ImportJob)
+        known = details.get(job.job_id)
+        created = known.create_time if known is not None else None
+        if created is None:
+            created = first_seen.get(job.job_id, 0.0)
+        number, text = job.order_key
+        return (created, created, f"{number:020d}{text}")
+
+    return order
+
+
+def collection_series(
+    counts: MetricFamily,
+    snapshot: Snapshot,
+    listed: Sequence[Job],
+    documented_states: tuple[str, ...],
+    order: JobOrder,
+) -> list[Tracked]:
+    """Count the jobs of each collection by state; return the jobs that may get per-job series:
+    every unfinished one and the newest finished one per collection."""
+    cluster, database, _kind = snapshot.target.key
+    by_collection: dict[str, dict[object, Job]] = {}
+    for job in listed:  # a repeated record (same collection and id) counts once
+        by_collection.setdefault(job.collection, {}).setdefault(job.job_id, job)
+    candidates: list[Tracked] = []
+    for collection, jobs_by_id in sorted(by_collection.items()):
+        jobs = list(jobs_by_id.values())
+        labels = (("milvus_cluster", cluster), ("database", database), ("collection", collection))
+        per_state = Counter(job.state for job in jobs)
+        for state_name in (*documented_states, *sorted(set(per_state) - set(documented_states))):
+            counts.add((*labels, ("state", state_name)), float(per_state.get(state_name, 0)))
+        finished = [job for job in jobs if job.finished]
+        for job in jobs:
+            if not job.finished:
+                candidates.append(
+                    Tracked(snapshot.target, job, False, order(job)[0], snapshot.polled_at)
+                )
+        if finished:
+            newest = max(finished, key=lambda job: order(job)[1:])
+            candidates.append(
+                Tracked(snapshot.target, newest, True, order(newest)[0], snapshot.polled_at)
+            )
+    return candidates
+
+
+def job_label_prefix(target: Target, collection: str, job_id: str) -> str:
+    """``milvus_cluster="..",database="..",collection="..",job_id=".."`` rendered once per job."""
+    return render_label_pairs(
+        (
+            ("milvus_cluster", target.cluster.name),
+            ("database", target.database),
+            ("collection", collection),
+            ("job_id", job_id),
+        )
+    )
+
+
+_STATE_SUFFIXES = {state: f',state="{state}"}}' for state in (*REFRESH_STATES, *IMPORT_STATES)}
+
+
+def _with_state(prefix: str, state: str) -> str:
+    suffix = _STATE_SUFFIXES.get(state) or f',state="{escape_label_value(state)}"}}'
+    return "{" + prefix + suffix
+
+
+def refresh_job_series(out: Families, target: Target, job: RefreshJob, polled_at: float) -> None:
+    prefix = job_label_prefix(target, job.collection, str(job.job_id))
+    labels = "{" + prefix + "}"
+    out[m.REFRESH_JOB_PROGRESS].add_rendered(labels, job.progress_ratio)
+    state_family = out[m.REFRESH_JOB_STATE]
+    for state_name in REFRESH_STATES:
+        state_family.add_rendered(
+            _with_state(prefix, state_name), 1.0 if job.state == state_name else 0.0
+        )
+    if not job.known_state:
+        state_family.add_rendered(_with_state(prefix, job.state), 1.0)
+    start, end = job.start_time, job.end_time
+    if start is not None:
+        out[m.REFRESH_JOB_START].add_rendered(labels, start)
+    if end is not None:
+        out[m.REFRESH_JOB_END].add_rendered(labels, end)
+    if start is not None:
+        if job.finished and end is not None:
+            out[m.REFRESH_JOB_DURATION].add_rendered(labels, max(0.0, end - start))
+        elif not job.finished:
+            out[m.REFRESH_JOB_DURATION].add_rendered(labels, max(0.0, polled_at - start))
+    if job.state == "RefreshFailed":
+        reason = escape_label_value(job.reason or "unknown")
+        out[m.REFRESH_JOB_FAILURE].add_rendered("{" + prefix + f',reason="{reason}"}}', 1.0)
+
+
+def import_job_series(
+    out: Families,
+    target: Target,
+    job: ImportJob,
+    details: ImportJobDetails | None,
+    polled_at: float,
+) -> None:
+    prefix = job_label_prefix(target, job.collection, job.job_id)
+    labels = "{" + prefix + "}"
+    out[m.IMPORT_JOB_PROGRESS].add_rendered(labels, job.progress_ratio)
+    state_family = out[m.IMPORT_JOB_STATE]
+    for state_name in IMPORT_STATES:
+        state_family.add_rendered(
+            _with_state(prefix, state_name), 1.0 if job.state == state_name else 0.0
+        )
+    if job.state not in IMPORT_STATES:
+        state_family.add_rendered(_with_state(prefix, job.state), 1.0)
+    if job.state == "Failed":
+        reason = escape_label_value(job.reason or "unknown")
+        out[m.IMPORT_JOB_FAILURE].add_rendered("{" + prefix + f',reason="{reason}"}}', 1.0)
+    if details is None:
+        return
+    for metric, number in (
+        (m.IMPORT_JOB_IMPORTED_ROWS, details.imported_rows),
+        (m.IMPORT_JOB_TOTAL_ROWS, details.total_rows),
+        (m.IMPORT_JOB_FILE_SIZE, details.file_size_bytes),
+        (m.IMPORT_JOB_CREATE, details.create_time),
+        (m.IMPORT_JOB_COMPLETE, details.complete_time),
+    ):
+        if number is not None:
+            out[metric].add_rendered(labels, float(number))
+    created, completed = details.create_time, details.complete_time
+    if created is not None:
+        if completed is not None:
+            out[m.IMPORT_JOB_DURATION].add_rendered(labels, max(0.0, completed - created))
+        elif not job.finished:
+            out[m.IMPORT_JOB_DURATION].add_rendered(labels, max(0.0, polled_at - created))

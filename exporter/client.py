@@ -507,7 +507,7 @@ def _read_import_page(data: Any) -> tuple[Listing[ImportJob], tuple[int, int, in
         raise ApiError("bad_response", "paging fields are not numbers") from None
     if page_size <= 0:
         return jobs, None
-    pages = -(-count // page_size)  # ceiling without a float to overflow
+    pages = max(0, -(-count // page_size))  # ceiling without a float to overflow
     # A current page below 1 would make the caller walk from there: read it as the first page.
     return jobs, (max(current, 1), pages, page_size)
 

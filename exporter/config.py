@@ -7,25 +7,29 @@ user fixes the whole file in one go. Secrets are kept out of ``repr`` and out of
 
 from __future__ import annotations
 
-import difflib
 import hashlib
-import math
 import os
 import re
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .durations import parse_duration
+from .configfile import (
+    Checker,
+    ConfigFileError,
+    ConfigProblem,
+    number_text,
+    parse_yaml,
+    read_text,
+    readable_by_others,
+    suggest,
+    type_name,
+)
 
 JOB_KINDS = ("refresh", "import")
 DEFAULT_PORT = 9969
 DEFAULT_LISTEN_ADDRESS = f"0.0.0.0:{DEFAULT_PORT}"
-MAX_INTEGER_SETTING = 2**63 - 1  # beyond int64 a count is a typo, and too long to even print
 
 
 @dataclass(frozen=True)
@@ -83,29 +87,14 @@ class Config:
         return tuple(cluster.token for cluster in self.clusters if cluster.token)
 
 
-@dataclass(frozen=True)
-class ConfigProblem:
-    path: str
-    message: str
-    line: int | None = None
-
-    def render(self, source: str) -> str:
-        where = f"{source}:{self.line}" if self.line else source
-        text = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
-        # One line per problem, even when a YAML key or a parser message holds a line break.
-        return " ".join(text.splitlines())
-
-
-class ConfigError(Exception):
+class ConfigError(ConfigFileError):
     """The config cannot be used; ``str()`` gives one line per problem."""
 
-    def __init__(self, source: str, problems: list[ConfigProblem]) -> None:
-        self.source = source
-        self.problems = problems
-        super().__init__("\n".join(problem.render(source) for problem in problems))
+
+__all__ = ["ConfigError", "ConfigProblem"]  # ConfigProblem: the lines of a ConfigError
 
 
-_TOP_LEVEL_KEYS = (
+TOP_LEVEL_KEYS = (
     "listen_address",
     "poll_interval",
     "request_timeout",
@@ -122,7 +111,7 @@ _TOP_LEVEL_KEYS = (
     "shard",
     "clusters",
 )
-_CLUSTER_KEYS = (
+CLUSTER_KEYS = (
     "name",
     "endpoint",
     "token",
@@ -140,13 +129,7 @@ _LISTEN = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]*):(\d{1,5})$")
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
     """Read, expand ``${VAR}`` references in, and validate the config at ``path``."""
     source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise ConfigError(
-            source, [ConfigProblem("", f"cannot read config file: {reason}")]
-        ) from None
+    text = read_text(path, "config file", ConfigError)
     config = parse_config(text, source, os.environ if environ is None else environ)
     return _with_file_warnings(config, Path(path))
 
@@ -156,11 +139,7 @@ def _with_file_warnings(config: Config, path: Path) -> Config:
     inline = [cluster.name for cluster in config.clusters if cluster.inline_token]
     if not inline:
         return config
-    try:
-        world_readable = bool(path.stat().st_mode & stat.S_IROTH)
-    except OSError:
-        return config
-    if not world_readable:
+    if not readable_by_others(path):
         return config
     warning = (
         f"{config.source} is readable by other users and holds a literal token "
@@ -171,8 +150,8 @@ def _with_file_warnings(config: Config, path: Path) -> Config:
 
 def parse_config(text: str, source: str, environ: Mapping[str, str]) -> Config:
     """Validate config ``text``; ``source`` names it in error messages."""
-    document, lines = _parse_yaml(text, source)
-    checker = _Checker(lines, environ)
+    document, lines = parse_yaml(text, source, ConfigError)
+    checker = _Checker(source, lines, environ)
     config = checker.config(document, source)
     if checker.problems or config is None:
         raise ConfigError(source, checker.problems)
@@ -185,73 +164,12 @@ def parse_config(text: str, source: str, environ: Mapping[str, str]) -> Config:
     return config
 
 
-def _parse_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
-    loader: yaml.SafeLoader | None = None
-    try:
-        loader = yaml.SafeLoader(text)  # its reader already refuses unprintable characters
-        node = loader.get_single_node()
-        document = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark else None
-        problem = error.problem or error.context or "invalid YAML"
-        raise ConfigError(source, [ConfigProblem("", f"invalid YAML: {problem}", line)]) from None
-    except yaml.reader.ReaderError as error:
-        line = text.count("\n", 0, error.position) + 1
-        character = f"#x{error.character:04x}" if isinstance(error.character, int) else "character"
-        problem = f"invalid YAML: unacceptable character {character}: {error.reason}"
-        raise ConfigError(source, [ConfigProblem("", problem, line)]) from None
-    except yaml.YAMLError as error:
-        raise ConfigError(source, [ConfigProblem("", f"invalid YAML: {error}")]) from None
-    except RecursionError:
-        raise ConfigError(source, [ConfigProblem("", "invalid YAML: nested too deeply")]) from None
-    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as error:
-        # PyYAML's constructors let these through for a tag the value does not fit
-        # (``!!int abc``, ``!!bool maybe``, ``!!timestamp 2001-13-45``, an int of 5000 digits).
-        detail = " ".join(str(error).split())[:100]
-        problem = f"invalid YAML: a value does not fit its type or tag ({detail})"
-        raise ConfigError(source, [ConfigProblem("", problem)]) from None
-    finally:
-        if loader is not None:
-            loader.dispose()
-    lines: dict[str, int] = {}
-    if node is not None:
-        _index_lines(node, lines)
-    return document, lines
-
-
-def _index_lines(root: yaml.Node, lines: dict[str, int]) -> None:
-    """Map every key path (``clusters[1].endpoint``) to its 1-based line in the file.
-
-    Each node is walked once: an alias points back at a node already walked, and walking it
-    again would make ``&a [*a]`` endless and a "billion laughs" document take forever.
-    """
-    seen: set[int] = set()
-    pending: list[tuple[yaml.Node, str]] = [(root, "")]
-    while pending:
-        node, path = pending.pop()
-        lines.setdefault(path, node.start_mark.line + 1)
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
-                child = f"{path}.{key}" if path else key
-                lines[child] = key_node.start_mark.line + 1
-                pending.append((value_node, child))
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                pending.append((item, f"{path}[{index}]"))
-
-
-class _Checker:
+class _Checker(Checker):
     """Collects problems while converting the parsed document into a ``Config``."""
 
-    def __init__(self, lines: dict[str, int], environ: Mapping[str, str]) -> None:
-        self.lines = lines
+    def __init__(self, source: str, lines: dict[str, int], environ: Mapping[str, str]) -> None:
+        super().__init__(source, lines)
         self.environ = environ
-        self.problems: list[ConfigProblem] = []
         self.written: dict[str, str] = {}  # key path -> text before ${VAR} expansion
 
     def shown(self, path: str, value: str, quote: bool = True) -> str:
@@ -265,20 +183,14 @@ class _Checker:
             return f"{written!r} (expanded from the environment)"
         return repr(value) if quote else value
 
-    def fail(self, path: str, message: str) -> None:
-        line = self.lines.get(path)
-        if line is None and "." in path:
-            line = self.lines.get(path.rsplit(".", 1)[0])
-        self.problems.append(ConfigProblem(path, message, line))
-
     def config(self, document: Any, source: str) -> Config | None:
         if document is None:
             self.fail("", "the config is empty; it needs at least a 'clusters' list")
             return None
         if not isinstance(document, dict):
-            self.fail("", f"the config must be a mapping of keys, not {_type_name(document)}")
+            self.fail("", f"the config must be a mapping of keys, not {type_name(document)}")
             return None
-        self.unknown_keys(document, _TOP_LEVEL_KEYS, "")
+        self.unknown_keys(document, TOP_LEVEL_KEYS, "")
         defaults = Config(clusters=())
         listen_address = self.string(document, "listen_address", defaults.listen_address)
         if listen_address and not _valid_listen_address(listen_address):
@@ -347,7 +259,7 @@ class _Checker:
             self.fail("clusters", "missing: list at least one cluster (name, endpoint, token)")
             return ()
         if not isinstance(value, list):
-            self.fail("clusters", f"expected a list of clusters, got {_type_name(value)}")
+            self.fail("clusters", f"expected a list of clusters, got {type_name(value)}")
             return ()
         if not value:
             self.fail("clusters", "the list is empty: add at least one cluster")
@@ -372,10 +284,10 @@ class _Checker:
     def cluster(self, item: Any, path: str) -> ClusterConfig | None:
         if not isinstance(item, dict):
             self.fail(
-                path, f"expected a mapping with name, endpoint and token, got {_type_name(item)}"
+                path, f"expected a mapping with name, endpoint and token, got {type_name(item)}"
             )
             return None
-        self.unknown_keys(item, _CLUSTER_KEYS, path)
+        self.unknown_keys(item, CLUSTER_KEYS, path)
         name = self.string(item, "name", None, path)
         if name is not None and not name.strip():
             self.fail(f"{path}.name", "must not be empty")
@@ -390,7 +302,7 @@ class _Checker:
                 self.fail(
                     f"{path}.jobs[{index}]",
                     f"unknown job kind {self.shown(f'{path}.jobs[{index}]', kind)}"
-                    f"{_suggest(kind, JOB_KINDS)}; use refresh and/or import",
+                    f"{suggest(kind, JOB_KINDS)}; use refresh and/or import",
                 )
         ca_file = self.string(item, "tls_ca_file", None, path) if "tls_ca_file" in item else None
         if ca_file is not None and ("\x00" in ca_file or not os.access(ca_file, os.R_OK)):
@@ -478,13 +390,6 @@ class _Checker:
         value = item.get(key)
         return isinstance(value, str) and not _ENV_REFERENCE.search(value)
 
-    def unknown_keys(self, mapping: dict[Any, Any], known: tuple[str, ...], path: str) -> None:
-        for key in mapping:
-            if key not in known:
-                name = _number_text(key) if isinstance(key, int) else str(key)
-                child = f"{path}.{name}" if path else name
-                self.fail(child, f"unknown key{_suggest(name, known)}")
-
     def raw(self, mapping: dict[str, Any], key: str, path: str) -> tuple[str, Any]:
         return (f"{path}.{key}" if path else key), mapping.get(key)
 
@@ -497,10 +402,10 @@ class _Checker:
                 self.fail(key_path, "missing")
             return default
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            self.fail(key_path, f"expected a string, got {_type_name(value)}")
+            self.fail(key_path, f"expected a string, got {type_name(value)}")
             return default
         if isinstance(value, int) and value.bit_length() > 1000:  # str() refuses 4300 digits
-            self.fail(key_path, f"expected a string, got {_number_text(value)}")
+            self.fail(key_path, f"expected a string, got {number_text(value)}")
             return default
         return self.expand(str(value), key_path)
 
@@ -540,13 +445,13 @@ class _Checker:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not value:
-            self.fail(key_path, f"expected a non-empty list of names, got {_type_name(value)}")
+            self.fail(key_path, f"expected a non-empty list of names, got {type_name(value)}")
             return default
         items: list[str] = []
         for index, item in enumerate(value):
             if isinstance(item, bool) or not isinstance(item, (str, int)) or not str(item).strip():
                 self.fail(
-                    f"{key_path}[{index}]", f"expected a non-empty name, got {_type_name(item)}"
+                    f"{key_path}[{index}]", f"expected a non-empty name, got {type_name(item)}"
                 )
                 continue
             expanded = self.expand(str(item), f"{key_path}[{index}]")
@@ -559,104 +464,17 @@ class _Checker:
             items.append(expanded)
         return tuple(items) if items else default
 
-    def duration(self, mapping: dict[str, Any], key: str, default: float, minimum: float) -> float:
-        key_path, value = self.raw(mapping, key, "")
-        if key not in mapping:
-            return default
-        if isinstance(value, bool) or not isinstance(value, str):
-            # Never repr() an arbitrary value: an alias bomb makes it enormous.
-            shown = _number_text(value) if isinstance(value, (int, float)) else _type_name(value)
-            self.fail(key_path, f"expected a duration with a unit such as 30s or 5m, got {shown}")
-            return default
-        try:
-            seconds = parse_duration(value)
-        except ValueError as error:
-            self.fail(key_path, str(error))
-            return default
-        if seconds < minimum:
-            self.fail(key_path, f"{value!r} is too short; at least {minimum:g}s")
-            return default
-        return seconds
-
-    def number(self, mapping: dict[str, Any], key: str, default: float, minimum: float) -> float:
-        key_path, value = self.raw(mapping, key, "")
-        if key not in mapping:
-            return default
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.fail(key_path, f"expected a number, got {_type_name(value)}")
-            return default
-        if isinstance(value, int) and abs(value) > 10**300:  # float() and isfinite() overflow
-            self.fail(key_path, f"must be a finite number, got {_number_text(value)}")
-            return default
-        if not math.isfinite(value):
-            self.fail(key_path, f"must be a finite number, got {value}")
-            return default
-        if value < minimum:
-            self.fail(key_path, f"must be at least {minimum:g}, got {value}")
-            return default
-        return float(value)
-
-    def integer(self, mapping: dict[str, Any], key: str, default: int, minimum: int) -> int:
-        key_path, value = self.raw(mapping, key, "")
-        if key not in mapping:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(key_path, f"expected a whole number, got {_type_name(value)}")
-            return default
-        if value < minimum:
-            self.fail(key_path, f"must be at least {minimum}, got {_number_text(value)}")
-            return default
-        if value > MAX_INTEGER_SETTING:
-            self.fail(key_path, f"must be at most {MAX_INTEGER_SETTING}, got {_number_text(value)}")
-            return default
-        return value
-
-    def boolean(self, mapping: dict[str, Any], key: str, default: bool, path: str) -> bool:
-        key_path, value = self.raw(mapping, key, path)
-        if key not in mapping:
-            return default
-        if not isinstance(value, bool):
-            self.fail(key_path, f"expected true or false, got {_type_name(value)}")
-            return default
-        return value
-
 
 def _valid_listen_address(value: str) -> bool:
     match = _LISTEN.match(value)
     return bool(match) and 0 <= int(match.group(2)) <= 65535  # type: ignore[union-attr]
 
 
-def _number_text(value: float) -> str:
-    """``str()`` of a number, which for an int over 4300 digits raises instead of printing."""
-    if isinstance(value, int) and value.bit_length() > 1000:
-        return f"a number of about {int(value.bit_length() * math.log10(2))} digits"
-    return str(value)
-
-
-def _suggest(word: str, choices: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    names = {
-        dict: "a mapping",
-        list: "a list",
-        str: "a string",
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-    }
-    return names.get(type(value), type(value).__name__)
-
-
 def parse_shard(value: object) -> tuple[int, int]:
     """``"1/4"`` -> ``(1, 4)``: this replica is shard 1 (0-based) of 4."""
     text = value.strip() if isinstance(value, str) else ""
     if not re.fullmatch(r"[0-9]{1,4}/[0-9]{1,4}", text):
-        shown = repr(text) if text else _type_name(value)
+        shown = repr(text) if text else type_name(value)
         raise ValueError(f"expected INDEX/COUNT such as 0/4 (0-based), got {shown}")
     index, count = (int(part) for part in text.split("/"))
     if not 0 <= index < count:

@@ -334,7 +334,7 @@ def test_mistyped_top_level_value_is_reported_with_its_line(line: str, expected:
         ),
         pytest.param(
             {"tls_insecure_skip_verify": "maybe"},
-            "clusters[0].tls_insecure_skip_verify: expected true or false, got a string",
+            "clusters[0].tls_insecure_skip_verify: expected true or false, got 'maybe'",
             id="not-a-boolean",
         ),
         pytest.param(
@@ -647,3 +647,14 @@ def test_an_empty_state_file_path_is_refused(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_config(path, {})
     assert str(caught.value) == f"{path}:1: state_file: expected a file path"
+
+
+def test_a_key_given_twice_is_refused_instead_of_silently_keeping_the_last(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "poll_interval: 30s\npoll_interval: 5s\n"
+        "clusters:\n  - name: prod\n    endpoint: http://127.0.0.1:1\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    assert str(caught.value) == f"{path}:2: poll_interval: duplicate key (only one may be given)"

@@ -24,6 +24,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from exporter import config as config_module
 from exporter.client import (
     API_PREFIX,
     IMPORT_LIST,
@@ -623,16 +624,7 @@ REPLACEMENTS: list[Any] = [
     RAW,
 ]
 
-CLUSTER_KEYS = [
-    "name",
-    "endpoint",
-    "token",
-    "token_file",
-    "databases",
-    "jobs",
-    "tls_ca_file",
-    "tls_insecure_skip_verify",
-]
+CLUSTER_KEYS = list(config_module.CLUSTER_KEYS)
 
 
 @st.composite

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -24,7 +25,7 @@ import bcrypt
 import pytest
 import requests
 
-from exporter import webconfig
+from exporter import basicauth, webconfig
 from exporter.webconfig import AuthResult, WebConfig, WebConfigError, load_web_config
 
 # bcrypt's cheapest costs keep the suite fast; the code treats every cost alike.
@@ -160,7 +161,7 @@ def bcrypt_calls(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
         calls.append(hashed_password)
         return real_checkpw(password, hashed_password)
 
-    monkeypatch.setattr(webconfig.bcrypt, "checkpw", counting_checkpw)
+    monkeypatch.setattr(basicauth.bcrypt, "checkpw", counting_checkpw)
     return calls
 
 
@@ -331,13 +332,13 @@ def test_loaded_config_never_shows_a_hash_in_its_repr(write_config) -> None:
 BAD_CONFIGS = [
     pytest.param(
         "tls_server_confg:\n  cert_file: server.crt\n",
-        "tls_server_confg: unknown key (did you mean tls_server_config?)",
+        "tls_server_confg: unknown key (did you mean 'tls_server_config'?)",
         id="unknown top-level key",
     ),
     pytest.param(
         "tls_server_config:\n  cert_file: {server_crt}\n  key_file: {server_key}\n"
         "  min_verison: TLS13\n",
-        "tls_server_config.min_verison: unknown key (did you mean min_version?)",
+        "tls_server_config.min_verison: unknown key (did you mean 'min_version'?)",
         id="unknown tls key",
     ),
     pytest.param(
@@ -369,7 +370,7 @@ BAD_CONFIGS = [
     pytest.param(
         "tls_server_config:\n  cert_file: {server_crt}\n  key_file: {server_key}\n"
         "  min_version: TLS1.2\n",
-        "tls_server_config.min_version: unknown TLS version 'TLS1.2' (did you mean TLS12?)",
+        "tls_server_config.min_version: unknown TLS version 'TLS1.2' (did you mean 'TLS12'?)",
         id="bad TLS version",
     ),
     pytest.param(
@@ -396,7 +397,7 @@ BAD_CONFIGS = [
         "tls_server_config:\n  cert_file: {server_crt}\n  key_file: {server_key}\n"
         "  client_auth_type: RequireAndVerifyClientCerts\n  client_ca_file: {ca_crt}\n",
         "tls_server_config.client_auth_type: unknown client auth type "
-        "'RequireAndVerifyClientCerts' (did you mean RequireAndVerifyClientCert?)",
+        "'RequireAndVerifyClientCerts' (did you mean 'RequireAndVerifyClientCert'?)",
         id="unknown client auth type",
     ),
     pytest.param(
@@ -427,7 +428,7 @@ BAD_CONFIGS = [
     pytest.param(
         "http_server_config:\n  headers:\n    X-Frame-Option: deny\n",
         "http_server_config.headers.X-Frame-Option: this header cannot be configured "
-        "(did you mean X-Frame-Options?)",
+        "(did you mean 'X-Frame-Options'?)",
         id="header that cannot be configured",
     ),
     pytest.param(
@@ -498,7 +499,9 @@ def test_bad_config_is_refused_with_one_line_naming_the_key_path(
 
     lines = str(raised.value).splitlines()
     assert len(lines) == 1, lines
-    assert lines[0].startswith(f"{path}: {expected_line.format(**names)}"), lines[0]
+    located = re.match(rf"{re.escape(str(path))}:[0-9]+: ", lines[0])
+    assert located, f"no file and line in {lines[0]}"
+    assert lines[0][located.end() :].startswith(expected_line.format(**names)), lines[0]
 
 
 def test_every_problem_in_a_file_is_reported_at_once(write_config) -> None:

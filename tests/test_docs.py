@@ -1,0 +1,66 @@
+"""The docs stay true: links resolve, and every module, config key and alert is documented."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from exporter.config import CLUSTER_KEYS, TOP_LEVEL_KEYS
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as dashes."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    return {
+        anchor(line.lstrip("#")) for line in page.read_text().splitlines() if line.startswith("#")
+    }
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_every_relative_link_resolves(page: Path) -> None:
+    for target in LINK.findall(page.read_text()):
+        if target.startswith(("http://", "https://", "mailto:")):
+            continue
+        path, _, fragment = target.partition("#")
+        resolved = (page.parent / path).resolve() if path else page
+        assert resolved.exists(), f"{page.name}: {target} does not exist"
+        if fragment and resolved.suffix == ".md":
+            assert fragment in anchors(resolved), f"{page.name}: no heading for #{fragment}"
+
+
+def test_the_readme_layout_names_every_module() -> None:
+    readme = (ROOT / "README.md").read_text()
+    layout = readme.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    for module in sorted((ROOT / "exporter").glob("*.py")):
+        if module.name in ("__init__.py", "__main__.py"):
+            continue
+        assert f"exporter/{module.name}" in layout, f"README Layout misses exporter/{module.name}"
+    for module in sorted((ROOT / "exporter").glob("*/__init__.py")):
+        assert f"exporter/{module.parent.name}/" in layout, module.parent.name
+
+
+def test_every_config_key_is_in_the_configuration_reference() -> None:
+    reference = (ROOT / "docs" / "configuration.md").read_text()
+    for key in TOP_LEVEL_KEYS:
+        assert f"| `{key}` |" in reference, key
+    for key in CLUSTER_KEYS:
+        assert f"| `clusters[].{key}` |" in reference, key
+
+
+def test_every_alert_has_a_runbook_section() -> None:
+    rules = yaml.safe_load((ROOT / "prometheus" / "alerts.yml").read_text())
+    runbook = anchors(ROOT / "docs" / "alerts.md")
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            assert anchor(rule["alert"]) in runbook, f"no runbook section for {rule['alert']}"

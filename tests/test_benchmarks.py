@@ -18,6 +18,8 @@ from benchmarks import report
 from benchmarks.harness import RawHttpClient, floor_server
 from benchmarks.profiling import summary
 
+pytestmark = pytest.mark.slow
+
 REPOSITORY = Path(__file__).resolve().parent.parent
 
 

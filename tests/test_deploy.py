@@ -46,6 +46,8 @@ from exporter.simulator import Simulator
 from exporter.simulator.cli import options_from_args
 from tests.conftest import TOKEN_A, RunningExporter
 
+pytestmark = pytest.mark.deploy
+
 REPOSITORY = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPOSITORY / "Dockerfile"
 DOCKERIGNORE = REPOSITORY / ".dockerignore"

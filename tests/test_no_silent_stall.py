@@ -73,6 +73,7 @@ def error_reason(parsed: Series, database: str) -> str | None:
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "behaviour",
     [
@@ -92,6 +93,7 @@ def test_an_answer_trickled_byte_by_byte_is_cut_at_the_request_timeout(start_exp
         assert_keeps_polling(exporter, poll_interval=1.5, request_timeout=1.0)
 
 
+@pytest.mark.slow
 def test_retry_after_of_one_token_holds_back_only_that_token(start_exporter):
     with (
         hostile.hostile_server({}, default=hostile.too_many_requests(300)) as throttled,

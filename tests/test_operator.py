@@ -555,6 +555,7 @@ def test_refresh_wait_exits_3_at_the_timeout_and_says_how_to_keep_watching(start
     )
 
 
+@pytest.mark.slow
 def test_waiting_asks_no_faster_than_the_rate_limit(start_simulator):
     simulator, config = start_simulator()
     job_id = simulator.start_refresh("default", "ext_books", outcome="hang")
@@ -570,6 +571,7 @@ def test_waiting_asks_no_faster_than_the_rate_limit(start_simulator):
     assert all(record.status == 200 for record in simulator.request_log())
 
 
+@pytest.mark.slow
 def test_a_temporary_failure_while_waiting_is_shown_and_waiting_goes_on(start_simulator):
     simulator, config = start_simulator(time_scale=10.0)
     job_id = simulator.start_refresh("default", "ext_books", duration_seconds=20)
@@ -659,6 +661,7 @@ def test_ctrl_c_while_waiting_exits_130_leaves_the_job_running_and_says_how_to_r
     assert describe_json(config, job_id)["state"] in ("RefreshPending", "RefreshInProgress")
 
 
+@pytest.mark.slow
 def test_on_a_terminal_waiting_redraws_one_progress_bar_in_place(start_simulator):
     simulator, config = start_simulator(time_scale=10.0)
     job_id = simulator.start_refresh("default", "ext_books", duration_seconds=25)

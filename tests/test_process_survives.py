@@ -25,6 +25,8 @@ from . import hostile
 from .conftest import TOKEN_A, cluster, value
 from .test_cli import REPO, free_port
 
+pytestmark = pytest.mark.slow
+
 DATABASES = ", ".join(f"db{index:02d}" for index in range(6))
 
 

@@ -216,6 +216,7 @@ def test_rate_must_be_positive(rate: float) -> None:
         SlidingWindowLimiter(rate)
 
 
+@pytest.mark.slow
 def test_forty_threads_under_a_real_clock_never_start_more_than_20_in_a_second() -> None:
     seen = threading.local()
 

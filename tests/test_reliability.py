@@ -20,6 +20,8 @@ from exporter.simulator import Fault
 from .conftest import TOKEN_A, RunningExporter, cluster, series, value
 from .test_cli import free_port, serve_process, write_config
 
+pytestmark = pytest.mark.slow
+
 
 def up(name: str, database: str, kind: str = "refresh") -> dict[str, str]:
     return {"milvus_cluster": name, "database": database, "kind": kind}

@@ -102,6 +102,7 @@ def test_a_bad_shard_flag_is_a_usage_error(tmp_path, simulator):
     assert "--shard" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_four_replicas_on_one_token_stay_under_its_limit_together(simulator, start_exporter):
     sim, url = simulator
     names = tuple(f"db{index:02d}" for index in range(40))

@@ -278,6 +278,30 @@ BUILD_INFO = Metric(
     ("version",), "always 1",
 )  # fmt: skip
 
+# --- Database discovery (health.py) -----------------------------------------------------------
+DISCOVERED_DATABASES = Metric(
+    "milvus_jobs_exporter_discovered_databases", "gauge",
+    "Databases of a cluster that its database patterns matched at the last successful discovery.",
+    ("milvus_cluster",),
+    "databases a cluster's patterns (`databases: [\"*\"]`, `\"prod_*\"`) matched at its last "
+    "successful discovery, exclusions removed",
+)  # fmt: skip
+DISCOVERY_UP = Metric(
+    "milvus_jobs_exporter_discovery_up", "gauge",
+    "1 if the last database discovery of the cluster succeeded, else 0 (the last list is kept).",
+    ("milvus_cluster",), "1 if the last discovery succeeded; 0 keeps polling the last list",
+)  # fmt: skip
+DISCOVERY_ERRORS = Metric(
+    "milvus_jobs_exporter_discovery_errors", "counter",
+    "Failed database discoveries, by bounded reason.",
+    ("milvus_cluster", "reason"), "failed discoveries by reason (the reasons of a failed poll)",
+)  # fmt: skip
+LAST_DISCOVERY_SUCCESS = Metric(
+    "milvus_jobs_exporter_last_discovery_success_timestamp_seconds", "gauge",
+    "When the cluster's databases were last listed successfully (Unix time).",
+    ("milvus_cluster",), "last successful discovery (Unix seconds)", "seconds",
+)  # fmt: skip
+
 # --- Config, shard and state (daemon.py) -----------------------------------------------------
 RELOAD_SUCCESSFUL = Metric(
     "milvus_jobs_exporter_config_last_reload_successful", "gauge",
@@ -329,6 +353,7 @@ HEALTH_METRICS = (
     TRACKED_COLLECTIONS, FORGOTTEN_COLLECTIONS, API_REQUESTS, API_REQUEST_DURATION,
     POLL_CYCLE_DURATION, POLL_CYCLES, LAST_POLL_CYCLE, LATE_TARGETS, UNTRACKED_JOBS, BUILD_INFO,
 )  # fmt: skip
+DISCOVERY_METRICS = (DISCOVERED_DATABASES, DISCOVERY_UP, DISCOVERY_ERRORS, LAST_DISCOVERY_SUCCESS)
 CONFIG_METRICS = (
     RELOAD_SUCCESSFUL, RELOAD_SUCCESS_TIME, SHARD_INFO, POLL_INTERVAL, STATE_WRITE_ERRORS,
 )  # fmt: skip
@@ -338,6 +363,7 @@ GROUPS: tuple[tuple[str, tuple[Metric, ...]], ...] = (
     ("Refresh jobs of external collections", REFRESH_METRICS),
     ("Bulk import jobs", IMPORT_METRICS),
     ("The exporter's own health", HEALTH_METRICS),
+    ("Database discovery", DISCOVERY_METRICS),
     ("Config, shard and state", CONFIG_METRICS),
     ("Read at every scrape", LIVE_METRICS),
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fnmatch
 import signal
 import sys
 import threading
@@ -35,6 +36,7 @@ from .operator import add_commands as add_operator_commands
 from .operator import run as run_operator_command
 from .poller import Poller
 from .server import ExporterHTTPServer, serve_in_thread
+from .snapshots import DiscoveryOutcome
 from .webconfig import WebConfig, WebConfigError, load_web_config
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -262,11 +264,16 @@ def run_check(args: argparse.Namespace, out: TextIO) -> int:
     poller = Poller(config)
     try:
         cycle = poller.poll_cycle()
+        reported = {snapshot.target.key: snapshot for snapshot in cycle.snapshots}
+        discoveries = list(cycle.discoveries)
+        if cycle.targets_changed:  # a pattern found databases: poll those too
+            more = poller.poll_cycle()
+            reported.update({snapshot.target.key: snapshot for snapshot in more.snapshots})
+            discoveries += more.discoveries
     finally:
         poller.close()
-    reported = {snapshot.target.key: snapshot for snapshot in cycle.snapshots}
+    failed = _write_discoveries(config, discoveries, out)
     rows = [("CLUSTER", "DATABASE", "KIND", "STATUS", "JOBS", "LATENCY")]
-    failed = 0
     for target in poller.targets:
         cluster, database, kind = target.key
         snapshot = reported.get(target.key)
@@ -288,8 +295,32 @@ def run_check(args: argparse.Namespace, out: TextIO) -> int:
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)] + [row[-1]]
         out.write("  ".join(cells).rstrip() + "\n")
-    out.write(f"{len(poller.targets) - failed} of {len(poller.targets)} targets ok\n")
+    failed_targets = failed - len([d for d in discoveries if not d.ok])
+    out.write(f"{len(poller.targets) - failed_targets} of {len(poller.targets)} targets ok\n")
     return EXIT_FAILURE if failed else EXIT_OK
+
+
+def _write_discoveries(config: Config, discoveries: list[DiscoveryOutcome], out: TextIO) -> int:
+    """One line per database pattern: what it matched; return how many discoveries failed."""
+    failed = 0
+    for outcome in discoveries:
+        cluster = next(c for c in config.clusters if c.name == outcome.cluster)
+        if not outcome.ok:
+            failed += 1
+            out.write(
+                f"{cluster.name}: databases/list failed: {outcome.reason} ({outcome.message}); "
+                f"patterns {', '.join(map(repr, cluster.database_patterns))} matched nothing\n"
+            )
+            continue
+        for pattern in cluster.database_patterns:
+            matched = [db for db in outcome.matched if fnmatch.fnmatchcase(db, pattern)]
+            shown = ", ".join(matched) if matched else "no database"
+            out.write(f"{cluster.name}: pattern {pattern!r} matched {shown}\n")
+        if cluster.exclude_databases:
+            out.write(
+                f"{cluster.name}: excluded {', '.join(map(repr, cluster.exclude_databases))}\n"
+            )
+    return failed
 
 
 def run_demo(args: argparse.Namespace) -> int:

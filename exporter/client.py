@@ -51,7 +51,10 @@ REFRESH_DESCRIBE = "external_collection/describe"
 REFRESH_TRIGGER = "external_collection/refresh"
 IMPORT_LIST = "import/list"
 IMPORT_DESCRIBE = "import/describe"
+DATABASES_LIST = "databases/list"
 API_PREFIX = "/v2/vectordb/jobs/"
+API_PATHS = {DATABASES_LIST: "/v2/vectordb/databases/list"}
+"""APIs outside /v2/vectordb/jobs/ (the ``api`` label stays the short name)."""
 
 SUCCESS_CODES = frozenset({0, 200})
 AUTH_CODES = frozenset({1800, 1400, 1401})
@@ -206,6 +209,10 @@ class MilvusClient:
                 listings.append(more)
         return _merge(listings)
 
+    def list_databases(self) -> tuple[str, ...]:
+        """Every database of the cluster (``databases/list``), for database discovery."""
+        return self.call(DATABASES_LIST, {}, _read_database_names)
+
     def describe_refresh_job(self, job_id: int) -> RefreshJob:
         return self.call(REFRESH_DESCRIBE, {"jobId": job_id}, _read_refresh_job)
 
@@ -290,7 +297,7 @@ class MilvusClient:
         deadline: float,
     ) -> Any:
         with self._session.post(
-            self.endpoint + API_PREFIX + api,
+            self.endpoint + API_PATHS.get(api, API_PREFIX + api),
             data=json.dumps(body),
             headers=headers,
             auth=self._auth,
@@ -465,6 +472,13 @@ def _merge(listings: list[Listing[J]]) -> Listing[J]:
         tuple(job for listing in listings for job in listing.jobs),
         tuple((reason, counts[reason], first_message[reason]) for reason in sorted(counts)),
     )
+
+
+def _read_database_names(data: Any) -> tuple[str, ...]:
+    """``data`` is a list of names; anything else in it means the answer cannot be trusted."""
+    if not isinstance(data, list) or not all(isinstance(name, str) for name in data):
+        raise ApiError("bad_response", "the database list is not a list of names")
+    return tuple(dict.fromkeys(name for name in data if name))
 
 
 def _read_refresh_job(data: Any) -> RefreshJob:

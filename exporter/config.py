@@ -7,6 +7,7 @@ user fixes the whole file in one go. Secrets are kept out of ``repr`` and out of
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 import re
@@ -28,6 +29,8 @@ from .configfile import (
 )
 
 JOB_KINDS = ("refresh", "import")
+PATTERN_CHARACTERS = frozenset("*?[")
+"""A database item holding any of these is a shell-style pattern (Milvus names never do)."""
 DEFAULT_PORT = 9969
 DEFAULT_LISTEN_ADDRESS = f"0.0.0.0:{DEFAULT_PORT}"
 
@@ -46,6 +49,28 @@ class ClusterConfig:
     """The token is written literally in the config file (not ${VAR}, not token_file)."""
     tls_ca_file: str | None = None
     tls_insecure_skip_verify: bool = False
+    exclude_databases: tuple[str, ...] = ()
+    """Patterns of discovered databases to leave out."""
+    discovery_interval: float | None = None
+    """This cluster's own discovery interval; None means the config's ``discovery_interval``."""
+
+    @property
+    def database_names(self) -> tuple[str, ...]:
+        """The databases named outright: polled as they are, with no discovery call."""
+        return tuple(item for item in self.databases if not PATTERN_CHARACTERS & set(item))
+
+    @property
+    def database_patterns(self) -> tuple[str, ...]:
+        """Shell-style patterns (``*``, ``prod_*``): the cluster's database list decides."""
+        return tuple(item for item in self.databases if PATTERN_CHARACTERS & set(item))
+
+    def matches(self, database: str) -> bool:
+        """Whether a listed database is one to poll: it matches a pattern and no exclusion."""
+        return any(
+            fnmatch.fnmatchcase(database, pattern) for pattern in self.database_patterns
+        ) and (
+            not any(fnmatch.fnmatchcase(database, pattern) for pattern in self.exclude_databases)
+        )
 
     @property
     def credential_id(self) -> str:
@@ -74,6 +99,7 @@ class Config:
     max_import_pages: int = 100
     max_tracked_collections: int = 10_000
     collection_retention: float = 7 * 86_400.0
+    discovery_interval: float = 300.0
     state_file: str | None = None
     import_details: bool = True
     shard_index: int = 0
@@ -106,6 +132,7 @@ TOP_LEVEL_KEYS = (
     "max_import_pages",
     "max_tracked_collections",
     "collection_retention",
+    "discovery_interval",
     "state_file",
     "import_details",
     "shard",
@@ -120,6 +147,8 @@ CLUSTER_KEYS = (
     "jobs",
     "tls_ca_file",
     "tls_insecure_skip_verify",
+    "exclude_databases",
+    "discovery_interval",
 )
 _ENV_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -225,6 +254,9 @@ class _Checker(Checker):
         collection_retention = self.duration(
             document, "collection_retention", defaults.collection_retention, minimum=60.0
         )
+        discovery_interval = self.duration(
+            document, "discovery_interval", defaults.discovery_interval, minimum=1.0
+        )
         state_file = self.state_file(document)
         import_details = self.boolean(document, "import_details", defaults.import_details, "")
         shard_index, shard_count = 0, 1
@@ -247,6 +279,7 @@ class _Checker(Checker):
             max_import_pages=max_pages,
             max_tracked_collections=max_collections,
             collection_retention=collection_retention,
+            discovery_interval=discovery_interval,
             state_file=state_file,
             import_details=import_details,
             shard_index=shard_index,
@@ -309,6 +342,18 @@ class _Checker(Checker):
             shown = self.shown(f"{path}.tls_ca_file", ca_file, quote=False)
             self.fail(f"{path}.tls_ca_file", f"cannot read CA file {shown}")
         insecure = self.boolean(item, "tls_insecure_skip_verify", False, path)
+        excluded = self.string_list(item, "exclude_databases", (), path)
+        if excluded and not any(PATTERN_CHARACTERS & set(database) for database in databases):
+            self.fail(
+                f"{path}.exclude_databases",
+                "only applies to databases found through a pattern; databases has none "
+                '(e.g. "*" or "prod_*")',
+            )
+        discovery_interval = (
+            self.duration(item, "discovery_interval", 300.0, minimum=1.0, path=path)
+            if "discovery_interval" in item
+            else None
+        )
         if name is None or endpoint is None:
             return None
         return ClusterConfig(
@@ -321,6 +366,8 @@ class _Checker(Checker):
             inline_token=bool(token) and self.is_literal(item, "token"),
             tls_ca_file=ca_file,
             tls_insecure_skip_verify=insecure,
+            exclude_databases=excluded,
+            discovery_interval=discovery_interval,
         )
 
     def state_file(self, document: dict[str, Any]) -> str | None:

@@ -228,10 +228,13 @@ class Checker:
             return default
         return value
 
-    def duration(self, mapping: dict[Any, Any], key: str, default: float, minimum: float) -> float:
+    def duration(
+        self, mapping: dict[Any, Any], key: str, default: float, minimum: float, path: str = ""
+    ) -> float:
         if key not in mapping:
             return default
         value = mapping[key]
+        key = f"{path}.{key}" if path else key
         if isinstance(value, bool) or not isinstance(value, str):
             # Never repr() an arbitrary value: an alias bomb makes it enormous.
             shown = number_text(value) if isinstance(value, (int, float)) else type_name(value)

@@ -32,7 +32,7 @@ from .log import dropped_log_lines, redactor
 from .model import REFRESH_DURATION_BUCKETS, MetricsModel
 from .poller import CycleResult, Poller, limiter_rate
 from .state import StateError, load_state, save_state
-from .status import ReloadResult, TargetStatus
+from .status import DiscoveryStatus, ReloadResult, TargetStatus
 
 log = structlog.get_logger("exporter.daemon")
 
@@ -98,6 +98,7 @@ class Daemon:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._status: list[TargetStatus] = []
+        self._discovery_status: list[DiscoveryStatus] = []
         self._pending_config: Config | None = None
         self._reload_successful = True
         self._reload_success_time = wall_clock()
@@ -119,6 +120,7 @@ class Daemon:
         publish_started = self._clock()
         families = self.model.update(cycle, self._wall_clock())
         self._status = self._collect_status()
+        self._discovery_status = self._collect_discovery_status()
         self.cache.publish(families)
         self._last_published = self._clock()
         self.ready.set()
@@ -237,6 +239,7 @@ class Daemon:
             clock=self._clock,
             wall_clock=self._wall_clock,
             described_finished=old.described_finished,  # a reload need not describe them again
+            listed_databases=old.listed_databases,  # nor list a cluster's databases at once
         )
         old.close()
         redactor.set_secrets((*self.config.secrets, *config.secrets))
@@ -282,10 +285,14 @@ class Daemon:
     def _loop(self) -> None:
         next_start = self._clock()
         while not self._stopping.is_set():
+            changed = False
             try:
-                self.run_cycle()
+                changed = self.run_cycle().targets_changed
             except Exception:  # the loop must outlive any bug in one cycle
                 log.exception("cycle.internal_error")
+            if changed:  # a discovery found new databases (or lost some): poll them now
+                next_start = self._clock()
+                continue
             next_start += self.config.poll_interval
             now = self._clock()
             if now > next_start:
@@ -300,6 +307,29 @@ class Daemon:
                 self._wake.clear()
                 next_start = self._clock()
         self.poller.close()  # the one a reload may have swapped in while stop() closed the old
+
+    def discovery_status(self) -> list[DiscoveryStatus]:
+        """Pattern clusters as of the last cycle (replaced whole, safe from any thread)."""
+        return self._discovery_status
+
+    def _collect_discovery_status(self) -> list[DiscoveryStatus]:
+        rows = []
+        for cluster in self.config.clusters:
+            if not cluster.database_patterns:
+                continue
+            ok, matched, reason, last_success = self.model.discovery_status(cluster.name)
+            rows.append(
+                DiscoveryStatus(
+                    cluster.name,
+                    cluster.database_patterns,
+                    cluster.exclude_databases,
+                    ok,
+                    matched,
+                    reason,
+                    last_success,
+                )
+            )
+        return rows
 
     def status(self) -> list[TargetStatus]:
         """Target rows as of the last cycle (a list replaced whole, safe to read from any thread)."""

@@ -41,6 +41,10 @@ class ExporterHealth:
         self._skipped_records: Counter[tuple[str, str, str, str]] = Counter()
         self._api_requests: Counter[tuple[str, str, str]] = Counter()
         self._api_latency: dict[tuple[str, str], HistogramState] = {}
+        self._discovery: dict[str, tuple[bool, int, float | None]] = {}
+        """Per pattern cluster: (last discovery ok, databases matched, last success time)."""
+        self._discovery_errors: Counter[tuple[str, str]] = Counter()
+        self._discovery_reasons: dict[str, str] = {}
         self.cycles = 0
         self._late_targets = 0
         self._last_cycle_seconds = 0.0
@@ -76,10 +80,30 @@ class ExporterHealth:
                 (request.cluster, record.api), HistogramState(API_LATENCY_BUCKETS)
             )
             latency.observe(record.seconds)
+        for outcome in cycle.discoveries:
+            _ok, matched, last_success = self._discovery.get(outcome.cluster, (False, 0, None))
+            self._discovery_reasons[outcome.cluster] = outcome.reason
+            if outcome.ok:
+                self._discovery[outcome.cluster] = (True, len(outcome.matched), outcome.at)
+            else:
+                self._discovery[outcome.cluster] = (False, matched, last_success)
+                self._discovery_errors[(outcome.cluster, outcome.reason)] += 1
+        clusters = set(cycle.discovery_clusters)
+        self._discovery = {k: v for k, v in self._discovery.items() if k in clusters}
+        self._discovery_errors = Counter(
+            {k: v for k, v in self._discovery_errors.items() if k[0] in clusters}
+        )
         self.cycles += 1
         self._late_targets = len(cycle.late)
         self._last_cycle_seconds = cycle.seconds
         self._last_cycle_end = now
+
+    def discovery(self, cluster: str) -> tuple[bool | None, int, str, float | None]:
+        """(last discovery ok or None if none ended yet, databases matched, reason, last success)."""
+        if cluster not in self._discovery:
+            return None, 0, "", None
+        ok, matched, last_success = self._discovery[cluster]
+        return ok, matched, self._discovery_reasons.get(cluster, ""), last_success
 
     def families(
         self,
@@ -141,4 +165,18 @@ class ExporterHealth:
         out[m.LATE_TARGETS].add((), float(self._late_targets))
         out[m.UNTRACKED_JOBS].add((), float(untracked_jobs))
         out[m.BUILD_INFO].add((("version", __version__),), 1.0)
-        return [out[metric] for metric in m.HEALTH_METRICS]
+        discovery = {metric: metric.family() for metric in m.DISCOVERY_METRICS}
+        for cluster, (ok, matched, last_success) in sorted(self._discovery.items()):
+            cluster_labels = (("milvus_cluster", cluster),)
+            discovery[m.DISCOVERED_DATABASES].add(cluster_labels, float(matched))
+            discovery[m.DISCOVERY_UP].add(cluster_labels, 1.0 if ok else 0.0)
+            if last_success is not None:
+                discovery[m.LAST_DISCOVERY_SUCCESS].add(cluster_labels, last_success)
+        for (cluster, reason), count in sorted(self._discovery_errors.items()):
+            discovery[m.DISCOVERY_ERRORS].add(
+                (("milvus_cluster", cluster), ("reason", reason)), float(count), "_total"
+            )
+        return [
+            *(out[metric] for metric in m.HEALTH_METRICS),
+            *(discovery[metric] for metric in m.DISCOVERY_METRICS),
+        ]

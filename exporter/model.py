@@ -141,6 +141,10 @@ class MetricsModel:
         for key, histogram in saved.import_durations.items():
             self._import_durations.setdefault(key, histogram)
 
+    def discovery_status(self, cluster: str) -> tuple[bool | None, int, str, float | None]:
+        """(last discovery ok, databases matched, reason, last success) of a pattern cluster."""
+        return self._health.discovery(cluster)
+
     def target_status(self) -> list[_TargetState]:
         """For the landing page: every target with up/down and the last reason."""
         return list(self._targets.values())

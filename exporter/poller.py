@@ -29,18 +29,25 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import structlog
 
-from .client import IMPORT_DESCRIBE, ApiError, Listing, MilvusClient
-from .config import Config
+from .client import DATABASES_LIST, IMPORT_DESCRIBE, ApiError, Listing, MilvusClient
+from .config import ClusterConfig, Config
 from .ratelimit import SlidingWindowLimiter
 from .records import IMPORT_FINISHED_STATES, ImportJob, ImportJobDetails, RefreshJob
 from .redact import redact
-from .snapshots import ClusterRequest, CycleResult, Snapshot, Target, TargetKey
+from .snapshots import (
+    ClusterRequest,
+    CycleResult,
+    DiscoveryOutcome,
+    Snapshot,
+    Target,
+    TargetKey,
+)
 from .transport import new_session, tls_verify
 from .watchdog import Watchdog
 
@@ -52,15 +59,25 @@ RATE_LIMITED_PAUSE_SECONDS = 1.0
 STOP_CHECK_SECONDS = 0.25
 
 
-def targets_of(config: Config) -> tuple[Target, ...]:
-    """Every (cluster, database, kind) of the config that falls in this replica's shard."""
+def targets_of(
+    config: Config, listed: Mapping[str, tuple[str, ...]] | None = None
+) -> tuple[Target, ...]:
+    """Every (cluster, database, kind) of this replica's shard: the databases named outright,
+    then those a cluster's patterns match among what its last discovery ``listed``."""
+    listed = listed or {}
     return tuple(
         Target(cluster, database, kind)
         for cluster in config.clusters
-        for database in cluster.databases
+        for database in databases_of(cluster, listed.get(cluster.name, ()))
         for kind in cluster.jobs
         if shard_of(cluster.name, database, kind, config.shard_count) == config.shard_index
     )
+
+
+def databases_of(cluster: ClusterConfig, listed: tuple[str, ...]) -> tuple[str, ...]:
+    named = cluster.database_names
+    found = sorted(database for database in listed if cluster.matches(database))
+    return (*named, *(database for database in found if database not in named))
 
 
 def limiter_rate(config: Config) -> float:
@@ -85,18 +102,29 @@ class _Task:
     started: float = 0.0
     describe_job_id: str | None = None
     """Set for an ``import/describe`` follow-up of an import list; None for the list itself."""
+    discover: bool = False
+    """A ``databases/list`` call for ``target.cluster`` (its database and kind are unused)."""
+
+    @property
+    def is_list(self) -> bool:
+        """A poll of a target (not a follow-up): it decides whether the target answered."""
+        return self.describe_job_id is None and not self.discover
 
     @property
     def api(self) -> str:
+        if self.discover:
+            return DATABASES_LIST
         return self.target.api if self.describe_job_id is None else IMPORT_DESCRIBE
 
 
 @dataclass
 class _Round:
     deadline: float
+    targets: tuple[Target, ...]
     waiting: set[TargetKey]
     snapshots: list[Snapshot] = field(default_factory=list)
     late: list[TargetKey] = field(default_factory=list)
+    discoveries: list[DiscoveryOutcome] = field(default_factory=list)
 
 
 class Poller:
@@ -115,9 +143,16 @@ class Poller:
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         described_finished: dict[TargetKey, set[str]] | None = None,
+        listed_databases: dict[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.config = config
-        self.targets = targets_of(config)
+        self._listed: dict[str, tuple[str, ...]] = {
+            cluster.name: listed_databases[cluster.name]
+            for cluster in config.clusters
+            if cluster.database_patterns and listed_databases and cluster.name in listed_databases
+        }
+        """Each pattern cluster's databases at its last successful discovery (all of them)."""
+        self.targets = targets_of(config, self._listed)
         self.limiter = limiter or SlidingWindowLimiter(limiter_rate(config), clock=clock)
         self._clock = clock
         self._wall_clock = wall_clock
@@ -144,10 +179,26 @@ class Poller:
         self._said_once: set[tuple[object, ...]] = set()
         self._said_once_lock = threading.Lock()
         self._describe_margin = min(config.request_timeout, config.poll_interval / 2)
+        self._discovery_due = {
+            cluster.name: 0.0
+            if cluster.name not in self._listed
+            else clock() + self._every(cluster)
+            for cluster in config.clusters
+            if cluster.database_patterns
+        }
+        self._inbox_discoveries: list[DiscoveryOutcome] = []
         self._described_finished: dict[TargetKey, set[str]] = (
             {} if described_finished is None else described_finished
         )
         """Finished import jobs whose final details were fetched: described once, not again."""
+
+    @property
+    def listed_databases(self) -> dict[str, tuple[str, ...]]:
+        """Each pattern cluster's last discovered databases, to hand to a reloaded config."""
+        return dict(self._listed)
+
+    def _every(self, cluster: ClusterConfig) -> float:
+        return cluster.discovery_interval or self.config.discovery_interval
 
     @property
     def described_finished(self) -> dict[TargetKey, set[str]]:
@@ -179,6 +230,7 @@ class Poller:
         started = self._clock()
         current = _Round(
             deadline=started + self.poll_budget if deadline is None else deadline,
+            targets=self.targets,
             waiting={target.key for target in self.targets},
         )
         with self._lock:
@@ -191,6 +243,7 @@ class Poller:
             for target in self.targets:
                 if target.key not in carried:  # a late poll from before still counts
                     self._queue(_Task(target))
+            self._queue_discoveries(started)
             while True:
                 self._absorb(current)
                 now = self._clock()
@@ -205,13 +258,16 @@ class Poller:
             requests, self._inbox_requests = self._inbox_requests, []
             details, self._inbox_details = self._inbox_details, []
         return CycleResult(
-            targets=self.targets,
+            targets=current.targets,
             snapshots=tuple(current.snapshots),
             requests=tuple(requests),
             started_at=started_wall,
             seconds=self._clock() - started,
             import_details=tuple(details),
             late=tuple(current.late),
+            discoveries=tuple(current.discoveries),
+            targets_changed=current.targets != self.targets,
+            discovery_clusters=tuple(self._discovery_due),
         )
 
     def _round_done(self, current: _Round) -> bool:
@@ -222,6 +278,10 @@ class Poller:
 
     def _absorb(self, current: _Round) -> None:
         """Take finished polls into the round; queue their follow-ups (called locked)."""
+        for outcome in self._inbox_discoveries:
+            current.discoveries.append(outcome)
+            self._apply_discovery(outcome)
+        self._inbox_discoveries = []
         arrived, self._inbox = self._inbox, []
         for snapshot in arrived:
             current.waiting.discard(snapshot.target.key)
@@ -240,12 +300,14 @@ class Poller:
         """
         now = self._clock()
         for limit_key, queue in list(self._pending.items()):
-            kept = deque(task for task in queue if task.describe_job_id is None)
+            kept = deque(
+                task for task in queue if task.describe_job_id is None
+            )  # lists, discoveries
             if kept:
                 self._pending[limit_key] = kept
             else:
                 del self._pending[limit_key]  # details are a bonus: they never wait a round
-        targets = {target.key: target for target in self.targets}
+        targets = {target.key: target for target in current.targets}
         for key in sorted(current.waiting):
             current.late.append(key)
             self._late_rounds[key] = self._late_rounds.get(key, 0) + 1
@@ -306,7 +368,7 @@ class Poller:
                 if not queue:
                     del self._pending[key]
                 self._in_flight += 1
-                if task.describe_job_id is None:
+                if task.is_list:
                     if task.attempts == 0:
                         task.started = now
                     self._running[task.target.key] = task
@@ -324,7 +386,9 @@ class Poller:
         del self._pending[key]
         paused = self.limiter.paused_for(key)
         for task in queue:
-            if task.describe_job_id is None:
+            if task.discover:  # tried again once the pause is over
+                self._discovery_due[task.target.cluster.name] = self._clock() + paused
+            elif task.describe_job_id is None:
                 error = ApiError(
                     "rate_limited",
                     f"deferred: the server asked this token to wait {paused:.0f}s (Retry-After)",
@@ -335,6 +399,9 @@ class Poller:
         """Worker: one attempt at one target (or one describe), then report back."""
         if task.describe_job_id is not None:
             self._run_describe(task)
+            return
+        if task.discover:
+            self._run_discovery(task)
             return
         target = task.target
         task.attempts += 1
@@ -388,7 +455,9 @@ class Poller:
         details: ImportJobDetails | None = None
         job_id = task.describe_job_id or ""
         try:
-            client = self._client(task.target, IMPORT_DESCRIBE, requests_seen, self._clock())
+            client = self._client(
+                task.target.cluster, IMPORT_DESCRIBE, requests_seen, self._clock()
+            )
             details = client.import_job_details(job_id)
         except ApiError as error:
             log.debug(
@@ -405,16 +474,90 @@ class Poller:
                     self._described_finished.setdefault(task.target.key, set()).add(job_id)
             self._lock.notify()
 
+    def _queue_discoveries(self, now: float) -> None:
+        """Ask every due pattern cluster for its databases (called locked)."""
+        queued = {
+            task.target.cluster.name
+            for queue in self._pending.values()
+            for task in queue
+            if task.discover
+        }
+        for cluster in self.config.clusters:
+            due = self._discovery_due.get(cluster.name)
+            if due is None or due > now or cluster.name in queued:
+                continue
+            self._discovery_due[cluster.name] = math.inf  # until this one ends
+            self._queue(_Task(Target(cluster, "", "discovery"), discover=True))
+
+    def _run_discovery(self, task: _Task) -> None:
+        """Worker: list a cluster's databases; a failure keeps the last known list."""
+        cluster = task.target.cluster
+        requests_seen: list[ClusterRequest] = []
+        try:
+            client = self._client(cluster, DATABASES_LIST, requests_seen, self._clock())
+            listed = client.list_databases()
+            outcome = DiscoveryOutcome(
+                cluster.name,
+                self._wall_clock(),
+                True,
+                tuple(database for database in listed if cluster.matches(database)),
+            )
+        except ApiError as error:
+            listed = None
+            outcome = DiscoveryOutcome(
+                cluster.name,
+                self._wall_clock(),
+                False,
+                reason=error.reason,
+                message=redact(error.message, *self.config.secrets),
+            )
+        except Exception as error:  # a bug must not take the daemon down
+            log.exception("discovery.internal_error", cluster=cluster.name)
+            listed = None
+            outcome = DiscoveryOutcome(
+                cluster.name,
+                self._wall_clock(),
+                False,
+                reason="internal",
+                message=type(error).__name__,
+            )
+        with self._lock:
+            self._in_flight -= 1
+            self._inbox_requests.extend(requests_seen)
+            if listed is not None:
+                self._listed[cluster.name] = listed
+            self._inbox_discoveries.append(outcome)
+            self._lock.notify()
+
+    def _apply_discovery(self, outcome: DiscoveryOutcome) -> None:
+        """Take a discovery into the target set for the next round (called locked)."""
+        cluster = next(c for c in self.config.clusters if c.name == outcome.cluster)
+        now = self._clock()
+        if outcome.ok:
+            self._discovery_due[cluster.name] = now + self._every(cluster)
+            self.targets = targets_of(self.config, self._listed)
+            log.info("discovery.finished", cluster=cluster.name, databases=len(outcome.matched))
+        else:
+            # keep the last list; try again sooner than a full interval, never in a tight loop
+            retry = min(self._every(cluster), max(self.config.poll_interval, 30.0))
+            self._discovery_due[cluster.name] = now + retry
+            log.warning(
+                "discovery.failed",
+                cluster=cluster.name,
+                reason=outcome.reason,
+                error=outcome.message,
+                known=cluster.name in self._listed,
+            )
+
     def _client(
         self,
-        target: Target,
+        cluster: ClusterConfig,
         preacquired_api: str,
         requests_seen: list[ClusterRequest],
         started: float,
     ) -> MilvusClient:
         """A client whose first request to ``preacquired_api`` uses the slot the scheduler took,
         and whose every request (pages included) ends within the poll budget from ``started``."""
-        cluster = target.cluster
         deadline = started + self.poll_budget
         first_request = True
 
@@ -453,7 +596,7 @@ class Poller:
     def _poll_once(
         self, target: Target, task: _Task, requests_seen: list[ClusterRequest]
     ) -> Snapshot:
-        client = self._client(target, target.api, requests_seen, self._clock())
+        client = self._client(target.cluster, target.api, requests_seen, self._clock())
         polled_at = self._wall_clock()
         listing: Listing[RefreshJob] | Listing[ImportJob]
         refresh_jobs: tuple[RefreshJob, ...] = ()

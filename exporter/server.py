@@ -20,7 +20,7 @@ import structlog
 
 from . import __version__
 from .exposition import ExpositionCache
-from .status import ReloadResult, TargetStatus
+from .status import DiscoveryStatus, ReloadResult, TargetStatus
 from .webconfig import WebConfig
 
 log = structlog.get_logger("exporter.server")
@@ -36,6 +36,8 @@ class ExporterApp(Protocol):
     ready: threading.Event
 
     def status(self) -> list[TargetStatus]: ...
+
+    def discovery_status(self) -> list[DiscoveryStatus]: ...
 
     def readiness(self) -> tuple[bool, str]: ...
 
@@ -190,7 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
             status = HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE
             self._reply(status, (message + "\n").encode(), send_body=send_body)
         elif path == "/":
-            page = landing_page(app.status(), app.readiness()).encode()
+            page = landing_page(app.status(), app.readiness(), app.discovery_status()).encode()
             self._reply(
                 HTTPStatus.OK, page, content_type="text/html; charset=utf-8", send_body=send_body
             )
@@ -256,7 +258,11 @@ def _accepts_gzip(header: str) -> bool:
     return False
 
 
-def landing_page(rows: list[TargetStatus], readiness: tuple[bool, str]) -> str:
+def landing_page(
+    rows: list[TargetStatus],
+    readiness: tuple[bool, str],
+    discoveries: list[DiscoveryStatus] | None = None,
+) -> str:
     """A small HTML page: links and one row per target; no secrets ever reach it."""
     now = time.time()
     body_rows = []
@@ -274,6 +280,7 @@ def landing_page(rows: list[TargetStatus], readiness: tuple[bool, str]) -> str:
     table = "\n".join(body_rows) or '<tr><td colspan="5">no poll cycle has finished yet</td></tr>'
     ready, message = readiness
     state = "ready" if ready else message
+    discovery = _discovery_table(discoveries or [], now)
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Milvus jobs exporter</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em .8em;text-align:left}}</style></head>
@@ -283,5 +290,34 @@ def landing_page(rows: list[TargetStatus], readiness: tuple[bool, str]) -> str:
 <table><thead><tr><th>Cluster</th><th>Database</th><th>Kind</th><th>Last poll</th><th>Last success</th></tr></thead>
 <tbody>
 {table}
-</tbody></table></body></html>
+</tbody></table>
+{discovery}</body></html>
+"""
+
+
+def _discovery_table(rows: list[DiscoveryStatus], now: float) -> str:
+    """Clusters whose databases come from patterns: what their last discovery found."""
+    if not rows:
+        return ""
+    lines = []
+    for row in rows:
+        if row.ok is None:
+            status = "not listed yet"
+        elif row.ok:
+            status = f"ok: {row.matched} databases"
+        else:
+            kept = f"polling the last list of {row.matched}" if row.last_success else "no list yet"
+            status = f"failing ({row.reason}); {kept}"
+        when = f"{now - row.last_success:.0f}s ago" if row.last_success else "never"
+        patterns = ", ".join(row.patterns) + (
+            f" (except {', '.join(row.excluded)})" if row.excluded else ""
+        )
+        cells = (row.cluster, patterns, status, when)
+        lines.append("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells) + "</tr>")
+    body = "\n".join(lines)
+    return f"""<h2>Database discovery</h2>
+<table><thead><tr><th>Cluster</th><th>Patterns</th><th>Last discovery</th><th>Last success</th></tr></thead>
+<tbody>
+{body}
+</tbody></table>
 """

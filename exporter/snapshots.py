@@ -72,3 +72,22 @@ class CycleResult:
     """(target key, details) from ``import/describe`` for listed import jobs."""
     late: tuple[TargetKey, ...] = ()
     """Targets that had not answered when the round ended (still running or still queued)."""
+    discoveries: tuple[DiscoveryOutcome, ...] = ()
+    """Database discoveries that ended during the round."""
+    targets_changed: bool = False
+    """A discovery changed the targets: the next round polls a different set."""
+    discovery_clusters: tuple[str, ...] = ()
+    """The clusters whose databases are found by discovery (their ``databases`` hold patterns)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryOutcome:
+    """One ``databases/list`` call for a cluster whose ``databases`` hold patterns."""
+
+    cluster: str
+    at: float
+    ok: bool
+    matched: tuple[str, ...] = ()
+    """The listed databases that a pattern matches and no exclusion removes."""
+    reason: str = ""
+    message: str = ""

@@ -24,3 +24,17 @@ class TargetStatus:
 class ReloadResult:
     ok: bool
     message: str
+
+
+@dataclass(frozen=True)
+class DiscoveryStatus:
+    """One cluster whose databases are found by discovery, for the landing page and check."""
+
+    cluster: str
+    patterns: tuple[str, ...]
+    excluded: tuple[str, ...]
+    ok: bool | None
+    """None until its first discovery ends."""
+    matched: int
+    reason: str
+    last_success: float | None

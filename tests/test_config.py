@@ -658,3 +658,32 @@ def test_a_key_given_twice_is_refused_instead_of_silently_keeping_the_last(tmp_p
     with pytest.raises(ConfigError) as caught:
         load_config(path, {})
     assert str(caught.value) == f"{path}:2: poll_interval: duplicate key (only one may be given)"
+
+
+def test_exclusions_without_a_pattern_are_refused_because_they_could_never_apply(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "clusters:\n  - name: prod\n    endpoint: http://127.0.0.1:1\n"
+        "    databases: [default]\n    exclude_databases: [tmp_*]\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    assert str(caught.value).startswith(
+        f"{path}:5: clusters[0].exclude_databases: only applies to databases found through a pattern"
+    )
+
+
+def test_database_patterns_and_discovery_intervals_are_read_per_cluster(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "discovery_interval: 10m\nclusters:\n  - name: prod\n    endpoint: http://127.0.0.1:1\n"
+        "    databases: [default, 'prod_*']\n    exclude_databases: ['*_tmp']\n"
+        "    discovery_interval: 1m\n  - name: other\n    endpoint: http://127.0.0.1:2\n"
+        "    databases: ['*']\n"
+    )
+    config = load_config(path, {})
+    prod, other = config.clusters
+    assert config.discovery_interval == 600
+    assert (prod.database_names, prod.database_patterns) == (("default",), ("prod_*",))
+    assert prod.discovery_interval == 60 and other.discovery_interval is None
+    assert prod.matches("prod_eu") and not prod.matches("prod_tmp") and not prod.matches("dev")

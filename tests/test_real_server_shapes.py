@@ -191,10 +191,16 @@ def test_a_plain_text_404_for_an_unknown_path_raises_http_404(api, client):
 
 
 def test_the_database_list_reads_as_the_names_in_order(api, client):
-    if not hasattr(client, "list_databases"):
-        pytest.skip("the client has no databases/list call yet (database discovery, issue 14)")
     api.post(DATABASE_LIST_URL, body=fixture("databases_list.json"))
-    assert client.list_databases() == ["default", "analytics"]
+    assert client.list_databases() == ("default", "analytics")
+
+
+@pytest.mark.parametrize(
+    "data", [pytest.param({"names": []}, id="object"), pytest.param(["a", 1], id="number")]
+)
+def test_a_database_list_of_the_wrong_shape_is_bad_response(api, client, data):
+    api.post(DATABASE_LIST_URL, body=json.dumps({"code": 0, "data": data}))
+    assert failure(client.list_databases).reason == "bad_response"
 
 
 # -- the simulator's milvus flavour answers in the same shapes ---------------------------------

@@ -1,0 +1,179 @@
+"""Database discovery: patterns in ``databases`` follow the cluster's own database list.
+
+Against the simulator (its ``databases/list``, and its control API to add and drop databases
+while it runs): a new database is polled within one discovery interval, a dropped one goes, an
+outage keeps the last list, patterns and exclusions match as documented, and the discovery
+requests stay within the rate limit.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from exporter.config import ClusterConfig
+from exporter.poller import databases_of
+from exporter.simulator import Fault, Simulator, SimulatorOptions
+
+from .conftest import TOKEN_A, RunningExporter, Series, series, value
+from .test_cli import run
+from .test_soak import busiest_second
+
+DISCOVERY = "databases/list"
+
+
+def pattern_cluster(url: str, *databases: str, exclude: tuple[str, ...] = ()) -> ClusterConfig:
+    return ClusterConfig(
+        name="prod",
+        endpoint=url,
+        token=TOKEN_A,
+        databases=databases or ("*",),
+        exclude_databases=exclude,
+        jobs=("refresh",),
+        discovery_interval=0.5,
+    )
+
+
+def polled_databases(parsed: Series) -> set[str]:
+    return {found["database"] for found in series(parsed, "milvus_jobs_exporter_target_up")}
+
+
+def wait_for_databases(
+    exporter: RunningExporter, expected: set[str], timeout: float = 10
+) -> Series:
+    deadline = time.monotonic() + timeout
+    while True:
+        parsed = exporter.scrape()
+        if polled_databases(parsed) == expected:
+            return parsed
+        assert time.monotonic() < deadline, f"polled {polled_databases(parsed)}, not {expected}"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def world():
+    sim = Simulator(
+        SimulatorOptions(
+            seed=5, tokens=(TOKEN_A,), databases=("default", "analytics", "prod_eu"),
+            collections_per_database=1, time_scale=60.0,
+        )
+    )  # fmt: skip
+    with sim.serve("127.0.0.1", 0) as server:
+        yield sim, server.url
+
+
+@pytest.mark.parametrize(
+    ("patterns", "exclude", "expected"),
+    [
+        pytest.param(("*",), (), ("default", "analytics", "prod_eu", "prod_us"), id="everything"),
+        pytest.param(("prod_*",), (), ("prod_eu", "prod_us"), id="prefix"),
+        pytest.param(("*",), ("prod_*",), ("default", "analytics"), id="excluded"),
+        pytest.param(("default", "prod_?s"), (), ("default", "prod_us"), id="named-and-pattern"),
+        pytest.param(("[ad]*",), ("a*",), ("default",), id="character-class"),
+    ],
+)
+def test_patterns_and_exclusions_pick_databases_as_documented(patterns, exclude, expected):
+    cluster = ClusterConfig(
+        name="c", endpoint="http://x", token="t", databases=patterns, exclude_databases=exclude
+    )
+    listed = ("default", "analytics", "prod_eu", "prod_us")
+    assert sorted(databases_of(cluster, listed)) == sorted(expected)
+
+
+def test_a_named_database_is_polled_without_asking_for_the_list(world, start_exporter):
+    sim, url = world
+    start_exporter(pattern_cluster(url, "default"), poll_interval=0.3)
+    assert not [r for r in sim.request_log() if r.path.endswith(DISCOVERY)]
+
+
+def test_a_database_created_at_run_time_is_polled_and_a_dropped_one_goes(world, start_exporter):
+    sim, url = world
+    exporter = start_exporter(pattern_cluster(url, "*"), poll_interval=0.3)
+    parsed = wait_for_databases(exporter, {"default", "analytics", "prod_eu"})
+    assert value(parsed, "milvus_jobs_exporter_discovered_databases", milvus_cluster="prod") == 3
+    assert value(parsed, "milvus_jobs_exporter_discovery_up", milvus_cluster="prod") == 1
+
+    sim.add_database("created_later", collections=1)
+    started = time.monotonic()
+    wait_for_databases(exporter, {"default", "analytics", "prod_eu", "created_later"})
+    assert time.monotonic() - started < 0.5 + 0.3 + 2  # one discovery interval, one poll, slack
+
+    sim.remove_database("analytics")
+    parsed = wait_for_databases(exporter, {"default", "prod_eu", "created_later"})
+    assert not [s for s in series(parsed, "milvus_refresh_jobs") if s["database"] == "analytics"]
+
+
+def test_a_discovery_outage_keeps_polling_the_last_list(world, start_exporter):
+    sim, url = world
+    exporter = start_exporter(pattern_cluster(url, "*"), poll_interval=0.3)
+    wait_for_databases(exporter, {"default", "analytics", "prod_eu"})
+    sim.set_fault(Fault(kind="http_500"), path=DISCOVERY)
+    deadline = time.monotonic() + 10
+    while True:
+        parsed = exporter.scrape()
+        errors = value(
+            parsed,
+            "milvus_jobs_exporter_discovery_errors_total",
+            milvus_cluster="prod",
+            reason="http_500",
+        )
+        if errors:
+            break
+        assert time.monotonic() < deadline, "the failed discovery was never counted"
+        time.sleep(0.1)
+    assert value(parsed, "milvus_jobs_exporter_discovery_up", milvus_cluster="prod") == 0
+    assert polled_databases(parsed) == {"default", "analytics", "prod_eu"}
+    for database in ("default", "analytics", "prod_eu"):
+        assert (
+            value(
+                parsed,
+                "milvus_jobs_exporter_target_up",
+                milvus_cluster="prod",
+                database=database,
+                kind="refresh",
+            )
+            == 1
+        )
+
+
+def test_a_first_discovery_that_fails_leaves_the_pattern_absent_and_says_so(world, start_exporter):
+    sim, url = world
+    sim.set_fault(Fault(kind="auth"), path=DISCOVERY)
+    exporter = start_exporter(pattern_cluster(url, "default", "prod_*"), poll_interval=0.3)
+    exporter.wait_for_cycles(2)
+    parsed = exporter.scrape()
+    assert polled_databases(parsed) == {"default"}
+    assert value(parsed, "milvus_jobs_exporter_discovery_up", milvus_cluster="prod") == 0
+    page = requests.get(exporter.url + "/", timeout=5).text
+    assert "prod_*" in page and "auth" in page
+
+
+def test_check_shows_what_each_pattern_matched(world, tmp_path):
+    _sim, url = world
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f"clusters:\n  - name: prod\n    endpoint: {url}\n    token: {TOKEN_A}\n"
+        "    databases: [default, 'prod_*']\n    exclude_databases: ['*_us']\n    jobs: [refresh]\n"
+    )
+    result = run("check", "--config", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "prod: pattern 'prod_*' matched prod_eu" in result.stdout
+    assert result.stdout.count(" ok ") >= 2  # default and prod_eu were polled
+
+
+def test_discovery_requests_stay_within_the_rate_limit(world, start_exporter):
+    sim, url = world
+    clusters = [
+        ClusterConfig(
+            name=f"c{index}", endpoint=url, token=TOKEN_A, databases=("*",), jobs=("refresh",),
+            discovery_interval=0.05,
+        )
+        for index in range(30)
+    ]  # fmt: skip
+    start_exporter(*clusters, poll_interval=1.0, request_timeout=1.0)
+    time.sleep(3)
+    arrivals = [r.arrival for r in sim.request_log() if r.path.endswith(DISCOVERY)]
+    assert len(arrivals) >= 30
+    assert busiest_second(arrivals) <= 20

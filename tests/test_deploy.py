@@ -39,6 +39,7 @@ from exporter.config import (
     Config,
     ConfigError,
     parse_config,
+    parse_shard,
     split_listen_address,
 )
 from exporter.server import ROUTES, UNAUTHENTICATED_PATHS
@@ -53,8 +54,8 @@ DOCKERFILE = REPOSITORY / "Dockerfile"
 DOCKERIGNORE = REPOSITORY / ".dockerignore"
 COMPOSE_DIRECTORY = REPOSITORY / "deploy" / "compose"
 COMPOSE_FILE = COMPOSE_DIRECTORY / "docker-compose.yml"
-KUBERNETES_DIRECTORY = REPOSITORY / "deploy" / "kubernetes"
-GENERATOR = KUBERNETES_DIRECTORY / "generate_prometheusrule.py"
+KUBERNETES_DIRECTORY = REPOSITORY / "deploy" / "kubernetes" / "base"
+GENERATOR = KUBERNETES_DIRECTORY.parent / "generate_prometheusrule.py"
 ALERTS = REPOSITORY / "prometheus" / "alerts.yml"
 CONFIG_PATH = "/etc/milvus-jobs-exporter/config.yaml"
 IN_CI = bool(os.environ.get("CI"))
@@ -841,3 +842,83 @@ def test_generator_check_fails_on_a_stale_manifest_until_regenerated(tmp_path: P
     alerts.write_text(alerts.read_text().replace("for: 1m", "for: 2m"), encoding="utf-8")
     stale = generate(*paths, "--check")
     assert stale.returncode == 1 and "stale" in stale.stderr
+
+
+# --- Kubernetes: sharded exporters from the manifest alone -----------------------------------
+
+SHARDED_DIRECTORY = REPOSITORY / "deploy" / "kubernetes" / "sharded"
+
+
+@pytest.fixture(scope="module")
+def sharded() -> dict[str, Manifest]:
+    """The sharded overlay as ``kubectl kustomize`` renders it, by kind."""
+    kubectl = require_tool("kubectl", "kubectl (Debian kubernetes-client, or the kubectl package)")
+    result = run([kubectl, "kustomize", str(SHARDED_DIRECTORY)])
+    assert result.returncode == 0, result.stderr
+    found: dict[str, Manifest] = {}
+    for document in yaml.safe_load_all(result.stdout):
+        assert document["kind"] not in found, f"two {document['kind']} manifests"
+        found[document["kind"]] = document
+    return found
+
+
+def shard_arguments(statefulset: Manifest, index: int) -> list[str]:
+    """The container's args as the kubelet expands them for the pod with this index."""
+    (exporter,) = statefulset["spec"]["template"]["spec"]["containers"]
+    values: dict[str, str] = {}
+    for variable in exporter["env"]:
+        if "value" in variable:
+            values[variable["name"]] = variable["value"]
+        elif variable["valueFrom"].get("fieldRef", {}).get("fieldPath") == (
+            "metadata.labels['apps.kubernetes.io/pod-index']"
+        ):
+            values[variable["name"]] = str(index)  # the pod-index label of pod <name>-<index>
+    return [
+        re.sub(r"\$\(([A-Z_]+)\)", lambda m: values[m.group(1)], arg) for arg in exporter["args"]
+    ]
+
+
+def test_the_sharded_overlay_replaces_the_deployment_by_a_statefulset_behind_a_headless_service(
+    sharded: dict[str, Manifest],
+) -> None:
+    assert sorted(sharded) == [
+        "ConfigMap",
+        "PrometheusRule",
+        "Service",
+        "ServiceMonitor",
+        "StatefulSet",
+    ]
+    statefulset, service = sharded["StatefulSet"], sharded["Service"]
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["publishNotReadyAddresses"] is True
+    assert statefulset["spec"]["serviceName"] == service["metadata"]["name"]
+    selector = service["spec"]["selector"]
+    assert selector.items() <= statefulset["spec"]["template"]["metadata"]["labels"].items()
+    monitor = sharded["ServiceMonitor"]["spec"]["selector"]["matchLabels"]
+    assert monitor.items() <= service["metadata"]["labels"].items()
+
+
+def test_n_sharded_pods_get_shards_0_to_n_minus_1_of_n_from_one_replica_count(
+    sharded: dict[str, Manifest],
+) -> None:
+    statefulset = sharded["StatefulSet"]
+    count = statefulset["spec"]["replicas"]
+    assert count >= 2
+    shards = []
+    for index in range(count):
+        args = build_parser().parse_args(shard_arguments(statefulset, index))
+        shards.append(parse_shard(args.shard))
+    assert shards == [(index, count) for index in range(count)]
+    text = (SHARDED_DIRECTORY / "statefulset.yaml").read_text(encoding="utf-8")
+    assert text.count(f"replicas: {count}") == 1, "the number of shards is written once"
+
+
+def test_the_sharded_statefulset_matches_the_kubernetes_schemas(
+    sharded: dict[str, Manifest], kubernetes_validate: ModuleType
+) -> None:
+    for kind in ("StatefulSet", "Service", "ConfigMap"):
+        try:
+            kubernetes_validate.validate(sharded[kind], "1.28", strict=True)
+        except kubernetes_validate.ValidationError as error:
+            where = ".".join(str(part) for part in error.path)
+            pytest.fail(f"{kind}: {where}: {error.message}")

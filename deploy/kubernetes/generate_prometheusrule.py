@@ -4,7 +4,7 @@ The Prometheus Operator loads rules from PrometheusRule objects, not from rule f
 Kubernetes deployment carries the same groups wrapped in a manifest. Edit prometheus/alerts.yml,
 never prometheusrule.yaml, then regenerate:
 
-    python deploy/kubernetes/generate_prometheusrule.py           # writes prometheusrule.yaml
+    python deploy/kubernetes/generate_prometheusrule.py           # writes base/prometheusrule.yaml
     python deploy/kubernetes/generate_prometheusrule.py --check   # exit 1 if it is stale
 
 tests/test_deploy.py runs the check, so a rule changed in one place only fails the suite.
@@ -22,7 +22,7 @@ import yaml
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 ALERTS = REPOSITORY / "prometheus" / "alerts.yml"
-OUTPUT = Path(__file__).resolve().parent / "prometheusrule.yaml"
+OUTPUT = Path(__file__).resolve().parent / "base" / "prometheusrule.yaml"
 COMMAND = "python deploy/kubernetes/generate_prometheusrule.py"
 
 HEADER = f"""\

@@ -30,9 +30,11 @@ from .exposition import ExpositionCache
 from .families import MetricFamily
 from .log import dropped_log_lines, redactor
 from .model import REFRESH_DURATION_BUCKETS, MetricsModel
-from .poller import CycleResult, Poller, limiter_rate
+from .poller import Poller
+from .snapshots import CycleResult
 from .state import StateError, load_state, save_state
 from .status import DiscoveryStatus, ReloadResult, TargetStatus
+from .targets import limiter_rate
 
 log = structlog.get_logger("exporter.daemon")
 

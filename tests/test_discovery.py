@@ -14,8 +14,8 @@ import pytest
 import requests
 
 from exporter.config import ClusterConfig
-from exporter.poller import databases_of
 from exporter.simulator import Fault, Simulator, SimulatorOptions
+from exporter.targets import databases_of
 
 from .conftest import TOKEN_A, RunningExporter, Series, series, value
 from .test_cli import run

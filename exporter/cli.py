@@ -341,11 +341,12 @@ def run_demo(args: argparse.Namespace) -> int:
     with simulator.serve("127.0.0.1", 0) as upstream:
         config = Config(
             clusters=(
-                ClusterConfig(
+                ClusterConfig(  # every database, found by discovery: add one and watch it appear
                     name="demo-prod",
                     endpoint=upstream.url,
                     token=tokens[0],
-                    databases=("default", "analytics"),
+                    databases=("*",),
+                    discovery_interval=30.0,
                 ),
                 ClusterConfig(
                     name="demo-staging",
@@ -361,7 +362,9 @@ def run_demo(args: argparse.Namespace) -> int:
         )
         announce = (
             f"Demo: simulated Milvus at {upstream.url}; metrics at {{url}}/metrics "
-            "(landing page {url}/). Press Ctrl-C to stop."
+            "(landing page {url}/). demo-prod polls every database it finds: add one with "
+            f'curl -X POST {upstream.url}/_simulator/databases -d \'{{{{"name": "sales"}}}}\' '
+            "and it appears within 30s. Press Ctrl-C to stop."
         )
         web_config = _load_web_config(args.web_config_file)
         return _serve(config, args.listen, announce=announce, web_config=web_config)

@@ -474,14 +474,14 @@ def test_refresh_prints_just_the_new_job_id_which_describe_then_finds(start_simu
             id="spec-alone",
         ),
         pytest.param(
-            ("--external-source", '{"type": volume}', "--external-spec", "{}"),
-            "--external-source is not valid JSON",
-            id="source-not-json",
+            ("--external-source", "", "--external-spec", '{"format": "parquet"}'),
+            "--external-source is empty",
+            id="source-empty",
         ),
         pytest.param(
-            ("--external-source", "{}", "--external-spec", "{'format': 1}"),
-            "--external-spec is not valid JSON",
-            id="spec-not-json",
+            ("--external-source", "s3://bucket/books/", "--external-spec", "  "),
+            "--external-spec is empty",
+            id="spec-blank",
         ),
     ],
 )
@@ -497,6 +497,41 @@ def test_a_refresh_with_a_bad_source_or_spec_is_refused_before_anything_is_sent(
     assert expected in result.stderr
     assert result.stderr.count("\n") == 1 and result.stdout == ""
     assert refresh_requests(simulator) == []
+
+
+def test_a_uri_source_goes_to_a_self_hosted_milvus_as_given_and_the_refresh_completes(
+    start_simulator,
+):
+    _simulator, config = start_simulator(flavor="milvus", time_scale=600.0, **QUIET)
+    result = run(
+        "refresh", "--config", str(config), "--cluster", "prod", "--database", "default",
+        "--collection", "ext_books", "--external-source", "s3://bucket/books/",
+        "--external-spec", '{"format":"parquet"}', "--wait", "--interval", "100ms",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    job_id, *progress = result.stdout.splitlines()
+    assert progress[-1].split()[3:5] == ["RefreshCompleted", "100%"]
+    described = describe_json(config, job_id)
+    assert (described["state"], described["externalSource"]) == (
+        "RefreshCompleted",
+        "s3://bucket/books/",
+    )
+
+
+def test_a_source_the_server_refuses_is_the_servers_refusal_not_the_commands(start_simulator):
+    simulator, config = start_simulator(**QUIET)  # Zilliz Cloud: sources must be JSON
+    result = run(
+        "refresh", "--config", str(config), "--cluster", "prod", "--database", "default",
+        "--collection", "ext_books", "--external-source", "s3://bucket/books/",
+        "--external-spec", '{"format":"parquet"}',
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(
+        "milvus-jobs-exporter: prod/default ext_books: refresh refused: api_1100 (code 1100: "
+    )
+    assert len(refresh_requests(simulator)) == 1
 
 
 def test_refresh_wait_prints_progress_lines_and_exits_0_when_the_refresh_completes(

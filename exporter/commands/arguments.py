@@ -61,10 +61,15 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     refresh.add_argument("--database", required=True, metavar="D")
     refresh.add_argument("--collection", required=True, metavar="X")
     refresh.add_argument(
-        "--external-source", metavar="JSON", help="new source (JSON); needs --external-spec"
+        "--external-source",
+        metavar="URI|JSON",
+        help="new source, sent as given: a URI such as s3://host/bucket/key/ (self-hosted "
+        "Milvus) or JSON (Zilliz Cloud); needs --external-spec",
     )
     refresh.add_argument(
-        "--external-spec", metavar="JSON", help="new spec (JSON); needs --external-source"
+        "--external-spec",
+        metavar="JSON",
+        help='new spec, sent as given (such as {"format":"parquet"}); needs --external-source',
     )
     refresh.add_argument("--wait", action="store_true", help="wait until the refresh finishes")
     _add_wait_arguments(refresh)

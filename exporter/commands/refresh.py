@@ -13,7 +13,6 @@ repeating a trigger that timed out could start a second refresh, or be refused a
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 from dataclasses import dataclass
 
@@ -57,12 +56,12 @@ def refresh_request(args: argparse.Namespace) -> RefreshRequest:
             EXIT_USAGE,
         )
     for flag, text in (("--external-source", source), ("--external-spec", spec)):
-        if text is None:
-            continue
-        try:
-            json.loads(text)
-        except ValueError as error:
-            raise CommandError(f"refresh: {flag} is not valid JSON: {error}", EXIT_USAGE) from None
+        if text is not None and not text.strip():
+            raise CommandError(
+                f"refresh: {flag} is empty: give a value, or leave out both --external-source "
+                "and --external-spec to reuse the collection's persisted ones",
+                EXIT_USAGE,
+            )
     if not args.wait and (args.timeout is not None or args.interval is not None):
         raise CommandError("refresh: --timeout and --interval need --wait", EXIT_USAGE)
     if not args.database.strip() or not args.collection.strip():

@@ -397,11 +397,6 @@ def test_jobs_describe_shows_an_import_job_with_rows_size_times_and_files(world)
             "448761313698322011",
             "code 2100: import job does not exist, jobID=448761313698322011",
             id="import",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="operator.py maps only api_1802/api_1100 to 'not found'; a real server "
-                "answers an unknown import job with 2100, reported as a bare api_2100 (issue 12)",
-            ),
         ),
     ],
 )
@@ -416,6 +411,32 @@ def test_describing_a_job_that_does_not_exist_is_one_line_and_exit_1(
     assert result.stderr == (
         f"milvus-jobs-exporter: prod: {kind} job {job_id} not found ({server_says})\n"
     )
+
+
+@pytest.mark.parametrize(
+    "flavor", ["zilliz", pytest.param("milvus", marks=pytest.mark.slow)]
+)  # the second flavour is left to the full run, as in test_integration.py
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(("jobs", "describe", "--kind", "refresh", "449503829274509300"), id="refresh"),
+        pytest.param(("jobs", "describe", "--kind", "import", "448761313698322011"), id="import"),
+        pytest.param(("jobs", "wait", "--timeout", "10s", "449503829274509300"), id="wait"),
+    ],
+)
+def test_an_unknown_job_of_either_kind_is_the_same_not_found_line_and_exit_1(
+    start_simulator, flavor, argv
+):
+    _simulator, config = start_simulator(flavor=flavor)
+    command, action, *rest = argv
+    result = run(command, action, "--config", str(config), "--cluster", "prod", *rest)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    kind = "import" if "import" in rest else "refresh"
+    assert re.fullmatch(
+        rf"milvus-jobs-exporter: prod: {kind} job {rest[-1]} not found \(code \d+: [^\n]+\)\n",
+        result.stderr,
+    ), result.stderr
 
 
 def test_an_unknown_cluster_is_a_usage_error_with_a_suggestion(world):

@@ -29,13 +29,19 @@ from .errors import EXIT_USAGE, CommandError
 
 T = TypeVar("T")
 
-NOT_FOUND_REASONS = frozenset({"api_1802", "api_1100"})
+NOT_FOUND_REASONS = {
+    "refresh": frozenset({"api_1100", "api_1802"}),
+    "import": frozenset({"api_2100", "api_2101", "api_1802"}),
+}
+"""What a server answers for a job it does not know, by kind: 1100 for a refresh job, 2100 for
+an import job (2101 on the newest servers); 1802, which documents and older simulators used for
+both. Each kind's codes are read only for that kind: 1100 about an import job would be some
+other invalid parameter, not a missing job."""
 
 
 def is_not_found(error: ApiError, kind: str) -> bool:
     """Whether ``error`` says the ``kind`` job asked about does not exist (any more)."""
-    del kind
-    return error.reason in NOT_FOUND_REASONS
+    return error.reason in NOT_FOUND_REASONS.get(kind, frozenset())
 
 
 def not_found_line(cluster: ClusterConfig, kind: str, job_id: str | int, error: ApiError) -> str:

@@ -383,6 +383,47 @@ def test_jobs_describe_shows_an_import_job_with_rows_size_times_and_files(world)
     assert sum(file["fileSize"] for file in document["details"]) == document["fileSize"]
 
 
+def test_a_failed_import_on_a_self_hosted_milvus_shows_no_rows_no_completion_and_file_reasons(
+    start_simulator,
+):
+    simulator, config = start_simulator(flavor="milvus")
+    reason = "failed to read file part-00001.parquet: no such file"
+    job_id = simulator.start_import("default", outcome="failed", duration_seconds=0, reason=reason)
+    base = ("jobs", "describe", "--config", str(config), "--cluster", "prod", "--kind", "import")
+
+    table = run(*base, job_id)
+    assert table.returncode == 0, table.stderr
+    assert table.stderr == ""
+    head, files = table.stdout.split("\n\n")
+    fields = {
+        name: value.strip() for name, value in (line.split(":", 1) for line in head.splitlines())
+    }
+    assert (fields["State"], fields["Progress"]) == ("Failed", "0%")
+    assert fields["Rows"] == "0 of 0 imported"
+    assert fields["Completed"] == "-"
+    assert fields["Reason"] == reason
+    assert "Duration" not in fields
+    header, *rows = files.splitlines()
+    assert re.split(r"  +", header) == [
+        "FILE", "STATE", "PROGRESS", "ROWS", "SIZE", "COMPLETED", "REASON"
+    ]  # fmt: skip
+    assert len(rows) >= 1
+    for row in rows:
+        name, state, progress, _rows, _size, completed, file_reason = re.split(r"  +", row)
+        assert re.fullmatch(r"\[s3://bulk-import/\S+\]", name), name
+        assert (state, progress, completed) == ("Failed", "0%", "-")
+        assert file_reason == reason
+
+    document = json.loads(run(*base, "--output", "json", job_id).stdout)
+    assert (document["state"], document["progress"]) == ("Failed", 0)
+    assert (document["importedRows"], document["totalRows"]) == (0, 0)
+    assert document["completeTime"] is None and "durationSeconds" not in document
+    assert RFC3339.fullmatch(document["createTime"])
+    for file in document["details"]:
+        assert file["fileName"].startswith("[s3://") and file["fileName"].endswith("]")
+        assert (file["state"], file["completeTime"], file["reason"]) == ("Failed", None, reason)
+
+
 @pytest.mark.parametrize(
     ("kind", "job_id", "server_says"),
     [

@@ -18,6 +18,7 @@ from ..client import ApiError
 from ..config import ClusterConfig, Config
 from ..durations import format_duration
 from ..records import RefreshJob
+from ..retry import is_temporary
 from . import arguments
 from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TIMEOUT, PROGRAM, CommandError
 from .terminal import Console, ProgressBar, ProgressLines, ProgressView, explain, percent_text
@@ -89,7 +90,7 @@ def wait_for_refresh(
                     cluster, lambda client: client.describe_refresh_job(job_id), retries=0
                 )
             except ApiError as error:
-                if not error.temporary:
+                if not is_temporary(error):
                     raise
                 view.problem(error, clock() - started)
             else:

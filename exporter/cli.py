@@ -20,6 +20,9 @@ from typing import TextIO
 import structlog
 
 from . import __version__
+from .commands import COMMANDS as OPERATOR_COMMANDS
+from .commands import add_commands as add_operator_commands
+from .commands import run as run_operator_command
 from .config import (
     DEFAULT_PORT,
     ClusterConfig,
@@ -31,9 +34,6 @@ from .config import (
 )
 from .daemon import Daemon
 from .log import LEVELS, configure_logging, flush_logging, redactor
-from .operator import COMMANDS as OPERATOR_COMMANDS
-from .operator import add_commands as add_operator_commands
-from .operator import run as run_operator_command
 from .poller import Poller
 from .server import ExporterHTTPServer, serve_in_thread
 from .snapshots import DiscoveryOutcome

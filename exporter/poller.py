@@ -39,6 +39,7 @@ from .config import ClusterConfig, Config
 from .ratelimit import SlidingWindowLimiter
 from .records import IMPORT_FINISHED_STATES, ImportJob, ImportJobDetails, RefreshJob
 from .redact import redact
+from .retry import retry_delay
 from .snapshots import (
     ClusterRequest,
     CycleResult,
@@ -53,8 +54,6 @@ from .watchdog import Watchdog
 
 log = structlog.get_logger("exporter.poller")
 
-BACKOFF_BASE_SECONDS = 0.5
-BACKOFF_CAP_SECONDS = 10.0
 RATE_LIMITED_PAUSE_SECONDS = 1.0
 STOP_CHECK_SECONDS = 0.25
 
@@ -595,10 +594,9 @@ class Poller:
     def _retry_time(self, task: _Task, error: ApiError) -> float | None:
         """When to try again, if the retry can still finish within the current round (called
         locked: the round's deadline is read)."""
-        if not error.temporary or task.attempts > self.config.max_retries:
+        delay = retry_delay(error, task.attempts, self.config.max_retries, self._rng)
+        if delay is None:
             return None
-        backoff = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (task.attempts - 1))
-        delay = max(backoff * self._rng.uniform(0.5, 1.0), error.retry_after or 0.0)
         retry_at = self._clock() + delay
         if retry_at + self.config.request_timeout > self._round_deadline:
             return None  # a retry that could outlast the round would only end as a deadline

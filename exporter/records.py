@@ -28,6 +28,8 @@ IMPORT_FINISHED_STATES = frozenset({"Completed", "Failed"})
 MAX_STATE_LENGTH = 64
 MAX_REASON_LENGTH = 200
 MAX_NAME_LENGTH = 255
+MAX_FILE_NAME_LENGTH = 1024
+MAX_SOURCE_LENGTH = 4096
 MAX_EPOCH_MILLIS = 2**63  # int64 milliseconds, as the server stores them
 EARLIEST_PLAUSIBLE_TIME = 1_420_070_400.0  # 2015-01-01T00:00:00Z
 LATEST_PLAUSIBLE_AHEAD_SECONDS = 86_400.0
@@ -43,6 +45,7 @@ RECORD_ERROR_REASONS = (
     "bad_progress",
     "bad_time",
     "bad_count",
+    "bad_file_name",
 )
 
 
@@ -69,6 +72,9 @@ class RefreshJob:
     end_time: float | None
     reason: str = ""
     progress_out_of_range: bool = False
+    external_source: str = ""
+    """Where the collection's data is read from, as the server sent it: a JSON document on
+    Zilliz Cloud, a URI such as ``s3://host/bucket/key/`` on a self-hosted Milvus."""
 
     @property
     def finished(self) -> bool:
@@ -122,6 +128,7 @@ def parse_refresh_job(record: Any, now: float | None = None) -> RefreshJob:
         end_time=_epoch_millis(record.get("endTime"), "endTime", latest),
         reason=_reason(record.get("reason")),
         progress_out_of_range=out_of_range,
+        external_source=_source(record.get("externalSource")),
     )
 
 
@@ -248,6 +255,14 @@ def _reason(value: Any) -> str:
     return " ".join(text.split())[:MAX_REASON_LENGTH]
 
 
+def _source(value: Any) -> str:
+    """``externalSource`` is shown to people, never exported: anything but a string is left out
+    rather than costing the whole record, and a very long one is cut."""
+    if not isinstance(value, str):
+        return ""
+    return value if len(value) <= MAX_SOURCE_LENGTH else value[: MAX_SOURCE_LENGTH - 3] + "..."
+
+
 def _is_digits(text: str) -> bool:
     """ASCII digits only: ``str.isdigit`` also accepts ``"²"``, which ``int()`` refuses."""
     return text.isascii() and text.isdigit()
@@ -263,11 +278,37 @@ def _describe(value: Any) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class ImportJobDetails:
-    """What ``import/describe`` adds to a listed import job: rows, bytes and times.
+class ImportFileDetails:
+    """One entry of an import job's ``details[]``: a file (or a set of files read together).
 
-    Times are RFC 3339 strings upstream (``completeTime`` empty until the job is done); here
-    they are epoch seconds or None.
+    ``file_name`` is kept as the server sent it: a self-hosted Milvus names the files of a task
+    as a bracketed list (``"[s3://bucket/a.parquet]"``), and taking that text apart would only
+    guess at names that may themselves contain brackets or commas. ``state`` is a task state
+    there (``Pending``, ``InProgress``, ``Completed``, ``Failed``, ``Retry``), and a failed
+    file carries the job's reason. ``progress_ratio`` is None when the entry has no progress.
+    """
+
+    file_name: str
+    state: str
+    progress_ratio: float | None
+    imported_rows: int | None
+    total_rows: int | None
+    file_size_bytes: int | None
+    complete_time: float | None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ImportJobDetails:
+    """What ``import/describe`` adds to a listed import job: rows, bytes, times and files.
+
+    Times are RFC 3339 strings upstream (``completeTime`` empty until the job is done, and never
+    set for a failed job); here they are epoch seconds or None, and None stays None: a failed
+    import has no completion time and nothing here invents one.
+
+    ``files`` are the ``details[]`` entries that could be read; an entry that cannot be read
+    costs only itself and is counted in ``skipped_files`` as (reason, count, first message), the
+    way a ``Listing`` counts skipped jobs, so one bad file never hides the job or its other files.
     """
 
     job_id: str
@@ -277,12 +318,25 @@ class ImportJobDetails:
     file_size_bytes: int | None
     create_time: float | None
     complete_time: float | None
+    collection: str = ""
+    progress_ratio: float = 0.0
+    reason: str = ""
+    files: tuple[ImportFileDetails, ...] = ()
+    skipped_files: tuple[tuple[str, int, str], ...] = ()
 
 
 def parse_import_details(record: Any) -> ImportJobDetails:
-    """Read an ``import/describe`` answer's ``data`` object."""
+    """Read an ``import/describe`` answer's ``data`` object.
+
+    A job-level field that cannot be read raises ``RecordError``; a bad ``details[]`` entry is
+    skipped and counted instead. A missing ``collectionName`` reads as empty: the daemon only
+    needs the rows, bytes and times, and must not lose them to a field it does not use.
+    """
     if not isinstance(record, dict):
         raise RecordError(f"expected a job object, got {type(record).__name__}")
+    collection = record.get("collectionName")
+    progress, _out_of_range = _progress(record.get("progress"))
+    files, skipped = _file_entries(record.get("details"))
     return ImportJobDetails(
         job_id=_import_job_id(record.get("jobId")),
         state=_state(record.get("state")),
@@ -291,7 +345,65 @@ def parse_import_details(record: Any) -> ImportJobDetails:
         file_size_bytes=_count(record.get("fileSize"), "fileSize"),
         create_time=_rfc3339(record.get("createTime"), "createTime"),
         complete_time=_rfc3339(record.get("completeTime"), "completeTime"),
+        collection="" if collection is None else _name(collection, "collectionName"),
+        progress_ratio=progress,
+        reason=_reason(record.get("reason")),
+        files=files,
+        skipped_files=skipped,
     )
+
+
+def parse_import_file_details(entry: Any) -> ImportFileDetails:
+    """Read one ``details[]`` entry of an ``import/describe`` answer.
+
+    Missing fields read as unknown (None, or empty text); a field of the wrong kind raises
+    ``RecordError`` naming it.
+    """
+    if not isinstance(entry, dict):
+        raise RecordError(f"expected a file object, got {type(entry).__name__}")
+    progress = entry.get("progress")
+    return ImportFileDetails(
+        file_name=_file_name(entry.get("fileName")),
+        state=_state(entry["state"]) if entry.get("state") not in (None, "") else "",
+        progress_ratio=None if progress is None else _progress(progress)[0],
+        imported_rows=_count(entry.get("importedRows"), "importedRows"),
+        total_rows=_count(entry.get("totalRows"), "totalRows"),
+        file_size_bytes=_count(entry.get("fileSize"), "fileSize"),
+        complete_time=_rfc3339(entry.get("completeTime"), "completeTime"),
+        reason=_reason(entry.get("reason")),
+    )
+
+
+def _file_entries(
+    details: Any,
+) -> tuple[tuple[ImportFileDetails, ...], tuple[tuple[str, int, str], ...]]:
+    """The readable entries of ``details[]``, and (reason, count, first message) of the rest."""
+    if details is None:
+        return (), ()
+    if not isinstance(details, list):
+        message = f"details must be a list, got {_describe(details)}"
+        return (), (("not_an_object", 1, message),)
+    files: list[ImportFileDetails] = []
+    counts: dict[str, int] = {}
+    first_message: dict[str, str] = {}
+    for entry in details:
+        try:
+            files.append(parse_import_file_details(entry))
+        except RecordError as error:
+            counts[error.reason] = counts.get(error.reason, 0) + 1
+            first_message.setdefault(error.reason, str(error))
+    skipped = tuple((reason, counts[reason], first_message[reason]) for reason in sorted(counts))
+    return tuple(files), skipped
+
+
+def _file_name(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise RecordError(f"fileName must be a string, got {_describe(value)}", "bad_file_name")
+    if len(value) <= MAX_FILE_NAME_LENGTH:
+        return value
+    return value[: MAX_FILE_NAME_LENGTH - 3] + "..."
 
 
 def _count(value: Any, field: str) -> int | None:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from exporter.records import (
     MAX_STATE_LENGTH,
+    RECORD_ERROR_REASONS,
+    ImportFileDetails,
     RecordError,
+    parse_import_details,
     parse_import_job,
     parse_refresh_job,
 )
@@ -293,3 +298,215 @@ def test_finished_refresh_states_are_completed_and_failed() -> None:
     }
 
     assert finished == {"RefreshCompleted", "RefreshFailed"}
+
+
+# -- import/describe: the job, its files, and the recorded answers of a real server -----------
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CREATED = datetime(2026, 11, 23, 10, 50, 25, tzinfo=timezone.utc).timestamp()  # 18:50:25+08:00
+FAILED_READ = (
+    "failed to read file s3://bulk-import/movies/part-00001.parquet: no such file or directory"
+)
+
+
+def recorded_describe(name: str) -> dict[str, Any]:
+    data = json.loads((FIXTURES / name).read_bytes())["data"]
+    assert isinstance(data, dict)
+    return data
+
+
+def test_a_recorded_failed_import_has_no_rows_no_completion_and_the_reason_on_every_file() -> None:
+    details = parse_import_details(recorded_describe("milvus_import_describe_failed.json"))
+
+    assert (details.job_id, details.collection, details.state) == (
+        "458912301925678745",
+        "movies",
+        "Failed",
+    )
+    assert (details.progress_ratio, details.imported_rows, details.total_rows) == (0.0, 0, 0)
+    assert (details.create_time, details.complete_time) == (CREATED, None)
+    assert details.reason == FAILED_READ
+    assert details.skipped_files == ()
+    assert details.files == (
+        ImportFileDetails(
+            file_name="[s3://bulk-import/movies/part-00000.parquet]",
+            state="Failed",
+            progress_ratio=0.0,
+            imported_rows=0,
+            total_rows=183500,
+            file_size_bytes=367001600,
+            complete_time=None,
+            reason=FAILED_READ,
+        ),
+        ImportFileDetails(
+            file_name="[s3://bulk-import/movies/part-00001.parquet]",
+            state="Failed",
+            progress_ratio=0.0,
+            imported_rows=0,
+            total_rows=183500,
+            file_size_bytes=367001600,
+            complete_time=None,
+            reason=FAILED_READ,
+        ),
+    )
+
+
+def test_a_recorded_completed_import_reads_its_times_in_the_servers_offset_as_instants() -> None:
+    details = parse_import_details(recorded_describe("milvus_import_describe_completed.json"))
+
+    finished = CREATED + 12 * 60 + 16
+    assert (details.state, details.progress_ratio, details.complete_time) == (
+        "Completed",
+        1.0,
+        finished,
+    )
+    assert (details.imported_rows, details.total_rows, details.file_size_bytes) == (
+        1250000,
+        1250000,
+        2147483648,
+    )
+    assert details.reason == ""
+    (file,) = details.files
+    assert (file.file_name, file.state, file.progress_ratio, file.complete_time) == (
+        "[s3://bulk-import/books/part-00000.parquet]",
+        "Completed",
+        1.0,
+        finished,
+    )
+
+
+def test_a_recorded_running_import_keeps_task_states_and_an_absent_reason_is_empty() -> None:
+    details = parse_import_details(recorded_describe("milvus_import_describe_running.json"))
+
+    assert (details.state, details.progress_ratio, details.complete_time) == (
+        "Importing",
+        0.47,
+        None,
+    )
+    assert [(file.state, file.progress_ratio, file.reason) for file in details.files] == [
+        ("InProgress", 0.82, ""),
+        ("Retry", 0.0, ""),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("bad_entry", "reason"),
+    [
+        pytest.param({"importedRows": "lots"}, "bad_count", id="rows-not-a-number"),
+        pytest.param({"fileSize": -1}, "bad_count", id="negative-size"),
+        pytest.param({"completeTime": "yesterday"}, "bad_time", id="time-not-rfc-3339"),
+        pytest.param({"progress": "most"}, "bad_progress", id="progress-not-a-number"),
+        pytest.param({"state": 3}, "bad_state", id="state-not-text"),
+        pytest.param({"fileName": ["a.parquet"]}, "bad_file_name", id="name-not-text"),
+    ],
+)
+def test_a_bad_field_in_one_file_entry_costs_only_that_entry(
+    bad_entry: dict[str, Any], reason: str
+) -> None:
+    record = recorded_describe("milvus_import_describe_running.json")
+    record["details"][1].update(bad_entry)
+
+    details = parse_import_details(record)
+
+    assert [file.state for file in details.files] == ["InProgress"]
+    ((skipped_reason, count, message),) = details.skipped_files
+    assert (skipped_reason, count) == (reason, 1)
+    assert reason in RECORD_ERROR_REASONS
+    assert len(message) < 200
+    assert (details.imported_rows, details.total_rows) == (412000, 1000000)
+
+
+@pytest.mark.parametrize(
+    ("details_field", "files", "skipped"),
+    [
+        pytest.param(None, 0, (), id="missing"),
+        pytest.param([], 0, (), id="empty"),
+        pytest.param(["a.parquet", {"fileName": "b"}], 1, (("not_an_object", 1),), id="string"),
+        pytest.param({"fileName": "a"}, 0, (("not_an_object", 1),), id="object-not-list"),
+    ],
+)
+def test_details_that_are_missing_or_not_a_list_of_objects_leave_the_job_readable(
+    details_field: Any, files: int, skipped: tuple[tuple[str, int], ...]
+) -> None:
+    record = recorded_describe("milvus_import_describe_completed.json")
+    record["details"] = details_field
+
+    details = parse_import_details(record)
+
+    assert len(details.files) == files
+    assert tuple((reason, count) for reason, count, _ in details.skipped_files) == skipped
+    assert details.state == "Completed"
+
+
+def test_a_file_entry_with_fields_left_out_reads_them_as_unknown() -> None:
+    record = recorded_describe("milvus_import_describe_completed.json")
+    record["details"] = [{"fileName": "s3://bulk-import/a.json"}]
+
+    (file,) = parse_import_details(record).files
+
+    assert file == ImportFileDetails(
+        file_name="s3://bulk-import/a.json",
+        state="",
+        progress_ratio=None,
+        imported_rows=None,
+        total_rows=None,
+        file_size_bytes=None,
+        complete_time=None,
+    )
+
+
+def test_a_describe_without_collection_or_details_still_gives_the_daemon_its_fields() -> None:
+    details = parse_import_details(
+        {
+            "jobId": "448761313698322011",
+            "state": "Importing",
+            "importedRows": "10",
+            "totalRows": 20,
+            "fileSize": 4096,
+            "createTime": "2026-11-23T10:50:25Z",
+            "completeTime": "",
+        }
+    )
+
+    assert (details.collection, details.files, details.skipped_files) == ("", (), ())
+    assert (details.imported_rows, details.total_rows, details.file_size_bytes) == (10, 20, 4096)
+    assert (details.create_time, details.complete_time) == (CREATED, None)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        pytest.param("collectionName", 7, "bad_collection", id="collection"),
+        pytest.param("progress", "half", "bad_progress", id="progress"),
+        pytest.param("totalRows", "many", "bad_count", id="rows"),
+        pytest.param("createTime", "at noon", "bad_time", id="time"),
+    ],
+)
+def test_a_bad_job_level_field_of_an_import_describe_is_refused_naming_it(
+    field: str, value: Any, reason: str
+) -> None:
+    record = recorded_describe("milvus_import_describe_completed.json")
+    record[field] = value
+
+    with pytest.raises(RecordError) as refused:
+        parse_import_details(record)
+
+    assert refused.value.reason == reason
+    assert field in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        pytest.param(
+            "s3://minio:9000/external/books/", "s3://minio:9000/external/books/", id="uri"
+        ),
+        pytest.param('{"type":"volume"}', '{"type":"volume"}', id="json-text"),
+        pytest.param(None, "", id="missing"),
+        pytest.param({"type": "volume"}, "", id="not-a-string"),
+    ],
+)
+def test_a_refresh_jobs_external_source_is_kept_as_sent_and_never_refuses_the_job(
+    source: Any, expected: str
+) -> None:
+    assert parse_refresh_job(refresh_record(externalSource=source)).external_source == expected

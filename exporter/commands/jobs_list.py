@@ -1,0 +1,286 @@
+"""``jobs list``: every job of every configured target that matches the filters.
+
+It asks the same targets the daemon polls (``snapshots.Target``: one cluster, database and job
+kind), one list request each, concurrently up to ``max_concurrent_requests``. A target that
+fails costs only itself: one line on stderr, exit 1, and the other targets are still listed.
+
+    CLUSTER  DATABASE   KIND     COLLECTION  JOB ID              STATE          PROGRESS  ...
+    prod     analytics  refresh  ext_books   449503830172898219  RefreshFailed  1%        ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..client import ApiError
+from ..config import Config
+from ..configfile import suggest
+from ..records import (
+    IMPORT_EXTRA_STATES,
+    IMPORT_STATES,
+    REFRESH_STATES,
+    ImportJob,
+    RefreshJob,
+)
+from ..snapshots import Target
+from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandError
+from .terminal import (
+    REASON_COLUMN_WIDTH,
+    STATE_GROUPS,
+    Console,
+    explain,
+    local_time,
+    percent,
+    percent_text,
+    refresh_duration,
+    rfc3339,
+    rounded,
+    short_duration,
+    table,
+    trim,
+)
+from .upstream import Upstream, find_cluster
+
+KNOWN_STATES = (*REFRESH_STATES, *IMPORT_STATES, *sorted(IMPORT_EXTRA_STATES))
+STATE_GROUP_NAMES = ("pending", "running", "completed", "failed")
+STATE_FILTERS = (*STATE_GROUP_NAMES, *KNOWN_STATES)
+SUGGESTED_STATES = (
+    *STATE_GROUP_NAMES,
+    *(state for state in KNOWN_STATES if state.lower() not in STATE_GROUP_NAMES),
+)
+"""What a mistyped ``--state`` is compared with: a group wins over the state of the same name
+(``failed`` rather than ``Failed``), since the suggestion ignores case."""
+LIST_HEADER = (
+    "CLUSTER",
+    "DATABASE",
+    "KIND",
+    "COLLECTION",
+    "JOB ID",
+    "STATE",
+    "PROGRESS",
+    "STARTED",
+    "DURATION",
+    "REASON",
+)
+STATE_COLUMN = LIST_HEADER.index("STATE")
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    cluster: str | None
+    database: str | None
+    collection: str | None
+    kind: str | None
+    states: frozenset[str]
+    output: str
+
+
+def list_request(args: argparse.Namespace) -> ListRequest:
+    """The filters, checked before the config is read: an unknown state is a usage error."""
+    states: set[str] = set()
+    for word in (args.state or "").split(","):
+        word = word.strip()
+        if not word:
+            continue
+        matches = [name for name in STATE_FILTERS if name.lower() == word.lower()]
+        if not matches:
+            raise CommandError(
+                f"--state {word!r}: not a state{suggest(word, SUGGESTED_STATES)}; "
+                "use pending, running, completed, failed or a state such as RefreshFailed",
+                EXIT_USAGE,
+            )
+        states.add(matches[0].lower())
+    if args.state is not None and not states:
+        raise CommandError("--state: give at least one state", EXIT_USAGE)
+    return ListRequest(
+        cluster=args.cluster,
+        database=args.database,
+        collection=args.collection,
+        kind=args.kind,
+        states=frozenset(states),
+        output=args.output,
+    )
+
+
+def target_label(target: Target) -> str:
+    """``prod/analytics refresh``: how a failed target is named on stderr."""
+    return f"{target.cluster.name}/{target.database} {target.kind}"
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """One listed job, either kind, as the table and the JSON output show it."""
+
+    cluster: str
+    database: str
+    kind: str
+    collection: str
+    job_id: str
+    state: str
+    progress_ratio: float
+    start_time: float | None
+    end_time: float | None
+    duration_seconds: float | None
+    reason: str
+
+    @classmethod
+    def of_refresh(cls, target: Target, job: RefreshJob, now: float) -> JobRow:
+        return cls(
+            cluster=target.cluster.name,
+            database=target.database,
+            kind="refresh",
+            collection=job.collection,
+            job_id=str(job.job_id),
+            state=job.state,
+            progress_ratio=job.progress_ratio,
+            start_time=job.start_time,
+            end_time=job.end_time,
+            duration_seconds=refresh_duration(job, now),
+            reason=job.reason,
+        )
+
+    @classmethod
+    def of_import(cls, target: Target, job: ImportJob) -> JobRow:
+        """The import list carries no times: start, end and duration stay unknown."""
+        return cls(
+            cluster=target.cluster.name,
+            database=target.database,
+            kind="import",
+            collection=job.collection,
+            job_id=job.job_id,
+            state=job.state,
+            progress_ratio=job.progress_ratio,
+            start_time=None,
+            end_time=None,
+            duration_seconds=None,
+            reason=job.reason,
+        )
+
+    def matches(self, request: ListRequest) -> bool:
+        if request.collection is not None and self.collection != request.collection:
+            return False
+        if request.states:
+            group = STATE_GROUPS.get(self.state, "")
+            return self.state.lower() in request.states or group in request.states
+        return True
+
+    def as_json(self) -> dict[str, Any]:
+        """Stable keys for scripts; ``jobId`` a string so int64 ids survive any JSON reader."""
+        return {
+            "cluster": self.cluster,
+            "database": self.database,
+            "kind": self.kind,
+            "collection": self.collection,
+            "jobId": self.job_id,
+            "state": self.state,
+            "progress": percent(self.progress_ratio),
+            "startTime": rfc3339(self.start_time),
+            "endTime": rfc3339(self.end_time),
+            "durationSeconds": rounded(self.duration_seconds),
+            "reason": self.reason,
+        }
+
+    def cells(self) -> tuple[str, ...]:
+        duration = self.duration_seconds
+        return (
+            self.cluster,
+            self.database,
+            self.kind,
+            self.collection,
+            self.job_id,
+            self.state,
+            percent_text(self.progress_ratio),
+            local_time(self.start_time),
+            short_duration(duration) if duration is not None else "-",
+            trim(self.reason, REASON_COLUMN_WIDTH),
+        )
+
+
+def select_targets(config: Config, request: ListRequest) -> list[Target]:
+    """Every configured (cluster, database, kind) the filters allow, in config order.
+
+    Unlike the daemon's ``targets_of`` this ignores ``shard``: an operator asking about a
+    cluster wants all of it, whichever replica polls it.
+    """
+    clusters = [find_cluster(config, request.cluster)] if request.cluster else list(config.clusters)
+    if request.database is not None:
+        databases = tuple(sorted({name for cluster in clusters for name in cluster.databases}))
+        if request.database not in databases:
+            where = f"cluster {clusters[0].name!r}" if request.cluster else config.source
+            raise CommandError(
+                f"--database {request.database!r}: not a configured database of {where}"
+                f"{suggest(request.database, databases)}; configured: {', '.join(databases)}",
+                EXIT_USAGE,
+            )
+    targets = [
+        Target(cluster, database, kind)
+        for cluster in clusters
+        for database in cluster.databases
+        if request.database in (None, database)
+        for kind in cluster.jobs
+        if request.kind in (None, kind)
+    ]
+    if not targets:
+        raise CommandError(
+            f"--kind {request.kind}: no selected cluster polls {request.kind} jobs "
+            "(clusters[].jobs in the config)",
+            EXIT_USAGE,
+        )
+    return targets
+
+
+def list_target(upstream: Upstream, target: Target) -> list[JobRow]:
+    """One target's jobs, newest first: refresh by start time, import by numeric job id."""
+    cluster, database = target.cluster, target.database
+    if target.kind == "refresh":
+        refresh_jobs = list(
+            upstream.call(cluster, lambda client: client.list_refresh_jobs(database)).jobs
+        )
+        now = time.time()
+        refresh_jobs.sort(
+            key=lambda job: (job.start_time if job.start_time is not None else -1.0, job.job_id),
+            reverse=True,
+        )
+        return [JobRow.of_refresh(target, job, now) for job in refresh_jobs]
+    import_jobs = list(
+        upstream.call(cluster, lambda client: client.list_import_jobs(database)).jobs
+    )
+    import_jobs.sort(key=lambda job: job.order_key, reverse=True)
+    return [JobRow.of_import(target, job) for job in import_jobs]
+
+
+def run_list(request: ListRequest, config: Config, upstream: Upstream, console: Console) -> int:
+    targets = select_targets(config, request)
+    pool = concurrent.futures.ThreadPoolExecutor(
+        max_workers=max(1, min(len(targets), config.max_concurrent_requests)),
+        thread_name_prefix="jobs-list",
+    )
+    rows: list[JobRow] = []
+    failed = 0
+    try:
+        futures = [pool.submit(list_target, upstream, target) for target in targets]
+        for target, future in zip(targets, futures, strict=True):
+            try:
+                rows.extend(row for row in future.result() if row.matches(request))
+            except ApiError as error:
+                failed += 1
+                console.problem(f"{target_label(target)}: {explain(error)}")
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    if request.output == "json":
+        console.line(json.dumps([row.as_json() for row in rows], indent=2))
+    elif rows:
+
+        def paint(column: int, text: str) -> str:
+            return console.paint(text, text) if column == STATE_COLUMN else text
+
+        for line in table(LIST_HEADER, [row.cells() for row in rows], paint):
+            console.line(line)
+    elif not failed:
+        console.err.write("No jobs found.\n")
+    return EXIT_FAILURE if failed else EXIT_OK

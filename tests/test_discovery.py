@@ -8,6 +8,7 @@ requests stay within the rate limit.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -177,3 +178,19 @@ def test_discovery_requests_stay_within_the_rate_limit(world, start_exporter):
     arrivals = [r.arrival for r in sim.request_log() if r.path.endswith(DISCOVERY)]
     assert len(arrivals) >= 30
     assert busiest_second(arrivals) <= 20
+
+
+def test_jobs_list_lists_the_databases_a_pattern_matches(world, tmp_path):
+    sim, url = world
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f"clusters:\n  - name: prod\n    endpoint: {url}\n    token: {TOKEN_A}\n"
+        "    databases: ['prod_*']\n    jobs: [refresh]\n"
+    )
+    result = run("jobs", "list", "--config", str(path), "--output", "json")
+    assert result.returncode == 0, result.stderr
+    assert {row["database"] for row in json.loads(result.stdout)} == {"prod_eu"}
+    sim.set_fault(Fault(kind="http_503"), path=DISCOVERY)
+    failed = run("jobs", "list", "--config", str(path))
+    assert failed.returncode == 1
+    assert "prod: databases 'prod_*': " in failed.stderr and "Traceback" not in failed.stderr

@@ -14,11 +14,12 @@ import argparse
 import concurrent.futures
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..client import ApiError
-from ..config import Config
+from ..config import ClusterConfig, Config
 from ..configfile import suggest
 from ..records import (
     IMPORT_EXTRA_STATES,
@@ -28,6 +29,7 @@ from ..records import (
     RefreshJob,
 )
 from ..snapshots import Target
+from ..targets import databases_of
 from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandError
 from .terminal import (
     REASON_COLUMN_WIDTH,
@@ -201,37 +203,68 @@ class JobRow:
         )
 
 
-def select_targets(config: Config, request: ListRequest) -> list[Target]:
+def select_targets(
+    config: Config, request: ListRequest, listed: Mapping[str, tuple[str, ...]] | None = None
+) -> list[Target]:
     """Every configured (cluster, database, kind) the filters allow, in config order.
 
-    Unlike the daemon's ``targets_of`` this ignores ``shard``: an operator asking about a
-    cluster wants all of it, whichever replica polls it.
+    Databases given as patterns are those ``listed`` (the cluster's own database list) matches,
+    as the daemon's discovery does. Unlike the daemon's ``targets_of`` this ignores ``shard``: an
+    operator asking about a cluster wants all of it, whichever replica polls it.
     """
+    listed = listed or {}
     clusters = [find_cluster(config, request.cluster)] if request.cluster else list(config.clusters)
-    if request.database is not None:
-        databases = tuple(sorted({name for cluster in clusters for name in cluster.databases}))
-        if request.database not in databases:
-            where = f"cluster {clusters[0].name!r}" if request.cluster else config.source
-            raise CommandError(
-                f"--database {request.database!r}: not a configured database of {where}"
-                f"{suggest(request.database, databases)}; configured: {', '.join(databases)}",
-                EXIT_USAGE,
-            )
+
+    def wanted(cluster: ClusterConfig) -> tuple[str, ...]:
+        if request.database is None:
+            return databases_of(cluster, listed.get(cluster.name, ()))
+        named = request.database in cluster.database_names
+        return (request.database,) if named or cluster.matches(request.database) else ()
+
+    if request.database is not None and not any(wanted(cluster) for cluster in clusters):
+        configured = tuple(sorted({name for cluster in clusters for name in cluster.databases}))
+        where = f"cluster {clusters[0].name!r}" if request.cluster else config.source
+        raise CommandError(
+            f"--database {request.database!r}: not a configured database of {where}"
+            f"{suggest(request.database, configured)}; configured: {', '.join(configured)}",
+            EXIT_USAGE,
+        )
     targets = [
         Target(cluster, database, kind)
         for cluster in clusters
-        for database in cluster.databases
-        if request.database in (None, database)
+        for database in wanted(cluster)
         for kind in cluster.jobs
         if request.kind in (None, kind)
     ]
-    if not targets:
+    if not targets and request.kind is not None:
         raise CommandError(
             f"--kind {request.kind}: no selected cluster polls {request.kind} jobs "
             "(clusters[].jobs in the config)",
             EXIT_USAGE,
         )
     return targets
+
+
+def discover(
+    config: Config, request: ListRequest, upstream: Upstream, console: Console
+) -> tuple[dict[str, tuple[str, ...]], int]:
+    """List the databases of every selected cluster that names them by pattern; return the
+    lists and how many clusters could not be listed (each said on one line)."""
+    if request.database is not None:
+        return {}, 0
+    clusters = [find_cluster(config, request.cluster)] if request.cluster else list(config.clusters)
+    listed: dict[str, tuple[str, ...]] = {}
+    failed = 0
+    for cluster in clusters:
+        if not cluster.database_patterns:
+            continue
+        try:
+            listed[cluster.name] = upstream.call(cluster, lambda client: client.list_databases())
+        except ApiError as error:
+            failed += 1
+            patterns = ", ".join(map(repr, cluster.database_patterns))
+            console.problem(f"{cluster.name}: databases {patterns}: {explain(error)}")
+    return listed, failed
 
 
 def list_target(upstream: Upstream, target: Target) -> list[JobRow]:
@@ -255,13 +288,13 @@ def list_target(upstream: Upstream, target: Target) -> list[JobRow]:
 
 
 def run_list(request: ListRequest, config: Config, upstream: Upstream, console: Console) -> int:
-    targets = select_targets(config, request)
+    listed, failed = discover(config, request, upstream, console)
+    targets = select_targets(config, request, listed)
     pool = concurrent.futures.ThreadPoolExecutor(
         max_workers=max(1, min(len(targets), config.max_concurrent_requests)),
         thread_name_prefix="jobs-list",
     )
     rows: list[JobRow] = []
-    failed = 0
     try:
         futures = [pool.submit(list_target, upstream, target) for target in targets]
         for target, future in zip(targets, futures, strict=True):

@@ -33,7 +33,7 @@ from .config import (
     split_listen_address,
 )
 from .daemon import Daemon
-from .log import LEVELS, configure_logging, flush_logging, redactor
+from .log import LEVELS, SecretRedactor, configure_logging, flush_logging
 from .poller import Poller
 from .server import ExporterHTTPServer, serve_in_thread
 from .snapshots import DiscoveryOutcome
@@ -131,15 +131,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "simulate":
             return run_simulate(args)
-        configure_logging(args.log_level, args.log_format or "auto")
+        redactor = configure_logging(args.log_level, args.log_format or "auto")
         if args.command == "serve":
-            return run_serve(args)
+            return run_serve(args, redactor)
         if args.command == "check":
-            return run_check(args, sys.stdout)
+            return run_check(args, sys.stdout, redactor)
         if args.command == "demo":
-            return run_demo(args)
+            return run_demo(args, redactor)
         if args.command in OPERATOR_COMMANDS:
-            return run_operator_command(args)
+            return run_operator_command(args, redactor=redactor)
     except ConfigError as error:
         for line in str(error).splitlines():
             _say_error(f"config error: {line}")
@@ -164,7 +164,7 @@ def _say_error(line: str) -> None:
         pass
 
 
-def run_serve(args: argparse.Namespace) -> int:
+def run_serve(args: argparse.Namespace, redactor: SecretRedactor) -> int:
     shard: tuple[int, int] | None = None
     if args.shard:
         try:
@@ -182,22 +182,26 @@ def run_serve(args: argparse.Namespace) -> int:
     config = load(args.config)
     web_config = _load_web_config(args.web_config_file)
     return _serve(
-        config, args.listen or config.listen_address, web_config=web_config, config_loader=load
+        config,
+        args.listen or config.listen_address,
+        redactor,
+        web_config=web_config,
+        config_loader=load,
     )
 
 
 def _serve(
     config: Config,
     listen: str,
+    redactor: SecretRedactor,
     announce: str | None = None,
     web_config: WebConfig | None = None,
     config_loader: Callable[[str], Config] = load_config,
 ) -> int:
     """Run the daemon and its HTTP server until SIGTERM / SIGINT."""
-    redactor.set_secrets(config.secrets)
     for warning in config.warnings:
         log.warning("config.warning", warning=warning)
-    daemon = Daemon(config, config_loader=config_loader)
+    daemon = Daemon(config, config_loader=config_loader, redactor=redactor)
     server = _bind(listen, daemon, web_config)
     serve_in_thread(server)
     log.info(
@@ -257,10 +261,11 @@ def _bind(listen: str, daemon: Daemon, web_config: WebConfig | None) -> Exporter
         raise UserError(f"cannot listen on {listen}: {error.strerror or error}") from None
 
 
-def run_check(args: argparse.Namespace, out: TextIO) -> int:
+def run_check(args: argparse.Namespace, out: TextIO, redactor: SecretRedactor | None = None) -> int:
     """Poll every target once and print a table; exit 1 if any target failed."""
     config = load_config(args.config)
-    redactor.set_secrets(config.secrets)
+    if redactor is not None:
+        redactor.set_secrets(config.secrets)
     poller = Poller(config)
     try:
         cycle = poller.poll_cycle()
@@ -323,7 +328,7 @@ def _write_discoveries(config: Config, discoveries: list[DiscoveryOutcome], out:
     return failed
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def run_demo(args: argparse.Namespace, redactor: SecretRedactor) -> int:
     """Start the simulator in-process and the exporter against it: no config needed."""
     from .simulator import Simulator, SimulatorOptions
 
@@ -367,7 +372,7 @@ def run_demo(args: argparse.Namespace) -> int:
             "and it appears within 30s. Press Ctrl-C to stop."
         )
         web_config = _load_web_config(args.web_config_file)
-        return _serve(config, args.listen, announce=announce, web_config=web_config)
+        return _serve(config, args.listen, redactor, announce=announce, web_config=web_config)
 
 
 def run_simulate(args: argparse.Namespace) -> int:

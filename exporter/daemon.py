@@ -28,7 +28,7 @@ from . import catalogue as m
 from .config import Config, ConfigError, load_config
 from .exposition import ExpositionCache
 from .families import MetricFamily
-from .log import dropped_log_lines, redactor
+from .log import SecretRedactor, dropped_log_lines
 from .model import REFRESH_DURATION_BUCKETS, MetricsModel
 from .poller import Poller
 from .snapshots import CycleResult
@@ -78,11 +78,15 @@ class Daemon:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         config_loader: Callable[[str], Config] = load_config,
+        redactor: SecretRedactor | None = None,
     ) -> None:
+        """``redactor`` (the logging one) learns the tokens of every config this daemon runs."""
         self.config = config
         self._clock = clock
         self._wall_clock = wall_clock
         self._config_loader = config_loader
+        self._redactor = redactor or SecretRedactor()
+        self._redactor.set_secrets(config.secrets)
         self.poller = Poller(config, clock=clock, wall_clock=wall_clock)
         self.model = MetricsModel(
             config.max_tracked_jobs,
@@ -244,7 +248,7 @@ class Daemon:
             listed_databases=old.listed_databases,  # nor list a cluster's databases at once
         )
         old.close()
-        redactor.set_secrets((*self.config.secrets, *config.secrets))
+        self._redactor.set_secrets((*self.config.secrets, *config.secrets))
         self.config = config
         self.model.configure(
             config.max_tracked_jobs,

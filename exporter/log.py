@@ -62,9 +62,6 @@ class SecretRedactor:
         return event
 
 
-redactor = SecretRedactor()
-
-
 class _DropCounter:
     def __init__(self) -> None:
         self._count = 0
@@ -155,10 +152,17 @@ def _isatty(stream: TextIO | None) -> bool:
 
 
 def configure_logging(
-    level: str = "info", log_format: str = "auto", stream: TextIO | None = None
-) -> None:
+    level: str = "info",
+    log_format: str = "auto",
+    stream: TextIO | None = None,
+    redactor: SecretRedactor | None = None,
+) -> SecretRedactor:
     """Route structlog (and stdlib logging) to ``stream`` (stderr) through a bounded queue, as
-    JSON or console lines at ``level``. A missing or closed stderr is survived, not fatal."""
+    JSON or console lines at ``level``. A missing or closed stderr is survived, not fatal.
+
+    Returns the redactor every event passes through: whoever learns the secrets (the config,
+    a reload) hands them to it."""
+    redactor = redactor or SecretRedactor()
     global _active
     stream = stream if stream is not None else sys.stderr
     if log_format == "auto":
@@ -186,6 +190,7 @@ def configure_logging(
     # Libraries (urllib3) log through the standard library: same queue, never a blocking write.
     handler = logging.StreamHandler(queued)
     logging.basicConfig(handlers=[handler], level=logging.WARNING, force=True)
+    return redactor
 
 
 def flush_logging(timeout: float = 1.0) -> None:

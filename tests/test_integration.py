@@ -14,7 +14,7 @@ import requests
 import structlog
 from structlog.testing import LogCapture
 
-from exporter.log import configure_logging, redactor
+from exporter.log import SecretRedactor, configure_logging
 from exporter.simulator import FLAVORS, Fault, Simulator
 
 from .conftest import TOKEN_A, TOKEN_B, cluster, running_simulator, series, value
@@ -285,6 +285,7 @@ def test_readiness_waits_for_the_first_poll_cycle(simulator, start_exporter):
 def test_the_token_never_appears_in_metrics_the_landing_page_or_logs(simulator, start_exporter):
     sim, url = simulator
     sim.set_fault(Fault(kind="auth"), database="analytics")
+    redactor = SecretRedactor()
     redactor.set_secrets([TOKEN_A])
     capture = LogCapture()
     structlog.configure(processors=[redactor, capture])

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from ..config import Config, load_config
-from ..log import redactor
+from ..log import SecretRedactor
 from .arguments import add_commands
 from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, CommandError
 from .jobs_describe import describe_request, run_describe
@@ -49,6 +49,7 @@ def run(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     environ: Mapping[str, str] | None = None,
+    redactor: SecretRedactor | None = None,
 ) -> int:
     """Run one operator command; every user error ends here as lines on stderr and a code.
 
@@ -61,7 +62,8 @@ def run(
         command = _parse_command(args)
         config = load_config(args.config)
         console.secrets = config.secrets
-        redactor.set_secrets(config.secrets)
+        if redactor is not None:
+            redactor.set_secrets(config.secrets)
         upstream = Upstream(config)
         try:
             return command(config, upstream, console)

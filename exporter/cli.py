@@ -113,6 +113,12 @@ def _add_web_arguments(parser: argparse.ArgumentParser) -> None:
         help="connections served at once; above it the longest-waiting one is closed, or the "
         "newcomer gets 503 when all are busy (default: %(default)s)",
     )
+    parser.add_argument(
+        "--web.enable-lifecycle",
+        dest="enable_lifecycle",
+        action="store_true",
+        help="allow POST /-/reload (off by default, as in Prometheus; SIGHUP always reloads)",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -206,6 +212,7 @@ def run_serve(args: argparse.Namespace) -> int:
         web_config=web_config,
         config_loader=load,
         limits=ServerLimits(max_connections=args.max_connections),
+        enable_lifecycle=args.enable_lifecycle,
     )
 
 
@@ -216,13 +223,14 @@ def _serve(
     web_config: WebConfig | None = None,
     config_loader: Callable[[str], Config] = load_config,
     limits: ServerLimits | None = None,
+    enable_lifecycle: bool = False,
 ) -> int:
     """Run the daemon and its HTTP server until SIGTERM / SIGINT."""
     redactor.set_secrets(config.secrets)
     for warning in config.warnings:
         log.warning("config.warning", warning=warning)
     daemon = Daemon(config, config_loader=config_loader)
-    server = _bind(listen, daemon, web_config, limits)
+    server = _bind(listen, daemon, web_config, limits, enable_lifecycle)
     serve_in_thread(server)
     log.info(
         "exporter.started",
@@ -278,10 +286,17 @@ def _bind(
     daemon: Daemon,
     web_config: WebConfig | None,
     limits: ServerLimits | None,
+    enable_lifecycle: bool,
 ) -> ExporterHTTPServer:
     host, port = _parse_listen(listen)
     try:
-        return ExporterHTTPServer((host, port), lambda: daemon, web_config, limits=limits)
+        return ExporterHTTPServer(
+            (host, port),
+            lambda: daemon,
+            web_config,
+            limits=limits,
+            enable_lifecycle=enable_lifecycle,
+        )
     except OSError as error:
         raise UserError(f"cannot listen on {listen}: {error.strerror or error}") from None
 
@@ -399,6 +414,7 @@ def run_demo(args: argparse.Namespace) -> int:
             announce=announce,
             web_config=web_config,
             limits=ServerLimits(max_connections=args.max_connections),
+            enable_lifecycle=args.enable_lifecycle,
         )
 
 

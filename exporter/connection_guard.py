@@ -121,16 +121,24 @@ class _ThrottledLog:
         self._last: dict[str, tuple[float, int]] = {}
 
     def info(self, event: str, **context: object) -> None:
+        if self._due(event, context):
+            log.info(event, **context)
+
+    def warning(self, event: str, **context: object) -> None:
+        if self._due(event, context):
+            log.warning(event, **context)
+
+    def _due(self, event: str, context: dict[str, object]) -> bool:
         now = time.monotonic()
         with self._lock:
             last, suppressed = self._last.get(event, (float("-inf"), 0))
             if now - last < self._interval:
                 self._last[event] = (last, suppressed + 1)
-                return
+                return False
             self._last[event] = (now, 0)
         if suppressed:
             context["suppressed"] = suppressed
-        log.info(event, **context)
+        return True
 
 
 class GuardedHTTPServer(ThreadingHTTPServer):

@@ -1,4 +1,4 @@
-"""The exporter's HTTP server: /metrics, /healthz, /readyz and a landing page.
+"""The exporter's HTTP server: /metrics, /healthz, /readyz, /-/reload and a landing page.
 
 It reads only the exposition cache and the daemon's published status; it never calls upstream,
 so a slow or broken cluster can never make a scrape slow. What protects it from hostile clients
@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -45,10 +46,18 @@ class ExporterApp(Protocol):
 
 UNAUTHENTICATED_PATHS = ("/healthz", "/readyz")
 """Liveness and readiness stay open so orchestrator probes need no credentials; they reveal nothing."""
+LIFECYCLE_DISABLED = (
+    b"Lifecycle API is not enabled; start with --web.enable-lifecycle, or send SIGHUP\n"
+)
 
 
 class ExporterHTTPServer(GuardedHTTPServer):
-    """The exporter's HTTP(S) server: routes over the guarded server of ``connection_guard``."""
+    """The exporter's HTTP(S) server: routes over the guarded server of ``connection_guard``.
+
+    ``POST /-/reload`` is off unless ``enable_lifecycle`` (``--web.enable-lifecycle``), as in
+    Prometheus: any web page can make a browser POST to it, and each reload starts a poll that
+    spends the token's rate limit. SIGHUP always reloads.
+    """
 
     def __init__(
         self,
@@ -57,9 +66,11 @@ class ExporterHTTPServer(GuardedHTTPServer):
         web_config: WebConfig | None = None,
         *,
         limits: ServerLimits | None = None,
+        enable_lifecycle: bool = False,
     ) -> None:
         self.app_provider = app_provider
         self.web_config = web_config or WebConfig()
+        self.enable_lifecycle = enable_lifecycle
         super().__init__(address, _Handler, limits or ServerLimits(), self.web_config.ssl_context())
 
     @property
@@ -119,6 +130,17 @@ class _Handler(GuardedRequestHandler):
         if self.path.split("?", 1)[0] != RELOAD_PATH:
             self._method_not_allowed()
             return
+        if not self.server.enable_lifecycle:
+            self._reply(HTTPStatus.FORBIDDEN, LIFECYCLE_DISABLED)
+            return
+        if self._cross_origin():
+            self.server.throttled_log.warning(
+                "http.cross_origin_refused",
+                client=self.client_address[0],
+                origin=str(self.headers.get("Origin"))[:200],
+            )
+            self._reply(HTTPStatus.FORBIDDEN, b"cross-origin request refused\n")
+            return
         result = self.server.app_provider().request_reload()
         status = HTTPStatus.OK if result.ok else HTTPStatus.INTERNAL_SERVER_ERROR
         self._reply(status, (result.message + "\n").encode())
@@ -137,6 +159,18 @@ class _Handler(GuardedRequestHandler):
             self._reply(HTTPStatus.NOT_FOUND, b"not found\n")
 
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _method_not_allowed
+
+    def _cross_origin(self) -> bool:
+        """True for a browser's request from another site (or an opaque ``Origin: null``).
+
+        Browsers send ``Origin`` with every cross-origin POST; curl, scripts and Prometheus do not
+        send it at all. Even with the lifecycle API enabled and no basic auth, a web page cannot
+        then make its visitors' browsers reload the exporter.
+        """
+        origin = self.headers.get("Origin")
+        if origin is None:
+            return False
+        return urlsplit(origin).netloc.lower() != str(self.headers.get("Host", "")).lower()
 
     def _route(self, send_body: bool) -> None:
         path = self.path.split("?", 1)[0]

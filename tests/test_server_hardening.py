@@ -8,6 +8,7 @@ Every socket has a timeout and every wait a deadline, so no test can hang.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import re
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import bcrypt
 import pytest
 import requests
 
@@ -36,8 +38,14 @@ from exporter.webconfig import WebConfig, load_web_config
 from .test_cli import REPO, free_port, write_config
 from .test_webconfig import PKI, pki  # noqa: F401  (session fixture with a CA, server and client certs)
 
+PASSWORD = "reload-password-4b1d"
+PASSWORD_HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+BASIC_AUTH = WebConfig(basic_auth_users={"ops": PASSWORD_HASH})
+CREDENTIALS = "Basic " + base64.b64encode(f"ops:{PASSWORD}".encode()).decode()
+
 HIDDEN = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 """A request smuggled in a body: the landing page, which calls ``app.status()`` (counted)."""
+HIDDEN_RELOAD = b"POST /-/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
 SENTINEL = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 """Sent last on a connection: answered 200 if the connection stayed usable, then the server
 closes it, so reading until EOF never waits for a timeout."""
@@ -103,6 +111,7 @@ def serve() -> Iterator[Callable[..., Running]]:
         app: FakeApp | None = None,
         *,
         web_config: WebConfig | None = None,
+        enable_lifecycle: bool = False,
         serving: bool = True,
         **limits: float,
     ) -> Running:
@@ -112,6 +121,7 @@ def serve() -> Iterator[Callable[..., Running]]:
             lambda: app,
             web_config,
             limits=ServerLimits(**limits),  # type: ignore[arg-type]
+            enable_lifecycle=enable_lifecycle,
         )
         running = Running(server, app)
         started.append(running)
@@ -487,6 +497,19 @@ def _chunked(path: str, body: bytes, method: str = "POST", extra: bytes = b"") -
         pytest.param(_post("/metrics", HIDDEN, "PATCH"), [405, 200], {}, id="PATCH"),
         pytest.param(_post("/metrics", HIDDEN, "OPTIONS"), [405, 200], {}, id="OPTIONS"),
         pytest.param(_post("/metrics", HIDDEN, "BREW"), [501], {}, id="unknown-method"),
+        pytest.param(_post("/-/reload", HIDDEN), [403, 200], {}, id="reload-not-enabled"),
+        pytest.param(
+            _post("/-/reload", HIDDEN),
+            [401, 200],
+            {"web_config": BASIC_AUTH, "enable_lifecycle": True},
+            id="reload-without-credentials",
+        ),
+        pytest.param(
+            _post("/metrics", HIDDEN_RELOAD, "GET"),
+            [200, 200],
+            {"enable_lifecycle": True},
+            id="hidden-reload-in-a-GET-body",
+        ),
         pytest.param(_chunked("/metrics", HIDDEN), [400], {}, id="chunked-POST"),
         pytest.param(_chunked("/metrics", HIDDEN, "GET"), [400], {}, id="chunked-GET"),
         pytest.param(
@@ -553,12 +576,60 @@ def test_a_small_body_on_a_refused_request_is_read_and_the_connection_stays_usab
         assert statuses(read_one_response(sock)) == [200]
 
 
+# The lifecycle API
+
+
+def test_reload_is_refused_with_403_unless_the_lifecycle_api_is_enabled(serve):
+    running = serve()
+    response = requests.post(running.url + "/-/reload", timeout=5)
+    assert response.status_code == 403
+    assert "--web.enable-lifecycle" in response.text and "SIGHUP" in response.text
+    assert response.text.count("\n") == 1
+    assert running.app.reload_calls == 0
+    enabled = serve(enable_lifecycle=True)
+    assert requests.post(enabled.url + "/-/reload", timeout=5).status_code == 200
+    assert enabled.app.reload_calls == 1
+
+
+def test_the_lifecycle_api_still_needs_credentials_when_basic_auth_is_configured(serve):
+    running = serve(web_config=BASIC_AUTH, enable_lifecycle=True)
+    anonymous = requests.post(running.url + "/-/reload", timeout=5)
+    assert anonymous.status_code == 401
+    assert running.app.reload_calls == 0
+    authorized = requests.post(
+        running.url + "/-/reload", headers={"Authorization": CREDENTIALS}, timeout=5
+    )
+    assert authorized.status_code == 200
+    assert running.app.reload_calls == 1
+
+
+def test_a_cross_site_reload_is_refused_even_with_the_lifecycle_api_enabled(serve):
+    running = serve(enable_lifecycle=True)
+    host = "{}:{}".format(*running.address)
+    forged = requests.post(
+        running.url + "/-/reload", headers={"Origin": "https://evil.example"}, timeout=5
+    )
+    assert forged.status_code == 403
+    from_a_sandbox = requests.post(running.url + "/-/reload", headers={"Origin": "null"}, timeout=5)
+    assert from_a_sandbox.status_code == 403
+    assert running.app.reload_calls == 0
+    same_origin = requests.post(
+        running.url + "/-/reload", headers={"Origin": f"http://{host}"}, timeout=5
+    )
+    assert same_origin.status_code == 200
+    assert running.app.reload_calls == 1
+
+
 @pytest.mark.parametrize("command", ["serve", "demo"])
-def test_serve_and_demo_take_the_connection_cap_flag(command):
+def test_serve_and_demo_take_the_lifecycle_and_connection_cap_flags(command):
     base = ["serve", "--config", "config.yaml"] if command == "serve" else ["demo"]
     defaults = build_parser().parse_args(base)
+    assert defaults.enable_lifecycle is False
     assert defaults.max_connections == ServerLimits().max_connections
-    given = build_parser().parse_args([*base, "--web.max-connections", "7"])
+    given = build_parser().parse_args(
+        [*base, "--web.enable-lifecycle", "--web.max-connections", "7"]
+    )
+    assert given.enable_lifecycle is True
     assert given.max_connections == 7
     with pytest.raises(SystemExit):
         build_parser().parse_args([*base, "--web.max-connections", "0"])
@@ -691,5 +762,37 @@ def test_forty_connections_parking_six_megabytes_of_headers_leave_memory_bounded
     finally:
         for sock in parked:
             sock.close()
+        err = _stop(process)
+    assert "Traceback" not in err
+
+
+def test_serve_keeps_the_lifecycle_api_off_unless_the_flag_is_given(simulator, tmp_path):
+    _sim, url = simulator
+    config = write_config(tmp_path, url, databases="[default]")
+    port = free_port()
+    process = _exporter(config, port)
+    try:
+        refused = requests.post(f"http://127.0.0.1:{port}/-/reload", timeout=5)
+    finally:
+        _stop(process)
+    assert refused.status_code == 403
+    port = free_port()
+    process = _exporter(config, port, "--web.enable-lifecycle", "--web.max-connections", "1")
+    try:
+        # With a cap of one, the readiness probe's connection may still hold the slot for a few
+        # milliseconds after the probe returned: that is a 503, not a refusal.
+        reload = requests.post(f"http://127.0.0.1:{port}/-/reload", timeout=5)
+        if reload.status_code == 503:
+            time.sleep(0.2)
+            reload = requests.post(f"http://127.0.0.1:{port}/-/reload", timeout=5)
+        assert reload.status_code == 200 and reload.text.startswith("reloaded")
+        time.sleep(0.1)  # and the reload's connection is gone before the next one comes
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as half_sent:
+            half_sent.sendall(b"GET /metrics HTTP/1.1\r\n")
+            time.sleep(0.1)
+            assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+            # a cap of one: the scrape took the half-sent connection's place
+            assert closed_within(half_sent, timeout=1.0) is not None
+    finally:
         err = _stop(process)
     assert "Traceback" not in err

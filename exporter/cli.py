@@ -35,7 +35,7 @@ from .config import (
 from .daemon import Daemon
 from .log import LEVELS, SecretRedactor, configure_logging, flush_logging
 from .poller import Poller
-from .server import ExporterHTTPServer, serve_in_thread
+from .server import ExporterHTTPServer, ServerLimits, serve_in_thread
 from .snapshots import DiscoveryOutcome
 from .webconfig import WebConfig, WebConfigError, load_web_config
 
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--listen", metavar="HOST:PORT", help="overrides listen_address from the config"
     )
-    _add_web_config_argument(serve)
+    _add_web_arguments(serve)
     serve.add_argument(
         "--shard",
         metavar="INDEX/COUNT",
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .simulator import add_flavor_argument
 
     add_flavor_argument(demo)
-    _add_web_config_argument(demo)
+    _add_web_arguments(demo)
     _add_logging_arguments(demo)
 
     simulate = commands.add_parser("simulate", help="run the upstream API simulator alone")
@@ -97,13 +97,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_web_config_argument(parser: argparse.ArgumentParser) -> None:
+def _add_web_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--web.config.file",
         dest="web_config_file",
         metavar="FILE",
         help="TLS and basic auth for the HTTP server, in the Prometheus exporter-toolkit format",
     )
+    parser.add_argument(
+        "--web.max-connections",
+        dest="max_connections",
+        type=_positive_int,
+        default=ServerLimits.max_connections,
+        metavar="N",
+        help="connections served at once; above it the longest-waiting one is closed, or the "
+        "newcomer gets 503 when all are busy (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--web.enable-lifecycle",
+        dest="enable_lifecycle",
+        action="store_true",
+        help="allow POST /-/reload (off by default, as in Prometheus; SIGHUP always reloads)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def _load_web_config(path: str | None) -> WebConfig | None:
@@ -187,6 +212,8 @@ def run_serve(args: argparse.Namespace, redactor: SecretRedactor) -> int:
         redactor,
         web_config=web_config,
         config_loader=load,
+        limits=ServerLimits(max_connections=args.max_connections),
+        enable_lifecycle=args.enable_lifecycle,
     )
 
 
@@ -197,12 +224,14 @@ def _serve(
     announce: str | None = None,
     web_config: WebConfig | None = None,
     config_loader: Callable[[str], Config] = load_config,
+    limits: ServerLimits | None = None,
+    enable_lifecycle: bool = False,
 ) -> int:
     """Run the daemon and its HTTP server until SIGTERM / SIGINT."""
     for warning in config.warnings:
         log.warning("config.warning", warning=warning)
     daemon = Daemon(config, config_loader=config_loader, redactor=redactor)
-    server = _bind(listen, daemon, web_config)
+    server = _bind(listen, daemon, web_config, limits, enable_lifecycle)
     serve_in_thread(server)
     log.info(
         "exporter.started",
@@ -253,10 +282,22 @@ def _parse_listen(listen: str) -> tuple[str, int]:
     return host, port
 
 
-def _bind(listen: str, daemon: Daemon, web_config: WebConfig | None) -> ExporterHTTPServer:
+def _bind(
+    listen: str,
+    daemon: Daemon,
+    web_config: WebConfig | None,
+    limits: ServerLimits | None,
+    enable_lifecycle: bool,
+) -> ExporterHTTPServer:
     host, port = _parse_listen(listen)
     try:
-        return ExporterHTTPServer((host, port), lambda: daemon, web_config)
+        return ExporterHTTPServer(
+            (host, port),
+            lambda: daemon,
+            web_config,
+            limits=limits,
+            enable_lifecycle=enable_lifecycle,
+        )
     except OSError as error:
         raise UserError(f"cannot listen on {listen}: {error.strerror or error}") from None
 
@@ -372,7 +413,15 @@ def run_demo(args: argparse.Namespace, redactor: SecretRedactor) -> int:
             "and it appears within 30s. Press Ctrl-C to stop."
         )
         web_config = _load_web_config(args.web_config_file)
-        return _serve(config, args.listen, redactor, announce=announce, web_config=web_config)
+        return _serve(
+            config,
+            args.listen,
+            redactor,
+            announce=announce,
+            web_config=web_config,
+            limits=ServerLimits(max_connections=args.max_connections),
+            enable_lifecycle=args.enable_lifecycle,
+        )
 
 
 def run_simulate(args: argparse.Namespace) -> int:

@@ -39,7 +39,7 @@ def wait_for(check, timeout: float = 15.0, what: str = "condition"):
 
 @pytest.fixture
 def file_exporter(tmp_path):
-    """A daemon started from a config file, so it can be reloaded."""
+    """A daemon started from a config file, so it can be reloaded (``POST /-/reload`` enabled)."""
     started: list[RunningExporter] = []
 
     def start(config_path: Path) -> RunningExporter:
@@ -47,7 +47,7 @@ def file_exporter(tmp_path):
             load_config(config_path, {"MILVUS_TOKEN": TOKEN_A}),
             config_loader=lambda p: load_config(p, {"MILVUS_TOKEN": TOKEN_A}),
         )
-        server = ExporterHTTPServer(("127.0.0.1", 0), lambda: daemon)
+        server = ExporterHTTPServer(("127.0.0.1", 0), lambda: daemon, enable_lifecycle=True)
         serve_in_thread(server)
         daemon.start()
         exporter = RunningExporter(daemon, server)

@@ -28,7 +28,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -36,6 +36,7 @@ import structlog
 
 from .client import DATABASES_LIST, IMPORT_DESCRIBE, ApiError, Listing, MilvusClient
 from .config import ClusterConfig, Config
+from .oddities import OddityLog
 from .ratelimit import SlidingWindowLimiter
 from .records import IMPORT_FINISHED_STATES, ImportJob, ImportJobDetails, RefreshJob
 from .redact import redact
@@ -140,8 +141,7 @@ class Poller:
         self._inbox: list[Snapshot] = []
         self._inbox_requests: list[ClusterRequest] = []
         self._inbox_details: list[tuple[TargetKey, ImportJobDetails]] = []
-        self._said_once: set[tuple[object, ...]] = set()
-        self._said_once_lock = threading.Lock()
+        self._oddities = OddityLog()
         self._describe_margin = min(config.request_timeout, config.poll_interval / 2)
         self._discovery_due = {
             cluster.name: 0.0
@@ -457,6 +457,7 @@ class Poller:
         """Worker: list a cluster's databases; a failure keeps the last known list."""
         cluster = task.target.cluster
         requests_seen: list[ClusterRequest] = []
+        listed: tuple[str, ...] | None = None
         try:
             client = self._client(cluster, DATABASES_LIST, requests_seen, self._clock())
             listed = client.list_databases()
@@ -466,24 +467,16 @@ class Poller:
                 True,
                 tuple(database for database in listed if cluster.matches(database)),
             )
-        except ApiError as error:
-            listed = None
+        except Exception as failure:  # an ApiError, or a bug that must not take the daemon down
+            if not isinstance(failure, ApiError):
+                log.exception("discovery.internal_error", cluster=cluster.name)
+            error = failure if isinstance(failure, ApiError) else ApiError("internal", "")
             outcome = DiscoveryOutcome(
                 cluster.name,
                 self._wall_clock(),
                 False,
                 reason=error.reason,
-                message=redact(error.message, *self.config.secrets),
-            )
-        except Exception as error:  # a bug must not take the daemon down
-            log.exception("discovery.internal_error", cluster=cluster.name)
-            listed = None
-            outcome = DiscoveryOutcome(
-                cluster.name,
-                self._wall_clock(),
-                False,
-                reason="internal",
-                message=type(error).__name__,
+                message=redact(error.message or type(failure).__name__, *self.config.secrets),
             )
         with self._lock:
             self._in_flight -= 1
@@ -571,7 +564,7 @@ class Poller:
         else:
             listing = client.list_import_jobs(target.database)
             import_jobs = listing.jobs
-        self._note_oddities(target, listing)
+        self._oddities.note(target, listing)
         seconds = self._clock() - task.started
         log.debug(
             "poll.finished",
@@ -620,43 +613,6 @@ class Poller:
             seconds=self._clock() - task.started if task and task.started else 0.0,
             attempts=task.attempts if task else 0,
         )
-
-    def _note_oddities(
-        self, target: Target, listing: Listing[RefreshJob] | Listing[ImportJob]
-    ) -> None:
-        """Log unknown states, out-of-range progress and skipped records once, not every poll."""
-        for reason, count, message in listing.skipped:
-            self._say_once(
-                ("skipped", target.key, reason),
-                "poll.records_skipped",
-                target,
-                reason=reason,
-                records=count,
-                example=message,
-            )
-        jobs: Iterable[RefreshJob | ImportJob] = listing.jobs
-        for job in jobs:
-            if not job.known_state:
-                self._say_once(
-                    ("state", target.key, job.state), "job.unknown_state", target, state=job.state
-                )
-            if job.progress_out_of_range:
-                self._say_once(
-                    ("progress", target.key, job.collection, job.job_id),
-                    "job.progress_out_of_range",
-                    target,
-                    collection=job.collection,
-                    job_id=str(job.job_id),
-                )
-
-    def _say_once(
-        self, key: tuple[object, ...], event: str, target: Target, **fields: object
-    ) -> None:
-        with self._said_once_lock:
-            if key in self._said_once or len(self._said_once) > 100_000:
-                return
-            self._said_once.add(key)
-        log.warning(event, **_fields(target), **fields)
 
 
 def _fields(target: Target) -> dict[str, str]:

@@ -1,0 +1,70 @@
+"""Odd upstream data, logged once rather than on every poll.
+
+A server that sends an unknown state, a progress of 250 or unreadable records will do so on every
+poll; one warning per kind of oddity and target says it, and the counters say how often.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+import structlog
+
+from .client import Listing
+from .records import ImportJob, RefreshJob
+from .snapshots import Target
+
+log = structlog.get_logger("exporter.poller")
+
+MAX_REMEMBERED = 100_000
+"""Oddities remembered as already said; past it new ones are not logged (the counters go on)."""
+
+
+class OddityLog:
+    """Remembers what was said, per target, so each oddity is logged once."""
+
+    def __init__(self) -> None:
+        self._said: set[tuple[object, ...]] = set()
+        self._lock = threading.Lock()
+
+    def note(self, target: Target, listing: Listing[RefreshJob] | Listing[ImportJob]) -> None:
+        """Log unknown states, out-of-range progress and skipped records once, not every poll."""
+        for reason, count, message in listing.skipped:
+            self._say_once(
+                ("skipped", target.key, reason),
+                "poll.records_skipped",
+                target,
+                reason=reason,
+                records=count,
+                example=message,
+            )
+        jobs: Iterable[RefreshJob | ImportJob] = listing.jobs
+        for job in jobs:
+            if not job.known_state:
+                self._say_once(
+                    ("state", target.key, job.state), "job.unknown_state", target, state=job.state
+                )
+            if job.progress_out_of_range:
+                self._say_once(
+                    ("progress", target.key, job.collection, job.job_id),
+                    "job.progress_out_of_range",
+                    target,
+                    collection=job.collection,
+                    job_id=str(job.job_id),
+                )
+
+    def _say_once(
+        self, key: tuple[object, ...], event: str, target: Target, **fields: object
+    ) -> None:
+        with self._lock:
+            if key in self._said or len(self._said) > MAX_REMEMBERED:
+                return
+            self._said.add(key)
+        log.warning(
+            event,
+            cluster=target.cluster.name,
+            database=target.database,
+            kind=target.kind,
+            **fields,
+        )

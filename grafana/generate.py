@@ -1,14 +1,17 @@
 """Generate the Grafana dashboards of milvus-jobs-exporter: ``generator/`` is their only source.
 
 The JSON under ``grafana/dashboards/`` is written by this script and committed; edit the panels
-in ``grafana/generator/`` (one module per dashboard), never the JSON. Output is deterministic
-(sorted keys, 2-space indent, trailing newline), so a stale file shows up as a diff::
+in ``grafana/generator/`` (one module per dashboard), never the JSON, and the thresholds they
+colour by in ``prometheus/thresholds.yml`` (which the alert rules read too). Output is
+deterministic (sorted keys, 2-space indent, trailing newline), so a stale file shows up as a
+diff::
 
     python grafana/generate.py            # (re)write grafana/dashboards/*.json
     python grafana/generate.py --check    # exit 1 if a committed file differs from the output
 
-Stdlib only, so it runs anywhere the repository is checked out. ``panel_queries`` lists every
-PromQL expression of a dashboard for the tests that run them against a real Prometheus.
+Needs only the standard library and PyYAML (a dependency of the exporter). ``panel_queries``
+lists every PromQL expression of a dashboard for the tests that run them against a real
+Prometheus.
 """
 
 from __future__ import annotations
@@ -16,23 +19,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))  # run as a script: the generator package sits beside it
 
-from generator.exporter_dashboard import exporter_dashboard  # noqa: E402
-from generator.overview import overview_dashboard  # noqa: E402
+from generator import build_dashboards  # noqa: E402
 from generator.panels import Json  # noqa: E402
+from generator.settings import THRESHOLDS_FILE, SettingsError, load_settings  # noqa: E402
 
 DASHBOARDS_DIR = HERE / "dashboards"
-
-DASHBOARDS: dict[str, Callable[[], Json]] = {
-    "milvus-jobs-overview.json": overview_dashboard,
-    "milvus-jobs-exporter.json": exporter_dashboard,
-}
 
 
 def render(dashboard_model: Json) -> str:
@@ -40,9 +38,10 @@ def render(dashboard_model: Json) -> str:
     return json.dumps(dashboard_model, indent=2, sort_keys=True) + "\n"
 
 
-def generated_files() -> dict[str, str]:
+def generated_files(thresholds: Path = THRESHOLDS_FILE) -> dict[str, str]:
     """File name -> JSON text, for every dashboard."""
-    return {name: render(build()) for name, build in DASHBOARDS.items()}
+    settings = load_settings(thresholds)
+    return {name: render(model) for name, model in build_dashboards(settings).items()}
 
 
 def iter_panels(dashboard_model: Json) -> Iterator[Json]:
@@ -74,6 +73,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="write nothing; exit 1 if a file in the output directory differs from the output",
     )
     parser.add_argument(
+        "--thresholds",
+        type=Path,
+        default=THRESHOLDS_FILE,
+        metavar="FILE",
+        help=f"the thresholds file (default {THRESHOLDS_FILE})",
+    )
+    parser.add_argument(
         "--output",
         type=Path,
         default=DASHBOARDS_DIR,
@@ -83,7 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     output: Path = args.output
     stale: list[str] = []
-    for name, text in generated_files().items():
+    try:
+        files = generated_files(args.thresholds)
+    except SettingsError as error:
+        print(error, file=sys.stderr)
+        return 2
+    for name, text in files.items():
         path = output / name
         current = path.read_text(encoding="utf-8") if path.exists() else None
         if current == text:

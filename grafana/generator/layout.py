@@ -2,7 +2,7 @@
 
 Panel ids are never typed by hand: ``Grid.add`` numbers panels 1, 2, 3... in the order they are
 placed, and ``Grid.row`` numbers rows 100, 101, ... (a dashboard has fewer than 100 panels), so
-an id is stable as long as the panels before it stay, and ``Grid.panel_id(title)`` finds the id
+an id is stable as long as the panels before it stay, and ``panel_id(dashboard, title)`` finds the id
 of a panel for links (``viewPanel``).
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from .panels import Json, datasource
 
+OVERVIEW_UID = "milvus-jobs-overview"
+EXPORTER_UID = "milvus-jobs-exporter"
 SCHEMA_VERSION = 39
 GRID_WIDTH = 24
 TAGS = ["milvus", "milvus-jobs-exporter"]
@@ -64,12 +66,13 @@ class Grid:
         self.add(row(title), GRID_WIDTH, 1)
         self.new_line()
 
-    def panel_id(self, title: str) -> int:
-        """The id of the panel titled ``title``; KeyError if there is none."""
-        for panel in self.panels:
-            if panel["title"] == title and panel["type"] != "row":
-                return int(panel["id"])
-        raise KeyError(title)
+
+def panel_id(dashboard_model: Json, title: str) -> int:
+    """The id of the panel titled ``title`` (for ``viewPanel`` links); KeyError if none."""
+    for panel in dashboard_model["panels"]:
+        if panel["title"] == title and panel["type"] != "row":
+            return int(panel["id"])
+    raise KeyError(f"{dashboard_model['title']}: no panel {title!r}")
 
 
 def datasource_variable() -> Json:
@@ -89,12 +92,22 @@ def datasource_variable() -> Json:
     }
 
 
-def query_variable(name: str, label: str, query: str, *, all_value: str | None) -> Json:
-    """A multi-value ``label_values`` variable whose default is All.
+CLUSTER = 'milvus_cluster=~"$milvus_cluster"'
+DATABASE = 'database=~"$database"'
+COLLECTION = 'collection=~"$collection"'
+SCRAPE_JOB = 'job=~"$job"'
+SCRAPE_INSTANCE = 'instance=~"$instance"'
+SCRAPE = (SCRAPE_JOB, SCRAPE_INSTANCE)
+"""The matchers of the Job and Instance variables, which every selector of both dashboards
+carries (the Grafana dashboard linter's target-job and target-instance rules)."""
 
-    ``all_value=".*"`` makes All match every value, including ones that appear after the
-    variable was refreshed; ``None`` makes All the list of values found, which keeps queries on
-    generic series (``up``, ``process_*``) from matching unrelated scrape jobs.
+
+def query_variable(name: str, label: str, query: str, *, all_value: str) -> Json:
+    """A multi-value ``label_values`` variable whose default is All, reloaded when the time
+    range changes.
+
+    ``all_value`` (``.+`` or ``.*``) makes All match every value, including ones that appear
+    after the variable was loaded, and keeps the query short whatever the number of values.
     """
     return {
         "allValue": all_value,
@@ -120,9 +133,48 @@ def query_variable(name: str, label: str, query: str, *, all_value: str | None) 
     }
 
 
+def scrape_variables(exporter_selector: str) -> list[Json]:
+    """``job`` and ``instance``, the dashboard linter's way: multi-value, All is ``.+``.
+
+    They list the scrape jobs and instances of exporters (``exporter_selector``: the thresholds
+    file's scrape job selector). Series any target exports (``up``, ``process_*``) are joined with
+    ``milvus_jobs_exporter_build_info`` wherever they are queried, so All (``.+``, every job)
+    still shows exporters only.
+    """
+    build_info = "milvus_jobs_exporter_build_info"
+    return [
+        query_variable(
+            "job", "Job", f"label_values({build_info}{{{exporter_selector}}}, job)", all_value=".+"
+        ),
+        query_variable(
+            "instance",
+            "Instance",
+            f"label_values({build_info}{{{exporter_selector}, {SCRAPE_JOB}}}, instance)",
+            all_value=".+",
+        ),
+    ]
+
+
+def textbox_variable(name: str, label: str, description: str, default: str = ".*") -> Json:
+    """A free-text variable (a regular expression), for a label with too many values to list."""
+    return {
+        "current": {"selected": False, "text": default, "value": default},
+        "description": description,
+        "hide": 0,
+        "label": label,
+        "name": name,
+        "options": [{"selected": True, "text": default, "value": default}],
+        "query": default,
+        "skipUrlSync": False,
+        "type": "textbox",
+    }
+
+
 def dashboard(
     uid: str, title: str, description: str, grid: Grid, variables: list[Json], link: Json
 ) -> Json:
+    """The dashboard around ``grid``; not editable: it is provisioned from generated JSON, and
+    Grafana refuses to save edits to it anyway (``allowUiUpdates: false``)."""
     return {
         "annotations": {
             "list": [
@@ -138,7 +190,7 @@ def dashboard(
             ]
         },
         "description": description,
-        "editable": True,
+        "editable": False,
         "fiscalYearStartMonth": 0,
         "graphTooltip": 1,
         "id": None,

@@ -2,8 +2,17 @@
 collection.
 
 Refreshes and imports are two kinds of the same thing, so one function, ``job_kind_section``,
-draws the section of either from a ``JobKind``: the metrics, states and words of the kind, and
-the panels it shows, in order, with their sizes.
+draws the section of either from a ``JobKind``. Three rules hold for every panel:
+
+- **Duplicates count once.** Each series is first merged by the labels that identify the thing
+  (``max by (milvus_cluster, database, collection, job_id, state)``), then counted or summed, so
+  an HA pair of exporters shows the numbers of one.
+- **Bounded by construction.** A per-job or per-collection panel shows only unfinished or
+  unhealthy items, the top ``TABLE_ROWS`` / ``GRAPH_LINES`` / ``BARS`` of them, chosen at the end
+  of the time range (``@ end()``), whatever the size of the fleet.
+- **Honest.** A count is 0 only while an exporter reports (``zero_while_reported``), never from
+  ``or vector(0)``; failures are coloured the way the alerts decide them, with the thresholds of
+  the thresholds file.
 """
 
 from __future__ import annotations
@@ -11,11 +20,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .layout import Grid, dashboard, dashboard_link, query_variable
+from . import expressions
+from .expressions import COLLECTION_KEY, JOB_KEY
+from .layout import (
+    CLUSTER,
+    COLLECTION,
+    DATABASE,
+    EXPORTER_UID,
+    OVERVIEW_UID,
+    SCRAPE,
+    Grid,
+    dashboard,
+    dashboard_link,
+    panel_id,
+    query_variable,
+    scrape_variables,
+    textbox_variable,
+)
 from .panels import (
     Json,
     bargauge,
     fixed_colors,
+    linked,
+    or_unknown,
     override,
     selector,
     stat,
@@ -23,313 +50,174 @@ from .panels import (
     target,
     thresholds,
     timeseries,
+    unknown_mapping,
+    zero_while_reported,
 )
+from .settings import Settings
 
-OVERVIEW_UID = "milvus-jobs-overview"
-EXPORTER_UID = "milvus-jobs-exporter"
+JOB = (*SCRAPE, CLUSTER, DATABASE, COLLECTION)
+"""The matchers of a job or collection series."""
+DATABASE_SERIES = (*SCRAPE, CLUSTER, DATABASE)
+"""The matchers of a series without a collection label (targets, duration histograms)."""
 
-# Label matchers of job series: the three chained variables.
-CLUSTER = 'milvus_cluster=~"$milvus_cluster"'
-DATABASE = 'database=~"$database"'
-COLLECTION = 'collection=~"$collection"'
-JOB = (CLUSTER, DATABASE, COLLECTION)
-JOB_KEY = "milvus_cluster, database, collection, job_id"
+TABLE_ROWS = 50
+GRAPH_LINES = 10
+BARS = 20
+DURATION_WINDOW = "1d"
+"""Duration quantiles are taken over the past day: refreshes finish a few times a day, so a
+shorter window is empty most of the time."""
 
 JOB_LEGEND = "{{milvus_cluster}} / {{database}} / {{collection}} #{{job_id}}"
 COLLECTION_LEGEND = "{{milvus_cluster}} / {{database}} / {{collection}}"
-
 JOB_COLUMNS = {
     "milvus_cluster": "Cluster",
     "database": "Database",
     "collection": "Collection",
     "job_id": "Job ID",
 }
-
-SIX_HOURS = 6 * 3600
-ONE_DAY = 24 * 3600
-
 POLLED = "Values are as of the exporter's last poll of the Milvus job API, not live."
-
-PanelBuilder = Callable[["JobKind"], Json]
+DEDUPLICATED = "Series of several exporters (an HA pair) count once."
 
 
 @dataclass(frozen=True)
 class JobKind:
-    """What differs between the refresh section and the import section of the overview.
+    """What differs between the refresh section and the import section.
 
-    ``metric`` is the prefix of the kind's series (``milvus_refresh`` / ``milvus_import``);
-    ``panels`` lists the section's panels in order as (builder, width, height).
+    ``metric`` is the prefix of the kind's series (``milvus_refresh``); ``unfinished`` matches
+    the state series of jobs not finished; ``failing`` is the expression of the alert
+    ``failing_alert``; ``failed_rows`` / ``failed_when`` are the rows and the time column of
+    the failed-jobs table; ``extra_stats``, ``extra_tables`` and ``extra_graphs`` are the
+    panels only this kind has, placed after the stats, tables and graphs of every kind.
     """
 
+    kind: str
     metric: str
-    row_title: str
     noun: str
     plural: str
+    row_title: str
     state_colors: dict[str, str]
-    failed_state: str
-    by_state_description: str
-    active_title: str
-    active_matcher: str
-    active_description: str
-    failed_listed_description: str
-    panels: tuple[tuple[PanelBuilder, int, int], ...]
+    completed_state: str
+    unfinished: str
+    failing: Callable[[tuple[str, ...], str], str]
+    failing_alert: str
+    failed_description: str
+    failed_rows: Callable[[Section], tuple[str, str]]
+    failed_when: Callable[[Section], tuple[str, str]]
+    extra_stats: tuple[Callable[[Section], Json], ...] = ()
+    extra_tables: tuple[Callable[[Section], Json], ...] = ()
+    extra_graphs: tuple[Callable[[Section], Json], ...] = ()
+
+
+@dataclass(frozen=True)
+class Section:
+    """A kind with the thresholds it is drawn with."""
+
+    kind: JobKind
+    settings: Settings
 
     def series(self, name: str, *matchers: str) -> str:
-        """``series("jobs")`` -> ``milvus_refresh_jobs{<the job variables>}``."""
-        return selector(f"{self.metric}_{name}", *JOB, *matchers)
+        """``series("jobs")`` -> ``milvus_refresh_jobs{<every variable>}``."""
+        return selector(f"{self.kind.metric}_{name}", *JOB, *matchers)
 
     @property
-    def active(self) -> str:
-        """The state series of the jobs the kind counts as not finished."""
-        return self.series("job_state", self.active_matcher)
+    def lookback(self) -> str:
+        return self.settings.alerts.lookback.text
+
+    @property
+    def reporting(self) -> str:
+        """A series present while an exporter polls this kind for the selected databases."""
+        return selector(
+            "milvus_jobs_exporter_target_up", *DATABASE_SERIES, f'kind="{self.kind.kind}"'
+        )
+
+    def count(self, expr: str) -> str:
+        return zero_while_reported(f"count(\n{expressions.indent(expr)}\n)", self.reporting)
+
+    @property
+    def unfinished_rows(self) -> str:
+        """One series per unfinished job and its current state (value 1)."""
+        return f"max by ({JOB_KEY}, state) ({self.series('job_state', self.kind.unfinished)}) == 1"
+
+    def longest_unfinished(self, limit: int) -> str:
+        """The ``limit`` unfinished jobs running longest at the end of the time range."""
+        duration = self.series("job_duration_seconds")
+        state = self.series("job_state", self.kind.unfinished)
+        return (
+            f"topk({limit},\n"
+            f"  max by ({JOB_KEY}) (last_over_time({duration}[$__range] @ end()))\n"
+            f"  and on ({JOB_KEY})\n"
+            f"  (max by ({JOB_KEY}) (last_over_time({state}[$__range] @ end())) == 1)\n"
+            ")"
+        )
 
 
-# --- Panels every kind has ---------------------------------------------------------------------
+# --- Panels of every kind ---------------------------------------------------------------------
 
 
-def jobs_by_state(kind: JobKind) -> Json:
+def jobs_by_state(s: Section) -> Json:
+    k = s.kind
     return stat(
-        f"{kind.noun.capitalize()} jobs by state",
-        f"{kind.by_state_description} {POLLED}",
-        [target(f"sum by (state) ({kind.series('jobs')})", "{{state}}", instant=True)],
+        f"{k.noun.capitalize()} jobs by state",
+        f"{k.noun.capitalize()} jobs the clusters list right now, per state. Failed jobs stay "
+        f"listed for hours after a later success, so they are not coloured here: "
+        f"'Collections whose {k.noun} failed' is what pages. {DEDUPLICATED} {POLLED}",
+        [
+            target(
+                f"sum by (state) (max by ({COLLECTION_KEY}, state) ({s.series('jobs')}))",
+                "{{state}}",
+                instant=True,
+            )
+        ],
         unit="short",
         steps=thresholds("text"),
-        overrides=[
-            *fixed_colors(kind.state_colors),
-            override(kind.failed_state, thresholds=thresholds("green", (1, "red"))),
-        ],
+        overrides=fixed_colors(k.state_colors),
         text_mode="value_and_name",
     )
 
 
-def active_jobs(kind: JobKind) -> Json:
+def not_finished_count(s: Section) -> Json:
     return stat(
-        kind.active_title,
-        f"{kind.active_description} {POLLED}",
-        [target(f"count({kind.active} == 1) or vector(0)", "running", instant=True)],
+        f"{s.kind.plural.capitalize()} not finished",
+        f"{s.kind.noun.capitalize()} jobs whose current state is not final ({s.kind.unfinished}). "
+        f"No data: no exporter polls these {s.kind.plural}. {DEDUPLICATED} {POLLED}",
+        [
+            target(
+                s.count(f"max by ({JOB_KEY}) ({s.unfinished_rows})"), "not finished", instant=True
+            )
+        ],
         unit="short",
         steps=thresholds("blue"),
     )
 
 
-def failed_listed(kind: JobKind) -> Json:
-    failed = kind.series("jobs", f'state="{kind.failed_state}"')
+def failing_count(s: Section) -> Json:
+    k = s.kind
     return stat(
-        f"Failed {kind.plural} listed",
-        f"{kind.failed_listed_description} {POLLED}",
-        [target(f"sum({failed}) or vector(0)", "failed", instant=True)],
+        f"Collections whose {k.noun} failed",
+        f"Collections whose newest finished {k.noun} failed: what {k.failing_alert} pages on "
+        f"(after its for:), with the same expression. Red from 1; 0 once a later {k.noun} "
+        f"completes. {POLLED}",
+        [target(s.count(k.failing(JOB, s.lookback)), "failing", instant=True)],
         unit="short",
         steps=thresholds("green", (1, "red")),
     )
 
 
-def jobs_by_state_over_time(kind: JobKind) -> Json:
-    return timeseries(
-        f"{kind.noun.capitalize()} jobs by state over time",
-        f"Listed {kind.noun} jobs per state, stacked. {POLLED}",
-        [target(f"sum by (state) ({kind.series('jobs')})", "{{state}}")],
-        unit="short",
-        stacked=True,
-        overrides=fixed_colors({**kind.state_colors, kind.failed_state: "red"}),
+def duration_over_range(s: Section) -> Json:
+    k = s.kind
+    bucket = selector(
+        f"{k.metric}_duration_seconds_bucket", *DATABASE_SERIES, f'state="{k.completed_state}"'
     )
-
-
-def per_job(
-    name: str, title: str, description: str, *, unit: str, maximum: float | None = None
-) -> PanelBuilder:
-    """A builder of a graph of the kind's per-job series ``name``, one line per job."""
-
-    def build(kind: JobKind) -> Json:
-        return timeseries(
-            title,
-            f"{description} {POLLED}",
-            [target(f"max by ({JOB_KEY}) ({kind.series(name)})", JOB_LEGEND)],
-            unit=unit,
-            maximum=maximum,
-        )
-
-    return build
-
-
-# --- Panels of one kind ------------------------------------------------------------------------
-
-
-def targets_down(kind: JobKind) -> Json:
-    del kind  # the targets of every kind
+    merged = f"max by (milvus_cluster, database, le) (increase({bucket}[$__range]))"
     return stat(
-        "Targets down",
-        "Polled (cluster, database, job kind) targets whose last poll failed: their job "
-        "series keep their last values for 3 poll intervals, then disappear. The Milvus "
-        "jobs exporter dashboard has the reasons.",
+        f"Completed {k.noun} duration over the time range",
+        f"p50 and p95 of the durations of the {k.plural} the exporter saw complete within the "
+        f"time range ({k.metric}_duration_seconds; 'none finished' when none did). The "
+        f"histogram has no collection label: the collection filter does not apply. "
+        f"{DEDUPLICATED}",
         [
             target(
-                "count("
-                f"{selector('milvus_jobs_exporter_target_up', CLUSTER, DATABASE)} == 0"
-                ") or vector(0)",
-                "down",
-                instant=True,
-            )
-        ],
-        unit="short",
-        steps=thresholds("green", (1, "red")),
-    )
-
-
-def progress_gauge(**properties: object) -> Json:
-    return override(
-        "Progress",
-        **properties,
-        min=0,
-        max=1,
-        custom__cellOptions={"mode": "basic", "type": "gauge", "valueDisplayMode": "text"},
-    )
-
-
-def refreshes_in_progress(kind: JobKind) -> Json:
-    running = f"({kind.active} == 1)"
-    return table(
-        "Refreshes in progress",
-        "Each refresh job in RefreshInProgress with its progress and how long it has been "
-        f"running (poll time minus start time). {POLLED}",
-        [
-            target(
-                f"max by ({JOB_KEY}) ({kind.series('job_progress_ratio')})"
-                f" and on ({JOB_KEY}) {running}",
-                ref_id="A",
-                instant=True,
-                table=True,
-            ),
-            target(
-                f"max by ({JOB_KEY}) ({kind.series('job_duration_seconds')})"
-                f" and on ({JOB_KEY}) {running}",
-                ref_id="B",
-                instant=True,
-                table=True,
-            ),
-        ],
-        columns={**JOB_COLUMNS, "Value #A": "Progress", "Value #B": "Running for"},
-        unit="percentunit",
-        overrides=[progress_gauge(unit="percentunit"), override("Running for", unit="s")],
-        sort_by=("Running for", True),
-    )
-
-
-def imports_in_progress(kind: JobKind) -> Json:
-    return table(
-        "Imports in progress",
-        f"Each import job that is not finished, with its current state and progress. {POLLED}",
-        [
-            target(
-                f"max by ({JOB_KEY}) ({kind.series('job_progress_ratio')})"
-                f" * on ({JOB_KEY}) group_left (state) "
-                f"max by ({JOB_KEY}, state) ({kind.active} == 1)",
-                instant=True,
-                table=True,
-            )
-        ],
-        columns={**JOB_COLUMNS, "state": "State", "Value": "Progress"},
-        unit="percentunit",
-        overrides=[progress_gauge()],
-        sort_by=("Progress", False),
-    )
-
-
-def time_since_last_refresh(kind: JobKind) -> Json:
-    return bargauge(
-        "Time since last successful refresh",
-        "Per collection, time since the end of its newest completed refresh: green under "
-        "6 hours, yellow under 24 hours, red above. A collection with no completed refresh "
-        f"among the listed jobs has no bar. {POLLED}",
-        [
-            target(
-                "time() - max by (milvus_cluster, database, collection) ("
-                f"{kind.series('last_success_timestamp_seconds')})",
-                COLLECTION_LEGEND,
-                instant=True,
-            )
-        ],
-        unit="s",
-        steps=thresholds("green", (SIX_HOURS, "yellow"), (ONE_DAY, "red")),
-    )
-
-
-def failed_refreshes(kind: JobKind) -> Json:
-    failure = kind.series("job_failure_info")
-    return table(
-        "Failed refreshes",
-        "Failed refresh jobs still tracked (every failed job that is the newest finished "
-        "job of its collection), with the reason the cluster gave, trimmed to 200 "
-        f"characters, and when the job ended. {POLLED}",
-        [
-            target(
-                f"max by ({JOB_KEY}, reason) ({failure})",
-                ref_id="A",
-                instant=True,
-                table=True,
-            ),
-            target(
-                f"max by ({JOB_KEY}) ({kind.series('job_end_timestamp_seconds')}) * 1000"
-                f" and on ({JOB_KEY}) {failure}",
-                ref_id="B",
-                instant=True,
-                table=True,
-            ),
-        ],
-        columns={**JOB_COLUMNS, "Value #B": "Ended", "reason": "Reason"},
-        unit="dateTimeAsIso",
-        sort_by=("Ended", True),
-    )
-
-
-def failed_imports(kind: JobKind) -> Json:
-    return table(
-        "Failed imports",
-        "Failed import jobs still tracked (the newest finished import of each collection "
-        f"when it failed), with the reason the cluster gave. {POLLED}",
-        [
-            target(
-                f"max by ({JOB_KEY}, reason) ({kind.series('job_failure_info')})",
-                instant=True,
-                table=True,
-            )
-        ],
-        columns={**JOB_COLUMNS, "reason": "Reason"},
-    )
-
-
-def refresh_duration_quantiles(kind: JobKind) -> Json:
-    histogram = selector(f"{kind.metric}_duration_seconds_bucket", CLUSTER, DATABASE)
-    return timeseries(
-        "Refresh duration p50 / p95",
-        "Quantiles of the durations of refreshes the exporter saw finish, per final state, "
-        "from the milvus_refresh_duration_seconds histogram. Gaps mean no refresh finished "
-        "in that interval. The histogram has no collection label, so the collection "
-        "filter does not apply.",
-        [
-            target(
-                f"histogram_quantile({quantile}, sum by (le, state) "
-                f"(rate({histogram}[$__rate_interval])))",
-                f"p{round(quantile * 100)} {{{{state}}}}",
-                ref_id=ref_id,
-            )
-            for ref_id, quantile in (("A", 0.5), ("B", 0.95))
-        ],
-        unit="s",
-    )
-
-
-def completed_refresh_duration(kind: JobKind) -> Json:
-    completed = selector(
-        f"{kind.metric}_duration_seconds_bucket", CLUSTER, DATABASE, 'state="RefreshCompleted"'
-    )
-    return stat(
-        "Completed refresh duration over the time range",
-        "p50 and p95 of the durations of refreshes that completed within the dashboard's "
-        "time range (from the histogram; 'none finished' when none did). The collection "
-        "filter does not apply.",
-        [
-            target(
-                f"histogram_quantile({quantile}, sum by (le) (increase({completed}[$__range])))",
+                f"histogram_quantile({quantile}, sum by (le) ({merged}))",
                 f"p{round(quantile * 100)}",
                 ref_id=ref_id,
                 instant=True,
@@ -348,148 +236,456 @@ def completed_refresh_duration(kind: JobKind) -> Json:
     )
 
 
-# --- The two kinds -----------------------------------------------------------------------------
+def progress_override() -> Json:
+    return override(
+        "Progress",
+        unit="percentunit",
+        min=0,
+        max=1,
+        custom__cellOptions={"mode": "basic", "type": "gauge", "valueDisplayMode": "text"},
+    )
+
+
+def unfinished_table(s: Section) -> Json:
+    k = s.kind
+    rows = s.unfinished_rows
+    ranked = expressions.indent(
+        or_unknown(
+            f"max by ({JOB_KEY}) ({s.series('job_duration_seconds')})\nand on ({JOB_KEY}) ({rows})",
+            rows,
+            JOB_KEY,
+        )
+    )
+    longest = f"topk({TABLE_ROWS},\n{ranked}\n)"
+    return table(
+        f"Unfinished {k.plural}, longest first",
+        f"The {TABLE_ROWS} unfinished {k.noun} jobs running longest, with their state, how "
+        f"long they have been running (poll time minus start; 'unknown' without a start time) "
+        f"and their progress. {DEDUPLICATED} {POLLED}",
+        [
+            target(f"{rows}\nand on ({JOB_KEY}) {longest}", ref_id="A", instant=True, table=True),
+            target(longest, ref_id="B", instant=True, table=True),
+            target(
+                f"max by ({JOB_KEY}) ({s.series('job_progress_ratio')})\n"
+                f"and on ({JOB_KEY}) {longest}",
+                ref_id="C",
+                instant=True,
+                table=True,
+            ),
+        ],
+        columns={
+            **JOB_COLUMNS,
+            "state": "State",
+            "Value #B": "Running for",
+            "Value #C": "Progress",
+        },
+        unit="s",
+        overrides=[override("Running for", mappings=unknown_mapping()), progress_override()],
+        sort_by=("Running for", True),
+    )
+
+
+def failed_table(s: Section) -> Json:
+    k = s.kind
+    rows, key = k.failed_rows(s)
+    when, when_title = k.failed_when(s)
+    newest = f"topk({TABLE_ROWS},\n{expressions.indent(when)}\n)"
+    return table(
+        f"Failed {k.plural}",
+        f"{k.failed_description} Newest first, at most {TABLE_ROWS}. {POLLED}",
+        [
+            target(f"{rows}\nand on ({key}) {newest}", ref_id="A", instant=True, table=True),
+            target(newest, ref_id="B", instant=True, table=True),
+        ],
+        columns={**JOB_COLUMNS, "reason": "Reason", "Value #B": when_title},
+        unit="dateTimeAsIso",
+        overrides=[override(when_title, mappings=unknown_mapping())],
+        sort_by=(when_title, True),
+    )
+
+
+def longest_unfinished_graph(
+    name: str, title: str, what: str, unit: str
+) -> Callable[[Section], Json]:
+    """A graph of the per-job series ``name`` of the ``GRAPH_LINES`` longest unfinished jobs."""
+
+    def build(s: Section) -> Json:
+        k = s.kind
+        return timeseries(
+            title.format(plural=k.plural),
+            f"{what.format(noun=k.noun)} of the {GRAPH_LINES} unfinished {k.noun} jobs running "
+            f"longest at the end of the time range (jobs finished by then are left out). "
+            f"{DEDUPLICATED} {POLLED}",
+            [
+                target(
+                    f"max by ({JOB_KEY}) ({s.series(name)})\n"
+                    f"and on ({JOB_KEY}) {s.longest_unfinished(GRAPH_LINES)}",
+                    JOB_LEGEND,
+                )
+            ],
+            unit=unit,
+            maximum=1 if unit == "percentunit" else None,
+        )
+
+    return build
+
+
+def duration_quantiles(s: Section) -> Json:
+    k = s.kind
+    bucket = selector(f"{k.metric}_duration_seconds_bucket", *DATABASE_SERIES)
+    merged = f"max by (milvus_cluster, database, state, le) (increase({bucket}[{DURATION_WINDOW}]))"
+    return timeseries(
+        f"{k.noun.capitalize()} duration p50 / p95 over the past day",
+        f"Quantiles of the durations of the {k.plural} the exporter saw finish in the day "
+        f"before each point, per final state ({k.metric}_duration_seconds): a day, because "
+        f"{k.plural} finish a few times a day and a shorter window is mostly empty. The "
+        f"collection filter does not apply. {DEDUPLICATED}",
+        [
+            target(
+                f"histogram_quantile({quantile}, sum by (le, state) ({merged}))",
+                f"p{round(quantile * 100)} {{{{state}}}}",
+                ref_id=ref_id,
+            )
+            for ref_id, quantile in (("A", 0.5), ("B", 0.95))
+        ],
+        unit="s",
+    )
+
+
+def jobs_by_state_over_time(s: Section) -> Json:
+    k = s.kind
+    return timeseries(
+        f"{k.noun.capitalize()} jobs by state over time",
+        f"Listed {k.noun} jobs per state, stacked. {DEDUPLICATED} {POLLED}",
+        [
+            target(
+                f"sum by (state) (max by ({COLLECTION_KEY}, state) ({s.series('jobs')}))",
+                "{{state}}",
+            )
+        ],
+        unit="short",
+        stacked=True,
+        overrides=fixed_colors(k.state_colors),
+    )
+
+
+# --- Refresh only -----------------------------------------------------------------------------
+
+
+def stuck(s: Section) -> str:
+    alerts = s.settings.alerts
+    return expressions.stuck_refreshes(
+        JOB, s.lookback, alerts.stuck_without_progress, alerts.stuck_pending
+    )
+
+
+def stuck_count(s: Section) -> Json:
+    alerts = s.settings.alerts
+    return stat(
+        "Stuck refreshes",
+        f"Refreshes running with no progress for {alerts.stuck_without_progress.words}, or "
+        f"pending for over {alerts.stuck_pending.words}: what MilvusRefreshJobStuck pages on "
+        f"(after its for: of {alerts.stuck_for.words}). {POLLED}",
+        [target(s.count(stuck(s)), "stuck", instant=True)],
+        unit="short",
+        steps=thresholds("green", (1, "orange")),
+    )
+
+
+def stale_count(s: Section) -> Json:
+    alerts = s.settings.alerts
+    since = expressions.time_since_refresh(JOB, s.lookback)
+    return stat(
+        "Stale collections",
+        f"Collections without a successful refresh for {alerts.stale_after.words}: what "
+        f"MilvusExternalCollectionStale pages on (after its for: of {alerts.stale_for.words}). "
+        f"{POLLED}",
+        [target(s.count(f"{since}\n> {alerts.stale_after.seconds}"), "stale", instant=True)],
+        unit="short",
+        steps=thresholds("green", (1, "orange")),
+    )
+
+
+def time_since_refresh(s: Section) -> Json:
+    settings = s.settings
+    since = expressions.indent(expressions.time_since_refresh(JOB, s.lookback))
+    objective, stale = settings.dashboards.freshness_objective, settings.alerts.stale_after
+    return bargauge(
+        "Time since last successful refresh",
+        f"The {BARS} collections with the oldest newest successful refresh, stalest first: "
+        f"green within the freshness objective ({objective.words}), yellow beyond it, red from "
+        f"{stale.words} on (MilvusExternalCollectionStale). A collection that never refreshed "
+        f"successfully has no bar. {POLLED}",
+        [target(f"sort_desc(topk({BARS},\n{since}\n))", COLLECTION_LEGEND, instant=True)],
+        unit="s",
+        steps=thresholds("green", (objective.seconds, "yellow"), (stale.seconds, "red")),
+    )
+
+
+def stuck_table(s: Section) -> Json:
+    alerts = s.settings.alerts
+    duration = selector("milvus_refresh_job_duration_seconds", *JOB)
+    longest = (
+        f"topk({TABLE_ROWS},\n"
+        f"  max by ({JOB_KEY}) (last_over_time({duration}[{s.lookback}]))\n"
+        f"  and on ({JOB_KEY}) (\n{expressions.indent(stuck(s), 4)}\n  )\n"
+        ")"
+    )
+    return table(
+        "Stuck refresh jobs",
+        f"Refresh jobs running with no progress for {alerts.stuck_without_progress.words}, or "
+        f"pending for over {alerts.stuck_pending.words}, longest first (at most {TABLE_ROWS}): "
+        f"the jobs MilvusRefreshJobStuck pages on. {POLLED}",
+        [
+            target(
+                f"(\n{expressions.indent(stuck(s))}\n)\nand on ({JOB_KEY}) {longest}",
+                ref_id="A",
+                instant=True,
+                table=True,
+            ),
+            target(longest, ref_id="B", instant=True, table=True),
+            target(
+                f"max by ({JOB_KEY}) ({s.series('job_progress_ratio')})\n"
+                f"and on ({JOB_KEY}) {longest}",
+                ref_id="C",
+                instant=True,
+                table=True,
+            ),
+        ],
+        columns={
+            **JOB_COLUMNS,
+            "state": "State",
+            "Value #B": "Running for",
+            "Value #C": "Progress",
+        },
+        unit="s",
+        overrides=[progress_override()],
+        sort_by=("Running for", True),
+    )
+
+
+def refresh_failed_rows(s: Section) -> tuple[str, str]:
+    info = s.series("last_failure_info")
+    failing = expressions.indent(expressions.refresh_failing(JOB, s.lookback))
+    return (
+        f"max by ({COLLECTION_KEY}, job_id, reason) ({info})\nand on ({COLLECTION_KEY}) (\n"
+        f"{failing}\n)",
+        COLLECTION_KEY,
+    )
+
+
+def refresh_failed_when(s: Section) -> tuple[str, str]:
+    return (
+        f"(\n{expressions.indent(expressions.refresh_failing(JOB, s.lookback))}\n) * 1000",
+        "Failed at",
+    )
+
+
+# --- Import only ------------------------------------------------------------------------------
+
+
+def import_failed_rows(s: Section) -> tuple[str, str]:
+    return f"max by ({JOB_KEY}, reason) ({s.series('job_failure_info')})", JOB_KEY
+
+
+def import_failed_when(s: Section) -> tuple[str, str]:
+    rows, key = import_failed_rows(s)
+    created = f"max by ({key}) ({s.series('job_create_timestamp_seconds')}) * 1000\nand on ({key}) ({rows})"
+    return or_unknown(created, rows, key), "Created"
+
+
+# --- The two kinds ----------------------------------------------------------------------------
 
 REFRESH = JobKind(
+    kind="refresh",
     metric="milvus_refresh",
-    row_title="Refreshes of external collections",
     noun="refresh",
     plural="refreshes",
+    row_title="Refreshes of external collections",
     state_colors={
         "RefreshPending": "yellow",
         "RefreshInProgress": "blue",
         "RefreshCompleted": "green",
+        "RefreshFailed": "text",
     },
-    failed_state="RefreshFailed",
-    by_state_description="Refresh jobs listed by the clusters right now, per state, for the "
-    "selected collections. A failed count above 0 turns red.",
-    active_title="Refreshes running",
-    active_matcher='state="RefreshInProgress"',
-    active_description="Refresh jobs whose current state is RefreshInProgress.",
-    failed_listed_description="Refresh jobs in RefreshFailed among the jobs the clusters still "
-    "list. Finished jobs stay listed for a while, so this falls back to 0 on its own.",
-    panels=(
-        (jobs_by_state, 10, 5),
-        (active_jobs, 4, 5),
-        (failed_listed, 5, 5),
-        (targets_down, 5, 5),
-        (refreshes_in_progress, 12, 8),
-        (time_since_last_refresh, 12, 8),
-        (failed_refreshes, 24, 8),
-        (
-            per_job(
-                "job_duration_seconds",
-                "Refresh duration per job",
-                "Duration of each tracked refresh job: end minus start once finished, poll time "
-                "minus start while it runs (the line grows).",
-                unit="s",
-            ),
-            10,
-            8,
-        ),
-        (refresh_duration_quantiles, 9, 8),
-        (completed_refresh_duration, 5, 8),
-        (jobs_by_state_over_time, 24, 7),
-    ),
+    completed_state="RefreshCompleted",
+    unfinished='state=~"RefreshPending|RefreshInProgress"',
+    failing=expressions.refresh_failing,
+    failing_alert="MilvusRefreshJobFailed",
+    failed_description="Collections whose newest finished refresh failed (its failure is newer "
+    "than its last success: the collections MilvusRefreshJobFailed pages on), with the job and "
+    "the reason the cluster gave (trimmed to 200 characters) and when the refresh ended.",
+    failed_rows=refresh_failed_rows,
+    failed_when=refresh_failed_when,
+    extra_stats=(stuck_count, stale_count),
+    extra_tables=(time_since_refresh, stuck_table),
 )
 
 IMPORT = JobKind(
+    kind="import",
     metric="milvus_import",
-    row_title="Bulk imports",
     noun="import",
     plural="imports",
-    state_colors={"Pending": "yellow", "Importing": "blue", "Completed": "green"},
-    failed_state="Failed",
-    by_state_description="Import jobs listed by the clusters right now, per state (server "
-    "states other than the documented four appear only while a job is in them).",
-    active_title="Imports not finished",
-    active_matcher='state!~"Completed|Failed"',
-    active_description="Import jobs whose current state is neither Completed nor Failed "
-    "(Pending, Importing and the other server states).",
-    failed_listed_description="Import jobs in Failed among the jobs the clusters still list.",
-    panels=(
-        (jobs_by_state, 10, 5),
-        (active_jobs, 7, 5),
-        (failed_listed, 7, 5),
-        (imports_in_progress, 12, 8),
-        (failed_imports, 12, 8),
-        (
-            per_job(
-                "job_progress_ratio",
-                "Import progress per job",
-                "Progress of each tracked import job, 0 to 100 %.",
-                unit="percentunit",
-                maximum=1,
-            ),
-            12,
-            8,
-        ),
-        (jobs_by_state_over_time, 12, 8),
-        (
-            per_job(
-                "job_imported_rows",
-                "Rows imported per job",
-                "Rows imported so far by each tracked import job, from import/describe (only "
-                "while import_details is on).",
-                unit="short",
-            ),
-            12,
-            8,
-        ),
-        (
-            per_job(
-                "job_duration_seconds",
-                "Import duration per job",
-                "Duration of each tracked import job from import/describe: complete minus "
-                "create time once finished, poll time minus create time while it runs.",
-                unit="s",
-            ),
-            12,
-            8,
+    row_title="Bulk imports",
+    state_colors={
+        "Pending": "yellow",
+        "Importing": "blue",
+        "Completed": "green",
+        "Failed": "text",
+    },
+    completed_state="Completed",
+    unfinished='state!~"Completed|Failed"',
+    failing=expressions.import_failing,
+    failing_alert="MilvusImportJobFailed",
+    failed_description="The newest finished import of each collection, when it failed (the "
+    "collections MilvusImportJobFailed pages on), with the reason the cluster gave and when the "
+    "job was created ('unknown' without import_details).",
+    failed_rows=import_failed_rows,
+    failed_when=import_failed_when,
+    extra_graphs=(
+        longest_unfinished_graph(
+            "job_imported_rows",
+            "Rows imported by the longest unfinished {plural}",
+            "Rows imported so far (import/describe, only while import_details is on)",
+            "short",
         ),
     ),
 )
 
 
-def job_kind_section(grid: Grid, kind: JobKind) -> None:
-    """The row of one job kind and its panels, placed in order."""
+def job_kind_section(grid: Grid, kind: JobKind, settings: Settings) -> None:
+    """The row of one job kind: counts, then tables, then graphs, all bounded."""
+    s = Section(kind, settings)
     grid.row(kind.row_title)
-    for build, width, height in kind.panels:
-        grid.add(build(kind), width, height)
+    stats = [jobs_by_state, not_finished_count, failing_count, *kind.extra_stats]
+    widths = [6, 3, 4] + [3] * len(kind.extra_stats)
+    for build, width in zip(stats, widths, strict=True):
+        grid.add(build(s), width, 5)
+    grid.add(duration_over_range(s), 24 - sum(widths), 5)
+    graphs = [
+        longest_unfinished_graph(
+            "job_duration_seconds",
+            "Duration of the longest unfinished {plural}",
+            "Running time (poll time minus start)",
+            "s",
+        ),
+        longest_unfinished_graph(
+            "job_progress_ratio",
+            "Progress of the longest unfinished {plural}",
+            "Progress, 0 to 100 %,",
+            "percentunit",
+        ),
+        *kind.extra_graphs,
+        duration_quantiles,
+        jobs_by_state_over_time,
+    ]
+    for build in [unfinished_table, failed_table, *kind.extra_tables, *graphs]:
+        grid.add(build(s), 12, 8)
+    grid.new_line()
 
 
-def overview_dashboard() -> Json:
-    """Milvus jobs overview: what refreshes and imports are doing, per cluster and collection."""
+def polling_row(grid: Grid, settings: Settings, exporter: Json) -> None:
+    """Whether the numbers below can be trusted: targets down, untracked jobs, last poll."""
+    del settings
+    grid.row("Polling")
+    targets = selector("milvus_jobs_exporter_target_up", *DATABASE_SERIES)
+    to_exporter = (
+        f"/d/{EXPORTER_UID}?${{__url_time_range}}&${{datasource:queryparam}}&${{job:queryparam}}"
+        f"&${{instance:queryparam}}&${{milvus_cluster:queryparam}}"
+    )
+    grid.add(
+        linked(
+            stat(
+                "Targets down",
+                "Polled (cluster, database, job kind) targets some exporter could not poll at "
+                "its last attempt (what MilvusJobsExporterTargetDown watches): their job series "
+                "keep their last values meanwhile. The link opens the exporter dashboard's "
+                "table of the reasons, with the same job, instance and cluster selected.",
+                [
+                    target(
+                        zero_while_reported(
+                            f"count({expressions.targets_down(DATABASE_SERIES)})", targets
+                        ),
+                        "down",
+                        instant=True,
+                    )
+                ],
+                unit="short",
+                steps=thresholds("green", (1, "red")),
+            ),
+            "Why: the targets down, on the Milvus jobs exporter dashboard",
+            f"{to_exporter}&viewPanel={panel_id(exporter, 'Targets down, longest first')}",
+        ),
+        8,
+        4,
+    )
+    grid.add(
+        stat(
+            "Untracked jobs",
+            "The most jobs any exporter leaves without per-job series because "
+            "max_tracked_jobs was reached (they still count in the per-state totals). Above "
+            "0, raise max_tracked_jobs: the per-job panels miss those jobs.",
+            [
+                target(
+                    f"max({selector('milvus_jobs_exporter_untracked_jobs', *SCRAPE)})",
+                    "untracked",
+                    instant=True,
+                )
+            ],
+            unit="short",
+            steps=thresholds("green", (1, "orange")),
+        ),
+        8,
+        4,
+    )
+    cycle = selector("milvus_jobs_exporter_last_poll_cycle_timestamp_seconds", *SCRAPE)
+    grid.add(
+        stat(
+            "Since the last poll cycle",
+            "How old the newest data is: time since the most recent poll cycle of any exporter. "
+            "It should stay under poll_interval; MilvusJobsExporterStalled fires when an "
+            "exporter stops polling.",
+            [target(f"time() - max({cycle})", "age", instant=True)],
+            unit="s",
+        ),
+        8,
+        4,
+    )
+
+
+def overview_dashboard(settings: Settings, exporter: Json) -> Json:
+    """Milvus jobs overview; ``exporter`` is the exporter dashboard, for links to its panels."""
     grid = Grid()
+    polling_row(grid, settings, exporter)
     for kind in (REFRESH, IMPORT):
-        job_kind_section(grid, kind)
+        job_kind_section(grid, kind, settings)
+    targets = selector("milvus_jobs_exporter_target_up", *SCRAPE)
     variables = [
+        *scrape_variables(settings.scrape_job_selector),
         query_variable(
-            "milvus_cluster",
-            "Cluster",
-            "label_values(milvus_jobs_exporter_target_up, milvus_cluster)",
-            all_value=".*",
+            "milvus_cluster", "Cluster", f"label_values({targets}, milvus_cluster)", all_value=".*"
         ),
         query_variable(
             "database",
             "Database",
-            f"label_values({selector('milvus_jobs_exporter_target_up', CLUSTER)}, database)",
+            f"label_values({selector('milvus_jobs_exporter_target_up', *SCRAPE, CLUSTER)}, database)",
             all_value=".*",
         ),
-        query_variable(
+        textbox_variable(
             "collection",
             "Collection",
-            "label_values("
-            + selector("", '__name__=~"milvus_refresh_jobs|milvus_import_jobs"', CLUSTER, DATABASE)
-            + ", collection)",
-            all_value=".*",
+            "A regular expression of collection names (.* for all; a_.*|b for some). Free text, "
+            "not a list: a list of thousands of collections loads slowly and cannot be "
+            "scrolled. Alert links fill it in.",
         ),
     ]
     return dashboard(
         OVERVIEW_UID,
         "Milvus jobs overview",
         "Refreshes of external collections and bulk imports of Milvus / Zilliz Cloud, as "
-        "polled by milvus-jobs-exporter: states, progress, failures with reasons, durations.",
+        "polled by milvus-jobs-exporter: states, unfinished and failed jobs with reasons, stuck "
+        "and stale refreshes, durations. Thresholds come from prometheus/thresholds.yml, as "
+        "the alerts' do.",
         grid,
         variables,
         dashboard_link("Milvus jobs exporter", EXPORTER_UID),

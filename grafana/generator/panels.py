@@ -13,17 +13,40 @@ Json = dict[str, Any]
 
 
 def selector(metric: str, *matchers: str) -> str:
-    """``selector("up", 'job=~"$job"')`` -> ``up{job=~"$job"}``."""
-    return f"{metric}{{{', '.join(matchers)}}}"
+    """``selector("up", 'job=~"$job"')`` -> ``up{job=~"$job"}``; ``selector("up")`` -> ``up``."""
+    return f"{metric}{{{', '.join(matchers)}}}" if matchers else metric
 
 
-def zero_when_empty(expr: str, label: str) -> str:
-    """``expr``, or one series at 0 labelled ``label="(none)"`` when ``expr`` has no series.
+def zero_while_reported(expr: str, reporting: str, label: str = "") -> str:
+    """``expr``, or 0 when ``expr`` has no series but ``reporting`` (a series every exporter
+    exports while it works) has: "nothing counted" reads 0, "no exporter reports" reads
+    No data, which ``or vector(0)`` would also turn into 0.
 
-    ``or on ()`` matches on no label, so the zero joins only when the left side is empty; a
-    plain ``or vector(0)`` after ``sum by (...)`` would add it next to every real series.
+    ``or on ()`` matches on no label, so the zero joins only when ``expr`` is empty; with
+    ``label``, the zero is labelled ``label="(none)"`` (a legend for graphs grouped by it).
     """
-    return f'{expr} or on () label_replace(vector(0), "{label}", "(none)", "", "")'
+    zero = f"0 * max({reporting})"
+    if label:
+        zero = f'label_replace({zero}, "{label}", "(none)", "", "")'
+    return f"{expr}\nor on () {zero}"
+
+
+UNKNOWN = -1
+"""Stands for "not known" in a table cell (a job without a start time); shown as "unknown"."""
+
+
+def or_unknown(expr: str, rows: str, key: str) -> str:
+    """``expr`` for the ``key``s that have it, ``UNKNOWN`` for the other ``key``s of ``rows``."""
+    return f"{expr}\nor on ({key}) (max by ({key}) ({rows}) * 0 - 1)"
+
+
+def unknown_mapping() -> list[Json]:
+    return [
+        {
+            "type": "value",
+            "options": {str(UNKNOWN): {"color": "text", "index": 0, "text": "unknown"}},
+        }
+    ]
 
 
 def datasource() -> Json:
@@ -105,11 +128,18 @@ def _panel(
         "datasource": datasource(),
         "description": description,
         "fieldConfig": {"defaults": defaults, "overrides": overrides or []},
+        "links": [],
         "options": options,
         "targets": targets,
         "title": title,
         "type": panel_type,
     }
+
+
+def linked(panel: Json, title: str, url: str) -> Json:
+    """``panel`` with a link in its header menu (Grafana expands variables in ``url``)."""
+    panel["links"].append({"targetBlank": False, "title": title, "url": url})
+    return panel
 
 
 def _field_defaults(

@@ -153,14 +153,15 @@ def targets_row(grid: Grid, settings: Settings) -> None:
     interval = selector("milvus_jobs_exporter_poll_interval_seconds", *SCRAPE)
     grid.add(
         stat(
-            "Slowest poll cycle",
-            "The longest last poll cycle of any exporter, as a share of its poll_interval: "
-            "yellow from half, red from all of it (targets are then polled less often than "
-            "configured). The Poll cycle duration graph has each exporter's.",
+            "Last poll cycle, share of poll_interval",
+            "Each exporter's last poll cycle as a share of its poll_interval: yellow from half, "
+            "red from all of it (targets are then polled less often than configured). "
+            f"{PER_EXPORTER}",
             [
                 target(
-                    f"max(max by ({EXPORTER}) ({cycle}) / max by ({EXPORTER}) ({interval}))",
-                    "cycle / poll_interval",
+                    f"max by (instance) (\n  max by ({EXPORTER}) ({cycle})\n"
+                    f"  / max by ({EXPORTER}) ({interval})\n)",
+                    "{{instance}}",
                     instant=True,
                 )
             ],

@@ -5,7 +5,8 @@
 - ``expressions.py``: PromQL an alert and a panel share, so a panel shows what its alert decides;
 - ``panels.py``: PromQL helpers and the panel builders (stat, graph, bar gauge, timeline, table);
 - ``layout.py``: the grid that places panels and numbers them, variables, the dashboard shell;
-- ``overview.py``: the "Milvus jobs overview" dashboard, one job-kind section per kind;
+- ``job_section.py``: one section of the overview per job kind, drawn by one function;
+- ``overview.py``: the "Milvus jobs overview" dashboard and its two job kinds;
 - ``exporter_dashboard.py``: the "Milvus jobs exporter" dashboard.
 
 ``grafana/generate.py`` is the command that writes them.

@@ -318,6 +318,13 @@ SHARD_INFO = Metric(
     "This replica's shard: it polls the targets whose stable hash modulo count is index.",
     ("index", "count"), "this replica's shard (always 1)",
 )  # fmt: skip
+SHARD_COUNT = Metric(
+    "milvus_jobs_exporter_shards", "gauge",
+    "How many shards the targets are split into (COUNT of --shard INDEX/COUNT; 1 unsharded).",
+    (),
+    "the shard count as a value, so a rule can tell a shard that no replica reports "
+    "(`MilvusJobsExporterShardMissing`)",
+)  # fmt: skip
 POLL_INTERVAL = Metric(
     "milvus_jobs_exporter_poll_interval_seconds", "gauge",
     "The configured poll_interval: how often every target is polled (start to start).",
@@ -355,7 +362,8 @@ HEALTH_METRICS = (
 )  # fmt: skip
 DISCOVERY_METRICS = (DISCOVERED_DATABASES, DISCOVERY_UP, DISCOVERY_ERRORS, LAST_DISCOVERY_SUCCESS)
 CONFIG_METRICS = (
-    RELOAD_SUCCESSFUL, RELOAD_SUCCESS_TIME, SHARD_INFO, POLL_INTERVAL, STATE_WRITE_ERRORS,
+    RELOAD_SUCCESSFUL, RELOAD_SUCCESS_TIME, SHARD_INFO, SHARD_COUNT, POLL_INTERVAL,
+    STATE_WRITE_ERRORS,
 )  # fmt: skip
 LIVE_METRICS = (LOG_LINES_DROPPED,)
 

@@ -269,6 +269,7 @@ class Daemon:
         out[m.SHARD_INFO].add(
             (("index", str(self.config.shard_index)), ("count", str(self.config.shard_count))), 1.0
         )
+        out[m.SHARD_COUNT].add((), float(self.config.shard_count))
         out[m.POLL_INTERVAL].add((), self.config.poll_interval)
         out[m.STATE_WRITE_ERRORS].add((), float(self._state_write_errors), "_total")
         return [out[metric] for metric in m.CONFIG_METRICS]

@@ -24,8 +24,12 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from exporter.catalogue import CATALOGUE
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "grafana"))
+from generator.settings import load_settings
+
 ROOT = Path(__file__).resolve().parents[1]
 GRAFANA = ROOT / "grafana"
+SETTINGS = load_settings()
 DASHBOARDS = GRAFANA / "dashboards"
 UIDS = {
     "milvus-jobs-overview.json": "milvus-jobs-overview",
@@ -313,8 +317,10 @@ def test_every_panel_that_plots_a_quantity_has_a_unit(dashboard: Json) -> None:
 
 def test_progress_is_shown_as_a_percentage_from_0_to_1(dashboard: Json) -> None:
     for panel in _visual_panels(dashboard):
-        exprs = [query["expr"] for query in panel["targets"]]
-        if not any("_progress_ratio" in expr for expr in exprs):
+        shows_progress = "Progress" in panel["title"] or "Progress" in json.dumps(
+            panel.get("transformations", [])
+        )
+        if not shows_progress:
             continue
         configs = [panel["fieldConfig"]["defaults"]] + [
             {item["id"]: item["value"] for item in override["properties"]}
@@ -326,11 +332,30 @@ def test_progress_is_shown_as_a_percentage_from_0_to_1(dashboard: Json) -> None:
 
 def test_time_since_last_successful_refresh_turns_yellow_at_6_hours_and_red_at_24() -> None:
     overview = _committed("milvus-jobs-overview.json")
-    panel = next(panel for panel in _visual_panels(overview) if "last_success" in json.dumps(panel))
+    panel = _panel(overview, "Time since last successful refresh")
     defaults = panel["fieldConfig"]["defaults"]
     assert defaults["unit"] == "s"
     steps = [(step["value"], step["color"]) for step in defaults["thresholds"]["steps"]]
     assert steps == [(None, "green"), (6 * 3600, "yellow"), (24 * 3600, "red")]
+
+
+def test_the_freshness_colours_follow_the_thresholds_file(tmp_path: Path) -> None:
+    thresholds = (ROOT / "prometheus" / "thresholds.yml").read_text(encoding="utf-8")
+    changed = tmp_path / "thresholds.yml"
+    changed.write_text(
+        thresholds.replace("stale_after: 24h", "stale_after: 12h").replace(
+            "freshness_objective: 6h", "freshness_objective: 2h"
+        ),
+        encoding="utf-8",
+    )
+    overview = json.loads(generate.generated_files(changed)["milvus-jobs-overview.json"])
+    steps = _panel(overview, "Time since last successful refresh")["fieldConfig"]["defaults"]
+    assert [step["value"] for step in steps["thresholds"]["steps"]] == [None, 2 * 3600, 12 * 3600]
+    assert "> 43200" in json.dumps(_panel(overview, "Stale collections"))
+
+
+def _panel(dashboard: Json, title: str) -> Json:
+    return next(panel for panel in _visual_panels(dashboard) if panel["title"] == title)
 
 
 def test_panel_queries_lists_every_query_of_every_panel(dashboard: Json) -> None:
@@ -435,20 +460,167 @@ def test_every_variable_a_query_uses_is_defined(dashboard: Json) -> None:
             assert name in defined | GRAFANA_GLOBALS, f"{where}: ${name} is not defined"
 
 
-def test_count_stats_fall_back_to_zero_when_nothing_matches(dashboard: Json) -> None:
+def test_no_query_turns_no_data_into_a_zero(dashboard: Json) -> None:
+    """``or vector(0)`` shows 0 when no exporter reports at all; a zero may only join a series
+    every working exporter exports (``or on () 0 * max(...)``)."""
+    for title, expr in generate.panel_queries(dashboard):
+        assert "vector(" not in expr, title
+        if "\nor on () " in expr:
+            assert re.search(r"\nor on \(\) (label_replace\()?0 \* max\(", expr), title
+
+
+def test_count_stats_read_zero_only_while_an_exporter_reports(dashboard: Json) -> None:
     for panel in _visual_panels(dashboard):
         if panel["type"] != "stat":
             continue
         for query in panel["targets"]:
-            if re.match(r"(sum|count)\(", query["expr"]):
-                assert query["expr"].endswith(" or vector(0)"), panel["title"]
+            if query["expr"].startswith("count("):
+                assert "\nor on () 0 * max(" in query["expr"], panel["title"]
 
 
-def test_zero_fallback_after_grouping_matches_on_no_labels(dashboard: Json) -> None:
-    """``sum by (x) (...) or vector(0)`` would add the zero next to every real series."""
+def test_no_query_joins_with_group_left_or_group_right(dashboard: Json) -> None:
+    """A ``group_left`` join errors ("many-to-many") as soon as two exporters disagree; tables
+    combine their columns with Grafana's merge instead, rows restricted with ``and on``."""
     for title, expr in generate.panel_queries(dashboard):
-        if "vector(0)" in expr and re.match(r"\w+ by \(", expr):
-            assert " or on () " in expr, title
+        assert "group_left" not in expr and "group_right" not in expr, title
+
+
+def test_every_aggregation_of_a_job_series_merges_duplicates_first(dashboard: Json) -> None:
+    """``sum`` or ``count`` straight over job series would count an HA pair twice: every one
+    of them aggregates a ``max by`` / ``min by`` (or counts the result of a comparison of one)."""
+    for title, expr in generate.panel_queries(dashboard):
+        for match in re.finditer(r"\b(sum|count)(?: by \(([^)]*)\))? ?\(", expr):
+            inner = expr[match.end() :].lstrip()
+            assert inner.startswith(("max by", "min by", "time()", "\n", "(")) or "instance" in (
+                match.group(2) or ""
+            ), f"{title}: {expr[match.start() : match.start() + 80]}"
+
+
+# --- The conventions of Grafana's dashboard linter (grafana/dashboard-linter) ------------------
+#
+# Checked here rule by rule, so no Go tool is needed. Where a rule does not fit, the test says so:
+# - target-promql-rule (every query parses): needs Prometheus' own parser; instead
+#   tests/e2e/test_prometheus.py sends every query of both dashboards to a real Prometheus.
+# - panel-units-rule accepts "none"; here a panel that plots a number needs a real unit
+#   (test_every_panel_that_plots_a_quantity_has_a_unit, stricter).
+# - template-job-rule and template-instance-rule ask for a multi-value All of ".+", which matches
+#   every scrape job: queries on series any target exports (up, process_*) are therefore joined
+#   with milvus_jobs_exporter_build_info (or filtered by the thresholds file's scrape job
+#   selector), so they still show exporters only (test_generic_series_are_kept_to_exporters).
+
+# https://github.com/grafana/dashboard-linter lint/rule_panel_units.go, the units a panel here uses
+VALID_UNITS = {"none", "short", "percentunit", "s", "bytes", "reqps", "ops", "dateTimeAsIso"}
+PANEL_TYPES_WITH_UNITS = {"stat", "table", "timeseries", "gauge", "bargauge"}
+PROMQL_SELECTOR = re.compile(r"([A-Za-z_:][A-Za-z0-9_:]*)\{([^}]*)\}")
+
+
+def test_linter_template_datasource_rule(dashboard: Json) -> None:
+    [variable] = [v for v in dashboard["templating"]["list"] if v["type"] == "datasource"]
+    assert (variable["name"], variable["label"], variable["query"]) == (
+        "datasource",
+        "Data source",
+        "prometheus",
+    )
+
+
+@pytest.mark.parametrize("name", ["job", "instance"])
+def test_linter_template_job_and_instance_rules(dashboard: Json, name: str) -> None:
+    variables = {variable["name"]: variable for variable in dashboard["templating"]["list"]}
+    variable = variables[name]
+    assert variable["label"] == name.capitalize()
+    assert variable["type"] == "query"
+    assert variable["datasource"] == DATASOURCE_REF
+    assert variable["multi"] is True and variable["includeAll"] is True
+    assert variable["allValue"] == ".+"
+
+
+def test_linter_template_on_time_change_reload_rule(dashboard: Json) -> None:
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            assert variable["refresh"] == 2, variable["name"]
+
+
+def test_linter_target_job_and_instance_rules(dashboard: Json) -> None:
+    """Every vector selector of every query has job=~"$job" and instance=~"$instance"."""
+    checked = 0
+    for title, expr in generate.panel_queries(dashboard):
+        for found in vector_selectors(expr):
+            checked += 1
+            assert found.has("job", "=~", "$job"), (title, found.metric)
+            assert found.has("instance", "=~", "$instance"), (title, found.metric)
+    assert checked > 20
+
+
+def test_linter_target_rate_interval_rule(dashboard: Json) -> None:
+    """rate() and irate() take $__rate_interval (increase over $__range is a total, allowed)."""
+    for title, expr in generate.panel_queries(dashboard):
+        for match in re.finditer(r"\b(rate|irate)\(", expr):
+            window = re.match(r"[^\[]*\[([^\]]*)\]", expr[match.end() :])
+            assert window and window.group(1) == "$__rate_interval", title
+
+
+def test_linter_target_counter_agg_rule(dashboard: Json) -> None:
+    """A counter (_total) is only read through rate, irate or increase."""
+    for title, expr in generate.panel_queries(dashboard):
+        for match in PROMQL_SELECTOR.finditer(expr):
+            if match.group(1).endswith("_total"):
+                before = expr[: match.start()]
+                assert re.search(r"\b(rate|irate|increase)\($", before), title
+                assert expr[match.end() :].startswith("["), title
+
+
+def test_linter_panel_units_rule(dashboard: Json) -> None:
+    for panel in _visual_panels(dashboard):
+        if panel["type"] in PANEL_TYPES_WITH_UNITS:
+            assert panel["fieldConfig"]["defaults"]["unit"] in VALID_UNITS, panel["title"]
+            for item in panel["fieldConfig"]["overrides"]:
+                for prop in item["properties"]:
+                    if prop["id"] == "unit":
+                        assert prop["value"] in VALID_UNITS, panel["title"]
+
+
+def test_linter_uneditable_dashboard_rule(dashboard: Json) -> None:
+    assert dashboard["editable"] is False
+
+
+def test_generic_series_are_kept_to_exporters(dashboard: Json) -> None:
+    for title, expr in generate.panel_queries(dashboard):
+        for found in vector_selectors(expr):
+            if found.metric == "up":
+                assert found.has("job", "=", "milvus-jobs"), title  # the scrape job selector
+            elif found.metric.startswith("process_"):
+                assert "and on (job, instance) milvus_jobs_exporter_build_info{" in expr, title
+
+
+# --- Bounded by construction -------------------------------------------------------------------
+
+
+def test_per_job_and_per_collection_queries_are_bounded_by_topk_or_bottomk(
+    dashboard: Json,
+) -> None:
+    """Whatever the size of the fleet, a query whose series are jobs, collections or targets
+    returns at most N of them: it keeps the top N (topk/bottomk), or is a count, sum or
+    quantile over them."""
+    checked = 0
+    for title, expr in generate.panel_queries(dashboard):
+        if re.match(r"(count|sum|max|min|histogram_quantile)\(", expr):
+            continue  # one number (or one per state, quantile...), not one per item
+        first_grouping = re.search(r"\bby \(([^)]*)\)", expr)
+        labels = set(re.split(r",\s*", first_grouping.group(1))) if first_grouping else set()
+        if labels & {"job_id", "collection", "kind"}:
+            checked += 1
+            assert re.search(r"\b(topk|bottomk)\(\d+,", expr), title
+    assert checked >= 5
+
+
+def test_time_series_bounds_are_chosen_at_the_end_of_the_range(dashboard: Json) -> None:
+    """A graph keeps the same N series over its whole range: topk over ``@ end()``."""
+    for panel in _visual_panels(dashboard):
+        if panel["type"] not in {"timeseries", "state-timeline"}:
+            continue
+        for query in panel["targets"]:
+            if re.search(r"\b(topk|bottomk)\(", query["expr"]):
+                assert "@ end()" in query["expr"], panel["title"]
 
 
 # --- Variables ---------------------------------------------------------------------------------
@@ -461,16 +633,18 @@ def test_datasource_variable_selects_among_prometheus_data_sources(dashboard: Js
     assert variables["milvus_cluster"]["type"] == "query"
 
 
-def test_overview_variables_are_chained_multi_value_with_all_matching_everything() -> None:
+def test_overview_variables_are_chained_and_the_collection_is_free_text() -> None:
     overview = _committed("milvus-jobs-overview.json")
     variables = {variable["name"]: variable for variable in overview["templating"]["list"]}
-    assert [variable["name"] for variable in overview["templating"]["list"]] == [
+    assert list(variables) == [
         "datasource",
+        "job",
+        "instance",
         "milvus_cluster",
         "database",
         "collection",
     ]
-    for name in ("milvus_cluster", "database", "collection"):
+    for name in ("milvus_cluster", "database"):
         variable = variables[name]
         assert variable["multi"] and variable["includeAll"], name
         assert variable["allValue"] == ".*", name
@@ -478,9 +652,10 @@ def test_overview_variables_are_chained_multi_value_with_all_matching_everything
         assert variable["query"]["query"] == variable["definition"], name
         assert variable["definition"].startswith("label_values("), name
     database = vector_selectors(variable_selector(variables["database"]))
-    collection = vector_selectors(variable_selector(variables["collection"]))
-    assert all(found.has(*CLUSTER_MATCHER) for found in database + collection)
-    assert all(found.has("database", "=~", "$database") for found in collection)
+    assert all(found.has(*CLUSTER_MATCHER) for found in database)
+    # Thousands of collections: a regular expression to type, not a list to load and scroll.
+    assert variables["collection"]["type"] == "textbox"
+    assert variables["collection"]["query"] == ".*"
 
 
 # --- Provisioning ------------------------------------------------------------------------------

@@ -130,6 +130,7 @@ def test_four_replicas_on_one_token_stay_under_its_limit_together(simulator, sta
             )
             == 1
         )
+        assert value(parsed, "milvus_jobs_exporter_shards") == 4
         for labels in series(parsed, "milvus_jobs_exporter_target_up"):
             polled[(labels["database"], labels["kind"])] += 1
             assert value(parsed, "milvus_jobs_exporter_target_up", **labels) == 1

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from exporter.simulator import Simulator, SimulatorOptions
+from exporter.simulator import Fault, Simulator, SimulatorOptions
 
 from .alerting import (
     REPO,
@@ -92,6 +92,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     with ExitStack() as running:
         busy_server = running.enter_context(busy.serve("127.0.0.1", 0))
+        # Something for the panels that list only trouble: a target down for good, and a job
+        # in a state the exporter does not know.
+        busy.set_fault(Fault(kind="http_503"), database="analytics", path="import/list")
+        busy.set_fault(
+            Fault(kind="unknown_state"), database="analytics", path="external_collection/list"
+        )
         scripted_server = running.enter_context(scripted.serve("127.0.0.1", 0))
         config = f"""poll_interval: 1s
 request_timeout: 2s

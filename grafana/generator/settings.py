@@ -1,0 +1,165 @@
+"""The thresholds file (``prometheus/thresholds.yml``): what the generated rules and dashboards
+share, read once into a frozen ``Settings``.
+
+Both generators read it: ``prometheus/generate.py`` writes the alert rules from it and
+``grafana/generate.py`` the dashboards, so a panel turns red where its alert fires. Every problem
+of the file is reported at once, with its key::
+
+    prometheus/thresholds.yml: alerts.stale_after: '1 day' is not a duration (30s, 5m, 1h, 1d)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+THRESHOLDS_FILE = Path(__file__).resolve().parents[2] / "prometheus" / "thresholds.yml"
+
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_UNIT_WORDS = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week"}
+_DURATION = re.compile(r"(?:[0-9]+[smhdw])+")
+_MATCHERS = re.compile(
+    r'\s*[A-Za-z_]\w*\s*(?:=~|!~|!=|=)\s*"[^"]*"(?:\s*,\s*[A-Za-z_]\w*\s*(?:=~|!~|!=|=)\s*"[^"]*")*\s*'
+)
+
+
+class SettingsError(ValueError):
+    """The thresholds file is unreadable or wrong; the message lists every problem."""
+
+
+@dataclass(frozen=True)
+class Duration:
+    """A duration as written (for PromQL ranges and ``for:``) and in seconds (for comparisons
+    and Grafana thresholds)."""
+
+    text: str
+
+    @property
+    def seconds(self) -> int:
+        return sum(int(number) * _UNIT_SECONDS[unit] for number, unit in self._parts())
+
+    @property
+    def words(self) -> str:
+        """For annotations: ``"90m"`` -> ``"90 minutes"``, ``"1h30m"`` -> ``"1 hour 30 minutes"``."""
+        return " ".join(
+            f"{number} {_UNIT_WORDS[unit]}{'' if number == '1' else 's'}"
+            for number, unit in self._parts()
+        )
+
+    def _parts(self) -> list[tuple[str, str]]:
+        return re.findall(r"([0-9]+)([smhdw])", self.text)
+
+
+@dataclass(frozen=True)
+class Alerts:
+    lookback: Duration
+    refresh_failed_for: Duration
+    import_failed_for: Duration
+    stuck_without_progress: Duration
+    stuck_pending: Duration
+    stuck_for: Duration
+    stale_after: Duration
+    stale_for: Duration
+    target_down_for: Duration
+    rate_limited_window: Duration
+    rate_limited_for: Duration
+    exporter_down_for: Duration
+    stalled_poll_intervals: int
+    stalled_grace: Duration
+    stalled_for: Duration
+    absent_for: Duration
+    reload_refused_for: Duration
+    shard_missing_for: Duration
+
+
+@dataclass(frozen=True)
+class Dashboards:
+    freshness_objective: Duration
+
+
+@dataclass(frozen=True)
+class Settings:
+    """``scrape_job_selector`` is PromQL label matchers without braces (``job="milvus-jobs"``)."""
+
+    scrape_job_selector: str
+    runbook_url: str
+    grafana_url: str
+    alerts: Alerts
+    dashboards: Dashboards
+
+
+def _fields(record: type) -> dict[str, str]:
+    return {name: str(kind) for name, kind in record.__annotations__.items()}
+
+
+def load_settings(path: Path = THRESHOLDS_FILE) -> Settings:
+    """Read the thresholds file; ``SettingsError`` lists every problem with its key."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise SettingsError(f"{path}: {error}") from error
+    problems: list[str] = []
+    reader = _Reader(problems)
+    top = reader.mapping(document, "", {"scrape_job_selector", "runbook_url", "grafana_url",
+                                        "alerts", "dashboards"})  # fmt: skip
+    selector = reader.text(top, "scrape_job_selector")
+    if selector and not _MATCHERS.fullmatch(selector):
+        problems.append(
+            f'scrape_job_selector: {selector!r} is not PromQL label matchers (job="milvus-jobs")'
+        )
+    links = {name: reader.text(top, name).rstrip("/") for name in ("runbook_url", "grafana_url")}
+    for name, url in links.items():
+        if url and not url.startswith(("http://", "https://")):
+            problems.append(f"{name}: {url!r} is not an http:// or https:// URL")
+    alerts = reader.record(top, "alerts", Alerts)
+    dashboards = reader.record(top, "dashboards", Dashboards)
+    if problems:
+        raise SettingsError("\n".join(f"{path}: {problem}" for problem in problems))
+    return Settings(selector, links["runbook_url"], links["grafana_url"], alerts, dashboards)
+
+
+class _Reader:
+    """Typed reads that record a problem and go on, so one run names every mistake."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+
+    def mapping(self, node: Any, where: str, keys: set[str]) -> dict[str, Any]:
+        if not isinstance(node, dict):
+            self.problems.append(f"{where or 'the file'}: expected a mapping")
+            return {}
+        prefix = f"{where}." if where else ""
+        for key in sorted(set(node) - keys, key=str):
+            self.problems.append(f"{prefix}{key}: unknown key (known: {', '.join(sorted(keys))})")
+        for key in sorted(keys - set(node)):
+            self.problems.append(f"{prefix}{key}: missing")
+        return node
+
+    def text(self, node: dict[str, Any], key: str) -> str:
+        value = node.get(key)
+        if key in node and not isinstance(value, str):
+            self.problems.append(f"{key}: expected a string")
+        return value if isinstance(value, str) else ""
+
+    def record(self, node: dict[str, Any], key: str, record: type) -> Any:
+        fields = _fields(record)
+        section = self.mapping(node.get(key, {}), key, set(fields))
+        values: dict[str, Any] = {}
+        for name, kind in fields.items():
+            value = section.get(name)
+            if kind == "int":
+                if name in section and (not isinstance(value, int) or value < 1):
+                    self.problems.append(f"{key}.{name}: {value!r} is not a positive integer")
+                values[name] = value if isinstance(value, int) else 1
+            else:
+                text = value if isinstance(value, str) else ""
+                if name in section and not _DURATION.fullmatch(text):
+                    self.problems.append(
+                        f"{key}.{name}: {value!r} is not a duration (30s, 5m, 1h, 1d)"
+                    )
+                values[name] = Duration(text or "0s")
+        return record(**values)

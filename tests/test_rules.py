@@ -1,0 +1,211 @@
+"""The alert rules: generated from the thresholds file, current, and tested for every alert.
+
+prometheus/alerts.yml is written by prometheus/generate.py from prometheus/thresholds.yml, the
+file the Grafana generator reads too; these tests fail while alerts.yml is stale, check that a
+threshold changed in the file changes the rules, and that every alert has its runbook section,
+its dashboard link and promtool tests firing, not firing and with duplicated series.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import yaml
+
+from .test_docs import anchor, anchors
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMETHEUS = ROOT / "prometheus"
+ALERTS = PROMETHEUS / "alerts.yml"
+THRESHOLDS = PROMETHEUS / "thresholds.yml"
+
+
+def _load(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+generate = _load(PROMETHEUS / "generate.py", "prometheus_generate")
+
+
+def _rules(path: Path = ALERTS) -> dict[str, dict[str, Any]]:
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return {rule["alert"]: rule for group in document["groups"] for rule in group["rules"]}
+
+
+def _with(tmp_path: Path, old: str, new: str) -> Path:
+    text = THRESHOLDS.read_text(encoding="utf-8")
+    assert old in text
+    changed = tmp_path / "thresholds.yml"
+    changed.write_text(text.replace(old, new), encoding="utf-8")
+    return changed
+
+
+def test_committed_rules_equal_the_generator_output() -> None:
+    assert generate.main(["--check"]) == 0, "alerts.yml is stale: run python prometheus/generate.py"
+
+
+def test_check_mode_exits_1_and_writes_nothing_when_the_rules_are_stale(tmp_path: Path) -> None:
+    output = tmp_path / "alerts.yml"
+    assert generate.main(["--check", "--output", str(output)]) == 1
+    assert not output.exists()
+    assert generate.main(["--output", str(output)]) == 0
+    assert generate.main(["--check", "--output", str(output)]) == 0
+    output.write_text(output.read_text().replace("for: 1m", "for: 2m"))
+    assert generate.main(["--check", "--output", str(output)]) == 1
+
+
+def test_a_threshold_changed_in_the_file_changes_the_rules(tmp_path: Path) -> None:
+    output = tmp_path / "alerts.yml"
+    thresholds = _with(tmp_path, "stale_after: 24h", "stale_after: 12h")
+    assert generate.main(["--thresholds", str(thresholds), "--output", str(output)]) == 0
+    stale = _rules(output)["MilvusExternalCollectionStale"]["expr"]
+    assert stale.rstrip().endswith("> 43200")
+
+
+def test_the_scrape_job_selector_comes_from_the_thresholds_file(tmp_path: Path) -> None:
+    output = tmp_path / "alerts.yml"
+    thresholds = _with(tmp_path, "'job=\"milvus-jobs\"'", "'job=\"exporters\"'")
+    assert generate.main(["--thresholds", str(thresholds), "--output", str(output)]) == 0
+    rules = _rules(output)
+    assert rules["MilvusJobsExporterDown"]["expr"].startswith('up{job="exporters"}')
+    assert 'job="milvus-jobs"' not in output.read_text()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        pytest.param("lookback: 10m", "lookback: ten", "alerts.lookback: 'ten' is not a duration", id="duration"),
+        pytest.param("stale_for: 10m", "stale_fore: 10m", "alerts.stale_fore: unknown key", id="unknown-key"),
+        pytest.param("grafana_url: http", "grafana_url: ftp", "grafana_url: 'ftp", id="url"),
+        pytest.param("'job=\"milvus-jobs\"'", "'job=milvus-jobs'", "scrape_job_selector:", id="selector"),
+    ],
+)  # fmt: skip
+def test_a_wrong_thresholds_file_is_refused_with_its_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, message: str
+) -> None:
+    thresholds = _with(tmp_path, old, new)
+    output = tmp_path / "alerts.yml"
+    assert generate.main(["--thresholds", str(thresholds), "--output", str(output)]) == 2
+    assert message in capsys.readouterr().err
+    assert not output.exists()
+
+
+def test_the_prometheusrule_is_generated_from_the_current_rules() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "deploy/kubernetes/generate_prometheusrule.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_alert_has_a_runbook_section() -> None:
+    runbook = anchors(ROOT / "docs" / "alerts.md")
+    for name in _rules():
+        assert anchor(name) in runbook, name
+
+
+def test_promtool_accepts_the_rules_and_their_unit_tests() -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian package prometheus)")
+    for command in (["check", "rules", "alerts.yml"], ["test", "rules", "alerts_test.yml"]):
+        result = subprocess.run(
+            [promtool, *command], cwd=PROMETHEUS, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_rule_joins_with_group_left_or_group_right() -> None:
+    """A join errors ("many-to-many") as soon as two exporters disagree."""
+    for name, rule in _rules().items():
+        assert "group_left" not in rule["expr"] and "group_right" not in rule["expr"], name
+
+
+# --- Links from an alert to its runbook section and its dashboard panel ------------------------
+
+SETTINGS = generate.load_settings()
+DASHBOARDS = {
+    model["uid"]: model
+    for model in (
+        json.loads(path.read_text(encoding="utf-8"))
+        for path in sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
+    )
+}
+JOB_ALERTS = {
+    "MilvusRefreshJobFailed",
+    "MilvusImportJobFailed",
+    "MilvusRefreshJobStuck",
+    "MilvusExternalCollectionStale",
+}
+
+
+def test_every_alert_links_to_its_runbook_section() -> None:
+    runbook = anchors(ROOT / "docs" / "alerts.md")
+    for name, rule in _rules().items():
+        url = rule["annotations"]["runbook_url"]
+        page, _, fragment = url.partition("#")
+        assert page == SETTINGS.runbook_url and page.endswith("/docs/alerts.md"), name
+        assert fragment == anchor(name) and fragment in runbook, name
+
+
+def test_every_alert_links_to_a_panel_of_a_dashboard_with_its_labels_selected() -> None:
+    for name, rule in _rules().items():
+        url = urlsplit(rule["annotations"]["dashboard_url"])
+        assert f"{url.scheme}://{url.netloc}" == SETTINGS.grafana_url, name
+        board = DASHBOARDS[url.path.removeprefix("/d/")]
+        query = parse_qs(url.query)
+        [view] = query.pop("viewPanel")
+        assert int(view) in {panel["id"] for panel in board["panels"] if panel["type"] != "row"}
+        defined = {variable["name"] for variable in board["templating"]["list"]}
+        for variable, [value] in query.items():
+            name_of = variable.removeprefix("var-")
+            assert name_of in defined, (name, variable)
+            assert value == f"{{{{ $labels.{name_of} | urlquery }}}}", (name, variable)
+        if name in JOB_ALERTS:
+            assert set(query) == {"var-milvus_cluster", "var-database", "var-collection"}, name
+
+
+def _promtool_tests() -> list[dict[str, Any]]:
+    document = yaml.safe_load((PROMETHEUS / "alerts_test.yml").read_text(encoding="utf-8"))
+    return list(document["tests"])
+
+
+def test_every_alert_is_tested_firing_and_not_firing() -> None:
+    firing: set[str] = set()
+    quiet: set[str] = set()
+    for case in _promtool_tests():
+        for check in case.get("alert_rule_test", []):
+            (firing if check["exp_alerts"] else quiet).add(check["alertname"])
+    assert firing == set(_rules()), set(_rules()) - firing
+    assert quiet == set(_rules()), set(_rules()) - quiet
+
+
+def test_every_alert_is_tested_with_duplicated_series() -> None:
+    """Duplicated: the same series from two exporters (or scrape jobs), differing only in
+    ``instance`` or ``job``."""
+    covered: set[str] = set()
+    for case in _promtool_tests():
+        seen: dict[str, int] = {}
+        for item in case["input_series"]:
+            identity = re.sub(r'(instance|job)="[^"]*",?', "", item["series"])
+            seen[identity] = seen.get(identity, 0) + 1
+        if any(count > 1 for count in seen.values()):
+            covered |= {check["alertname"] for check in case.get("alert_rule_test", [])}
+    assert covered == set(_rules()), set(_rules()) - covered

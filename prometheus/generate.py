@@ -388,6 +388,42 @@ def rules(settings: Settings) -> list[Rule]:
             ),
         ),
         Rule(
+            "MilvusJobsExporterDatabaseDiscoveryFailing",
+            "An exporter cannot list the databases of a cluster whose config names database "
+            "patterns: it keeps polling the databases of its last successful discovery, so a "
+            "new database is not polled (and its failures page nobody); a cluster never "
+            "discovered is not polled at all, and no TargetDown can fire for it. With an HA "
+            "pair, either exporter (min by). The reason is the one most counted in "
+            "discovery_errors_total over the same time, each exporter's errors counted once.",
+            "min by (milvus_cluster) (milvus_jobs_exporter_discovery_up) == 0",
+            alerts.discovery_failing_for.text,
+            "warning",
+            (
+                (
+                    "summary",
+                    "Cannot list the databases of {{ $labels.milvus_cluster }}",
+                ),
+                (
+                    "description",
+                    "The exporter has failed to list the databases of cluster {{ "
+                    "$labels.milvus_cluster }} for "
+                    f"{alerts.discovery_failing_for.words}; "
+                    'reason: {{ with printf "topk(1, sum by (reason) (max by (reason, instance) '
+                    "(increase(milvus_jobs_exporter_discovery_errors_total{milvus_cluster='%s'}"
+                    f'[{alerts.discovery_failing_for.text}]))))" $labels.milvus_cluster | '
+                    "query }}{{ range . }}{{ .Labels.reason }}{{ end }}{{ else }}unknown{{ end }}. "
+                    "It keeps polling the databases it found last: databases created since are "
+                    "not watched.",
+                ),
+                *links(
+                    "MilvusJobsExporterDatabaseDiscoveryFailing",
+                    exporter,
+                    "Database discovery",
+                    {"milvus_cluster": "milvus_cluster"},
+                ),
+            ),
+        ),
+        Rule(
             "MilvusJobsExporterAbsent",
             "No exporter of the scrape job(s) of the thresholds file is scraped: no exporter runs, "
             "or the scrape job is missing or misnamed (then MilvusJobsExporterDown, which watches "

@@ -307,6 +307,64 @@ def targets_row(grid: Grid, settings: Settings) -> None:
     )
 
 
+def discovery_row(grid: Grid, settings: Settings) -> None:
+    """Clusters whose databases come from patterns: did the last listing work, what it found."""
+    alerts = settings.alerts
+    grid.row("Database discovery")
+    up = selector("milvus_jobs_exporter_discovery_up", *SCRAPE, CLUSTER)
+    found = selector("milvus_jobs_exporter_discovered_databases", *SCRAPE, CLUSTER)
+    last = selector(
+        "milvus_jobs_exporter_last_discovery_success_timestamp_seconds", *SCRAPE, CLUSTER
+    )
+    errors = selector("milvus_jobs_exporter_discovery_errors_total", *SCRAPE, CLUSTER)
+    since = or_unknown(f"max by (milvus_cluster) (time() - {last})", up, "milvus_cluster")
+    grid.add(
+        table(
+            "Database discovery",
+            "Clusters whose config names database patterns: whether every exporter's last "
+            "listing of their databases worked (FAILING keeps polling the databases found "
+            "last; MilvusJobsExporterDatabaseDiscoveryFailing fires after "
+            f"{alerts.discovery_failing_for.words}), the fewest databases an exporter found, the "
+            "time since the last successful listing ('unknown': none since the exporter "
+            "started), and the failed listings within the time range. Empty when no cluster "
+            f"uses patterns. {MERGED}",
+            [
+                target(f"min by (milvus_cluster) ({up})", ref_id="A", instant=True, table=True),
+                target(f"min by (milvus_cluster) ({found})", ref_id="B", instant=True, table=True),
+                target(since, ref_id="C", instant=True, table=True),
+                target(
+                    f"sum by (milvus_cluster) (max by (milvus_cluster, reason) "
+                    f"(increase({errors}[$__range] @ end())))\n"
+                    f"or on (milvus_cluster) 0 * min by (milvus_cluster) ({up})",
+                    ref_id="D",
+                    instant=True,
+                    table=True,
+                ),
+            ],
+            columns={
+                "milvus_cluster": "Cluster",
+                "Value #A": "Discovery",
+                "Value #B": "Databases",
+                "Value #C": "Since last success",
+                "Value #D": "Failed listings in range",
+            },
+            unit="short",
+            overrides=[
+                override(
+                    "Discovery",
+                    unit="none",
+                    mappings=value_mapping({"1": ("OK", "green"), "0": ("FAILING", "red")}),
+                    custom__cellOptions={"type": "color-background"},
+                ),
+                override("Since last success", unit="s", mappings=unknown_mapping()),
+            ],
+            sort_by=("Discovery", False),
+        ),
+        24,
+        6,
+    )
+
+
 def rate_limited_per_exporter(function: str, window: str) -> str:
     """Rate-limited requests per exporter instance (0 for an exporter that had none)."""
     requests = selector(
@@ -514,6 +572,7 @@ def exporter_dashboard(settings: Settings) -> Json:
     targets_row(grid, settings)
     api_row(grid)
     process_row(grid, settings)
+    discovery_row(grid, settings)  # last: the ids of the panels above stay those of old links
     target_up = selector("milvus_jobs_exporter_target_up", *SCRAPE)
     variables = [
         *scrape_variables(settings.scrape_job_selector),

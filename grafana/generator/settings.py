@@ -74,6 +74,7 @@ class Alerts:
     absent_for: Duration
     reload_refused_for: Duration
     shard_missing_for: Duration
+    discovery_failing_for: Duration
 
 
 @dataclass(frozen=True)

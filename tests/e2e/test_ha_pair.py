@@ -80,7 +80,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         config = (
             "poll_interval: 1s\nrequest_timeout: 2s\nclusters:\n"
             f"  - name: frozen\n    endpoint: {upstream.url}\n    token: {TOKEN}\n"
-            "    databases: [default, analytics]\n"
+            '    databases: ["*"]\n    discovery_interval: 5s\n'  # the discovery panels too
         )
         urls = [running.enter_context(exporter_process(workdir, name, config)) for name in "XY"]
         wait_until(lambda: all(answers(url + "/readyz") for url in urls), 30, "both ready")

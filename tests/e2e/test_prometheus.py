@@ -52,6 +52,7 @@ def _binary(name: str) -> str:
 class Stack:
     busy: Simulator
     scripted: Simulator
+    discovering: Simulator
     exporter_url: str
     prometheus: Prometheus
 
@@ -99,6 +100,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             Fault(kind="unknown_state"), database="analytics", path="external_collection/list"
         )
         scripted_server = running.enter_context(scripted.serve("127.0.0.1", 0))
+        # A cluster whose databases are found by a pattern (the Database discovery panels).
+        discovering = Simulator(
+            SimulatorOptions(
+                seed=13,
+                tokens=(TOKEN,),
+                databases=("default", "sales"),
+                collections_per_database=1,
+                time_scale=60.0,
+            )
+        )
+        discovering_server = running.enter_context(discovering.serve("127.0.0.1", 0))
         config = f"""poll_interval: 1s
 request_timeout: 2s
 clusters:
@@ -111,6 +123,12 @@ clusters:
     token: ${{E2E_TOKEN}}
     databases: [default]
     jobs: [refresh]
+  - name: discovered
+    endpoint: {discovering_server.url}
+    token: ${{E2E_TOKEN}}
+    databases: ["*"]
+    discovery_interval: 1s
+    jobs: [import]
 """
         exporter_url = running.enter_context(
             exporter_process(workdir, "exporter", config, env={"E2E_TOKEN": TOKEN})
@@ -121,7 +139,7 @@ clusters:
             )
         )
         wait_until(lambda: answers(exporter_url + "/readyz"), 30, "the exporter to be ready")
-        yield Stack(busy, scripted, exporter_url, prometheus)
+        yield Stack(busy, scripted, discovering, exporter_url, prometheus)
     for name in ("exporter.log", "prometheus.log"):
         text = (workdir / name).read_text(errors="replace")
         assert TOKEN not in text, f"the token leaked into {name}"
@@ -173,6 +191,42 @@ def test_a_failed_refresh_fires_the_alert_with_its_reason_and_a_success_resolves
         ]
 
     wait_until(resolved, 45, "MilvusRefreshJobFailed to resolve")
+
+
+def test_a_failing_database_discovery_fires_its_alert_with_the_reason_and_recovery_resolves_it(
+    stack: Stack,
+) -> None:
+    wait_until(
+        lambda: stack.query(
+            'milvus_jobs_exporter_discovered_databases{milvus_cluster="discovered"} == 2'
+        ),
+        30,
+        "the discovery to find both databases",
+    )
+    stack.discovering.set_fault(Fault(kind="auth"), path="databases/list")
+    try:
+
+        def firing() -> list[dict[str, Any]]:
+            return [
+                alert
+                for alert in stack.alerts("MilvusJobsExporterDatabaseDiscoveryFailing")
+                if alert["state"] == "firing"
+                and alert["labels"]["milvus_cluster"] == "discovered"
+                and "reason: auth" in alert["annotations"]["description"]
+            ]
+
+        wait_until(firing, 45, "MilvusJobsExporterDatabaseDiscoveryFailing to fire, reason auth")
+        # The last list is kept: both databases are still polled while discovery fails.
+        assert stack.query(
+            'count(milvus_jobs_exporter_target_up{milvus_cluster="discovered"} == 1) == 2'
+        )
+    finally:
+        stack.discovering.clear_faults()
+
+    def resolved() -> bool:
+        return not stack.alerts("MilvusJobsExporterDatabaseDiscoveryFailing")
+
+    wait_until(resolved, 45, "MilvusJobsExporterDatabaseDiscoveryFailing to resolve")
 
 
 def _load_generator() -> Any:

@@ -36,6 +36,7 @@ import structlog
 
 from .client import DATABASES_LIST, IMPORT_DESCRIBE, ApiError, Listing, MilvusClient
 from .config import ClusterConfig, Config
+from .discovery import DiscoverySchedule, discovered, discovery_failed
 from .oddities import OddityLog
 from .ratelimit import SlidingWindowLimiter
 from .records import IMPORT_FINISHED_STATES, ImportJob, ImportJobDetails, RefreshJob
@@ -111,13 +112,8 @@ class Poller:
         listed_databases: dict[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.config = config
-        self._listed: dict[str, tuple[str, ...]] = {
-            cluster.name: listed_databases[cluster.name]
-            for cluster in config.clusters
-            if cluster.database_patterns and listed_databases and cluster.name in listed_databases
-        }
-        """Each pattern cluster's databases at its last successful discovery (all of them)."""
-        self.targets = targets_of(config, self._listed)
+        self._discovery = DiscoverySchedule(config, listed_databases, clock)
+        self.targets = targets_of(config, self._discovery.listed)
         self.limiter = limiter or SlidingWindowLimiter(limiter_rate(config), clock=clock)
         self._clock = clock
         self._wall_clock = wall_clock
@@ -143,14 +139,7 @@ class Poller:
         self._inbox_details: list[tuple[TargetKey, ImportJobDetails]] = []
         self._oddities = OddityLog()
         self._describe_margin = min(config.request_timeout, config.poll_interval / 2)
-        self._discovery_due = {
-            cluster.name: 0.0
-            if cluster.name not in self._listed
-            else clock() + self._every(cluster)
-            for cluster in config.clusters
-            if cluster.database_patterns
-        }
-        self._inbox_discoveries: list[DiscoveryOutcome] = []
+        self._inbox_discoveries: list[tuple[DiscoveryOutcome, tuple[str, ...] | None]] = []
         self._described_finished: dict[TargetKey, set[str]] = (
             {} if described_finished is None else described_finished
         )
@@ -159,10 +148,7 @@ class Poller:
     @property
     def listed_databases(self) -> dict[str, tuple[str, ...]]:
         """Each pattern cluster's last discovered databases, to hand to a reloaded config."""
-        return dict(self._listed)
-
-    def _every(self, cluster: ClusterConfig) -> float:
-        return cluster.discovery_interval or self.config.discovery_interval
+        return dict(self._discovery.listed)
 
     @property
     def described_finished(self) -> dict[TargetKey, set[str]]:
@@ -231,7 +217,7 @@ class Poller:
             late=tuple(current.late),
             discoveries=tuple(current.discoveries),
             targets_changed=current.targets != self.targets,
-            discovery_clusters=tuple(self._discovery_due),
+            discovery_clusters=self._discovery.clusters,
         )
 
     def _round_done(self, current: _Round) -> bool:
@@ -242,9 +228,11 @@ class Poller:
 
     def _absorb(self, current: _Round) -> None:
         """Take finished polls into the round; queue their follow-ups (called locked)."""
-        for outcome in self._inbox_discoveries:
+        for outcome, listed in self._inbox_discoveries:
             current.discoveries.append(outcome)
-            self._apply_discovery(outcome)
+            self._discovery.apply(outcome, listed)
+            if outcome.ok:
+                self.targets = targets_of(self.config, self._discovery.listed)
         self._inbox_discoveries = []
         arrived, self._inbox = self._inbox, []
         for snapshot in arrived:
@@ -351,7 +339,7 @@ class Poller:
         paused = self.limiter.paused_for(key)
         for task in queue:
             if task.discover:  # tried again once the pause is over
-                self._discovery_due[task.target.cluster.name] = self._clock() + paused
+                self._discovery.postpone(task.target.cluster.name, paused)
             elif task.describe_job_id is None:
                 error = ApiError(
                     "rate_limited",
@@ -440,17 +428,13 @@ class Poller:
 
     def _queue_discoveries(self, now: float) -> None:
         """Ask every due pattern cluster for its databases (called locked)."""
-        queued = {
+        queued = (
             task.target.cluster.name
             for queue in self._pending.values()
             for task in queue
             if task.discover
-        }
-        for cluster in self.config.clusters:
-            due = self._discovery_due.get(cluster.name)
-            if due is None or due > now or cluster.name in queued:
-                continue
-            self._discovery_due[cluster.name] = math.inf  # until this one ends
+        )
+        for cluster in self._discovery.due(now, queued):
             self._queue(_Task(Target(cluster, "", "discovery"), discover=True))
 
     def _run_discovery(self, task: _Task) -> None:
@@ -461,50 +445,14 @@ class Poller:
         try:
             client = self._client(cluster, DATABASES_LIST, requests_seen, self._clock())
             listed = client.list_databases()
-            outcome = DiscoveryOutcome(
-                cluster.name,
-                self._wall_clock(),
-                True,
-                tuple(database for database in listed if cluster.matches(database)),
-            )
+            outcome = discovered(cluster, self._wall_clock(), listed)
         except Exception as failure:  # an ApiError, or a bug that must not take the daemon down
-            if not isinstance(failure, ApiError):
-                log.exception("discovery.internal_error", cluster=cluster.name)
-            error = failure if isinstance(failure, ApiError) else ApiError("internal", "")
-            outcome = DiscoveryOutcome(
-                cluster.name,
-                self._wall_clock(),
-                False,
-                reason=error.reason,
-                message=redact(error.message or type(failure).__name__, *self.config.secrets),
-            )
+            outcome = discovery_failed(cluster, self._wall_clock(), failure, self.config.secrets)
         with self._lock:
             self._in_flight -= 1
             self._inbox_requests.extend(requests_seen)
-            if listed is not None:
-                self._listed[cluster.name] = listed
-            self._inbox_discoveries.append(outcome)
+            self._inbox_discoveries.append((outcome, listed))
             self._lock.notify()
-
-    def _apply_discovery(self, outcome: DiscoveryOutcome) -> None:
-        """Take a discovery into the target set for the next round (called locked)."""
-        cluster = next(c for c in self.config.clusters if c.name == outcome.cluster)
-        now = self._clock()
-        if outcome.ok:
-            self._discovery_due[cluster.name] = now + self._every(cluster)
-            self.targets = targets_of(self.config, self._listed)
-            log.info("discovery.finished", cluster=cluster.name, databases=len(outcome.matched))
-        else:
-            # keep the last list; try again sooner than a full interval, never in a tight loop
-            retry = min(self._every(cluster), max(self.config.poll_interval, 30.0))
-            self._discovery_due[cluster.name] = now + retry
-            log.warning(
-                "discovery.failed",
-                cluster=cluster.name,
-                reason=outcome.reason,
-                error=outcome.message,
-                known=cluster.name in self._listed,
-            )
 
     def _client(
         self,

@@ -48,6 +48,12 @@ def test_the_readme_layout_names_every_module() -> None:
         assert f"exporter/{module.name}" in layout, f"README Layout misses exporter/{module.name}"
     for module in sorted((ROOT / "exporter").glob("*/__init__.py")):
         assert f"exporter/{module.parent.name}/" in layout, module.parent.name
+    for package in ("exporter/commands", "exporter/simulator", "grafana/generator", "prometheus"):
+        for module in sorted((ROOT / package).glob("*.py")):
+            line = re.compile(rf"^ +{re.escape(module.name)} +\S", re.MULTILINE)
+            assert line.search(layout), (
+                f"README Layout has no line of its own for {package}/{module.name}"
+            )
 
 
 def test_every_config_key_is_in_the_configuration_reference() -> None:

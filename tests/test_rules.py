@@ -3,7 +3,8 @@
 prometheus/alerts.yml is written by prometheus/generate.py from prometheus/thresholds.yml, the
 file the Grafana generator reads too; these tests fail while alerts.yml is stale, check that a
 threshold changed in the file changes the rules, and that every alert has its runbook section,
-its dashboard link and promtool tests firing, not firing and with duplicated series.
+its dashboard link and promtool tests firing, not firing and with duplicated series, and
+that every metric and label a rule reads is in the metric catalogue.
 """
 
 from __future__ import annotations
@@ -209,3 +210,35 @@ def test_every_alert_is_tested_with_duplicated_series() -> None:
         if any(count > 1 for count in seen.values()):
             covered |= {check["alertname"] for check in case.get("alert_rule_test", [])}
     assert covered == set(_rules()), set(_rules()) - covered
+
+
+# --- Queries against the catalogue --------------------------------------------------------------
+
+PROMETHEUS_OWN = {"ALERTS": {"alertname", "alertstate"}, "up": set()}
+"""Series that Prometheus itself makes, which rules may read besides the exporter's."""
+
+
+def test_every_metric_and_label_a_rule_reads_is_in_the_catalogue() -> None:
+    from .test_dashboards import known_metrics, vector_selectors
+
+    known = {**known_metrics(), **PROMETHEUS_OWN}
+    scrape_labels = {"job", "instance"}
+    checked = 0
+    for name, rule in _rules().items():
+        selectors = vector_selectors(rule["expr"])
+        assert selectors, f"{name}: no metric in its expression"
+        for found in selectors:
+            assert found.metric in known, f"{name}: {found.metric} is not an exported metric"
+            labels = known[found.metric] | scrape_labels
+            for label, _operator, _value in found.matchers:
+                assert label in labels, f"{name}: {found.metric} has no label {label}"
+            checked += 1
+    assert checked >= len(_rules()) * 2
+
+
+def test_the_rule_query_check_fails_on_a_metric_the_catalogue_lacks() -> None:
+    from .test_dashboards import known_metrics, vector_selectors
+
+    misspelt = vector_selectors('max by (milvus_cluster) (milvus_refresh_job_sate{state="Failed"})')
+    assert [found.metric for found in misspelt] == ["milvus_refresh_job_sate"]
+    assert "milvus_refresh_job_sate" not in known_metrics()

@@ -14,7 +14,9 @@ The arithmetic: a failure waits for the next poll (up to P), the next scrape (up
 next evaluation (up to E); then ``for`` (F) runs from that evaluation, the alert fires at the
 evaluation that ends it (F is a multiple of E here) and goes to Alertmanager at once, which
 waits ``group_wait`` (G) before it notifies. So F + G <= time to page <= P + S + E + F + G, and
-about F + G + (P + S + E) / 2 on average.
+F + G + (P + S + E) / 2 on average over many runs. Within one run only the wait for the poll is
+random: the three clocks share a period, so the waits for the scrape and the evaluation are fixed
+by how the clocks lined up at the start, and one run's median may sit anywhere within S + E.
 
     python -m benchmarks.paging [--quick] [--profile defaults|fast]
 """

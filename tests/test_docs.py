@@ -64,6 +64,14 @@ def test_every_config_key_is_in_the_configuration_reference() -> None:
         assert f"| `clusters[].{key}` |" in reference, key
 
 
+def test_every_config_key_appears_in_the_example_config() -> None:
+    example = (ROOT / "config.example.yaml").read_text()
+    for key in (*TOP_LEVEL_KEYS, *CLUSTER_KEYS):
+        assert re.search(rf"^[#\- ]*{key}:", example, re.MULTILINE), (
+            f"config.example.yaml: no {key}"
+        )
+
+
 def test_every_alert_has_a_runbook_section() -> None:
     rules = yaml.safe_load((ROOT / "prometheus" / "alerts.yml").read_text())
     runbook = anchors(ROOT / "docs" / "alerts.md")

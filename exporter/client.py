@@ -439,7 +439,8 @@ def _records(data: Any) -> list[Any]:
 
 
 def _read_refresh_list(data: Any, now: float | None = None) -> Listing[RefreshJob]:
-    return _listing(_records(data), parse_refresh_job, now)
+    shared: dict[str, str] = {}  # one copy of each collection name and source per answer
+    return _listing(_records(data), parse_refresh_job, now, shared)
 
 
 def _listing(records: list[Any], parse: Callable[..., J], *args: Any) -> Listing[J]:

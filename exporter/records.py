@@ -110,10 +110,15 @@ class ImportJob:
         return (int(self.job_id), "") if _is_digits(self.job_id) else (-1, self.job_id)
 
 
-def parse_refresh_job(record: Any, now: float | None = None) -> RefreshJob:
+def parse_refresh_job(
+    record: Any, now: float | None = None, shared: dict[str, str] | None = None
+) -> RefreshJob:
     """Read one ``records[]`` entry of the external-collection list or describe answer.
 
     ``now`` (Unix seconds, default the system clock) bounds how far ahead a time may be.
+    ``shared``, given the same dict for every record of a list, makes equal collection names
+    and sources one string: the JSON decoder makes a new one per record, and a collection's
+    hundreds of jobs would each keep their own copy for as long as the snapshot lives.
     """
     if not isinstance(record, dict):
         raise RecordError(f"expected a job object, got {type(record).__name__}")
@@ -121,15 +126,20 @@ def parse_refresh_job(record: Any, now: float | None = None) -> RefreshJob:
     progress, out_of_range = _progress(record.get("progress"))
     return RefreshJob(
         job_id=_int64(record.get("jobId"), "jobId"),
-        collection=_name(record.get("collectionName"), "collectionName"),
+        collection=_shared(_name(record.get("collectionName"), "collectionName"), shared),
         state=_state(record.get("state")),
         progress_ratio=progress,
         start_time=_epoch_millis(record.get("startTime"), "startTime", latest),
         end_time=_epoch_millis(record.get("endTime"), "endTime", latest),
         reason=_reason(record.get("reason")),
         progress_out_of_range=out_of_range,
-        external_source=_source(record.get("externalSource")),
+        external_source=_shared(_source(record.get("externalSource")), shared),
     )
+
+
+def _shared(text: str, shared: dict[str, str] | None) -> str:
+    """The first string equal to ``text`` seen in ``shared`` (``text`` itself when new)."""
+    return text if shared is None else shared.setdefault(text, text)
 
 
 def parse_import_job(record: Any) -> ImportJob:

@@ -39,6 +39,9 @@ from .profiling import Profiler
 
 GZIP_TARGET_MS = 20.0
 RSS_TARGET_MB = 400.0
+PEAK_LIMIT_MB = 512 * 1.048576
+"""The memory limit docs/operations.md asks for at 100,000 jobs (512 Mi), in MB: the peak, while
+a new exposition is built next to the one being served, must fit in it."""
 STOCK_RATIO_TARGET = 50.0
 
 
@@ -192,10 +195,10 @@ def print_table(result: dict[str, Any], judged: bool = True) -> list[dict[str, A
                 "MB",
             ),
             (
-                "exporter peak RSS (VmHWM; not a stated target)",
+                "exporter peak RSS (VmHWM) within the 512 Mi limit documented for 100k jobs",
                 figures["peak_rss_mb"],
                 "<",
-                RSS_TARGET_MB,
+                PEAK_LIMIT_MB,
                 "MB",
             ),
             (

@@ -7,6 +7,7 @@ memory, a failed import never followed by another import of its collection vanis
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 
@@ -216,3 +217,33 @@ def wait_until(exporter: RunningExporter, check, what: str, timeout: float = 15.
         if time.monotonic() > deadline:
             raise AssertionError(f"no {what} within {timeout}s")
         time.sleep(0.1)
+
+
+def test_a_state_file_written_before_imports_were_remembered_still_loads(tmp_path):
+    path = tmp_path / "state.json"
+    path.write_text(
+        '{"version": 1, "written_at": 1, "collections": [], "refresh_seen": [],'
+        ' "imports_seen": [], "refresh_durations": [], "import_durations": []}'
+    )
+    loaded = load_state(path, REFRESH_DURATION_BUCKETS)
+    assert loaded is not None
+    assert loaded.imports == []
+
+
+def test_an_import_entry_that_cannot_be_read_costs_only_itself(tmp_path):
+    before = model()
+    failed_then_forgotten(before)
+    path = tmp_path / "state.json"
+    save_state(path, before.saved_state(), T0)
+    document = json.loads(path.read_text())
+    good = document["imports"][0]
+    document["imports"] = [
+        {**good, "key": ["prod", "default", "songs"], "order": "not a pair"},
+        {**good, "job": [*good["job"][:3], 7.5, ""]},  # progress outside 0..1
+        good,
+    ]
+    path.write_text(json.dumps(document))
+    loaded = load_state(path, REFRESH_DURATION_BUCKETS)
+    assert loaded is not None
+    assert [key for key, _entry in loaded.imports] == [("prod", "default", "books")]
+    assert loaded.imports[0][1].job.reason == "row count mismatch"

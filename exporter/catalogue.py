@@ -136,7 +136,11 @@ IMPORT_JOB_STATE = Metric(
 IMPORT_JOB_FAILURE = Metric(
     "milvus_import_job_failure_info", "gauge",
     f"Failure reason of a failed import job. {POLLED}",
-    (*JOB, "reason"), "1 for a failed import",
+    (*JOB, "reason"),
+    "1 for a failed import; like every per-job series of a collection's newest finished import, "
+    "remembered after the server drops the job from its ~3 h list (and across restarts with "
+    "`state_file`) until a later import of the collection finishes or the collection has not "
+    "been listed for `collection_retention`",
 )  # fmt: skip
 IMPORT_JOBS = Metric(
     "milvus_import_jobs", "gauge",
@@ -230,7 +234,8 @@ FORGOTTEN_COLLECTIONS = Metric(
     "max_tracked_collections (limit).",
     ("reason",),
     "collections forgotten: `retention` (not listed for `collection_retention`) or `limit` "
-    "(`max_tracked_collections`)",
+    "(`max_tracked_collections`); the refresh history and the newest finished imports each "
+    "count their own",
 )  # fmt: skip
 API_REQUESTS = Metric(
     "milvus_jobs_exporter_api_requests", "counter",

@@ -167,7 +167,12 @@ class Daemon:
             return
         self.model.restore(saved)
         self.cache.publish(self.model.families(self._wall_clock()))
-        log.info("state.restored", path=path, collections=len(saved.collections))
+        log.info(
+            "state.restored",
+            path=path,
+            collections=len(saved.collections),
+            imports=len(saved.imports),
+        )
 
     def _save_state(self, force: bool = False) -> None:
         path = self.config.state_file

@@ -4,7 +4,8 @@ No I/O and no threads: ``MetricsModel.update`` takes one ``CycleResult`` and the
 the complete list of families for that moment. It keeps only what the rules need across cycles:
 the last good snapshot of each target (its series keep their last values for as long as the
 target is down, so an outage pages as an outage and resolves no job alert), the newest success
-and failure of every collection (``history.py``), counters, histogram buckets and which finished
+and failure of every collection (``history.py``), the newest finished import of every collection
+(``import_memory.py``), counters, histogram buckets and which finished
 jobs were already counted. ``saved_state`` / ``restore`` carry the memory across a restart.
 
 Sample output (abridged)::
@@ -19,11 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 from . import catalogue as m
 from .families import HistogramState, MetricFamily, histogram_family
 from .health import ExporterHealth, TargetRow
 from .history import RefreshHistory
+from .import_memory import ImportMemory
 from .records import IMPORT_STATES, REFRESH_STATES, ImportJob, ImportJobDetails, RefreshJob
 from .series import (
     Families,
@@ -85,6 +88,7 @@ class MetricsModel:
         self.poll_interval = poll_interval
         self._targets: dict[TargetKey, _TargetState] = {}
         self._history = RefreshHistory(max_tracked_collections, collection_retention)
+        self._imports = ImportMemory(max_tracked_collections, collection_retention)
         self._restored = SavedState()
         """Counted jobs from a state file, handed to each target when it first appears."""
         self._health = ExporterHealth()
@@ -104,6 +108,7 @@ class MetricsModel:
         self.max_tracked_jobs = max_tracked_jobs
         self.poll_interval = poll_interval
         self._history.configure(max_tracked_collections, collection_retention)
+        self._imports.configure(max_tracked_collections, collection_retention)
 
     def update(self, cycle: CycleResult, now: float) -> list[MetricFamily]:
         self._forget_removed_targets(cycle.targets)
@@ -111,7 +116,10 @@ class MetricsModel:
             self._apply_snapshot(snapshot)
         for key, details in cycle.import_details:
             self._apply_import_details(key, details)
+        for snapshot in cycle.snapshots:  # after the details: they decide which import is newest
+            self._remember_newest_imports(snapshot)
         self._history.prune(now, {key[:2] for key in self._targets if key[2] == "refresh"})
+        self._imports.prune(now, {key[:2] for key in self._targets if key[2] == "import"})
         self._health.record_cycle(cycle, now)
         return self.families(now)
 
@@ -126,6 +134,7 @@ class MetricsModel:
                 imports_seen[(cluster, database)] = set(state.accounted_imports)
         return SavedState(
             collections=self._history.items(),
+            imports=self._imports.items(),
             refresh_seen=refresh_seen,
             imports_seen=imports_seen,
             refresh_durations=dict(self._refresh_durations),
@@ -135,6 +144,7 @@ class MetricsModel:
     def restore(self, saved: SavedState) -> None:
         """Take back what an earlier run remembered (call before the first ``update``)."""
         self._history.restore(saved.collections)
+        self._imports.restore(saved.imports)
         self._restored = saved
         for key, histogram in saved.refresh_durations.items():
             self._refresh_durations.setdefault(key, histogram)
@@ -221,6 +231,21 @@ class MetricsModel:
             )
             histogram.observe(details.complete_time - details.create_time)
 
+    def _remember_newest_imports(self, snapshot: Snapshot) -> None:
+        state = self._targets.get(snapshot.target.key)
+        if state is None or not snapshot.ok or snapshot.target.kind != "import":
+            return
+        order = import_order(state.import_details, state.import_first_seen)
+        cluster, database, _kind = snapshot.target.key
+        self._imports.observe(
+            cluster,
+            database,
+            snapshot.import_jobs,
+            lambda job: order(job)[1:],
+            state.import_details,
+            snapshot.polled_at,
+        )
+
     def _observe_finished_refreshes(self, state: _TargetState, snapshot: Snapshot) -> None:
         """Observe each refresh the exporter sees finish; the first good poll only sets a baseline."""
         finished = {
@@ -247,6 +272,7 @@ class MetricsModel:
     def families(self, now: float) -> list[MetricFamily]:
         out = new_families((*m.REFRESH_METRICS, *m.IMPORT_METRICS))
         candidates: list[Tracked] = []
+        listed_imports: set[tuple[str, str, str]] = set()
         for key, state in sorted(self._targets.items()):
             snapshot = state.last_good  # kept while the target is down: last known state
             if snapshot is None:
@@ -265,20 +291,28 @@ class MetricsModel:
                     refresh_order,
                 )
             else:
+                cluster, database, _kind = key
                 candidates += collection_series(
                     out[m.IMPORT_JOBS],
                     snapshot,
                     snapshot.import_jobs,
                     IMPORT_STATES,
                     import_order(state.import_details, state.import_first_seen),
+                    partial(self._imports.remembered, cluster, database),
                 )
+                listed_imports.update(
+                    (cluster, database, job.collection) for job in snapshot.import_jobs
+                )
+        candidates += self._unlisted_remembered_imports(listed_imports)
         self._finish_time_series(out)
         for item in self._apply_cardinality_guard(candidates):
             if isinstance(item.job, RefreshJob):
-                refresh_job_series(out, item.target, item.job, item.polled_at)
+                refresh_job_series(out, item.key, item.job, item.polled_at)
             else:
-                details = self._targets[item.target.key].import_details.get(item.job.job_id)
-                import_job_series(out, item.target, item.job, details, item.polled_at)
+                details = item.details
+                if details is None and item.key in self._targets:
+                    details = self._targets[item.key].import_details.get(item.job.job_id)
+                import_job_series(out, item.key, item.job, details, item.polled_at)
         for metric, histograms in (
             (m.REFRESH_DURATION, self._refresh_durations),
             (m.IMPORT_DURATION, self._import_durations),
@@ -298,8 +332,27 @@ class MetricsModel:
         return [
             *(out[metric] for metric in (*m.REFRESH_METRICS, *m.IMPORT_METRICS)),
             *self._health.families(
-                rows, len(self._history), self._history.forgotten, self.untracked_jobs
+                rows,
+                len(self._history),
+                self._history.forgotten + self._imports.forgotten,
+                self.untracked_jobs,
             ),
+        ]
+
+    def _unlisted_remembered_imports(self, listed: set[tuple[str, str, str]]) -> list[Tracked]:
+        """The newest finished import of each collection the server no longer lists (or whose
+        target has not answered since a restart): the failure it may be stays a failure."""
+        return [
+            Tracked(
+                (cluster, database, "import"),
+                entry.job,
+                True,
+                entry.order[0],
+                entry.last_listed,
+                entry.details,
+            )
+            for (cluster, database, collection), entry in self._imports.items()
+            if (cluster, database, collection) not in listed
         ]
 
     def _finish_time_series(self, out: Families) -> None:

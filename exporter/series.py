@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from . import catalogue as m
 from .families import MetricFamily, escape_label_value, render_label_pairs
+from .import_memory import RememberedImport
 from .records import IMPORT_STATES, REFRESH_STATES, ImportJob, ImportJobDetails, RefreshJob
-from .snapshots import Snapshot, Target
+from .snapshots import Snapshot, TargetKey
 
 Families = dict[m.Metric, MetricFamily]
 Job = RefreshJob | ImportJob
@@ -24,13 +25,17 @@ JobOrder = Callable[[Job], tuple[float, float, str]]
 
 @dataclass
 class Tracked:
-    """A job that may get per-job series, with what the cardinality guard sorts by."""
+    """A job that may get per-job series, with what the cardinality guard sorts by.
 
-    target: Target
+    ``details`` is set for a remembered import (``import_memory.py``), which may no longer be
+    listed, so its target no longer has its details."""
+
+    key: TargetKey
     job: Job
     finished: bool
     age_key: float
     polled_at: float
+    details: ImportJobDetails | None = None
 
 
 def new_families(metrics: Sequence[m.Metric]) -> Families:
@@ -68,10 +73,13 @@ def collection_series(
     listed: Sequence[Job],
     documented_states: tuple[str, ...],
     order: JobOrder,
+    remembered: Callable[[str], RememberedImport | None] | None = None,
 ) -> list[Tracked]:
     """Count the jobs of each collection by state; return the jobs that may get per-job series:
-    every unfinished one and the newest finished one per collection."""
-    cluster, database, _kind = snapshot.target.key
+    every unfinished one and the newest finished one per collection, which is the remembered
+    one (``remembered(collection)``) when there is one: it is never older than the listed ones."""
+    key = snapshot.target.key
+    cluster, database, _kind = key
     by_collection: dict[str, dict[object, Job]] = {}
     for job in listed:  # a repeated record (same collection and id) counts once
         by_collection.setdefault(job.collection, {}).setdefault(job.job_id, job)
@@ -85,23 +93,24 @@ def collection_series(
         finished = [job for job in jobs if job.finished]
         for job in jobs:
             if not job.finished:
-                candidates.append(
-                    Tracked(snapshot.target, job, False, order(job)[0], snapshot.polled_at)
-                )
-        if finished:
-            newest = max(finished, key=lambda job: order(job)[1:])
+                candidates.append(Tracked(key, job, False, order(job)[0], snapshot.polled_at))
+        memory = remembered(collection) if remembered is not None else None
+        if memory is not None:
             candidates.append(
-                Tracked(snapshot.target, newest, True, order(newest)[0], snapshot.polled_at)
+                Tracked(key, memory.job, True, memory.order[0], snapshot.polled_at, memory.details)
             )
+        elif finished:
+            newest = max(finished, key=lambda job: order(job)[1:])
+            candidates.append(Tracked(key, newest, True, order(newest)[0], snapshot.polled_at))
     return candidates
 
 
-def job_label_prefix(target: Target, collection: str, job_id: str) -> str:
+def job_label_prefix(key: TargetKey, collection: str, job_id: str) -> str:
     """``milvus_cluster="..",database="..",collection="..",job_id=".."`` rendered once per job."""
     return render_label_pairs(
         (
-            ("milvus_cluster", target.cluster.name),
-            ("database", target.database),
+            ("milvus_cluster", key[0]),
+            ("database", key[1]),
             ("collection", collection),
             ("job_id", job_id),
         )
@@ -116,8 +125,8 @@ def _with_state(prefix: str, state: str) -> str:
     return "{" + prefix + suffix
 
 
-def refresh_job_series(out: Families, target: Target, job: RefreshJob, polled_at: float) -> None:
-    prefix = job_label_prefix(target, job.collection, str(job.job_id))
+def refresh_job_series(out: Families, key: TargetKey, job: RefreshJob, polled_at: float) -> None:
+    prefix = job_label_prefix(key, job.collection, str(job.job_id))
     labels = "{" + prefix + "}"
     out[m.REFRESH_JOB_PROGRESS].add_rendered(labels, job.progress_ratio)
     state_family = out[m.REFRESH_JOB_STATE]
@@ -144,12 +153,12 @@ def refresh_job_series(out: Families, target: Target, job: RefreshJob, polled_at
 
 def import_job_series(
     out: Families,
-    target: Target,
+    key: TargetKey,
     job: ImportJob,
     details: ImportJobDetails | None,
     polled_at: float,
 ) -> None:
-    prefix = job_label_prefix(target, job.collection, job.job_id)
+    prefix = job_label_prefix(key, job.collection, job.job_id)
     labels = "{" + prefix + "}"
     out[m.IMPORT_JOB_PROGRESS].add_rendered(labels, job.progress_ratio)
     state_family = out[m.IMPORT_JOB_STATE]

@@ -4,17 +4,26 @@ The server keeps finished jobs for about a day. Without this file a restarted ex
 what the server still listed: a failure never followed by a success, or the last success of a
 collection idle for more than a day, was gone, and the alerts on them resolved for good. The
 file holds what the model cannot get back from the server: each collection's newest success and
-failure (``history.py``), which finished jobs the duration histograms have already counted, and
-the histograms themselves.
+failure (``history.py``), each collection's newest finished import (``import_memory.py``), which
+finished jobs the duration histograms have already counted, and the histograms themselves.
 
 Writes are atomic (a temporary file in the same directory, flushed and renamed over the old
 one), so a crash mid-write leaves the previous file. A missing file is a first start; a file that
 cannot be read (truncated, edited, another version) is logged once and ignored, never fatal.
 
+``imports`` came later within version 1: a file without it reads as no remembered imports (and
+an older exporter ignores the key), and one entry that cannot be read is left out on its own, so
+a bad import entry never costs the refresh history. An import's ``details[]`` files are not kept:
+no remembered series reads them.
+
     {"version": 1, "written_at": 1732358400.0,
      "collections": [["prod", "default", "ext_books", 1732350000.0, null, 1732358400.0, "", ""]],
      "refresh_seen": [["prod", "default", [["ext_books", "4495..."]]]],
      "imports_seen": [["prod", "default", ["4487..."]]],
+     "imports": [{"key": ["prod", "default", "books"], "last_listed": 1732358400.0,
+                  "order": [1732340000.0, "00000000000000004487..."],
+                  "job": ["4487...", "books", "Failed", 0.3, "row count mismatch"],
+                  "details": ["Failed", 7, 100, 4096, 1732340000.0, null, 0.3, "row ..."]}],
      "refresh_durations": [["prod", "default", "RefreshCompleted", [0, 3, ...], 900.0, 5]],
      "import_durations": []}
 """
@@ -31,6 +40,8 @@ from typing import Any
 
 from .families import HistogramState
 from .history import CollectionHistory, CollectionKey
+from .import_memory import RememberedImport
+from .records import ImportJob, ImportJobDetails
 
 VERSION = 1
 
@@ -47,6 +58,7 @@ class SavedState:
     """Everything the model remembers that the server may no longer know."""
 
     collections: list[tuple[CollectionKey, CollectionHistory]] = field(default_factory=list)
+    imports: list[tuple[CollectionKey, RememberedImport]] = field(default_factory=list)
     refresh_seen: dict[DatabaseKey, set[tuple[str, str]]] = field(default_factory=dict)
     imports_seen: dict[DatabaseKey, set[str]] = field(default_factory=dict)
     refresh_durations: dict[HistogramKey, HistogramState] = field(default_factory=dict)
@@ -70,6 +82,7 @@ def save_state(path: str | os.PathLike[str], state: SavedState, now: float) -> N
             ]
             for key, entry in state.collections
         ],
+        "imports": [_import_document(key, entry) for key, entry in state.imports],
         "refresh_seen": [
             [cluster, database, sorted([list(seen) for seen in jobs])]
             for (cluster, database), jobs in sorted(state.refresh_seen.items())
@@ -114,6 +127,7 @@ def load_state(path: str | os.PathLike[str], bounds: tuple[float, ...]) -> Saved
             raise StateError(f"{path} is not a version {VERSION} state file")
         return SavedState(
             collections=[_collection(item) for item in document["collections"]],
+            imports=_imports(document.get("imports", [])),
             refresh_seen={
                 (str(cluster), str(database)): {(str(c), str(j)) for c, j in jobs}
                 for cluster, database, jobs in document["refresh_seen"]
@@ -144,6 +158,85 @@ def _collection(item: Any) -> tuple[CollectionKey, CollectionHistory]:
             failure_reason=str(reason),
         ),
     )
+
+
+def _import_document(key: CollectionKey, entry: RememberedImport) -> dict[str, Any]:
+    job, details = entry.job, entry.details
+    return {
+        "key": list(key),
+        "last_listed": entry.last_listed,
+        "order": list(entry.order),
+        "job": [job.job_id, job.collection, job.state, job.progress_ratio, job.reason],
+        "details": None
+        if details is None
+        else [
+            details.state,
+            details.imported_rows,
+            details.total_rows,
+            details.file_size_bytes,
+            details.create_time,
+            details.complete_time,
+            details.progress_ratio,
+            details.reason,
+        ],
+    }
+
+
+def _imports(items: Any) -> list[tuple[CollectionKey, RememberedImport]]:
+    if not isinstance(items, list):
+        return []
+    remembered = []
+    for item in items:
+        try:
+            remembered.append(_remembered_import(item))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            continue
+    return remembered
+
+
+def _remembered_import(item: Any) -> tuple[CollectionKey, RememberedImport]:
+    cluster, database, collection = (str(part) for part in item["key"])
+    order_time, order_id = item["order"]
+    job_id, job_collection, state, progress, reason = item["job"]
+    job = ImportJob(str(job_id), str(job_collection), str(state), _ratio(progress), str(reason))
+    details = None
+    if item["details"] is not None:
+        (d_state, imported, total, size, created, completed, d_progress, d_reason) = item["details"]
+        details = ImportJobDetails(
+            job_id=job.job_id,
+            state=str(d_state),
+            imported_rows=_count(imported),
+            total_rows=_count(total),
+            file_size_bytes=_count(size),
+            create_time=_time(created),
+            complete_time=_time(completed),
+            collection=job.collection,
+            progress_ratio=_ratio(d_progress),
+            reason=str(d_reason),
+        )
+    last_listed = _time(item["last_listed"])
+    first = _time(order_time)
+    if last_listed is None or first is None:
+        raise ValueError("an import entry lacks a time")
+    return (
+        (cluster, database, collection),
+        RememberedImport(job, details, (first, str(order_id)), last_listed),
+    )
+
+
+def _ratio(value: Any) -> float:
+    number = float(value)
+    if not 0.0 <= number <= 1.0:
+        raise ValueError("a progress ratio is outside 0..1")
+    return number
+
+
+def _count(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("a count is not a non-negative integer")
+    return value
 
 
 def _time(value: Any) -> float | None:

@@ -124,7 +124,8 @@ def rules(settings: Settings) -> list[Rule]:
             "MilvusImportJobFailed",
             "The newest finished import of a collection (by create time, else by when the "
             "exporter first saw it) failed. Resolves when a later import into the collection "
-            "completes, or when the server forgets the failed job (about 3 h after it finished). "
+            "completes; the exporter keeps exporting the failed job after the server forgets it "
+            "(about 3 h after it finished) until it forgets the collection (collection_retention). "
             f"While the exporter sends nothing about the collection (a missed scrape, a restart), "
             f"the last {lookback} hold it; while it sends data, that data decides at once.",
             expressions.import_failing((), lookback),

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .schedule import IMPORT_RETENTION_SECONDS
+
 Flavor = Literal["zilliz", "milvus"]
 FLAVORS: tuple[Flavor, ...] = ("zilliz", "milvus")
 RateLimitStyle = Literal["http_429", "code_1807", "code_8"]
@@ -34,6 +36,8 @@ class SimulatorOptions:
     `hang_probability` is the share of automatic refresh jobs that never finish, which is what
     makes "stuck job" alerts worth having; `manual_commit_probability` the share of successful
     imports created with auto-commit off, the only ones that show Uncommitted and Committing.
+    `import_retention_seconds` is how long (simulated) a finished import stays listed; tests
+    shorten the server's three hours to watch it forget one.
     """
 
     seed: int = 7
@@ -55,6 +59,7 @@ class SimulatorOptions:
     failure_probability: float = 0.2
     hang_probability: float = 0.02
     manual_commit_probability: float = 0.1
+    import_retention_seconds: float = IMPORT_RETENTION_SECONDS
     clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -67,6 +72,8 @@ class SimulatorOptions:
         offset = self.utc_offset_minutes
         if offset is not None and not -MAX_UTC_OFFSET_MINUTES <= offset <= MAX_UTC_OFFSET_MINUTES:
             raise ValueError("utc_offset_minutes must be within 14 hours of UTC")
+        if self.import_retention_seconds <= 0:
+            raise ValueError("import_retention_seconds must be positive")
         if self.time_scale <= 0:
             raise ValueError("time_scale must be positive")
         for name in ("failure_probability", "hang_probability", "manual_commit_probability"):

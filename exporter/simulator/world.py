@@ -40,7 +40,6 @@ from .generator import (
 from .options import SimulatorOptions
 from .render import import_list_record, refresh_record
 from .schedule import (
-    IMPORT_RETENTION_SECONDS,
     INFINITY,
     REFRESH_RETENTION_SECONDS,
     ImportSchedule,
@@ -277,7 +276,7 @@ class World:
     def import_job(self, job_id: int, now: float) -> ImportSchedule | None:
         with self._lock:
             job = self._import_index.get(job_id)
-            if job is None or job.end_at + IMPORT_RETENTION_SECONDS <= now:
+            if job is None or job.end_at + self._options.import_retention_seconds <= now:
                 return None
             return job
 
@@ -456,14 +455,15 @@ class World:
         if now >= db.next_import_expiry:
             kept_imports = []
             for imported in db.import_jobs:
-                if imported.end_at + IMPORT_RETENTION_SECONDS <= now:
+                if imported.end_at + self._options.import_retention_seconds <= now:
                     self._import_index.pop(imported.job_id, None)
                     db.import_fragments.pop(imported.job_id, None)
                 else:
                     kept_imports.append(imported)
             db.import_jobs = kept_imports
             db.next_import_expiry = min(
-                (job.end_at + IMPORT_RETENTION_SECONDS for job in kept_imports), default=INFINITY
+                (job.end_at + self._options.import_retention_seconds for job in kept_imports),
+                default=INFINITY,
             )
             db.generation += 1
 
@@ -496,7 +496,7 @@ class World:
         for job in jobs:
             self._import_index[job.job_id] = job
             db.next_import_expiry = min(
-                db.next_import_expiry, job.end_at + IMPORT_RETENTION_SECONDS
+                db.next_import_expiry, job.end_at + self._options.import_retention_seconds
             )
         db.generation += 1
 

@@ -8,7 +8,9 @@ Bounded by construction: a collection that has not been listed for ``retention``
 days: its jobs are all older than the server keeps, or it is gone) is forgotten, and beyond
 ``max_collections`` the least recently listed go first. Both are counted by reason, so a
 forgotten collection is never a silent one. Without the bound, an upstream inventing new
-collection names on every poll grew the exporter by 160 MB in 40 seconds.
+collection names on every poll grew the exporter by 160 MB in 40 seconds. ``BoundedCollections``
+holds these bounds once; ``import_memory.py`` keeps the newest finished import of each collection
+under the same ones.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 from .records import RefreshJob
 
@@ -35,13 +38,21 @@ class CollectionHistory:
     failure_reason: str = ""
 
 
-class RefreshHistory:
-    """Newest completed and failed refresh of every collection, bounded in count and age."""
+class _Listed(Protocol):
+    last_listed: float
+
+
+E = TypeVar("E", bound=_Listed)
+
+
+class BoundedCollections(Generic[E]):
+    """One entry per collection, forgotten when not listed for ``retention_seconds`` and, beyond
+    ``max_collections``, least recently listed first; forgetting is counted by reason."""
 
     def __init__(self, max_collections: int, retention_seconds: float) -> None:
         self.max_collections = max_collections
         self.retention_seconds = retention_seconds
-        self._entries: dict[CollectionKey, CollectionHistory] = {}
+        self._entries: dict[CollectionKey, E] = {}
         self.forgotten: Counter[str] = Counter()
         """Collections forgotten so far, by reason: ``retention`` or ``limit``."""
 
@@ -51,6 +62,35 @@ class RefreshHistory:
     def configure(self, max_collections: int, retention_seconds: float) -> None:
         self.max_collections = max_collections
         self.retention_seconds = retention_seconds
+
+    def prune(self, now: float, targets: set[tuple[str, str]]) -> None:
+        """Forget collections of removed targets (silently: the config said so), collections
+        not listed within the retention, then the least recently listed beyond the limit."""
+        cutoff = now - self.retention_seconds
+        for key in list(self._entries):
+            if key[:2] not in targets:
+                del self._entries[key]
+            elif self._entries[key].last_listed < cutoff:
+                del self._entries[key]
+                self.forgotten["retention"] += 1
+        excess = len(self._entries) - self.max_collections
+        if excess > 0:
+            oldest = sorted(self._entries, key=lambda key: self._entries[key].last_listed)
+            for key in oldest[:excess]:
+                del self._entries[key]
+            self.forgotten["limit"] += excess
+
+    def items(self) -> list[tuple[CollectionKey, E]]:
+        return sorted(self._entries.items())
+
+    def restore(self, entries: Iterable[tuple[CollectionKey, E]]) -> None:
+        """Take remembered collections back (from a state file); what is known now wins."""
+        for key, entry in entries:
+            self._entries.setdefault(key, entry)
+
+
+class RefreshHistory(BoundedCollections[CollectionHistory]):
+    """Newest completed and failed refresh of every collection, bounded in count and age."""
 
     def observe(
         self, cluster: str, database: str, jobs: Iterable[RefreshJob], listed_at: float
@@ -76,28 +116,3 @@ class RefreshHistory:
                 entry.last_failure = end
                 entry.failure_job_id = str(job.job_id)
                 entry.failure_reason = job.reason
-
-    def prune(self, now: float, targets: set[tuple[str, str]]) -> None:
-        """Forget collections of removed targets (silently: the config said so), collections
-        not listed within the retention, then the least recently listed beyond the limit."""
-        cutoff = now - self.retention_seconds
-        for key in list(self._entries):
-            if key[:2] not in targets:
-                del self._entries[key]
-            elif self._entries[key].last_listed < cutoff:
-                del self._entries[key]
-                self.forgotten["retention"] += 1
-        excess = len(self._entries) - self.max_collections
-        if excess > 0:
-            oldest = sorted(self._entries, key=lambda key: self._entries[key].last_listed)
-            for key in oldest[:excess]:
-                del self._entries[key]
-            self.forgotten["limit"] += excess
-
-    def items(self) -> list[tuple[CollectionKey, CollectionHistory]]:
-        return sorted(self._entries.items())
-
-    def restore(self, entries: Iterable[tuple[CollectionKey, CollectionHistory]]) -> None:
-        """Take remembered collections back (from a state file); what is known now wins."""
-        for key, entry in entries:
-            self._entries.setdefault(key, entry)

@@ -20,11 +20,10 @@ Bounded like ``history.py``: a collection not listed for ``retention`` is forgot
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from .history import CollectionKey
+from .history import BoundedCollections
 from .records import ImportJob, ImportJobDetails
 
 ImportOrder = tuple[float, str]
@@ -41,22 +40,8 @@ class RememberedImport:
     last_listed: float
 
 
-class ImportMemory:
+class ImportMemory(BoundedCollections[RememberedImport]):
     """Newest finished import of every collection, bounded in count and age."""
-
-    def __init__(self, max_collections: int, retention_seconds: float) -> None:
-        self.max_collections = max_collections
-        self.retention_seconds = retention_seconds
-        self._entries: dict[CollectionKey, RememberedImport] = {}
-        self.forgotten: Counter[str] = Counter()
-        """Collections forgotten so far, by reason: ``retention`` or ``limit``."""
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def configure(self, max_collections: int, retention_seconds: float) -> None:
-        self.max_collections = max_collections
-        self.retention_seconds = retention_seconds
 
     def observe(
         self,
@@ -89,28 +74,3 @@ class ImportMemory:
 
     def remembered(self, cluster: str, database: str, collection: str) -> RememberedImport | None:
         return self._entries.get((cluster, database, collection))
-
-    def prune(self, now: float, targets: set[tuple[str, str]]) -> None:
-        """Forget collections of removed targets (silently: the config said so), collections
-        not listed within the retention, then the least recently listed beyond the limit."""
-        cutoff = now - self.retention_seconds
-        for key in list(self._entries):
-            if key[:2] not in targets:
-                del self._entries[key]
-            elif self._entries[key].last_listed < cutoff:
-                del self._entries[key]
-                self.forgotten["retention"] += 1
-        excess = len(self._entries) - self.max_collections
-        if excess > 0:
-            oldest = sorted(self._entries, key=lambda key: self._entries[key].last_listed)
-            for key in oldest[:excess]:
-                del self._entries[key]
-            self.forgotten["limit"] += excess
-
-    def items(self) -> list[tuple[CollectionKey, RememberedImport]]:
-        return sorted(self._entries.items())
-
-    def restore(self, entries: Iterable[tuple[CollectionKey, RememberedImport]]) -> None:
-        """Take remembered imports back (from a state file); what is known now wins."""
-        for key, entry in entries:
-            self._entries.setdefault(key, entry)

@@ -246,11 +246,27 @@ def unfinished_table(s: Section) -> Json:
         )
     )
     longest = f"topk({TABLE_ROWS},\n{ranked}\n)"
-    return table(
+    return longest_running_table(
+        s,
         f"Unfinished {k.plural}, longest first",
         f"The {TABLE_ROWS} unfinished {k.noun} jobs running longest, with their state, how "
         f"long they have been running (poll time minus start; 'unknown' without a start time) "
         f"and their progress. {DEDUPLICATED} {POLLED}",
+        rows,
+        longest,
+        [override("Running for", mappings=unknown_mapping())],
+    )
+
+
+def longest_running_table(
+    s: Section, title: str, description: str, rows: str, longest: str, overrides: list[Json]
+) -> Json:
+    """A table of jobs, longest running first: ``rows`` gives each job's state, ``longest``
+    (a topk) how long it has run and which jobs make the cut; progress comes from the job's
+    series. ``overrides`` go before the progress column's."""
+    return table(
+        title,
+        description,
         [
             target(f"{rows}\nand on ({JOB_KEY}) {longest}", ref_id="A", instant=True, table=True),
             target(longest, ref_id="B", instant=True, table=True),
@@ -269,7 +285,7 @@ def unfinished_table(s: Section) -> Json:
             "Value #C": "Progress",
         },
         unit="s",
-        overrides=[override("Running for", mappings=unknown_mapping()), progress_override()],
+        overrides=[*overrides, progress_override()],
         sort_by=("Running for", True),
     )
 

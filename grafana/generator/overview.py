@@ -12,14 +12,13 @@ from .job_section import (
     COLLECTION_LEGEND,
     DATABASE_SERIES,
     JOB,
-    JOB_COLUMNS,
     POLLED,
     TABLE_ROWS,
     JobKind,
     Section,
     job_kind_section,
+    longest_running_table,
     longest_unfinished_graph,
-    progress_override,
 )
 from .layout import (
     CLUSTER,
@@ -41,7 +40,6 @@ from .panels import (
     or_unknown,
     selector,
     stat,
-    table,
     target,
     thresholds,
     zero_while_reported,
@@ -110,36 +108,15 @@ def stuck_table(s: Section) -> Json:
         f"  and on ({JOB_KEY}) (\n{expressions.indent(stuck(s), 4)}\n  )\n"
         ")"
     )
-    return table(
+    return longest_running_table(
+        s,
         "Stuck refresh jobs",
         f"Refresh jobs running with no progress for {alerts.stuck_without_progress.words}, or "
         f"pending for over {alerts.stuck_pending.words}, longest first (at most {TABLE_ROWS}): "
         f"the jobs MilvusRefreshJobStuck pages on. {POLLED}",
-        [
-            target(
-                f"(\n{expressions.indent(stuck(s))}\n)\nand on ({JOB_KEY}) {longest}",
-                ref_id="A",
-                instant=True,
-                table=True,
-            ),
-            target(longest, ref_id="B", instant=True, table=True),
-            target(
-                f"max by ({JOB_KEY}) ({s.series('job_progress_ratio')})\n"
-                f"and on ({JOB_KEY}) {longest}",
-                ref_id="C",
-                instant=True,
-                table=True,
-            ),
-        ],
-        columns={
-            **JOB_COLUMNS,
-            "state": "State",
-            "Value #B": "Running for",
-            "Value #C": "Progress",
-        },
-        unit="s",
-        overrides=[progress_override()],
-        sort_by=("Running for", True),
+        f"(\n{expressions.indent(stuck(s))}\n)",
+        longest,
+        [],
     )
 
 

@@ -125,17 +125,26 @@ def _with_state(prefix: str, state: str) -> str:
     return "{" + prefix + suffix
 
 
+def _state_samples(
+    family: MetricFamily, prefix: str, documented: tuple[str, ...], state: str
+) -> None:
+    """The enum as 0/1 samples: every documented state, and a state the docs do not know as sent."""
+    for state_name in documented:
+        family.add_rendered(_with_state(prefix, state_name), 1.0 if state == state_name else 0.0)
+    if state not in documented:
+        family.add_rendered(_with_state(prefix, state), 1.0)
+
+
+def _failure_sample(family: MetricFamily, prefix: str, reason: str) -> None:
+    escaped = escape_label_value(reason or "unknown")
+    family.add_rendered("{" + prefix + f',reason="{escaped}"}}', 1.0)
+
+
 def refresh_job_series(out: Families, key: TargetKey, job: RefreshJob, polled_at: float) -> None:
     prefix = job_label_prefix(key, job.collection, str(job.job_id))
     labels = "{" + prefix + "}"
     out[m.REFRESH_JOB_PROGRESS].add_rendered(labels, job.progress_ratio)
-    state_family = out[m.REFRESH_JOB_STATE]
-    for state_name in REFRESH_STATES:
-        state_family.add_rendered(
-            _with_state(prefix, state_name), 1.0 if job.state == state_name else 0.0
-        )
-    if not job.known_state:
-        state_family.add_rendered(_with_state(prefix, job.state), 1.0)
+    _state_samples(out[m.REFRESH_JOB_STATE], prefix, REFRESH_STATES, job.state)
     start, end = job.start_time, job.end_time
     if start is not None:
         out[m.REFRESH_JOB_START].add_rendered(labels, start)
@@ -147,8 +156,7 @@ def refresh_job_series(out: Families, key: TargetKey, job: RefreshJob, polled_at
         elif not job.finished:
             out[m.REFRESH_JOB_DURATION].add_rendered(labels, max(0.0, polled_at - start))
     if job.state == "RefreshFailed":
-        reason = escape_label_value(job.reason or "unknown")
-        out[m.REFRESH_JOB_FAILURE].add_rendered("{" + prefix + f',reason="{reason}"}}', 1.0)
+        _failure_sample(out[m.REFRESH_JOB_FAILURE], prefix, job.reason)
 
 
 def import_job_series(
@@ -161,16 +169,9 @@ def import_job_series(
     prefix = job_label_prefix(key, job.collection, job.job_id)
     labels = "{" + prefix + "}"
     out[m.IMPORT_JOB_PROGRESS].add_rendered(labels, job.progress_ratio)
-    state_family = out[m.IMPORT_JOB_STATE]
-    for state_name in IMPORT_STATES:
-        state_family.add_rendered(
-            _with_state(prefix, state_name), 1.0 if job.state == state_name else 0.0
-        )
-    if job.state not in IMPORT_STATES:
-        state_family.add_rendered(_with_state(prefix, job.state), 1.0)
+    _state_samples(out[m.IMPORT_JOB_STATE], prefix, IMPORT_STATES, job.state)
     if job.state == "Failed":
-        reason = escape_label_value(job.reason or "unknown")
-        out[m.IMPORT_JOB_FAILURE].add_rendered("{" + prefix + f',reason="{reason}"}}', 1.0)
+        _failure_sample(out[m.IMPORT_JOB_FAILURE], prefix, job.reason)
     if details is None:
         return
     for metric, number in (

@@ -27,10 +27,12 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))  # run as a script: the generator package sits beside it
 
 from generator import build_dashboards  # noqa: E402
+from generator.command import add_common_arguments, write_or_check  # noqa: E402
 from generator.panels import Json  # noqa: E402
 from generator.settings import THRESHOLDS_FILE, SettingsError, load_settings  # noqa: E402
 
 DASHBOARDS_DIR = HERE / "dashboards"
+COMMAND = "python grafana/generate.py"
 
 
 def render(dashboard_model: Json) -> str:
@@ -67,17 +69,8 @@ def panel_queries(dashboard: Json) -> list[tuple[str, str]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--check",
-        action="store_true",
-        help="write nothing; exit 1 if a file in the output directory differs from the output",
-    )
-    parser.add_argument(
-        "--thresholds",
-        type=Path,
-        default=THRESHOLDS_FILE,
-        metavar="FILE",
-        help=f"the thresholds file (default {THRESHOLDS_FILE})",
+    add_common_arguments(
+        parser, "write nothing; exit 1 if a file in the output directory differs from the output"
     )
     parser.add_argument(
         "--output",
@@ -87,32 +80,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"where the dashboards go (default {DASHBOARDS_DIR})",
     )
     args = parser.parse_args(argv)
-    output: Path = args.output
-    stale: list[str] = []
     try:
         files = generated_files(args.thresholds)
     except SettingsError as error:
         print(error, file=sys.stderr)
         return 2
-    for name, text in files.items():
-        path = output / name
-        current = path.read_text(encoding="utf-8") if path.exists() else None
-        if current == text:
-            continue
-        if args.check:
-            stale.append(str(path))
-        else:
-            output.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-            print(f"wrote {path}")
-    if stale:
-        for path_text in stale:
-            print(
-                f"{path_text}: differs from grafana/generate.py; run python grafana/generate.py",
-                file=sys.stderr,
-            )
-        return 1
-    return 0
+    output: Path = args.output
+    return write_or_check(
+        {output / name: text for name, text in files.items()}, args.check, COMMAND
+    )
 
 
 if __name__ == "__main__":

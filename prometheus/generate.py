@@ -29,7 +29,8 @@ for _path in (HERE.parent, HERE.parent / "grafana"):  # the rules beside it; the
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from generator.settings import THRESHOLDS_FILE, Settings, SettingsError, load_settings  # noqa: E402
+from generator.command import add_common_arguments, write_or_check  # noqa: E402
+from generator.settings import Settings, SettingsError, load_settings  # noqa: E402
 
 from prometheus.alert_rules import Rule, rules  # noqa: E402
 
@@ -161,18 +162,7 @@ def _check_round_trip(text: str, rule_list: list[Rule]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--check",
-        action="store_true",
-        help="write nothing; exit 1 if the rule file differs from the output",
-    )
-    parser.add_argument(
-        "--thresholds",
-        type=Path,
-        default=THRESHOLDS_FILE,
-        metavar="FILE",
-        help=f"the thresholds file (default {THRESHOLDS_FILE})",
-    )
+    add_common_arguments(parser, "write nothing; exit 1 if the rule file differs from the output")
     parser.add_argument(
         "--output", type=Path, default=OUTPUT, metavar="FILE", help=f"default {OUTPUT}"
     )
@@ -182,17 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(error, file=sys.stderr)
         return 2
-    text = render(rules(settings), settings)
-    output: Path = args.output
-    current = output.read_text(encoding="utf-8") if output.exists() else None
-    if current == text:
-        return 0
-    if args.check:
-        print(f"{output}: stale; run {COMMAND}", file=sys.stderr)
-        return 1
-    output.write_text(text, encoding="utf-8")
-    print(f"wrote {output}")
-    return 0
+    return write_or_check({args.output: render(rules(settings), settings)}, args.check, COMMAND)
 
 
 if __name__ == "__main__":

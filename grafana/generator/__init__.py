@@ -8,6 +8,7 @@
 - ``job_section.py``: one section of the overview per job kind, drawn by one function;
 - ``overview.py``: the "Milvus jobs overview" dashboard and its two job kinds;
 - ``exporter_dashboard.py``: the "Milvus jobs exporter" dashboard.
+- ``command.py``: the flags and the write-or-check step of both generator commands.
 
 ``grafana/generate.py`` is the command that writes them.
 """

@@ -875,9 +875,7 @@ def collection_names(server: SimulatorServer, database: str = "default") -> list
 
 
 @pytest.mark.parametrize("flavor", FLAVORS)
-def test_collections_list_names_every_collection_of_a_database_behind_the_same_auth(
-    serve, flavor
-):
+def test_collections_list_names_every_collection_of_a_database_behind_the_same_auth(serve, flavor):
     _, server = serve(flavor=flavor, collections_per_database=2)
     assert post(server, COLLECTION_LIST, {"dbName": "default"}).json() == {
         "code": 0,

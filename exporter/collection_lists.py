@@ -13,6 +13,7 @@ Not thread-safe: the poller calls it under its own lock.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 
 import structlog
@@ -44,29 +45,44 @@ class CollectionListSchedule:
         a warning."""
         self._config = config
         self._clock = clock
-        self._due: dict[DatabaseKey, float] = dict(previous._due) if previous else {}
+        self._due: dict[DatabaseKey, float] = {}
+        if previous is not None:  # a list the old poller still holds is due as it was
+            self._due = {
+                key: previous._held.get(key, 0.0) if due == math.inf else due
+                for key, due in previous._due.items()
+            }
         self._unsupported: set[str] = set(previous._unsupported) if previous else set()
+        self._held: dict[DatabaseKey, float] = {}
+        """The due time of each list queued or running, to give back if it does not run."""
 
     def due(self, now: float, targets: Iterable[Target]) -> list[Target]:
-        """One target per watched database whose list is due now; each is held until its
-        outcome (``done``) or until it is given back (``retry``). Databases no longer watched
-        are forgotten."""
+        """One target per watched database whose list is due now, longest overdue first (so
+        none starves when a round cannot fit them all); each is held until its outcome
+        (``done``) or until it is given back (``retry``). Databases no longer watched are
+        forgotten."""
         watched: dict[DatabaseKey, Target] = {}
         for target in targets:
             watched.setdefault((target.cluster.name, target.database), target)
         self._due = {key: due for key, due in self._due.items() if key in watched}
-        chosen = [target for key, target in watched.items() if self._due.get(key, 0.0) <= now]
-        for target in chosen:
-            self._due[(target.cluster.name, target.database)] = float("inf")  # until it ends
-        return chosen
+        chosen = sorted(
+            (key for key in watched if self._due.get(key, 0.0) <= now),
+            key=lambda key: self._due.get(key, 0.0),
+        )
+        for key in chosen:
+            self._held[key] = self._due.get(key, 0.0)
+            self._due[key] = math.inf  # until it ends
+        return [watched[key] for key in chosen]
 
     def retry(self, key: DatabaseKey, after: float = 0.0) -> None:
-        """Try again ``after`` seconds from now (dropped from a round, or the token paused)."""
-        self._due[key] = self._clock() + after
+        """A held list that did not run (dropped from a round, or its token paused): due again
+        as it was, so it keeps its place, but not before ``after`` seconds from now."""
+        held = self._held.pop(key, 0.0)
+        self._due[key] = max(held, self._clock() + after) if after > 0 else held
 
     def done(self, cluster: ClusterConfig, listing: CollectionsListing, message: str) -> None:
         """Schedule the next list of a database after this outcome, and say what needs saying."""
         key = (listing.cluster, listing.database)
+        self._held.pop(key, None)
         every = cluster.discovery_interval or self._config.discovery_interval
         now = self._clock()
         if listing.ok or listing.database_gone or listing.reason == UNSUPPORTED:

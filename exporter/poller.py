@@ -303,9 +303,12 @@ class Poller:
         progressed = True
         while progressed and self._pending:
             progressed = False
+            started_level = math.inf  # a pass that starts a list starts nothing of lower priority
             for key in sorted(self._pending, key=lambda key: self._pending[key][0].priority):
                 if self._in_flight >= self.config.max_concurrent_requests:
                     return next_wake
+                if self._pending[key][0].priority > started_level:
+                    break
                 queue = self._pending[key]
                 if self.limiter.paused_for(key) > current.deadline - now:
                     self._defer(key, queue, now)  # Retry-After reaches past the round: don't wait
@@ -319,6 +322,7 @@ class Poller:
                     next_wake = min(next_wake, now + wait)
                     continue
                 task = queue.popleft()
+                started_level = min(started_level, task.priority)
                 if not queue:
                     del self._pending[key]
                 self._in_flight += 1

@@ -20,12 +20,15 @@ from pathlib import Path
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
 
 from exporter.config import ClusterConfig
 from exporter.simulator import FLAVORS, Simulator, SimulatorOptions
 
+from . import hostile
 from .conftest import TOKEN_A, RunningExporter, Series, series, value
 from .test_cli import free_port, serve_process
+from .test_soak import busiest_second
 
 MARKER = "milvus_jobs_exporter_target_removed_timestamp_seconds"
 BOOKS = {"milvus_cluster": "prod", "database": "default", "collection": "ext_books"}
@@ -156,6 +159,79 @@ def test_a_database_discovery_no_longer_lists_is_marked_dropped(make_world, star
     assert before <= (value(parsed, MARKER, **marker) or 0) <= time.time()
     assert [s["database"] for s in series(parsed, "milvus_jobs_exporter_target_up")] == ["default"]
     assert not [s for s in series(parsed, "milvus_refresh_jobs") if s["database"] == "analytics"]
+
+
+# -- the collections lists themselves -----------------------------------------------------------
+
+COLLECTIONS = "/v2/vectordb/collections/list"
+
+
+def test_job_lists_go_first_and_each_database_is_listed_once_per_discovery_interval(
+    make_world, start_exporter
+):
+    sim, url = make_world(requests_per_second=None)
+    exporter = start_exporter(
+        prod(url, databases=("default", "analytics"), discovery_interval=1.0),
+        poll_interval=0.2,
+        max_concurrent_requests=1,  # one request at a time: the order is the scheduler's
+        requests_per_second=1000,  # and the limiter never makes a list wait its turn
+    )
+    first_round = [record.path for record in sim.request_log()][:5]
+    assert sorted(path.rsplit("/", 2)[-2] for path in first_round[:4]) == [
+        "external_collection", "external_collection", "import", "import"
+    ]  # fmt: skip
+    assert first_round[4] == COLLECTIONS
+    time.sleep(3.0)
+    asked: dict[str | None, int] = {}
+    for record in sim.request_log():
+        if record.path == COLLECTIONS:
+            asked[record.database] = asked.get(record.database, 0) + 1
+    assert set(asked) == {"default", "analytics"}
+    assert all(2 <= count <= 5 for count in asked.values()), asked  # 3-4 s at one per second
+    parsed = exporter.scrape()
+    assert value(parsed, "milvus_jobs_exporter_collections_list_up", milvus_cluster="prod",
+                 database="analytics") == 1  # fmt: skip
+
+
+def test_collections_lists_stay_within_the_rate_limit(make_world, start_exporter):
+    databases = tuple(f"db{index:02d}" for index in range(30))
+    sim, url = make_world(databases=databases, collections_per_database=1)
+    start_exporter(
+        prod(url, databases=databases, jobs=("refresh",), discovery_interval=0.05),
+        poll_interval=1.0,
+        request_timeout=1.0,
+    )
+    time.sleep(3)
+    listed = [r for r in sim.request_log() if r.path == COLLECTIONS]
+    assert len({r.database for r in listed}) == 30
+    assert busiest_second([r.arrival for r in listed]) <= 20
+    assert all(r.status == 200 for r in listed)
+
+
+def test_a_server_without_collections_list_is_said_once_per_cluster_and_costs_nothing_else(
+    start_exporter,
+):
+    behaviour = hostile.without_collections_list(
+        hostile.records(hostile.refresh_record(1, "ext_books", "RefreshFailed", reason="boom"))
+    )
+    with hostile.hostile_server({}, default=behaviour) as server, capture_logs() as logs:
+        cluster = ClusterConfig("prod", server.url, TOKEN_A, databases=("default", "analytics"),
+                                jobs=("refresh",), discovery_interval=0.3)  # fmt: skip
+        exporter = start_exporter(cluster, poll_interval=0.2)
+        time.sleep(1.5)
+        parsed = exporter.scrape()
+    said = [line for line in logs if line["event"] == "collections.list_unsupported"]
+    assert [line["cluster"] for line in said] == ["prod"]
+    asked = value(parsed, "milvus_jobs_exporter_api_requests_total", milvus_cluster="prod",
+                  api="collections/list", outcome="http_404")  # fmt: skip
+    assert asked is not None and asked >= 2
+    for database in ("default", "analytics"):
+        up = {"milvus_cluster": "prod", "database": database, "kind": "refresh"}
+        assert value(parsed, "milvus_jobs_exporter_target_up", **up) == 1
+        labels = {"milvus_cluster": "prod", "database": database}
+        assert value(parsed, "milvus_jobs_exporter_collections_list_up", **labels) == 0
+        assert value(parsed, "milvus_refresh_last_failure_info", **labels,
+                     collection="ext_books", job_id="1", reason="boom") == 1  # fmt: skip
 
 
 # -- removal by config, through the real process ----------------------------------------------

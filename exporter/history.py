@@ -89,6 +89,9 @@ class BoundedCollections(Generic[E]):
             if self._entries.pop(key, None) is not None and reason is not None:
                 self.forgotten[reason] += 1
 
+    def keys(self) -> set[CollectionKey]:
+        return set(self._entries)
+
     def collections_of(self, cluster: str, database: str) -> set[str]:
         return {key[2] for key in self._entries if key[:2] == (cluster, database)}
 

@@ -346,9 +346,7 @@ class MetricsModel:
             collections = listed.get(key[:2])
             if collections is not None:
                 collections |= state.collections
-        remembered = {key for key, _entry in self._history.items()}
-        remembered.update(key for key, _entry in self._imports.items())
-        self._evidence.prune(listed, remembered)
+        self._evidence.prune(listed, self._history.keys() | self._imports.keys())
 
     def _apply_import_details(self, key: TargetKey, details: ImportJobDetails) -> None:
         """Keep a job's details; observe its duration once, when the exporter sees it finish."""

@@ -248,8 +248,8 @@ class MetricsModel:
                 )
             else:
                 state.target = target
-        kept = set(self._targets)
-        self._health.forget(kept)
+        self._health.forget(set(self._targets))
+        kept = set(self._targets) | self._awaiting
         self._refresh_durations = {
             k: v for k, v in self._refresh_durations.items() if (k[0], k[1], "refresh") in kept
         }
@@ -335,11 +335,15 @@ class MetricsModel:
                 memory.listed(cluster, database, listing.names, listing.listed_at)
 
     def _prune_evidence(self, watched: set[TargetKey]) -> None:
+        """Keep the evidence of watched databases only, and a gone collection only while a
+        last good poll still lists a job of it (unknown while a target has not answered)."""
         listed: dict[DatabaseKey, set[str] | None] = {key[:2]: None for key in watched}
         complete = {key[:2] for key in watched}
         for key, state in self._targets.items():
             if state.last_good is None:
                 complete.discard(key[:2])
+        for key in self._awaiting:  # not polled yet here: what it lists is not known
+            complete.discard(key[:2])
         for database in complete:
             listed[database] = set()
         for key, state in self._targets.items():

@@ -88,8 +88,11 @@ class Poller:
         described_finished: dict[TargetKey, set[str]] | None = None,
         listed_databases: dict[str, tuple[str, ...]] | None = None,
         collection_lists: CollectionListSchedule | None = None,
+        list_collections: bool = True,
     ) -> None:
+        """``list_collections`` False: no ``collections/list`` (``check`` needs no evidence)."""
         self.config = config
+        self._list_collections = list_collections
         self._discovery = DiscoverySchedule(config, listed_databases, clock)
         self._collection_lists = CollectionListSchedule(config, clock, collection_lists)
         self.targets = targets_of(config, self._discovery.listed)
@@ -184,7 +187,8 @@ class Poller:
                 if target.key not in carried:  # a late poll from before still counts
                     self._queue(PollTask(target))
             self._queue_discoveries(started)
-            for target in self._collection_lists.due(started, self.targets):
+            watched = self.targets if self._list_collections else ()
+            for target in self._collection_lists.due(started, watched):
                 self._queue(PollTask(target, list_collections=True))
             while True:
                 self._absorb(current)

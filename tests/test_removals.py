@@ -212,3 +212,13 @@ def test_live_markers_survive_a_restart_and_expired_ones_do_not(tmp_path):
     assert second.removed == []  # already said by the first run: not logged twice
     expired = T0 + 30 + REMOVED_TARGET_MARKER_SECONDS
     assert markers(samples(second.families(expired))) == set()
+
+
+def test_a_restart_with_the_same_config_removes_nothing_and_forgets_nothing(tmp_path):
+    first = MetricsModel(1000, 30.0)
+    settings = config(PROD, STAGING)
+    first.update(cycle(settings, *polled(settings, T0)), T0)
+    second = restarted(tmp_path, first, settings)
+    parsed = samples(second.update(cycle(settings), T0 + 60))
+    assert markers(parsed) == set() and second.removed == []
+    assert {s["database"] for s in failures(parsed, "prod")} == {"default", "sales"}

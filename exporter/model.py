@@ -83,7 +83,7 @@ class _TargetState:
     """Import jobs whose finish was already seen (or that were finished at the first poll)."""
     import_first_seen: dict[str, float] = field(default_factory=dict)
     """When each listed import job was first seen: what orders imports without a create time."""
-    known_jobs: set[str] | None = None
+    known_jobs: set[int | str] | None = None
     """Ids of the jobs of the last good poll; None before the first, whose jobs are not news."""
     collections: frozenset[str] = frozenset()
     """The collections with a job in the last good poll."""
@@ -291,16 +291,14 @@ class MetricsModel:
         """What a good poll teaches of each collection's age (``evidence.py``): its jobs' start
         times, and the time of the poll for a job seen for the first time since the first."""
         jobs: tuple[RefreshJob | ImportJob, ...] = snapshot.refresh_jobs or snapshot.import_jobs
-        ids = {str(job.job_id) for job in jobs}
+        ids: set[int | str] = {job.job_id for job in jobs}
         known, state.known_jobs = state.known_jobs, ids
         state.collections = frozenset(job.collection for job in jobs)
-        new = ids if known is None else ids - known
-        if not new:
-            return
+        if known is not None and known >= ids:
+            return  # nothing new: the usual poll
         newest: dict[str, float] = {}
         for job in jobs:
-            job_id = str(job.job_id)
-            if job_id not in new:
+            if known is not None and job.job_id in known:
                 continue
             at = job.start_time if isinstance(job, RefreshJob) else None
             if known is not None:

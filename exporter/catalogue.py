@@ -230,19 +230,21 @@ TRACKED_COLLECTIONS = Metric(
 )  # fmt: skip
 FORGOTTEN_COLLECTIONS = Metric(
     "milvus_jobs_exporter_forgotten_collections", "counter",
-    "Collections forgotten: not listed for collection_retention (retention), or beyond "
-    "max_tracked_collections (limit).",
+    "Collections forgotten: not listed for collection_retention (retention), beyond "
+    "max_tracked_collections (limit), or confirmed gone upstream (dropped).",
     ("reason",),
-    "collections forgotten: `retention` (not listed for `collection_retention`) or `limit` "
-    "(`max_tracked_collections`); the refresh history and the newest finished imports each "
-    "count their own",
+    "collections forgotten: `retention` (not listed for `collection_retention`, where no "
+    "`collections/list` answers), `limit` (`max_tracked_collections`) or `dropped` (confirmed "
+    "gone by `collections/list`, or its database dropped by discovery); the refresh history and "
+    "the newest finished imports each count their own",
 )  # fmt: skip
 API_REQUESTS = Metric(
     "milvus_jobs_exporter_api_requests", "counter",
     "HTTP requests to the Milvus job API, by outcome.",
     ("milvus_cluster", "api", "outcome"),
     "HTTP requests by outcome (`success` or a failure reason); `api` is the path after "
-    "`/v2/vectordb/jobs/`: `external_collection/list`, `import/list`, ...",
+    "`/v2/vectordb/jobs/`: `external_collection/list`, `import/list`, ..., or after "
+    "`/v2/vectordb/`: `databases/list`, `collections/list`",
 )  # fmt: skip
 API_REQUEST_DURATION = Metric(
     "milvus_jobs_exporter_api_request_duration_seconds", "histogram",
@@ -307,6 +309,35 @@ LAST_DISCOVERY_SUCCESS = Metric(
     ("milvus_cluster",), "last successful discovery (Unix seconds)", "seconds",
 )  # fmt: skip
 
+# --- Evidence that a target or a collection is gone (removals.py, evidence.py) ----------------
+TARGET_REMOVED = Metric(
+    "milvus_jobs_exporter_target_removed_timestamp_seconds", "gauge",
+    "When a target was removed on purpose (Unix time), exported for an hour: cause config (the "
+    "config no longer names it) or dropped (database discovery no longer lists its database).",
+    (*TARGET, "cause"),
+    "when the target was removed (Unix seconds), for one hour after: `cause=\"config\"` the "
+    "config (reloaded, or at a restart with `state_file`) no longer names it, `cause=\"dropped\"` "
+    "its cluster's database discovery no longer lists its database; never for a target that "
+    "failed, went late or moved to another shard; gone at once if the target comes back",
+    "seconds",
+)  # fmt: skip
+COLLECTIONS_LIST_UP = Metric(
+    "milvus_jobs_exporter_collections_list_up", "gauge",
+    "1 if the last collections/list of the database answered (its collections, or database not "
+    "found), 0 if it failed (no evidence: nothing is forgotten).",
+    ("milvus_cluster", "database"),
+    "1 if the last `collections/list` of a watched database answered, 0 if it failed (then "
+    "nothing is taken for gone); absent until the first (one per `discovery_interval`)",
+)  # fmt: skip
+LAST_COLLECTIONS_LIST_SUCCESS = Metric(
+    "milvus_jobs_exporter_last_collections_list_success_timestamp_seconds", "gauge",
+    "When the last collections/list of the database that answered was sent (Unix time).",
+    ("milvus_cluster", "database"),
+    "when the last answered `collections/list` of the database was sent (Unix seconds): the "
+    "evidence that a collection missing from it is gone",
+    "seconds",
+)  # fmt: skip
+
 # --- Config, shard and state (daemon.py) -----------------------------------------------------
 RELOAD_SUCCESSFUL = Metric(
     "milvus_jobs_exporter_config_last_reload_successful", "gauge",
@@ -366,6 +397,7 @@ HEALTH_METRICS = (
     POLL_CYCLE_DURATION, POLL_CYCLES, LAST_POLL_CYCLE, LATE_TARGETS, UNTRACKED_JOBS, BUILD_INFO,
 )  # fmt: skip
 DISCOVERY_METRICS = (DISCOVERED_DATABASES, DISCOVERY_UP, DISCOVERY_ERRORS, LAST_DISCOVERY_SUCCESS)
+EVIDENCE_METRICS = (TARGET_REMOVED, COLLECTIONS_LIST_UP, LAST_COLLECTIONS_LIST_SUCCESS)
 CONFIG_METRICS = (
     RELOAD_SUCCESSFUL, RELOAD_SUCCESS_TIME, SHARD_INFO, SHARD_COUNT, POLL_INTERVAL,
     STATE_WRITE_ERRORS,
@@ -377,6 +409,7 @@ GROUPS: tuple[tuple[str, tuple[Metric, ...]], ...] = (
     ("Bulk import jobs", IMPORT_METRICS),
     ("The exporter's own health", HEALTH_METRICS),
     ("Database discovery", DISCOVERY_METRICS),
+    ("Evidence that a target or collection is gone", EVIDENCE_METRICS),
     ("Config, shard and state", CONFIG_METRICS),
     ("Read at every scrape", LIVE_METRICS),
 )

@@ -307,7 +307,7 @@ def run_check(args: argparse.Namespace, out: TextIO, redactor: SecretRedactor | 
     config = load_config(args.config)
     if redactor is not None:
         redactor.set_secrets(config.secrets)
-    poller = Poller(config)
+    poller = Poller(config, list_collections=False)
     try:
         cycle = poller.poll_cycle()
         reported = {snapshot.target.key: snapshot for snapshot in cycle.snapshots}

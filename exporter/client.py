@@ -52,8 +52,12 @@ REFRESH_TRIGGER = "external_collection/refresh"
 IMPORT_LIST = "import/list"
 IMPORT_DESCRIBE = "import/describe"
 DATABASES_LIST = "databases/list"
+COLLECTIONS_LIST = "collections/list"
 API_PREFIX = "/v2/vectordb/jobs/"
-API_PATHS = {DATABASES_LIST: "/v2/vectordb/databases/list"}
+API_PATHS = {
+    DATABASES_LIST: "/v2/vectordb/databases/list",
+    COLLECTIONS_LIST: "/v2/vectordb/collections/list",
+}
 """APIs outside /v2/vectordb/jobs/ (the ``api`` label stays the short name)."""
 
 SUCCESS_CODES = frozenset({0, 200})
@@ -212,6 +216,11 @@ class MilvusClient:
     def list_databases(self) -> tuple[str, ...]:
         """Every database of the cluster (``databases/list``), for database discovery."""
         return self.call(DATABASES_LIST, {}, _read_database_names)
+
+    def list_collections(self, database: str) -> tuple[str, ...]:
+        """Every collection of ``database`` (``collections/list``): the evidence that a
+        collection is gone. Code 800 (database not found) is an ``ApiError`` like any other."""
+        return self.call(COLLECTIONS_LIST, {"dbName": database}, _read_collection_names)
 
     def describe_refresh_job(self, job_id: int) -> RefreshJob:
         return self.call(REFRESH_DESCRIBE, {"jobId": job_id}, _read_refresh_job)
@@ -479,6 +488,14 @@ def _read_database_names(data: Any) -> tuple[str, ...]:
     """``data`` is a list of names; anything else in it means the answer cannot be trusted."""
     if not isinstance(data, list) or not all(isinstance(name, str) for name in data):
         raise ApiError("bad_response", "the database list is not a list of names")
+    return tuple(dict.fromkeys(name for name in data if name))
+
+
+def _read_collection_names(data: Any) -> tuple[str, ...]:
+    """Strictly a list of names: ``null`` or an object is not an empty database, since an empty
+    list is read as "every collection is gone"."""
+    if not isinstance(data, list) or not all(isinstance(name, str) for name in data):
+        raise ApiError("bad_response", "the collection list is not a list of names")
     return tuple(dict.fromkeys(name for name in data if name))
 
 

@@ -31,6 +31,7 @@ from .families import MetricFamily
 from .log import SecretRedactor, dropped_log_lines
 from .model import REFRESH_DURATION_BUCKETS, MetricsModel
 from .poller import Poller
+from .removals import log_lines
 from .snapshots import CycleResult
 from .state import StateError, load_state, save_state
 from .status import DiscoveryStatus, ReloadResult, TargetStatus
@@ -125,6 +126,7 @@ class Daemon:
             return cycle
         publish_started = self._clock()
         families = self.model.update(cycle, self._wall_clock())
+        self._log_removals()
         self._status = self._collect_status()
         self._discovery_status = self._collect_discovery_status()
         self.cache.publish(families)
@@ -166,13 +168,22 @@ class Daemon:
             log.info("state.none_yet", path=path)
             return
         self.model.restore(saved)
-        self.cache.publish(self.model.families(self._wall_clock()))
+        now = self._wall_clock()
+        self.model.reconcile(self.poller.targets, self.poller.watchlist, now)
+        self.cache.publish(self.model.families(now))
         log.info(
             "state.restored",
             path=path,
             collections=len(saved.collections),
             imports=len(saved.imports),
         )
+        self._log_removals()
+
+    def _log_removals(self) -> None:
+        """One ``targets.removed`` line per removed (cluster, database) and cause."""
+        for line in log_lines(self.model.removed):
+            log.info("targets.removed", **line)
+        self.model.removed = []
 
     def _save_state(self, force: bool = False) -> None:
         path = self.config.state_file
@@ -251,6 +262,7 @@ class Daemon:
             wall_clock=self._wall_clock,
             described_finished=old.described_finished,  # a reload need not describe them again
             listed_databases=old.listed_databases,  # nor list a cluster's databases at once
+            collection_lists=old.collection_lists,  # nor their collections
         )
         old.close()
         self._redactor.set_secrets((*self.config.secrets, *config.secrets))

@@ -140,7 +140,7 @@ class ExporterHealth:
                     "_total",
                 )
         out[m.TRACKED_COLLECTIONS].add((), float(tracked_collections))
-        for reason in ("retention", "limit"):
+        for reason in ("retention", "limit", "dropped"):
             out[m.FORGOTTEN_COLLECTIONS].add(
                 (("reason", reason),), float(forgotten_collections[reason]), "_total"
             )

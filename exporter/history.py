@@ -6,8 +6,10 @@ refresh of each collection are kept here after the server has dropped them.
 
 Bounded by construction: a collection that has not been listed for ``retention`` (default 7
 days: its jobs are all older than the server keeps, or it is gone) is forgotten, and beyond
-``max_collections`` the least recently listed go first. Both are counted by reason, so a
-forgotten collection is never a silent one. Without the bound, an upstream inventing new
+``max_collections`` the least recently listed go first. "Listed" means its jobs were listed, or
+``collections/list`` named it: where that list answers, a collection that still exists is never
+forgotten by age, and one confirmed gone (``evidence.py``) is forgotten at once (``dropped``).
+All three are counted by reason, so a forgotten collection is never a silent one. Without the bound, an upstream inventing new
 collection names on every poll grew the exporter by 160 MB in 40 seconds. ``BoundedCollections``
 holds these bounds once; ``import_memory.py`` keeps the newest finished import of each collection
 under the same ones.
@@ -54,7 +56,7 @@ class BoundedCollections(Generic[E]):
         self.retention_seconds = retention_seconds
         self._entries: dict[CollectionKey, E] = {}
         self.forgotten: Counter[str] = Counter()
-        """Collections forgotten so far, by reason: ``retention`` or ``limit``."""
+        """Collections forgotten so far, by reason: ``retention``, ``limit`` or ``dropped``."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -79,6 +81,26 @@ class BoundedCollections(Generic[E]):
             for key in oldest[:excess]:
                 del self._entries[key]
             self.forgotten["limit"] += excess
+
+    def forget(self, keys: Iterable[CollectionKey], reason: str | None) -> None:
+        """Forget these collections now, counted under ``reason`` (None: silently, the config
+        said so)."""
+        for key in keys:
+            if self._entries.pop(key, None) is not None and reason is not None:
+                self.forgotten[reason] += 1
+
+    def keys(self) -> set[CollectionKey]:
+        return set(self._entries)
+
+    def collections_of(self, cluster: str, database: str) -> set[str]:
+        return {key[2] for key in self._entries if key[:2] == (cluster, database)}
+
+    def listed(self, cluster: str, database: str, names: Iterable[str], listed_at: float) -> None:
+        """``collections/list`` named these collections at ``listed_at``: they still exist."""
+        for name in names:
+            entry = self._entries.get((cluster, database, name))
+            if entry is not None:
+                entry.last_listed = max(entry.last_listed, listed_at)
 
     def items(self) -> list[tuple[CollectionKey, E]]:
         return sorted(self._entries.items())

@@ -8,6 +8,12 @@ and failure of every collection (``history.py``), the newest finished import of 
 (``import_memory.py``), counters, histogram buckets and which finished
 jobs were already counted. ``saved_state`` / ``restore`` carry the memory across a restart.
 
+A collection's series stop only on evidence: a later job of it, the collection or its database
+confirmed gone by ``collections/list`` (``evidence.py``: its jobs are left out of every series
+and its memory is forgotten, counted ``dropped``), or its target removed by the config or by
+discovery (``watchlist.py``, ``removals.py``: a marker says so for an hour), besides the memory
+bounds of ``history.py``. A target that fails, goes late or moves shard takes nothing away.
+
 Sample output (abridged)::
 
     milvus_refresh_job_progress_ratio{milvus_cluster="prod",database="default",collection="ext_books",job_id="449503829274509311"} 0.42
@@ -21,13 +27,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TypeVar
 
 from . import catalogue as m
+from .evidence import NEVER, CollectionEvidence, DatabaseKey
 from .families import HistogramState, MetricFamily, histogram_family
 from .health import ExporterHealth, TargetRow
 from .history import RefreshHistory
 from .import_memory import ImportMemory
 from .records import IMPORT_STATES, REFRESH_STATES, ImportJob, ImportJobDetails, RefreshJob
+from .removals import RemovedTarget, RemovedTargets
 from .series import (
     Families,
     Tracked,
@@ -38,8 +47,11 @@ from .series import (
     refresh_job_series,
     refresh_order,
 )
-from .snapshots import CycleResult, Snapshot, Target, TargetKey
+from .snapshots import CollectionsListing, CycleResult, Snapshot, Target, TargetKey
 from .state import SavedState
+from .watchlist import REMOVAL_CAUSES, Watchlist
+
+J = TypeVar("J", RefreshJob, ImportJob)
 
 REFRESH_DURATION_BUCKETS = (
     10.0,
@@ -71,6 +83,10 @@ class _TargetState:
     """Import jobs whose finish was already seen (or that were finished at the first poll)."""
     import_first_seen: dict[str, float] = field(default_factory=dict)
     """When each listed import job was first seen: what orders imports without a create time."""
+    known_jobs: set[int | str] | None = None
+    """Ids of the jobs of the last good poll; None before the first, whose jobs are not news."""
+    collections: frozenset[str] = frozenset()
+    """The collections with a job in the last good poll."""
 
 
 class MetricsModel:
@@ -94,6 +110,13 @@ class MetricsModel:
         self._health = ExporterHealth()
         self._refresh_durations: dict[tuple[str, str, str], HistogramState] = {}
         self._import_durations: dict[tuple[str, str, str], HistogramState] = {}
+        self._evidence = CollectionEvidence()
+        self._removed_targets = RemovedTargets()
+        self._awaiting: set[TargetKey] = set()
+        """Targets watched before (by the previous run, per its state file) that have no state
+        here yet: still configured, or waiting for their cluster's first discovery."""
+        self.removed: list[RemovedTarget] = []
+        """The targets removed by the last ``update`` or ``reconcile``, for the daemon's log."""
         self.untracked_jobs = 0
 
     def configure(
@@ -111,15 +134,20 @@ class MetricsModel:
         self._imports.configure(max_tracked_collections, collection_retention)
 
     def update(self, cycle: CycleResult, now: float) -> list[MetricFamily]:
-        self._forget_removed_targets(cycle.targets)
+        self.reconcile(cycle.targets, cycle.watchlist, now)
+        self._adopt_targets(cycle.targets)
         for snapshot in cycle.snapshots:
             self._apply_snapshot(snapshot)
         for key, details in cycle.import_details:
             self._apply_import_details(key, details)
         for snapshot in cycle.snapshots:  # after the details: they decide which import is newest
             self._remember_newest_imports(snapshot)
-        self._history.prune(now, {key[:2] for key in self._targets if key[2] == "refresh"})
-        self._imports.prune(now, {key[:2] for key in self._targets if key[2] == "import"})
+        for listing in cycle.collection_lists:
+            self._apply_collections_listing(listing)
+        watched = set(self._targets) | self._awaiting
+        self._history.prune(now, {key[:2] for key in watched if key[2] == "refresh"})
+        self._imports.prune(now, {key[:2] for key in watched if key[2] == "import"})
+        self._prune_evidence(watched)
         self._health.record_cycle(cycle, now)
         return self.families(now)
 
@@ -139,12 +167,19 @@ class MetricsModel:
             imports_seen=imports_seen,
             refresh_durations=dict(self._refresh_durations),
             import_durations=dict(self._import_durations),
+            watched=set(self._targets) | self._awaiting,
+            removed=self._removed_targets.items(),
+            gone=self._evidence.gone_items(),
         )
 
     def restore(self, saved: SavedState) -> None:
-        """Take back what an earlier run remembered (call before the first ``update``)."""
+        """Take back what an earlier run remembered (call before the first ``update``, then
+        ``reconcile`` with the new config's targets)."""
         self._history.restore(saved.collections)
         self._imports.restore(saved.imports)
+        self._awaiting |= saved.watched
+        self._removed_targets.restore(saved.removed)
+        self._evidence.restore(saved.gone)
         self._restored = saved
         for key, histogram in saved.refresh_durations.items():
             self._refresh_durations.setdefault(key, histogram)
@@ -159,12 +194,47 @@ class MetricsModel:
         """For the landing page: every target with up/down and the last reason."""
         return list(self._targets.values())
 
-    def _forget_removed_targets(self, targets: Iterable[Target]) -> None:
-        current = {target.key: target for target in targets}
-        for key in list(self._targets):
-            if key not in current:
-                del self._targets[key]
-        for key, target in current.items():
+    def reconcile(
+        self, targets: Iterable[Target], watchlist: Watchlist | None, now: float
+    ) -> list[RemovedTarget]:
+        """Let go of the targets no longer among ``targets``, and say which were removed.
+
+        A target the config no longer names, or whose database discovery no longer lists, gets
+        a marker and loses its memory at once (counted ``dropped`` for the latter); one that
+        moved to another shard (or, without a ``watchlist``, any other) goes silently; one still
+        configured but not polled yet (its cluster not discovered since a restart) keeps its
+        memory until discovery speaks.
+        """
+        current = {target.key for target in targets}
+        awaiting = {key for key in self._awaiting if key in current}
+        removed: list[RemovedTarget] = []
+        for key in sorted((set(self._targets) | self._awaiting) - current):
+            fate = "moved" if watchlist is None else watchlist.fate(key)
+            if fate in ("watched", "pending"):
+                if key not in self._targets:
+                    awaiting.add(key)
+                continue
+            self._targets.pop(key, None)
+            memory = self._history if key[2] == "refresh" else self._imports
+            cluster, database, _kind = key
+            memory.forget(
+                [(cluster, database, name) for name in memory.collections_of(cluster, database)],
+                "dropped" if fate == "dropped" else None,
+            )
+            if fate in REMOVAL_CAUSES:
+                removal = RemovedTarget(key, fate, now)
+                self._removed_targets.mark(removal)
+                removed.append(removal)
+        self._awaiting = awaiting
+        self._removed_targets.readded(current)
+        self.removed = removed
+        return removed
+
+    def _adopt_targets(self, targets: Iterable[Target]) -> None:
+        """Give every current target its state; drop what belongs to targets no longer kept."""
+        for target in targets:
+            key = target.key
+            self._awaiting.discard(key)
             state = self._targets.get(key)
             if state is None:
                 self._targets[key] = _TargetState(
@@ -178,12 +248,13 @@ class MetricsModel:
                 )
             else:
                 state.target = target
-        self._health.forget(set(current))
+        self._health.forget(set(self._targets))
+        kept = set(self._targets) | self._awaiting
         self._refresh_durations = {
-            k: v for k, v in self._refresh_durations.items() if (k[0], k[1], "refresh") in current
+            k: v for k, v in self._refresh_durations.items() if (k[0], k[1], "refresh") in kept
         }
         self._import_durations = {
-            k: v for k, v in self._import_durations.items() if (k[0], k[1], "import") in current
+            k: v for k, v in self._import_durations.items() if (k[0], k[1], "import") in kept
         }
 
     def _apply_snapshot(self, snapshot: Snapshot) -> None:
@@ -198,9 +269,11 @@ class MetricsModel:
         state.last_good = snapshot
         state.last_success_time = snapshot.polled_at
         cluster, database, _kind = snapshot.target.key
+        self._note_news(state, snapshot)
         if snapshot.target.kind == "refresh":
             self._observe_finished_refreshes(state, snapshot)
-            self._history.observe(cluster, database, snapshot.refresh_jobs, snapshot.polled_at)
+            visible = self._visible(cluster, database, snapshot.refresh_jobs)
+            self._history.observe(cluster, database, visible, snapshot.polled_at)
         else:
             listed = {job.job_id for job in snapshot.import_jobs}
             state.import_details = {k: v for k, v in state.import_details.items() if k in listed}
@@ -214,12 +287,77 @@ class MetricsModel:
             else:
                 state.accounted_imports &= listed
 
+    def _note_news(self, state: _TargetState, snapshot: Snapshot) -> None:
+        """What a good poll teaches of each collection's age (``evidence.py``): its jobs' start
+        times, and the time of the poll for a job seen for the first time since the first."""
+        jobs: tuple[RefreshJob | ImportJob, ...] = snapshot.refresh_jobs or snapshot.import_jobs
+        ids: set[int | str] = {job.job_id for job in jobs}
+        known, state.known_jobs = state.known_jobs, ids
+        state.collections = frozenset(job.collection for job in jobs)
+        if known is not None and known >= ids:
+            return  # nothing new: the usual poll
+        newest: dict[str, float] = {}
+        for job in jobs:
+            if known is not None and job.job_id in known:
+                continue
+            at = job.start_time if isinstance(job, RefreshJob) else None
+            if known is not None:
+                at = max(at or NEVER, snapshot.polled_at)
+            if at is not None and at > newest.get(job.collection, NEVER):
+                newest[job.collection] = at
+        self._evidence.saw(snapshot.target.key[:2], newest)
+
+    def _visible(self, cluster: str, database: str, jobs: tuple[J, ...]) -> tuple[J, ...]:
+        """The jobs not of a collection confirmed gone (all of them, nearly always)."""
+        if not self._evidence.hides((cluster, database)):
+            return jobs
+        hidden = self._evidence.hidden
+        return tuple(job for job in jobs if not hidden((cluster, database, job.collection)))
+
+    def _apply_collections_listing(self, listing: CollectionsListing) -> None:
+        """Forget the collections a list shows gone (counted ``dropped``); the ones it names
+        count as listed, so a failure the server forgot stays for as long as they exist."""
+        cluster, database = listing.cluster, listing.database
+        states = [s for k, s in self._targets.items() if k[:2] == (cluster, database)]
+        if not states:
+            return  # no longer watched: removed while the list was on its way
+        known = set().union(
+            *(state.collections for state in states),
+            self._history.collections_of(cluster, database),
+            self._imports.collections_of(cluster, database),
+        )
+        gone = [(cluster, database, name) for name in self._evidence.apply(listing, known)]
+        for memory in (self._history, self._imports):
+            memory.forget(gone, "dropped")
+            if listing.ok:
+                memory.listed(cluster, database, listing.names, listing.listed_at)
+
+    def _prune_evidence(self, watched: set[TargetKey]) -> None:
+        """Keep the evidence of watched databases only, and a gone collection only while a
+        last good poll still lists a job of it (unknown while a target has not answered)."""
+        listed: dict[DatabaseKey, set[str] | None] = {key[:2]: None for key in watched}
+        complete = {key[:2] for key in watched}
+        for key, state in self._targets.items():
+            if state.last_good is None:
+                complete.discard(key[:2])
+        for key in self._awaiting:  # not polled yet here: what it lists is not known
+            complete.discard(key[:2])
+        for database in complete:
+            listed[database] = set()
+        for key, state in self._targets.items():
+            collections = listed.get(key[:2])
+            if collections is not None:
+                collections |= state.collections
+        self._evidence.prune(listed, self._history.keys() | self._imports.keys())
+
     def _apply_import_details(self, key: TargetKey, details: ImportJobDetails) -> None:
         """Keep a job's details; observe its duration once, when the exporter sees it finish."""
         state = self._targets.get(key)
         if state is None or state.accounted_imports is None:
             return
         state.import_details[details.job_id] = details
+        if details.create_time is not None and details.collection:
+            self._evidence.saw(key[:2], {details.collection: details.create_time})
         if details.complete_time is None or details.create_time is None:
             return
         if details.job_id in state.accounted_imports:
@@ -240,7 +378,7 @@ class MetricsModel:
         self._imports.observe(
             cluster,
             database,
-            snapshot.import_jobs,
+            self._visible(cluster, database, snapshot.import_jobs),
             lambda job: order(job)[1:],
             state.import_details,
             snapshot.polled_at,
@@ -277,32 +415,28 @@ class MetricsModel:
             snapshot = state.last_good  # kept while the target is down: last known state
             if snapshot is None:
                 continue
-            jobs: tuple[RefreshJob | ImportJob, ...] = snapshot.refresh_jobs or snapshot.import_jobs
+            cluster, database, _kind = key
+            refreshes = self._visible(cluster, database, snapshot.refresh_jobs)
+            imports = self._visible(cluster, database, snapshot.import_jobs)
+            jobs: tuple[RefreshJob | ImportJob, ...] = refreshes or imports
             out[m.UNKNOWN_STATE_JOBS].add(
                 (("milvus_cluster", key[0]), ("database", key[1]), ("kind", key[2])),
                 float(sum(1 for job in jobs if not job.known_state)),
             )
             if state.target.kind == "refresh":
                 candidates += collection_series(
-                    out[m.REFRESH_JOBS],
-                    snapshot,
-                    snapshot.refresh_jobs,
-                    REFRESH_STATES,
-                    refresh_order,
+                    out[m.REFRESH_JOBS], snapshot, refreshes, REFRESH_STATES, refresh_order
                 )
             else:
-                cluster, database, _kind = key
                 candidates += collection_series(
                     out[m.IMPORT_JOBS],
                     snapshot,
-                    snapshot.import_jobs,
+                    imports,
                     IMPORT_STATES,
                     import_order(state.import_details, state.import_first_seen),
                     partial(self._imports.remembered, cluster, database),
                 )
-                listed_imports.update(
-                    (cluster, database, job.collection) for job in snapshot.import_jobs
-                )
+                listed_imports.update((cluster, database, job.collection) for job in imports)
         candidates += self._unlisted_remembered_imports(listed_imports)
         self._finish_time_series(out)
         for item in self._apply_cardinality_guard(candidates):
@@ -337,6 +471,8 @@ class MetricsModel:
                 self._history.forgotten + self._imports.forgotten,
                 self.untracked_jobs,
             ),
+            self._removed_targets.family(now),
+            *self._evidence.families(),
         ]
 
     def _unlisted_remembered_imports(self, listed: set[tuple[str, str, str]]) -> list[Tracked]:
@@ -353,12 +489,15 @@ class MetricsModel:
             )
             for (cluster, database, collection), entry in self._imports.items()
             if (cluster, database, collection) not in listed
+            and not self._evidence.hidden((cluster, database, collection))
         ]
 
     def _finish_time_series(self, out: Families) -> None:
         """Every remembered collection, whether its target answers right now or not: these
         are facts about the past that an outage does not change."""
         for (cluster, database, collection), entry in self._history.items():
+            if self._evidence.hidden((cluster, database, collection)):
+                continue
             labels = (
                 ("milvus_cluster", cluster),
                 ("database", database),

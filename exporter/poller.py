@@ -28,22 +28,31 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import structlog
 
-from .client import DATABASES_LIST, IMPORT_DESCRIBE, ApiError, Listing, MilvusClient
+from .client import (
+    COLLECTIONS_LIST,
+    DATABASES_LIST,
+    IMPORT_DESCRIBE,
+    ApiError,
+    Listing,
+    MilvusClient,
+)
+from .collection_lists import CollectionListSchedule, collections_listed, list_failed
 from .config import ClusterConfig, Config
 from .discovery import DiscoverySchedule, discovered, discovery_failed
 from .oddities import OddityLog
+from .poll_tasks import PollRound, PollTask, log_fields
 from .ratelimit import SlidingWindowLimiter
 from .records import IMPORT_FINISHED_STATES, ImportJob, ImportJobDetails, RefreshJob
 from .redact import redact
 from .retry import retry_delay
 from .snapshots import (
     ClusterRequest,
+    CollectionsListing,
     CycleResult,
     DiscoveryOutcome,
     Snapshot,
@@ -53,44 +62,12 @@ from .snapshots import (
 from .targets import limiter_rate, targets_of
 from .transport import new_session, tls_verify
 from .watchdog import Watchdog
+from .watchlist import Watchlist
 
 log = structlog.get_logger("exporter.poller")
 
 RATE_LIMITED_PAUSE_SECONDS = 1.0
 STOP_CHECK_SECONDS = 0.25
-
-
-@dataclass
-class _Task:
-    target: Target
-    attempts: int = 0
-    not_before: float = 0.0
-    started: float = 0.0
-    describe_job_id: str | None = None
-    """Set for an ``import/describe`` follow-up of an import list; None for the list itself."""
-    discover: bool = False
-    """A ``databases/list`` call for ``target.cluster`` (its database and kind are unused)."""
-
-    @property
-    def is_list(self) -> bool:
-        """A poll of a target (not a follow-up): it decides whether the target answered."""
-        return self.describe_job_id is None and not self.discover
-
-    @property
-    def api(self) -> str:
-        if self.discover:
-            return DATABASES_LIST
-        return self.target.api if self.describe_job_id is None else IMPORT_DESCRIBE
-
-
-@dataclass
-class _Round:
-    deadline: float
-    targets: tuple[Target, ...]
-    waiting: set[TargetKey]
-    snapshots: list[Snapshot] = field(default_factory=list)
-    late: list[TargetKey] = field(default_factory=list)
-    discoveries: list[DiscoveryOutcome] = field(default_factory=list)
 
 
 class Poller:
@@ -110,9 +87,14 @@ class Poller:
         rng: random.Random | None = None,
         described_finished: dict[TargetKey, set[str]] | None = None,
         listed_databases: dict[str, tuple[str, ...]] | None = None,
+        collection_lists: CollectionListSchedule | None = None,
+        list_collections: bool = True,
     ) -> None:
+        """``list_collections`` False: no ``collections/list`` (``check`` needs no evidence)."""
         self.config = config
+        self._list_collections = list_collections
         self._discovery = DiscoverySchedule(config, listed_databases, clock)
+        self._collection_lists = CollectionListSchedule(config, clock, collection_lists)
         self.targets = targets_of(config, self._discovery.listed)
         self.limiter = limiter or SlidingWindowLimiter(limiter_rate(config), clock=clock)
         self._clock = clock
@@ -127,9 +109,9 @@ class Poller:
         )
         self._closed = threading.Event()
         self._lock = threading.Condition()
-        self._pending: dict[tuple[str, str], deque[_Task]] = {}
-        self._delayed: list[_Task] = []
-        self._running: dict[TargetKey, _Task] = {}
+        self._pending: dict[tuple[str, str], deque[PollTask]] = {}
+        self._delayed: list[PollTask] = []
+        self._running: dict[TargetKey, PollTask] = {}
         """List polls in flight, possibly started in an earlier round."""
         self._in_flight = 0
         self._late_rounds: dict[TargetKey, int] = {}
@@ -140,6 +122,7 @@ class Poller:
         self._oddities = OddityLog()
         self._describe_margin = min(config.request_timeout, config.poll_interval / 2)
         self._inbox_discoveries: list[tuple[DiscoveryOutcome, tuple[str, ...] | None]] = []
+        self._inbox_collections: list[CollectionsListing] = []
         self._described_finished: dict[TargetKey, set[str]] = (
             {} if described_finished is None else described_finished
         )
@@ -149,6 +132,16 @@ class Poller:
     def listed_databases(self) -> dict[str, tuple[str, ...]]:
         """Each pattern cluster's last discovered databases, to hand to a reloaded config."""
         return dict(self._discovery.listed)
+
+    @property
+    def collection_lists(self) -> CollectionListSchedule:
+        """When each database's collections are listed next, to hand to a reloaded config."""
+        return self._collection_lists
+
+    @property
+    def watchlist(self) -> Watchlist:
+        """What the config names across every shard, given discovery's last lists."""
+        return Watchlist(self.config, dict(self._discovery.listed))
 
     @property
     def described_finished(self) -> dict[TargetKey, set[str]]:
@@ -178,7 +171,7 @@ class Poller:
         poller's clock; default ``poll_budget`` from now)."""
         started_wall = self._wall_clock()
         started = self._clock()
-        current = _Round(
+        current = PollRound(
             deadline=started + self.poll_budget if deadline is None else deadline,
             targets=self.targets,
             waiting={target.key for target in self.targets},
@@ -192,8 +185,11 @@ class Poller:
             )
             for target in self.targets:
                 if target.key not in carried:  # a late poll from before still counts
-                    self._queue(_Task(target))
+                    self._queue(PollTask(target))
             self._queue_discoveries(started)
+            watched = self.targets if self._list_collections else ()
+            for target in self._collection_lists.due(started, watched):
+                self._queue(PollTask(target, list_collections=True))
             while True:
                 self._absorb(current)
                 now = self._clock()
@@ -218,15 +214,17 @@ class Poller:
             discoveries=tuple(current.discoveries),
             targets_changed=current.targets != self.targets,
             discovery_clusters=self._discovery.clusters,
+            collection_lists=tuple(current.collection_lists),
+            watchlist=self.watchlist,
         )
 
-    def _round_done(self, current: _Round) -> bool:
+    def _round_done(self, current: PollRound) -> bool:
         """Every target reported and no follow-up is queued or running (called locked)."""
         return (
             not current.waiting and not self._pending and not self._delayed and not self._in_flight
         )
 
-    def _absorb(self, current: _Round) -> None:
+    def _absorb(self, current: PollRound) -> None:
         """Take finished polls into the round; queue their follow-ups (called locked)."""
         for outcome, listed in self._inbox_discoveries:
             current.discoveries.append(outcome)
@@ -234,6 +232,8 @@ class Poller:
             if outcome.ok:
                 self.targets = targets_of(self.config, self._discovery.listed)
         self._inbox_discoveries = []
+        current.collection_lists += self._inbox_collections
+        self._inbox_collections = []
         arrived, self._inbox = self._inbox, []
         for snapshot in arrived:
             current.waiting.discard(snapshot.target.key)
@@ -241,7 +241,7 @@ class Poller:
             current.snapshots.append(snapshot)
             self._queue_import_details(snapshot)
 
-    def _end_round(self, current: _Round) -> None:
+    def _end_round(self, current: PollRound) -> None:
         """Deal with the targets that have not answered in time (called locked).
 
         A late target keeps its place: a poll still running carries on, and one still queued
@@ -252,13 +252,12 @@ class Poller:
         """
         now = self._clock()
         for limit_key, queue in list(self._pending.items()):
-            kept = deque(
-                task for task in queue if task.describe_job_id is None
-            )  # lists, discoveries
+            self._give_back(task for task in queue if task.is_bonus)
+            kept = deque(task for task in queue if not task.is_bonus)  # lists, discoveries
             if kept:
                 self._pending[limit_key] = kept
             else:
-                del self._pending[limit_key]  # details are a bonus: they never wait a round
+                del self._pending[limit_key]  # bonus requests never wait a round
         targets = {target.key: target for target in current.targets}
         for key in sorted(current.waiting):
             current.late.append(key)
@@ -280,13 +279,21 @@ class Poller:
                 self._failed(targets[key], running, ApiError("deadline", message))
             )
 
-    def _queue(self, task: _Task) -> None:
+    def _give_back(self, tasks: Iterable[PollTask], after: float = 0.0) -> None:
+        """Bonus requests dropped from a round: collection lists are due again (details are
+        asked again after the next list anyway)."""
+        for task in tasks:
+            if task.list_collections:
+                key = (task.target.cluster.name, task.target.database)
+                self._collection_lists.retry(key, after)
+
+    def _queue(self, task: PollTask) -> None:
         self._pending.setdefault(self._limit_key(task), deque()).append(task)
 
-    def _limit_key(self, task: _Task) -> tuple[str, str]:
+    def _limit_key(self, task: PollTask) -> tuple[str, str]:
         return (task.target.cluster.credential_id, task.api)
 
-    def _dispatch(self, now: float, current: _Round) -> float:
+    def _dispatch(self, now: float, current: PollRound) -> float:
         """Start every request that may start now; return when the next one may (called locked)."""
         next_wake = math.inf
         still_delayed = []
@@ -300,23 +307,26 @@ class Poller:
         progressed = True
         while progressed and self._pending:
             progressed = False
-            for key in list(self._pending):
+            started_level = math.inf  # a pass that starts a list starts nothing of lower priority
+            for key in sorted(self._pending, key=lambda key: self._pending[key][0].priority):
                 if self._in_flight >= self.config.max_concurrent_requests:
                     return next_wake
+                if self._pending[key][0].priority > started_level:
+                    break
                 queue = self._pending[key]
                 if self.limiter.paused_for(key) > current.deadline - now:
                     self._defer(key, queue, now)  # Retry-After reaches past the round: don't wait
                     continue
-                if queue[0].describe_job_id is not None and (
-                    now + self._describe_margin > current.deadline
-                ):
-                    del self._pending[key]  # details are a bonus: never stretch the round for them
+                if queue[0].is_bonus and now + self._describe_margin > current.deadline:
+                    del self._pending[key]  # a bonus: never stretch the round for it
+                    self._give_back(queue)
                     continue
                 wait = self.limiter.try_acquire(key)
                 if wait > 0:
                     next_wake = min(next_wake, now + wait)
                     continue
                 task = queue.popleft()
+                started_level = min(started_level, task.priority)
                 if not queue:
                     del self._pending[key]
                 self._in_flight += 1
@@ -333,27 +343,31 @@ class Poller:
                     return next_wake
         return next_wake
 
-    def _defer(self, key: tuple[str, str], queue: deque[_Task], now: float) -> None:
+    def _defer(self, key: tuple[str, str], queue: deque[PollTask], now: float) -> None:
         """Report the queued polls of a paused token and path as rate limited (called locked)."""
         del self._pending[key]
         paused = self.limiter.paused_for(key)
+        self._give_back(queue, paused)
         for task in queue:
             if task.discover:  # tried again once the pause is over
                 self._discovery.postpone(task.target.cluster.name, paused)
-            elif task.describe_job_id is None:
+            elif task.is_list:
                 error = ApiError(
                     "rate_limited",
                     f"deferred: the server asked this token to wait {paused:.0f}s (Retry-After)",
                 )
                 self._inbox.append(self._failed(task.target, task, error))
 
-    def _run(self, task: _Task) -> None:
+    def _run(self, task: PollTask) -> None:
         """Worker: one attempt at one target (or one describe), then report back."""
         if task.describe_job_id is not None:
             self._run_describe(task)
             return
         if task.discover:
             self._run_discovery(task)
+            return
+        if task.list_collections:
+            self._run_collections_list(task)
             return
         target = task.target
         task.attempts += 1
@@ -369,7 +383,7 @@ class Poller:
                     self._limit_key(task), failure.retry_after or RATE_LIMITED_PAUSE_SECONDS
                 )
         except Exception as failure:  # a bug must not take the daemon down; logged and counted
-            log.exception("poll.internal_error", **_fields(target))
+            log.exception("poll.internal_error", **log_fields(target))
             error = ApiError("internal", type(failure).__name__)
         with self._lock:
             self._in_flight -= 1
@@ -378,7 +392,7 @@ class Poller:
             retry_at = None if error is None else self._retry_time(task, error)
             if error is not None and retry_at is not None:
                 log.info(
-                    "poll.retry", **_fields(target), reason=error.reason, attempt=task.attempts
+                    "poll.retry", **log_fields(target), reason=error.reason, attempt=task.attempts
                 )
                 task.not_before = retry_at
                 self._delayed.append(task)
@@ -399,9 +413,9 @@ class Poller:
         for job in snapshot.import_jobs:
             if job.finished and job.job_id in done:
                 continue
-            self._queue(_Task(snapshot.target, describe_job_id=job.job_id))
+            self._queue(PollTask(snapshot.target, describe_job_id=job.job_id))
 
-    def _run_describe(self, task: _Task) -> None:
+    def _run_describe(self, task: PollTask) -> None:
         """Worker: fetch one import job's details; a failure costs only those details."""
         requests_seen: list[ClusterRequest] = []
         details: ImportJobDetails | None = None
@@ -413,10 +427,15 @@ class Poller:
             details = client.import_job_details(job_id)
         except ApiError as error:
             log.debug(
-                "import.describe_failed", **_fields(task.target), job_id=job_id, reason=error.reason
+                "import.describe_failed",
+                **log_fields(task.target),
+                job_id=job_id,
+                reason=error.reason,
             )
         except Exception:  # a bug must not take the daemon down
-            log.exception("import.describe_internal_error", **_fields(task.target), job_id=job_id)
+            log.exception(
+                "import.describe_internal_error", **log_fields(task.target), job_id=job_id
+            )
         with self._lock:
             self._in_flight -= 1
             self._inbox_requests.extend(requests_seen)
@@ -435,9 +454,9 @@ class Poller:
             if task.discover
         )
         for cluster in self._discovery.due(now, queued):
-            self._queue(_Task(Target(cluster, "", "discovery"), discover=True))
+            self._queue(PollTask(Target(cluster, "", "discovery"), discover=True))
 
-    def _run_discovery(self, task: _Task) -> None:
+    def _run_discovery(self, task: PollTask) -> None:
         """Worker: list a cluster's databases; a failure keeps the last known list."""
         cluster = task.target.cluster
         requests_seen: list[ClusterRequest] = []
@@ -452,6 +471,27 @@ class Poller:
             self._in_flight -= 1
             self._inbox_requests.extend(requests_seen)
             self._inbox_discoveries.append((outcome, listed))
+            self._lock.notify()
+
+    def _run_collections_list(self, task: PollTask) -> None:
+        """Worker: list a database's collections; a failure is only counted (no evidence)."""
+        target = task.target
+        requests_seen: list[ClusterRequest] = []
+        message = ""
+        at = self._wall_clock()  # the list says nothing of what is created after it is sent
+        try:
+            client = self._client(target.cluster, COLLECTIONS_LIST, requests_seen, self._clock())
+            outcome = collections_listed(target, at, client.list_collections(target.database))
+        except Exception as failure:  # an ApiError, or a bug that must not take the daemon down
+            outcome, message = list_failed(target, at, failure, self.config.secrets)
+            if isinstance(failure, ApiError) and failure.reason == "rate_limited":
+                pause = failure.retry_after or RATE_LIMITED_PAUSE_SECONDS
+                self.limiter.pause(self._limit_key(task), pause)
+        with self._lock:
+            self._in_flight -= 1
+            self._inbox_requests.extend(requests_seen)
+            self._inbox_collections.append(outcome)
+            self._collection_lists.done(target.cluster, outcome, message)
             self._lock.notify()
 
     def _client(
@@ -499,7 +539,7 @@ class Poller:
                 raise ApiError("deadline", "the exporter is stopping")
 
     def _poll_once(
-        self, target: Target, task: _Task, requests_seen: list[ClusterRequest]
+        self, target: Target, task: PollTask, requests_seen: list[ClusterRequest]
     ) -> Snapshot:
         client = self._client(target.cluster, target.api, requests_seen, self._clock())
         polled_at = self._wall_clock()
@@ -516,7 +556,7 @@ class Poller:
         seconds = self._clock() - task.started
         log.debug(
             "poll.finished",
-            **_fields(target),
+            **log_fields(target),
             jobs=len(refresh_jobs) + len(import_jobs),
             skipped=listing.skipped_count,
             ms=round(seconds * 1000),
@@ -532,7 +572,7 @@ class Poller:
             skipped_records=listing.skipped,
         )
 
-    def _retry_time(self, task: _Task, error: ApiError) -> float | None:
+    def _retry_time(self, task: PollTask, error: ApiError) -> float | None:
         """When to try again, if the retry can still finish within the current round (called
         locked: the round's deadline is read)."""
         delay = retry_delay(error, task.attempts, self.config.max_retries, self._rng)
@@ -543,11 +583,11 @@ class Poller:
             return None  # a retry that could outlast the round would only end as a deadline
         return retry_at
 
-    def _failed(self, target: Target, task: _Task | None, error: ApiError) -> Snapshot:
+    def _failed(self, target: Target, task: PollTask | None, error: ApiError) -> Snapshot:
         message = redact(error.message, *self.config.secrets)
         log.warning(
             "poll.failed",
-            **_fields(target),
+            **log_fields(target),
             reason=error.reason,
             error=message,
             attempts=task.attempts if task else 0,
@@ -561,7 +601,3 @@ class Poller:
             seconds=self._clock() - task.started if task and task.started else 0.0,
             attempts=task.attempts if task else 0,
         )
-
-
-def _fields(target: Target) -> dict[str, str]:
-    return {"cluster": target.cluster.name, "database": target.database, "kind": target.kind}

@@ -7,10 +7,14 @@ and never on the threaded HTTP code that fills them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .client import IMPORT_LIST, REFRESH_LIST, RequestRecord
 from .config import ClusterConfig
 from .records import ImportJob, ImportJobDetails, RefreshJob
+
+if TYPE_CHECKING:
+    from .watchlist import Watchlist
 
 TargetKey = tuple[str, str, str]
 """(cluster name, database, kind)"""
@@ -78,6 +82,11 @@ class CycleResult:
     """A discovery changed the targets: the next round polls a different set."""
     discovery_clusters: tuple[str, ...] = ()
     """The clusters whose databases are found by discovery (their ``databases`` hold patterns)."""
+    collection_lists: tuple[CollectionsListing, ...] = ()
+    """``collections/list`` answers (and failures) that ended during the round."""
+    watchlist: Watchlist | None = None
+    """What the config names across every shard at the end of the round, to tell a target
+    removed by config or by discovery from one that moved shard; None: not known (tests)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +100,21 @@ class DiscoveryOutcome:
     """The listed databases that a pattern matches and no exclusion removes."""
     reason: str = ""
     message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionsListing:
+    """One ``collections/list`` call for a watched database: evidence of what is gone upstream.
+
+    ``listed_at`` is when the request was sent (Unix time): the list says nothing of what was
+    created after it. ``database_gone`` is the answer "database not found" (code 800); any other
+    failure (``ok`` False) is no evidence at all.
+    """
+
+    cluster: str
+    database: str
+    listed_at: float
+    ok: bool
+    names: frozenset[str] = frozenset()
+    database_gone: bool = False
+    reason: str = ""

@@ -16,6 +16,12 @@ an older exporter ignores the key), and one entry that cannot be read is left ou
 a bad import entry never costs the refresh history. An import's ``details[]`` files are not kept:
 no remembered series reads them.
 
+``watched``, ``removed`` and ``gone`` came later still, the same way (a file without them reads
+as none, an older exporter ignores them): the targets this exporter watched, so a restart with a
+config that no longer names one says it was removed (``removals.py``); the removal markers not
+yet expired; and the collections confirmed gone upstream whose old jobs the server may still list
+(``evidence.py``), so a restart does not bring their failures back.
+
     {"version": 1, "written_at": 1732358400.0,
      "collections": [["prod", "default", "ext_books", 1732350000.0, null, 1732358400.0, "", ""]],
      "refresh_seen": [["prod", "default", [["ext_books", "4495..."]]]],
@@ -25,7 +31,10 @@ no remembered series reads them.
                   "job": ["4487...", "books", "Failed", 0.3, "row count mismatch"],
                   "details": ["Failed", 7, 100, 4096, 1732340000.0, null, 0.3, "row ..."]}],
      "refresh_durations": [["prod", "default", "RefreshCompleted", [0, 3, ...], 900.0, 5]],
-     "import_durations": []}
+     "import_durations": [],
+     "watched": [["prod", "default", "refresh"], ["prod", "default", "import"]],
+     "removed": [["staging", "default", "refresh", "config", 1732358000.0]],
+     "gone": [["prod", "default", "ext_old", 1732357000.0]]}
 """
 
 from __future__ import annotations
@@ -42,11 +51,13 @@ from .families import HistogramState
 from .history import CollectionHistory, CollectionKey
 from .import_memory import RememberedImport
 from .records import ImportJob, ImportJobDetails
+from .removals import RemovedTarget
 
 VERSION = 1
 
 DatabaseKey = tuple[str, str]
 HistogramKey = tuple[str, str, str]
+TargetKey = tuple[str, str, str]
 
 
 class StateError(Exception):
@@ -63,6 +74,9 @@ class SavedState:
     imports_seen: dict[DatabaseKey, set[str]] = field(default_factory=dict)
     refresh_durations: dict[HistogramKey, HistogramState] = field(default_factory=dict)
     import_durations: dict[HistogramKey, HistogramState] = field(default_factory=dict)
+    watched: set[TargetKey] = field(default_factory=set)
+    removed: list[RemovedTarget] = field(default_factory=list)
+    gone: list[tuple[CollectionKey, float]] = field(default_factory=list)
 
 
 def save_state(path: str | os.PathLike[str], state: SavedState, now: float) -> None:
@@ -93,6 +107,9 @@ def save_state(path: str | os.PathLike[str], state: SavedState, now: float) -> N
         ],
         "refresh_durations": _histograms(state.refresh_durations),
         "import_durations": _histograms(state.import_durations),
+        "watched": sorted([list(key) for key in state.watched]),
+        "removed": [[*removal.key, removal.cause, removal.at] for removal in state.removed],
+        "gone": [[*key, at] for key, at in state.gone],
     }
     data = json.dumps(document, separators=(",", ":")).encode()
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
@@ -138,6 +155,9 @@ def load_state(path: str | os.PathLike[str], bounds: tuple[float, ...]) -> Saved
             },
             refresh_durations=_read_histograms(document["refresh_durations"], bounds),
             import_durations=_read_histograms(document["import_durations"], bounds),
+            watched={_key(item) for item in document.get("watched", [])},
+            removed=[_removal(item) for item in document.get("removed", [])],
+            gone=[(_key(item[:3]), _finite(item[3])) for item in document.get("gone", [])],
         )
     except StateError:
         raise
@@ -222,6 +242,23 @@ def _remembered_import(item: Any) -> tuple[CollectionKey, RememberedImport]:
         (cluster, database, collection),
         RememberedImport(job, details, (first, str(order_id)), last_listed),
     )
+
+
+def _key(item: Any) -> tuple[str, str, str]:
+    first, second, third = item
+    return (str(first), str(second), str(third))
+
+
+def _removal(item: Any) -> RemovedTarget:
+    cluster, database, kind, cause, at = item
+    return RemovedTarget(_key((cluster, database, kind)), str(cause), _finite(at))
+
+
+def _finite(value: Any) -> float:
+    number = _time(value)
+    if number is None:
+        raise ValueError("a time is missing")
+    return number
 
 
 def _ratio(value: Any) -> float:

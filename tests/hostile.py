@@ -173,6 +173,24 @@ def new_collections_each_poll(per_poll: int) -> Behaviour:
     return behave
 
 
+def without_collections_list(behaviour: Behaviour = healthy) -> Behaviour:
+    """A server that does not serve ``collections/list`` (Go's plain-text 404), and otherwise
+    answers like ``behaviour``."""
+
+    def behave(exchange: Exchange) -> None:
+        if exchange.path.endswith("/collections/list"):
+            body = b"404 page not found"
+            exchange.send(
+                b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body
+            )
+        else:
+            behaviour(exchange)
+
+    return behave
+
+
 def reset_mid_body(exchange: Exchange) -> None:
     exchange.send(
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n"

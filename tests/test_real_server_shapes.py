@@ -5,7 +5,7 @@ of the real server (the upstream API summary, "What a self-hosted Milvus server 
 times at the server's own offset, failed imports with 0 of 0 rows and no completion time,
 bracketed file names with task states, `reason` left out when empty, the not-found and id-type
 codes, code 1807 from the refresh trigger's limiter, the error for the refresh list of a plain
-collection, the database list and Go's plain-text 404.
+collection, the database and collection lists, and Go's plain-text 404.
 
 The first half checks what `MilvusClient` makes of each answer; the second that the simulator's
 `milvus` flavour answers in the same shapes, so the picture the tests run against cannot drift.
@@ -34,6 +34,7 @@ REFRESH_TRIGGER_URL = f"{JOBS}/external_collection/refresh"
 IMPORT_LIST_URL = f"{JOBS}/import/list"
 IMPORT_DESCRIBE_URL = f"{JOBS}/import/describe"
 DATABASE_LIST_URL = f"{ENDPOINT}/v2/vectordb/databases/list"
+COLLECTION_LIST_URL = f"{ENDPOINT}/v2/vectordb/collections/list"
 FIXTURES = Path(__file__).parent / "fixtures"
 CREATED = datetime(2026, 11, 23, 10, 50, 25, tzinfo=timezone.utc).timestamp()  # 18:50:25+08:00
 
@@ -203,6 +204,39 @@ def test_a_database_list_of_the_wrong_shape_is_bad_response(api, client, data):
     assert failure(client.list_databases).reason == "bad_response"
 
 
+def test_the_collection_list_of_a_database_reads_as_the_names_in_order(api, client):
+    api.post(COLLECTION_LIST_URL, body=fixture("collections_list.json"))
+    assert client.list_collections("sales") == ("quick_setup", "ext_books")
+    assert json.loads(api.calls[0].request.body) == {"dbName": "sales"}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param({"names": []}, id="object"),
+        pytest.param(["a", 1], id="number"),
+        pytest.param(None, id="null"),
+    ],
+)
+def test_a_collection_list_of_the_wrong_shape_is_bad_response_never_an_empty_list(
+    api, client, data
+):
+    api.post(COLLECTION_LIST_URL, body=json.dumps({"code": 0, "data": data}))
+    assert failure(lambda: client.list_collections("default")).reason == "bad_response"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "reason"),
+    [
+        pytest.param(200, fixture("milvus_database_not_found.json"), "api_800", id="no-database"),
+        pytest.param(404, fixture("milvus_not_found_page.txt"), "http_404", id="no-such-path"),
+    ],
+)
+def test_a_collection_list_that_fails_says_why(api, client, status, body, reason):
+    api.post(COLLECTION_LIST_URL, status=status, body=body)
+    assert failure(lambda: client.list_collections("sales")).reason == reason
+
+
 # -- the simulator's milvus flavour answers in the same shapes ---------------------------------
 
 START = 1_795_431_025.0
@@ -342,3 +376,16 @@ def test_the_simulated_unknown_path_answers_the_recorded_page(milvus):
     simulator, _ = milvus
     status, raw = ask(simulator, "/v2/vectordb/jobs/nothing/list", {})
     assert (status, raw) == (404, fixture("milvus_not_found_page.txt"))
+
+
+@pytest.mark.parametrize(
+    ("database", "recorded"),
+    [
+        pytest.param("default", "collections_list.json", id="names"),
+        pytest.param("sales", "milvus_database_not_found.json", id="no-database"),
+    ],
+)
+def test_the_simulated_collection_list_has_the_recorded_shape(milvus, database, recorded):
+    simulator, _ = milvus
+    _status, raw = ask(simulator, "/v2/vectordb/collections/list", {"dbName": database})
+    assert shape(json.loads(raw)) == shape(json.loads(fixture(recorded)))

@@ -30,6 +30,7 @@ REFRESH_START = "/v2/vectordb/jobs/external_collection/refresh"
 IMPORT_LIST = "/v2/vectordb/jobs/import/list"
 IMPORT_DESCRIBE = "/v2/vectordb/jobs/import/describe"
 DATABASE_LIST = "/v2/vectordb/databases/list"
+COLLECTION_LIST = "/v2/vectordb/collections/list"
 
 REFRESH_STATES = {"RefreshPending", "RefreshInProgress", "RefreshCompleted", "RefreshFailed"}
 IMPORT_STATES = {"Pending", "Importing", "Completed", "Failed", "Uncommitted", "Committing"}
@@ -591,6 +592,7 @@ def test_command_line_flags_become_simulator_options():
             "--import-paging",
             "--legacy-success-code",
             "--failure-probability=0.5",
+            "--dropped-collections=a/ext_books,b/books",
         ]
     )
     options = options_from_args(args)
@@ -602,6 +604,7 @@ def test_command_line_flags_become_simulator_options():
         True,
     )
     assert options.failure_probability == 0.5
+    assert options.dropped_collections == ("a/ext_books", "b/books")
     assert parse_listen(args.listen) == ("127.0.0.1", 0)
 
 
@@ -860,6 +863,86 @@ def test_databases_added_and_dropped_through_the_control_api_come_and_go_everywh
 def test_zilliz_flavour_rate_limits_the_database_list_like_every_endpoint(serve):
     _, server = serve(requests_per_second=2)
     assert [post(server, DATABASE_LIST, {}).status_code for _ in range(3)] == [200, 200, 429]
+
+
+# -- the collections of a database, and collections that are dropped -------------------------
+
+
+def collection_names(server: SimulatorServer, database: str = "default") -> list[str]:
+    payload = post(server, COLLECTION_LIST, {"dbName": database}).json()
+    assert payload["code"] == 0, payload
+    return list(payload["data"])
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_collections_list_names_every_collection_of_a_database_behind_the_same_auth(serve, flavor):
+    _, server = serve(flavor=flavor, collections_per_database=2)
+    assert post(server, COLLECTION_LIST, {"dbName": "default"}).json() == {
+        "code": 0,
+        "data": ["ext_books", "ext_movies", "books", "movies"],
+    }
+    unknown = post(server, COLLECTION_LIST, {"dbName": "nope"}).json()
+    assert unknown == {"code": 800, "message": "database not found[database=nope]"}
+    assert post(server, COLLECTION_LIST, {"dbName": "default"}, token="wrong").status_code == 401
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_a_dropped_collection_leaves_the_list_while_its_jobs_stay_listed_for_their_retention(
+    serve, clock, flavor
+):
+    simulator, server = serve(flavor=flavor, collections_per_database=2, auto_refresh=True)
+    control = server.url + "/_simulator/collections/default"
+    simulator.start_import("default", "books", outcome="failed", duration_seconds=1)
+    refreshes = {r["jobId"] for r in records(post(server, REFRESH_LIST, {})) if
+                 r["collectionName"] == "ext_books"}  # fmt: skip
+    imports = {r["jobId"] for r in records(post(server, IMPORT_LIST, {})) if
+               r["collectionName"] == "books"}  # fmt: skip
+    assert refreshes and imports
+
+    for name in ("ext_books", "books"):
+        assert requests.delete(f"{control}/{name}", timeout=5).json() == {"ok": True}
+    assert collection_names(server) == ["ext_movies", "movies"]
+    listed = records(post(server, REFRESH_LIST, {}))
+    assert refreshes <= {r["jobId"] for r in listed}
+    assert imports <= {r["jobId"] for r in records(post(server, IMPORT_LIST, {}))}
+    for path in (REFRESH_LIST, REFRESH_START):
+        answer = post(server, path, {"collectionName": "ext_books"}).json()
+        assert answer["code"] == 100, answer
+    assert requests.delete(f"{control}/ext_books", timeout=5).status_code == 404
+
+    clock.advance(6 * 3600)  # automatic jobs go on for the others, never for a dropped one
+    later = records(post(server, REFRESH_LIST, {}))
+    assert {r["jobId"] for r in later if r["collectionName"] == "ext_books"} <= refreshes
+    assert {r["jobId"] for r in later if r["collectionName"] == "ext_movies"} - {
+        r["jobId"] for r in listed
+    }
+    clock.advance(25 * 3600)  # the server's usual day of memory, no longer
+    assert not [r for r in records(post(server, REFRESH_LIST, {})) if
+                r["collectionName"] == "ext_books"]  # fmt: skip
+
+
+def test_collections_can_start_dropped_with_their_history_still_listed(serve):
+    simulator, server = serve(dropped_collections=("analytics/ext_books",))
+    assert "ext_books" not in collection_names(server, "analytics")
+    assert "ext_books" in collection_names(server, "default")
+    found = records(post(server, REFRESH_LIST, {"dbName": "analytics"}))
+    assert "ext_books" in {record["collectionName"] for record in found}
+    with pytest.raises(KeyError):
+        simulator.drop_collection("analytics", "ext_books")
+    with pytest.raises(ValueError, match="database/collection"):
+        SimulatorOptions(dropped_collections=("no_slash",))
+
+
+def test_zilliz_flavour_rate_limits_the_collections_list_like_every_endpoint(serve):
+    _, server = serve(requests_per_second=2)
+    statuses = [post(server, COLLECTION_LIST, {"dbName": "default"}).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+
+
+def test_milvus_flavour_leaves_the_collections_list_unlimited(serve):
+    _, server = serve(flavor="milvus", requests_per_second=2)
+    codes = [post(server, COLLECTION_LIST, {"dbName": "default"}).json()["code"] for _ in range(5)]
+    assert codes == [0] * 5
 
 
 # -- flavour differences ----------------------------------------------------------------------

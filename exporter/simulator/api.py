@@ -1,4 +1,5 @@
-"""The upstream endpoints (five job endpoints and the database list), with the server's codes.
+"""The upstream endpoints (five job endpoints, the database and collection lists), with the
+server's codes.
 
 Input is an already-parsed JSON object, the simulated time and the ``DB-Name`` header; output is
 a `Reply`. Transport concerns (auth, rate limits, faults, sockets) live in `core.py` and
@@ -35,6 +36,7 @@ REFRESH_START = "/v2/vectordb/jobs/external_collection/refresh"
 IMPORT_LIST = "/v2/vectordb/jobs/import/list"
 IMPORT_DESCRIBE = "/v2/vectordb/jobs/import/describe"
 DATABASE_LIST = "/v2/vectordb/databases/list"
+COLLECTION_LIST = "/v2/vectordb/collections/list"
 API_PATHS = (
     REFRESH_LIST,
     REFRESH_DESCRIBE,
@@ -42,6 +44,7 @@ API_PATHS = (
     IMPORT_LIST,
     IMPORT_DESCRIBE,
     DATABASE_LIST,
+    COLLECTION_LIST,
 )
 REFRESH_PATHS = (REFRESH_LIST, REFRESH_DESCRIBE, REFRESH_START)
 
@@ -88,6 +91,7 @@ class Api:
             IMPORT_LIST: self._import_list,
             IMPORT_DESCRIBE: self._import_describe,
             DATABASE_LIST: self._database_list,
+            COLLECTION_LIST: self._collection_list,
         }
 
     def database_of(self, path: str, call: Call) -> str | None:
@@ -181,6 +185,10 @@ class Api:
 
     def _database_list(self, call: Call) -> Reply:
         names: list[object] = list(self._world.database_names())
+        return reply.json_reply({"code": self._success_code, "data": names})
+
+    def _collection_list(self, call: Call) -> Reply:
+        names: list[object] = list(self._world.collection_names(self._database(call)))
         return reply.json_reply({"code": self._success_code, "data": names})
 
     def _database_name(self, call: Call) -> str:

@@ -62,6 +62,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="import jobs per database",
     )
     parser.add_argument(
+        "--dropped-collections",
+        type=_names,
+        default=defaults.dropped_collections,
+        metavar="DB/NAME,...",
+        help="collections dropped from the start: gone from collections/list, jobs still listed",
+    )
+    parser.add_argument(
         "--tokens",
         type=_names,
         default=defaults.tokens,
@@ -161,6 +168,7 @@ def options_from_args(args: argparse.Namespace) -> SimulatorOptions:
         collections_per_database=args.collections,
         refresh_jobs_per_collection=args.refresh_jobs,
         import_jobs_per_database=args.import_jobs,
+        dropped_collections=tuple(args.dropped_collections),
         time_scale=args.time_scale,
         latency_seconds=args.latency,
         requests_per_second=args.requests_per_second or None,

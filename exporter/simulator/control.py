@@ -12,9 +12,11 @@ No auth, no rate limit, not in the request log: this is the test's side door, no
 | `GET databases` | | each database's external and plain collections |
 | `POST databases` | `name`, `collections` | add a database with a job history |
 | `DELETE databases/{name}` | | drop a database: it leaves `databases/list`, and its requests answer code 800 |
+| `DELETE collections/{database}/{name}` | | drop a collection: it leaves `collections/list`, its jobs stay listed |
 
 Adding and dropping databases while the exporter runs is how tests show database discovery
-picking up a new database and letting go of a dropped one.
+picking up a new database and letting go of a dropped one; dropping a collection is how they
+show the exporter letting go of a collection only once `collections/list` says it is gone.
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ def control_reply(simulator: Simulator, method: str, path: str, body: bytes) -> 
         method_name, _, database = route[1].partition("/")
         if (route[0], method_name) == ("DELETE", "databases") and database:
             return _remove_database(simulator, unquote(database))
+        database, _, collection = database.partition("/")
+        if (route[0], method_name) == ("DELETE", "collections") and database and collection:
+            return _drop_collection(simulator, unquote(database), unquote(collection))
     except (_BadRequest, KeyError, ValueError, TypeError) as problem:
         return json_reply({"error": str(problem)}, 400)
     return json_reply({"error": f"no control route {method} {path}"}, 404)
@@ -111,6 +116,14 @@ def _remove_database(simulator: Simulator, name: str) -> Reply:
         simulator.remove_database(name)
     except KeyError:
         return json_reply({"error": f"no database {name!r}"}, 404)
+    return json_reply({"ok": True})
+
+
+def _drop_collection(simulator: Simulator, database: str, collection: str) -> Reply:
+    try:
+        simulator.drop_collection(database, collection)
+    except KeyError:
+        return json_reply({"error": f"no collection {collection!r} in {database!r}"}, 404)
     return json_reply({"ok": True})
 
 

@@ -236,6 +236,11 @@ class Simulator:
         """Drop a database while serving: its jobs go, and requests for it answer code 800."""
         self._world.remove_database(name)
 
+    def drop_collection(self, database: str, collection: str) -> None:
+        """Drop a collection while serving: it leaves `collections/list` and gets no new jobs,
+        while the jobs it had stay listed until retention drops them (KeyError if unknown)."""
+        self._world.drop_collection(database, collection)
+
     def databases(self) -> dict[str, dict[str, list[str]]]:
         """Database -> its external collections (refresh) and plain collections (import)."""
         return {

@@ -37,7 +37,9 @@ class SimulatorOptions:
     makes "stuck job" alerts worth having; `manual_commit_probability` the share of successful
     imports created with auto-commit off, the only ones that show Uncommitted and Committing.
     `import_retention_seconds` is how long (simulated) a finished import stays listed; tests
-    shorten the server's three hours to watch it forget one.
+    shorten the server's three hours to watch it forget one. `dropped_collections` names
+    collections ("database/collection") that are dropped from the start: gone from
+    `collections/list`, their jobs still listed for the usual retention.
     """
 
     seed: int = 7
@@ -60,6 +62,7 @@ class SimulatorOptions:
     hang_probability: float = 0.02
     manual_commit_probability: float = 0.1
     import_retention_seconds: float = IMPORT_RETENTION_SECONDS
+    dropped_collections: tuple[str, ...] = ()
     clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -82,6 +85,10 @@ class SimulatorOptions:
                 raise ValueError(f"{name} must be between 0 and 1")
         if len(set(self.databases)) != len(self.databases):
             raise ValueError("database names must be unique")
+        for name in self.dropped_collections:
+            database, _, collection = name.partition("/")
+            if not database or not collection:
+                raise ValueError(f"dropped collections are named database/collection, not {name!r}")
 
 
 @dataclass(frozen=True)

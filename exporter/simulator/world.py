@@ -7,7 +7,10 @@ at which any record in them could change. That keeps a 2,000-job list answer che
 (Only while the wall-clock base of the records stays put, which is always at `time_scale` 1;
 faster worlds write "now minus age" and render afresh, see `render.py`.)
 
-Databases come and go while it serves (`add_database`, `remove_database`), as on a real cluster.
+Databases come and go while it serves (`add_database`, `remove_database`), as on a real cluster,
+and so do collections (`drop_collection`): a dropped collection leaves `collections/list` and gets
+no new jobs, but the jobs it had stay listed until the usual retention drops them, as the server
+keeps finished jobs in its own job store for a while whatever became of their collection.
 """
 
 from __future__ import annotations
@@ -124,6 +127,12 @@ class World:
         self._database_count = 0  # never goes down, so a removed database's ids are never reused
         for name in options.databases:
             self.add_database(name, options.collections_per_database, now=0.0)
+        for name in options.dropped_collections:
+            database, _, collection = name.partition("/")
+            try:
+                self.drop_collection(database, collection)
+            except KeyError:
+                raise ValueError(f"cannot drop {name!r}: no such collection") from None
 
     def wall_base(self, now: float) -> float:
         """The epoch second that simulated time 0 is written as in an answer given at `now`.
@@ -185,6 +194,31 @@ class World:
                 self._refresh_index.pop(job.job_id, None)
             for imported in database.import_jobs:
                 self._import_index.pop(imported.job_id, None)
+
+    def drop_collection(self, database: str, collection: str) -> None:
+        """Drop one collection, as if someone just dropped it; KeyError if unknown.
+
+        It leaves `collections/list` and gets no new jobs; the jobs it has stay listed (and
+        running ones keep their course) until retention drops them."""
+        with self._lock:
+            db = self._database(database)
+            if collection in db.refresh_chains:
+                del db.refresh_chains[collection]
+            elif collection in db.import_collections:
+                remaining = tuple(name for name in db.import_collections if name != collection)
+                db.import_collections = db.import_chain.collections = remaining
+                if not remaining:
+                    db.import_chain.next_auto_at = INFINITY
+            else:
+                raise KeyError(collection)
+            self._update_next_creation(db)
+            db.generation += 1
+
+    def collection_names(self, database: str) -> list[str]:
+        """Every collection of a database, external ones first, as `collections/list` has them."""
+        with self._lock:
+            db = self._database(database)
+            return [*db.refresh_chains, *db.import_collections]
 
     def database_names(self) -> list[str]:
         with self._lock:

@@ -365,6 +365,66 @@ def discovery_row(grid: Grid, settings: Settings) -> None:
     )
 
 
+def sight_row(grid: Grid, settings: Settings) -> None:
+    """What no exporter watches any more: targets lost from sight, and targets removed on
+    purpose (by config, or because their database is gone upstream)."""
+    horizon = settings.alerts.sight_horizon
+    grid.row("Sight")
+    lost = expressions.lost_targets(TARGET, horizon.text)
+    polled = selector("milvus_jobs_exporter_last_success_timestamp_seconds", *TARGET)
+    since = (
+        f"time() - max by ({TARGET_KEY}) (last_over_time({polled}[{horizon.text}]))\n"
+        f"and on ({TARGET_KEY})\n({lost})"
+    )
+    grid.add(
+        table(
+            "Targets no exporter reports",
+            "Targets (cluster, database, kind) that an exporter of the scrape job reported within "
+            f"the last {horizon.words} and that no exporter reports now: an exporter deleted, "
+            "crashed or scaled away, a shard missing, a re-shard half done. Their failures page "
+            "nobody; their open job alerts stay open (MilvusJobsExporterTargetLost fires after "
+            f"{settings.alerts.target_lost_for.words}). A target removed from the config on "
+            "purpose is not listed. 'unknown': never polled successfully within the horizon.",
+            [
+                target(
+                    f"topk({TABLE_ROWS}, {or_unknown(since, lost, TARGET_KEY)})",
+                    instant=True,
+                    table=True,
+                )
+            ],
+            columns={**TARGET_COLUMNS, "Value": "Since last poll"},
+            unit="s",
+            overrides=[override("Since last poll", unit="s", mappings=unknown_mapping())],
+            sort_by=("Since last poll", True),
+        ),
+        12,
+        6,
+    )
+    removed = selector("milvus_jobs_exporter_target_removed_timestamp_seconds", *TARGET)
+    grid.add(
+        table(
+            "Targets removed on purpose",
+            "Targets an exporter stopped watching in the last hour because its config no longer "
+            "names them (cause config: a reload or a restart without them) or because their "
+            "database is gone from the cluster (cause dropped). Their job alerts resolved on "
+            "purpose; nothing about them is watched any more. "
+            f"{MERGED}",
+            [
+                target(
+                    f"topk({TABLE_ROWS}, max by ({TARGET_KEY}, cause) ({removed}) * 1000)",
+                    instant=True,
+                    table=True,
+                )
+            ],
+            columns={**TARGET_COLUMNS, "cause": "Cause", "Value": "Removed at"},
+            unit="dateTimeAsIso",
+            sort_by=("Removed at", True),
+        ),
+        12,
+        6,
+    )
+
+
 def rate_limited_per_exporter(function: str, window: str) -> str:
     """Rate-limited requests per exporter instance (0 for an exporter that had none)."""
     requests = selector(
@@ -572,7 +632,8 @@ def exporter_dashboard(settings: Settings) -> Json:
     targets_row(grid, settings)
     api_row(grid)
     process_row(grid, settings)
-    discovery_row(grid, settings)  # last: the ids of the panels above stay those of old links
+    discovery_row(grid, settings)
+    sight_row(grid, settings)  # last: the ids of the panels above stay those of old links
     target_up = selector("milvus_jobs_exporter_target_up", *SCRAPE)
     variables = [
         *scrape_variables(settings.scrape_job_selector),

@@ -106,3 +106,106 @@ def stuck_refreshes(
 def targets_down(matchers: tuple[str, ...]) -> str:
     """Targets some exporter cannot poll (``min``: with an HA pair, either of them)."""
     return f"min by ({TARGET_KEY}) ({selector('milvus_jobs_exporter_target_up', *matchers)}) == 0"
+
+
+def target_seen(target: str, kind: str, lookback: str) -> str:
+    """The targets (``target``: the labels naming them, e.g. ``milvus_cluster, database``) some
+    exporter reported within ``lookback``, of job kind ``kind`` (empty: any kind)."""
+    matchers = (f'kind="{kind}"',) if kind else ()
+    return last("milvus_jobs_exporter_target_up", matchers, lookback, target)
+
+
+def lost(target: str, kind: str) -> str:
+    """The targets (by the ``target`` labels) of job kind ``kind`` (empty: any) for which
+    MilvusJobsExporterTargetLost is active (pending or firing)."""
+    kind_matcher = f', kind="{kind}"' if kind else ""
+    return f'max by ({target}) (ALERTS{{alertname="MilvusJobsExporterTargetLost"{kind_matcher}}})'
+
+
+def held(alert: str, labels: str, target: str, seen: str, lost: str, lookback: str) -> str:
+    """The ``alert`` alerts (identified by ``labels``) to keep firing because their target went
+    out of sight: firing within the last ``lookback``, their target (the ``target`` labels) not
+    ``seen`` (reported by an exporter within ``lookback``), and ``lost`` (TargetLost active).
+
+    This is what makes an alert resolve only on evidence. Data that stops arriving (an exporter
+    deleted, crashed or killed, a dead shard, failed scrapes) ends no alert: while the alert's
+    own inputs still lie within ``lookback`` the rule decides as usual, and from the moment they
+    do not, this clause carries the alert for as long as its target is lost (up to the sight
+    horizon of TargetLost). Evidence is never overruled: a success or a confirmed drop comes
+    while the target is in sight (some exporter reports it), and a removal by config ends
+    TargetLost. Reading ALERTS over ``lookback`` only (not the horizon) means an alert that
+    resolved while its target was in sight cannot come back when sight is lost later.
+    """
+    firing = f'ALERTS{{alertname="{alert}", alertstate="firing"}}'
+    return (
+        f"max by ({labels}) (\n  last_over_time({firing}[{lookback}])\n)\n"
+        f"unless on ({target})\n{seen}\n"
+        f"and on ({target})\n{lost}"
+    )
+
+
+def decided_or_held(decision: str, held_clause: str) -> str:
+    """``decision`` (the rule as it reads the exporter's data), or the alert ``held`` while its
+    target is out of sight."""
+    return f"(\n{indent(decision)}\n)\nor\n(\n{indent(held_clause)}\n)"
+
+
+def lost_targets(matchers: tuple[str, ...], horizon: str) -> str:
+    """Targets an exporter reported within ``horizon`` that no exporter reports now, and that no
+    exporter removed on purpose since it last polled them (a reload or restart without them:
+    ``target_removed_timestamp_seconds`` newer than their last successful poll). Keeps ``job``,
+    so a missing shard or a down exporter of the same scrape job can inhibit it."""
+    removed = last(
+        "milvus_jobs_exporter_target_removed_timestamp_seconds", matchers, horizon, TARGET_KEY
+    )
+    polled = last(
+        "milvus_jobs_exporter_last_success_timestamp_seconds", matchers, horizon, TARGET_KEY
+    )
+    up = selector("milvus_jobs_exporter_target_up", *matchers)
+    return (
+        f"max by (job, {TARGET_KEY}) (\n"
+        f"  last_over_time({up}[{horizon}])\n"
+        ")\n"
+        f"unless on ({TARGET_KEY})\n"
+        f"max by ({TARGET_KEY}) ({up})\n"
+        f"unless on ({TARGET_KEY})\n"
+        f"(\n{indent(removed)}\n  >=\n  (\n{indent(polled, 4)}\n    or\n"
+        f"{indent('0 * ' + removed, 4)}\n  )\n)"
+    )
+
+
+def shards_missing() -> str:
+    """Per scrape job and shard count, the count when fewer distinct shard indices report:
+    exporters started with different counts (a rolling re-shard, an unsharded exporter beside
+    sharded ones) are compared within their own count, so one cannot hide another's gap."""
+    return (
+        "max by (job, count) (\n"
+        "  milvus_jobs_exporter_shards\n"
+        "  * on (job, instance) group_left (count)\n"
+        "  max by (job, instance, count) (milvus_jobs_exporter_shard_info)\n"
+        ")\n"
+        ">\n"
+        "count by (job, count) (\n"
+        "  max by (job, count, index) (milvus_jobs_exporter_shard_info)\n"
+        ")"
+    )
+
+
+def failure_changed(info: str, alert: str, window: str) -> str:
+    """The newest failure (``info``: job id and reason) of each collection whose ``alert`` fires,
+    where another failure of the same collection was reported within ``window``: the failure
+    changed (a new job failed, or the reason changed) while the alert was already open.
+
+    The newest failure is the one reported now (a series that leaves a scrape is marked stale at
+    once); a scrape gap only pauses this short alert, and a restart that reports the same
+    failure under a new instance label changes nothing, because instance is aggregated away."""
+    failure = f"max by ({COLLECTION_KEY}, job_id, reason) ({info})"
+    recent = f"max by ({COLLECTION_KEY}, job_id, reason) (\n  last_over_time({info}[{window}])\n)"
+    firing = f'ALERTS{{alertname="{alert}", alertstate="firing"}}'
+    return (
+        f"{failure}\n"
+        f"and on ({COLLECTION_KEY})\n"
+        f"(\n{indent(recent)}\n  unless on ({COLLECTION_KEY}, job_id, reason)\n  {failure}\n)\n"
+        f"and on ({COLLECTION_KEY})\n"
+        f"max by ({COLLECTION_KEY}) ({firing})"
+    )

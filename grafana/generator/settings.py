@@ -75,6 +75,9 @@ class Alerts:
     reload_refused_for: Duration
     shard_missing_for: Duration
     discovery_failing_for: Duration
+    target_lost_for: Duration
+    sight_horizon: Duration
+    failure_changed_window: Duration
 
 
 @dataclass(frozen=True)

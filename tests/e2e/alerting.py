@@ -245,21 +245,31 @@ def alertmanager_process(
     group_wait: float = 1.0,
     group_interval: float = 2.0,
     repeat_interval: str = "4h",
+    shipped: bool = False,
 ) -> Iterator[str]:
     """A real Alertmanager (Debian's prometheus-alertmanager) sending to ``webhook_url``;
-    yields its host:port."""
+    yields its host:port. ``shipped``: with the route tree and inhibitions of
+    prometheus/alertmanager.yml (its pager URLs pointed at ``webhook_url``, its waits shortened
+    to ``group_wait`` and ``group_interval``) instead of one route grouping every alert alone."""
     executable = binary("alertmanager")
     assert executable, "Alertmanager is not installed (Debian package prometheus-alertmanager)"
     port = free_port()
     config = workdir / "alertmanager.yml"
-    config.write_text(
-        "route:\n  receiver: webhook\n"
-        "  group_by: [alertname, milvus_cluster, database, collection, kind, instance]\n"
-        f"  group_wait: {group_wait:g}s\n  group_interval: {group_interval:g}s\n"
-        f"  repeat_interval: {repeat_interval}\n"
-        "receivers:\n  - name: webhook\n    webhook_configs:\n"
-        f"      - url: {webhook_url}\n        send_resolved: true\n"
-    )
+    if shipped:
+        text = (REPO / "prometheus" / "alertmanager.yml").read_text()
+        text = re.sub(r"url: \S+", f"url: {webhook_url}", text)
+        text = re.sub(r"group_wait: \S+", f"group_wait: {group_wait:g}s", text)
+        text = re.sub(r"group_interval: \S+", f"group_interval: {group_interval:g}s", text)
+        config.write_text(text)
+    else:
+        config.write_text(
+            "route:\n  receiver: webhook\n"
+            "  group_by: [alertname, milvus_cluster, database, collection, kind, instance]\n"
+            f"  group_wait: {group_wait:g}s\n  group_interval: {group_interval:g}s\n"
+            f"  repeat_interval: {repeat_interval}\n"
+            "receivers:\n  - name: webhook\n    webhook_configs:\n"
+            f"      - url: {webhook_url}\n        send_resolved: true\n"
+        )
     process = start(
         [executable, f"--config.file={config}", f"--storage.path={workdir / 'alertmanager'}",
          f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],

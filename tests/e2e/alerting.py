@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -94,6 +95,25 @@ def rules_with_for(destination: Path, seconds: float | None) -> Path:
     return path
 
 
+def shipped_rules(destination: Path, **alerts: str) -> Path:
+    """The shipped rules as generated from prometheus/thresholds.yml with some ``alerts.*``
+    thresholds replaced (``lookback="5s"``, ``target_lost_for="2s"``...): exactly what a user
+    with those thresholds gets, so a test waits seconds where the shipped rules wait minutes."""
+    document = yaml.safe_load((REPO / "prometheus" / "thresholds.yml").read_text())
+    unknown = set(alerts) - set(document["alerts"])
+    assert not unknown, f"not thresholds: {unknown}"
+    document["alerts"].update(alerts)
+    thresholds = destination / "thresholds.yml"
+    thresholds.write_text(yaml.safe_dump(document))
+    path = destination / "alerts.yml"
+    subprocess.run(
+        [sys.executable, str(REPO / "prometheus" / "generate.py"),
+         "--thresholds", str(thresholds), "--output", str(path)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return path
+
+
 @contextmanager
 def exporter_process(
     workdir: Path,
@@ -101,16 +121,17 @@ def exporter_process(
     config_text: str,
     env: dict[str, str] | None = None,
     port: int | None = None,
+    args: tuple[str, ...] = (),
 ) -> Iterator[str]:
-    """``milvus-jobs-exporter serve`` with ``config_text``; yields its URL once it listens.
-    Give ``port`` to restart an exporter where Prometheus already scrapes it."""
+    """``milvus-jobs-exporter serve`` with ``config_text`` (and ``args``); yields its URL once it
+    listens. Give ``port`` to restart an exporter where Prometheus already scrapes it."""
     port = port or free_port()
     config = workdir / f"{name}.yaml"
     config.write_text(config_text)
     config.chmod(0o600)
     process = start(
         [sys.executable, "-m", "exporter", "serve", "--config", str(config),
-         "--listen", f"127.0.0.1:{port}", "--log-format", "json"],
+         "--listen", f"127.0.0.1:{port}", "--log-format", "json", *args],
         workdir / f"{name}.log",
         env,
     )  # fmt: skip
@@ -125,6 +146,25 @@ def exporter_process(
 @dataclass
 class Prometheus:
     url: str
+    targets_file: Path | None = None
+    """With file-based service discovery: the file its targets are read from."""
+
+    def set_targets(self, targets: list[str]) -> None:
+        """Replace the scraped targets (file-based service discovery), as a pod deleted or
+        added would: written whole and renamed into place."""
+        assert self.targets_file is not None, "started without file_sd"
+        written = self.targets_file.with_suffix(".new")
+        written.write_text(json.dumps([{"targets": targets}]))
+        written.replace(self.targets_file)
+
+    def firing(self, name: str, **labels: str) -> list[dict[str, Any]]:
+        """The firing ``name`` alerts whose labels include ``labels``."""
+        return [
+            alert
+            for alert in self.alerts(name)
+            if alert["state"] == "firing"
+            and all(alert["labels"].get(key) == value for key, value in labels.items())
+        ]
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         response = requests.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
@@ -146,8 +186,10 @@ def prometheus_process(
     scrape_interval: float = 1.0,
     evaluation_interval: float = 1.0,
     alertmanager: str | None = None,
+    file_sd: bool = False,
 ) -> Iterator[Prometheus]:
-    """A real Prometheus scraping ``targets`` (host:port) as job ``milvus-jobs``."""
+    """A real Prometheus scraping ``targets`` (host:port) as job ``milvus-jobs``; with
+    ``file_sd``, found through a file that ``Prometheus.set_targets`` rewrites."""
     executable = binary("prometheus")
     assert executable, "prometheus is not installed (Debian package prometheus)"
     port = free_port()
@@ -161,8 +203,16 @@ def prometheus_process(
         f"rule_files: [{rules}]\n{alerting}"
         "scrape_configs:\n  - job_name: milvus-jobs\n"
         f"    scrape_timeout: {min(scrape_interval, 10):g}s\n"
-        f"    static_configs:\n      - targets: {json.dumps(targets)}\n"
+        + (
+            f"    file_sd_configs:\n      - files: [{workdir / 'targets.json'}]\n"
+            "        refresh_interval: 1s\n"
+            if file_sd
+            else f"    static_configs:\n      - targets: {json.dumps(targets)}\n"
+        )
     )
+    targets_file = workdir / "targets.json" if file_sd else None
+    if targets_file is not None:
+        targets_file.write_text(json.dumps([{"targets": targets}]))
     process = start(
         [executable, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
          f"--web.listen-address=127.0.0.1:{port}",
@@ -172,7 +222,7 @@ def prometheus_process(
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: answers(url + "/-/ready"), 30, "Prometheus to be ready")
-        yield Prometheus(url)
+        yield Prometheus(url, targets_file)
     finally:
         stop(process)
 

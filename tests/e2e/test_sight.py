@@ -133,7 +133,12 @@ def sight(tmp_path: Path, databases: tuple[str, ...]) -> Iterator[Sight]:
         pages, webhook = stack.enter_context(webhook_receiver())
         alertmanager = stack.enter_context(alertmanager_process(tmp_path, webhook, shipped=True))
         exporters: dict[str, ExitStack] = {}
-        stack.callback(lambda: [exporter.close() for exporter in exporters.values()])
+
+        def stop_exporters() -> None:
+            for exporter in exporters.values():
+                exporter.close()
+
+        stack.callback(stop_exporters)
         ports: dict[str, int] = {}
         prometheus = stack.enter_context(
             prometheus_process(

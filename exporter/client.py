@@ -40,6 +40,7 @@ from .records import (
     parse_refresh_job,
 )
 from .redact import Scrubber
+from .resolver import ResolutionError
 from .transport import BearerAuth, watched
 from .watchdog import Watchdog
 
@@ -61,7 +62,7 @@ AUTH_CODES = frozenset({1800, 1400, 1401})
 RATE_LIMIT_CODES = frozenset({8, 1807})
 MAX_IMPORT_PAGES = 100
 MAX_RETRY_AFTER = 300.0
-TEMPORARY_REASONS = frozenset({"timeout", "connect", "reset", "rate_limited", "too_large"})
+TEMPORARY_REASONS = frozenset({"timeout", "dns", "connect", "reset", "rate_limited", "too_large"})
 _NUMERIC_CODE = re.compile(r"-?[0-9]{1,18}")  # ASCII only: str.isdigit() also accepts "²"
 
 
@@ -273,7 +274,7 @@ class MilvusClient:
             "User-Agent": USER_AGENT,
             "Request-Timeout": str(max(1, math.ceil(self.timeout))),
         }
-        with watched(self._watchdog, deadline) as watch:
+        with watched(self._watchdog, deadline, self._clock) as watch:
             try:
                 payload = self._post(api, body, headers, remaining, deadline)
             except ApiError:
@@ -345,11 +346,21 @@ class MilvusClient:
             raise ApiError("bad_json", f"answer is {looks_like} ({len(raw)} bytes)") from None
 
 
+_RESOLUTION_FAILURES = (
+    ResolutionError,
+    urllib3.exceptions.NameResolutionError,
+    socket.gaierror,
+)
 _CONNECT_FAILURES = (
     urllib3.exceptions.NewConnectionError,
-    urllib3.exceptions.NameResolutionError,
     ConnectionRefusedError,
-    socket.gaierror,
+)
+_BAD_ENCODINGS = (requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError)
+_MALFORMED_ANSWERS = (
+    requests.exceptions.InvalidHeader,
+    urllib3.exceptions.InvalidHeader,
+    urllib3.exceptions.HeaderParsingError,
+    http.client.LineTooLong,
 )
 _BROKEN_CONNECTIONS = (
     ConnectionResetError,
@@ -364,14 +375,28 @@ _TIMEOUTS = (urllib3.exceptions.TimeoutError, TimeoutError, socket.timeout)
 
 
 def _transport_error(error: BaseException, timeout: float) -> ApiError:
-    """What went wrong below HTTP, named by what happened: ``tls``, ``connect`` (no connection
-    was made), ``timeout``, or ``reset`` (the connection broke before the answer was whole)."""
+    """What went wrong below HTTP, named by what happened: ``tls``, ``dns`` (the name could not
+    be resolved in time), ``connect`` (no connection was made), ``timeout``, ``bad_encoding``
+    (a body its ``Content-Encoding`` cannot decode), ``bad_response`` (an answer that breaks
+    HTTP's framing: two different ``Content-Length``s, endless 1xx answers), or ``reset`` (the
+    connection broke before the answer was whole)."""
     message = _first_line(error)
     causes = list(_causes(error))
     if isinstance(error, requests.exceptions.SSLError) or any(
         isinstance(cause, ssl.SSLError) for cause in causes
     ):
         return ApiError("tls", message)
+    resolution = next((c for c in causes if isinstance(c, ResolutionError)), None)
+    if resolution is not None:
+        return ApiError("dns", _first_line(resolution))
+    if any(isinstance(cause, _RESOLUTION_FAILURES) for cause in causes):
+        return ApiError("dns", message)
+    if any(isinstance(cause, _BAD_ENCODINGS) for cause in causes):
+        return ApiError("bad_encoding", f"the body cannot be decoded: {message}")
+    if any(isinstance(cause, _MALFORMED_ANSWERS) for cause in causes) or any(
+        type(cause) is http.client.HTTPException for cause in causes
+    ):
+        return ApiError("bad_response", f"not a valid HTTP answer: {message}")
     # Before timeouts: urllib3's NewConnectionError is a subclass of its ConnectTimeoutError.
     if any(isinstance(cause, _CONNECT_FAILURES) for cause in causes):
         return ApiError("connect", message)

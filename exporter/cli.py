@@ -221,7 +221,7 @@ def _say_error(line: str) -> None:
 
 def run_serve(args: argparse.Namespace, redactor: SecretRedactor, signals: Signals) -> int:
     shard: tuple[int, int] | None = None
-    if args.shard:
+    if args.shard is not None:  # "" is a mistake (an unset variable), not "unsharded"
         try:
             shard = parse_shard(args.shard)
         except ValueError as error:

@@ -38,6 +38,7 @@ from .records import (
     parse_import_details,
     parse_import_job,
     parse_refresh_job,
+    read_json_integer,
 )
 from .redact import Scrubber
 from .resolver import ResolutionError
@@ -337,13 +338,25 @@ class MilvusClient:
         raw = b"".join(chunks)
         text = raw.decode("utf-8", errors="replace")
         try:
-            payload = json.loads(text)
+            payload = _decode_json(text)
             if self._scrubber.needed(text):
                 payload = self._scrubber.scrub(payload)
             return payload
         except (ValueError, RecursionError):
             looks_like = "HTML" if raw.lstrip()[:1] == b"<" else "not JSON"
             raise ApiError("bad_json", f"answer is {looks_like} ({len(raw)} bytes)") from None
+
+
+def _decode_json(text: str) -> Any:
+    """``json.loads``, except that an integer too long for Python (over 4300 digits) becomes an
+    ``OversizedInteger`` that fails only the record holding it. The fast decoder is tried
+    first; the hook, a Python call per integer, only for an answer that needs it."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        return json.loads(text, parse_int=read_json_integer)
 
 
 _RESOLUTION_FAILURES = (

@@ -3,10 +3,12 @@ or read past when HTTP says a client must, against the real daemon and a hostile
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from . import hostile
-from .conftest import value
+from .conftest import series, value
 from .test_no_silent_stall import BAD, GOOD, clusters_on, error_reason, labels, wait_for_scrape
 
 
@@ -54,3 +56,37 @@ def test_informational_answers_are_read_past_to_the_final_one(start_exporter, be
         parsed = exporter.scrape()
         assert value(parsed, "milvus_jobs_exporter_target_up", **labels(BAD)) == 1
         assert error_reason(parsed, BAD) is None
+
+
+@pytest.mark.parametrize(
+    ("field", "reason"),
+    [
+        pytest.param("startTime", "bad_time", id="time"),
+        pytest.param("jobId", "bad_job_id", id="job-id"),
+        pytest.param("progress", "bad_progress", id="progress"),
+    ],
+)
+def test_a_5000_digit_integer_costs_its_record_not_the_target(start_exporter, field, reason):
+    """Python refuses to read an integer of more than 4300 digits: json.loads failed the whole
+    answer as bad_json, and the target went down for one record."""
+    good = json.dumps(hostile.refresh_record(1, "ext_ok"))
+    huge = json.dumps(hostile.refresh_record(2, "ext_huge", **{field: 0})).replace(
+        f'"{field}": 0', f'"{field}": {"9" * 5000}'
+    )
+    answer = f'{{"code": 0, "data": {{"records": [{good}, {huge}]}}}}'
+    with hostile.hostile_server({BAD: hostile.raw_json(answer)}) as server:
+        exporter = start_exporter(clusters_on(server.url))
+        parsed = exporter.scrape()
+        assert value(parsed, "milvus_jobs_exporter_target_up", **labels(BAD)) == 1
+        assert (
+            value(
+                parsed, "milvus_jobs_exporter_skipped_records_total", **labels(BAD), reason=reason
+            )
+            == 1
+        )
+        collections = {
+            found["collection"]
+            for found in series(parsed, "milvus_refresh_jobs")
+            if found["database"] == BAD
+        }
+        assert collections == {"ext_ok"}

@@ -36,6 +36,7 @@ import structlog
 
 from .client import DATABASES_LIST, IMPORT_DESCRIBE, ApiError, Listing, MilvusClient
 from .config import ClusterConfig, Config
+from .descriptors import upstream_budget
 from .discovery import DiscoverySchedule, discovered, discovery_failed
 from .oddities import OddityLog
 from .ratelimit import SlidingWindowLimiter
@@ -119,12 +120,22 @@ class Poller:
         self._wall_clock = wall_clock
         self._rng = rng or random.Random()
         self._watchdog = Watchdog(clock=clock, name="poll-watchdog")
+        budget = upstream_budget(config)
+        if budget.limited:
+            log.warning(
+                "poll.descriptors_limited",
+                fd_limit=budget.soft_limit,
+                max_concurrent_requests=config.max_concurrent_requests,
+                concurrent_requests=budget.concurrency,
+                warning=budget.warning,
+            )
+        self._concurrency = budget.concurrency
+        """Requests in flight at most: ``max_concurrent_requests``, or fewer when the
+        descriptor limit would leave the HTTP server none (``descriptors.py``)."""
         self._sessions = {
-            cluster.name: new_session(config.max_concurrent_requests) for cluster in config.clusters
+            cluster.name: new_session(budget.pool_size) for cluster in config.clusters
         }
-        self._executor = ThreadPoolExecutor(
-            config.max_concurrent_requests, thread_name_prefix="poll"
-        )
+        self._executor = ThreadPoolExecutor(self._concurrency, thread_name_prefix="poll")
         self._closed = threading.Event()
         self._lock = threading.Condition()
         self._pending: dict[tuple[str, str], deque[_Task]] = {}
@@ -301,7 +312,7 @@ class Poller:
         while progressed and self._pending:
             progressed = False
             for key in list(self._pending):
-                if self._in_flight >= self.config.max_concurrent_requests:
+                if self._in_flight >= self._concurrency:
                     return next_wake
                 queue = self._pending[key]
                 if self.limiter.paused_for(key) > current.deadline - now:

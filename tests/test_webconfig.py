@@ -13,9 +13,9 @@ import re
 import shutil
 import socket
 import ssl
-import time
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer

@@ -63,6 +63,10 @@ AUTH_CODES = frozenset({1800, 1400, 1401})
 RATE_LIMIT_CODES = frozenset({8, 1807})
 MAX_IMPORT_PAGES = 100
 MAX_RETRY_AFTER = 300.0
+MAX_TRUSTED_SERVER_AHEAD_SECONDS = 7 * 86_400.0
+"""How far ahead of this host a server's ``Date`` is believed when judging its job times: a host
+whose clock is behind must not skip every record, but a server's clock is not taken on faith
+for ever either."""
 TEMPORARY_REASONS = frozenset({"timeout", "dns", "connect", "reset", "rate_limited", "too_large"})
 _NUMERIC_CODE = re.compile(r"-?[0-9]{1,18}")  # ASCII only: str.isdigit() also accepts "²"
 
@@ -92,6 +96,9 @@ class RequestRecord:
     api: str
     outcome: str
     seconds: float
+    clock_skew: float | None = None
+    """The server's clock (its ``Date`` header) minus ours when the answer came; None without
+    an answer or a readable ``Date``."""
 
 
 J = TypeVar("J", RefreshJob, ImportJob)
@@ -171,6 +178,9 @@ class MilvusClient:
         self._scrubber = Scrubber((token,) if secrets is None else secrets)
         self._deadline = deadline
         self._max_import_pages = max_import_pages
+        self.clock_skew: float | None = None
+        """The server's clock minus ours at the last answer (``Date``), None before one."""
+        self._exchange_skew: float | None = None
 
     def __repr__(self) -> str:
         return f"MilvusClient(endpoint={self.endpoint!r})"
@@ -180,8 +190,7 @@ class MilvusClient:
         body: dict[str, Any] = {"dbName": database}
         if collection:
             body["collectionName"] = collection
-        now = self._wall_clock()
-        return self.call(REFRESH_LIST, body, lambda data: _read_refresh_list(data, now))
+        return self.call(REFRESH_LIST, body, lambda data: _read_refresh_list(data, self._now()))
 
     def list_import_jobs(self, database: str, collection: str = "") -> Listing[ImportJob]:
         """Every import job of ``database``, following pages on the Zilliz Cloud control plane.
@@ -216,7 +225,18 @@ class MilvusClient:
         return self.call(DATABASES_LIST, {}, _read_database_names)
 
     def describe_refresh_job(self, job_id: int) -> RefreshJob:
-        return self.call(REFRESH_DESCRIBE, {"jobId": job_id}, _read_refresh_job)
+        return self.call(
+            REFRESH_DESCRIBE, {"jobId": job_id}, lambda data: _read_refresh_job(data, self._now())
+        )
+
+    def _now(self) -> float:
+        """What job times are judged against (nothing more than a day ahead of it): the later
+        of our clock and the server's, when the last answer said what its clock was. A host
+        two days behind used to skip every record as ``bad_time`` while the target looked up."""
+        now = self._wall_clock()
+        if self._exchange_skew is not None and self._exchange_skew > 0:
+            now += min(self._exchange_skew, MAX_TRUSTED_SERVER_AHEAD_SECONDS)
+        return now
 
     def refresh(
         self,
@@ -251,6 +271,7 @@ class MilvusClient:
         self._gate(api)
         started = self._clock()
         outcome = "internal"  # anything but an answer or an ApiError is a bug, not a success
+        self._exchange_skew = None
         try:
             result = read(self._exchange(api, body))
             outcome = "success"
@@ -260,7 +281,14 @@ class MilvusClient:
             error.message = self._scrubber.text(error.message)
             raise
         finally:
-            self._observe(RequestRecord(api=api, outcome=outcome, seconds=self._clock() - started))
+            self._observe(
+                RequestRecord(
+                    api=api,
+                    outcome=outcome,
+                    seconds=self._clock() - started,
+                    clock_skew=self._exchange_skew,
+                )
+            )
 
     def _exchange(self, api: str, body: dict[str, Any]) -> Any:
         started = self._clock()
@@ -308,6 +336,7 @@ class MilvusClient:
             allow_redirects=False,
             verify=self._verify,
         ) as response:
+            self._note_server_clock(response.headers.get("Date"))
             status = response.status_code
             if status in (401, 403):
                 raise ApiError("auth", f"HTTP {status}: the token was refused")
@@ -319,6 +348,11 @@ class MilvusClient:
                     f"http_{status}" if 100 <= status <= 599 else "http_other", f"HTTP {status}"
                 )
             return self._read_body(response, deadline)
+
+    def _note_server_clock(self, date: str | None) -> None:
+        server_time = parse_http_date(date)
+        if server_time is not None:
+            self._exchange_skew = self.clock_skew = server_time - self._wall_clock()
 
     def _read_body(self, response: requests.Response, deadline: float) -> Any:
         """Read at most ``max_response_bytes`` before ``deadline``, then decode JSON.
@@ -520,10 +554,10 @@ def _read_database_names(data: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(name for name in data if name))
 
 
-def _read_refresh_job(data: Any) -> RefreshJob:
+def _read_refresh_job(data: Any, now: float | None = None) -> RefreshJob:
     if not isinstance(data, dict):
         raise ApiError("bad_response", "describe answer has no job object")
-    return _parse(parse_refresh_job, data)
+    return _parse(lambda record: parse_refresh_job(record, now), data)
 
 
 def _read_import_details(data: Any) -> ImportJobDetails:
@@ -570,6 +604,23 @@ def _parse(parser: Callable[[Any], Any], record: Any) -> Any:
         return parser(record)
     except RecordError as error:
         raise ApiError("bad_response", f"job record: {error}") from None
+
+
+def parse_http_date(value: str | None) -> float | None:
+    """An HTTP date (``Date``: ``Sun, 06 Nov 1994 08:49:37 GMT``) as Unix time, or None."""
+    if not value or len(value) > 64:
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:  # "-0000": HTTP dates are always GMT
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    try:
+        seconds = moment.timestamp()
+    except (OverflowError, ValueError):
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -524,6 +524,7 @@ class Poller:
             listing = client.list_import_jobs(target.database)
             import_jobs = listing.jobs
         self._oddities.note(target, listing)
+        self._oddities.note_clock_skew(target.cluster.name, client.clock_skew)
         seconds = self._clock() - task.started
         log.debug(
             "poll.finished",

@@ -9,6 +9,7 @@ bounded by ``stop()``: the server never outlives its test.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import itertools
 import json
 import socket
@@ -38,9 +39,11 @@ class Exchange:
         self.sock.sendall(data)
 
     def answer(self, payload: object, status: str = "200 OK", extra: str = "") -> None:
+        """Answer as a real server would, ``Date`` included (the server's clock)."""
         body = json.dumps(payload).encode()
+        date = email.utils.formatdate(usegmt=True)
         self.send(
-            f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}"
+            f"HTTP/1.1 {status}\r\nDate: {date}\r\nContent-Type: application/json\r\n{extra}"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
             + body
         )

@@ -22,6 +22,7 @@ The threads are daemon threads: a lookup that never returns never delays the pro
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import threading
 import time
@@ -101,6 +102,11 @@ class Resolver:
         ``wake``, if given, registers a callback that ends the wait early (the exchange's
         watch firing at shutdown); the wait then ends with ``ResolutionTimeout`` too.
         """
+        if _is_address(host):  # nothing to look up: getaddrinfo answers at once, no thread
+            try:
+                return self._lookup(host, port, family, socket.SOCK_STREAM)
+            except (OSError, UnicodeError, ValueError) as failure:
+                raise ResolutionError(f"cannot use address {host!r}: {failure}") from None
         key = (host, port, family)
         woken = threading.Event()
         with self._lock:
@@ -155,6 +161,14 @@ class Resolver:
             waiters, pending.waiters = pending.waiters, []
         for waiter in waiters:
             waiter.set()
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.partition("%")[0])  # an IPv6 zone ("fe80::1%eth0") is fine
+    except ValueError:
+        return False
+    return True
 
 
 def _getaddrinfo(host: str, port: int, family: int, kind: int) -> list[AddressInfo]:

@@ -194,3 +194,19 @@ def test_a_refused_address_passes_its_time_to_the_next_one():
                 watchdog.stop()
     assert peer == ("127.0.0.1", port)
     assert time.monotonic() - started < 1.0
+
+
+def test_an_address_is_used_as_it_is_without_a_lookup_thread():
+    """An endpoint such as http://10.0.0.7:19530 needs no resolver thread; a name does."""
+    threads: list[str] = []
+
+    def lookup(host: str, port: int, family: int, kind: int) -> list[tuple]:
+        threads.append(threading.current_thread().name)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (host, port))]
+
+    resolver = Resolver(lookup=lookup)
+    for host in ("127.0.0.1", "::1", "fe80::1%lo", "localhost"):
+        resolver.resolve(host, 80, 0, timeout=5.0)
+
+    caller = threading.current_thread().name
+    assert threads == [caller, caller, caller, "resolve"]

@@ -311,9 +311,10 @@ class MilvusClient:
                     raise cut from None
                 raise
             except (requests.exceptions.RequestException, OSError, ValueError) as error:
-                if watch.fired:  # the watchdog cut the socket: whatever broke, time ran out
-                    raise cut from None
-                raise _transport_error(error, self.timeout) from None
+                failure = _transport_error(error, self.timeout)
+                if watch.fired and failure.reason != "dns":
+                    raise cut from None  # the watchdog cut the socket: time ran out
+                raise failure from None  # (a lookup given up at the deadline stays dns)
             if watch.fired:
                 raise cut
         return _unwrap(payload)

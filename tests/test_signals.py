@@ -122,6 +122,7 @@ def send_during_start_up(
         if phase == "imports" and handles(process.pid, signal.SIGTERM) and threads == 1:
             break
         if phase == "restore" and threads >= 2:
+            time.sleep(0.1)  # past configure_logging, whose writer thread just started
             break
         time.sleep(0.002)
     for number in signals:

@@ -251,6 +251,16 @@ API_REQUEST_DURATION = Metric(
     "Time taken by HTTP requests to the Milvus job API.",
     ("milvus_cluster", "api"), "request latency", "seconds",
 )  # fmt: skip
+UPSTREAM_CLOCK_SKEW = Metric(
+    "milvus_jobs_exporter_upstream_clock_skew_seconds", "gauge",
+    "The cluster's clock (the Date header of its last answer) minus this host's clock when the "
+    "answer came; positive when this host is behind. Date has a resolution of one second.",
+    ("milvus_cluster",),
+    "the cluster's clock minus this host's, from the `Date` of its last answer (positive: this "
+    "host is behind); job times are judged by the later of the two clocks, so a host that is "
+    "behind skips no record",
+    "seconds",
+)  # fmt: skip
 POLL_CYCLE_DURATION = Metric(
     "milvus_jobs_exporter_poll_cycle_duration_seconds", "gauge",
     "How long the last full poll cycle took.",
@@ -263,8 +273,11 @@ POLL_CYCLES = Metric(
 )  # fmt: skip
 LAST_POLL_CYCLE = Metric(
     "milvus_jobs_exporter_last_poll_cycle_timestamp_seconds", "gauge",
-    "When the last poll cycle finished (Unix time).",
-    (), "when the last cycle finished (absent until the first)", "seconds",
+    "When the last poll cycle finished (Unix time, by this host's clock).",
+    (),
+    "when the last cycle finished, by this host's wall clock (absent until the first); the "
+    "stall alert reads `..._last_poll_cycle_age_seconds`, which a skewed clock cannot fool",
+    "seconds",
 )  # fmt: skip
 LATE_TARGETS = Metric(
     "milvus_jobs_exporter_late_targets", "gauge",
@@ -381,6 +394,17 @@ LOG_LINES_DROPPED = Metric(
     (), "log lines dropped because stderr was full, closed or broken (read at every scrape)",
 )  # fmt: skip
 
+LAST_POLL_CYCLE_AGE = Metric(
+    "milvus_jobs_exporter_last_poll_cycle_age_seconds", "gauge",
+    "Seconds since the last poll cycle was published, measured inside the exporter on a "
+    "monotonic clock at scrape time (a skewed or jumping wall clock does not move it).",
+    (),
+    "seconds since the last cycle was published, on the exporter's monotonic clock at scrape "
+    "time: it keeps growing while the poll loop is stuck, whatever the host's wall clock says "
+    "(absent until the first cycle; `MilvusJobsExporterStalled` watches it)",
+    "seconds",
+)  # fmt: skip
+
 REFRESH_METRICS = (
     REFRESH_JOB_PROGRESS, REFRESH_JOB_STATE, REFRESH_JOB_START, REFRESH_JOB_END,
     REFRESH_JOB_DURATION, REFRESH_JOB_FAILURE, REFRESH_JOBS, REFRESH_LAST_SUCCESS,
@@ -394,7 +418,8 @@ IMPORT_METRICS = (
 HEALTH_METRICS = (
     TARGET_UP, TARGET_ERROR, TARGET_LAST_SUCCESS, POLL_ERRORS, SKIPPED_RECORDS,
     TRACKED_COLLECTIONS, FORGOTTEN_COLLECTIONS, API_REQUESTS, API_REQUEST_DURATION,
-    POLL_CYCLE_DURATION, POLL_CYCLES, LAST_POLL_CYCLE, LATE_TARGETS, UNTRACKED_JOBS, BUILD_INFO,
+    UPSTREAM_CLOCK_SKEW, POLL_CYCLE_DURATION, POLL_CYCLES, LAST_POLL_CYCLE, LATE_TARGETS,
+    UNTRACKED_JOBS, BUILD_INFO,
 )  # fmt: skip
 DISCOVERY_METRICS = (DISCOVERED_DATABASES, DISCOVERY_UP, DISCOVERY_ERRORS, LAST_DISCOVERY_SUCCESS)
 EVIDENCE_METRICS = (TARGET_REMOVED, COLLECTIONS_LIST_UP, LAST_COLLECTIONS_LIST_SUCCESS)
@@ -402,7 +427,7 @@ CONFIG_METRICS = (
     RELOAD_SUCCESSFUL, RELOAD_SUCCESS_TIME, SHARD_INFO, SHARD_COUNT, POLL_INTERVAL,
     STATE_WRITE_ERRORS,
 )  # fmt: skip
-LIVE_METRICS = (LOG_LINES_DROPPED,)
+LIVE_METRICS = (LOG_LINES_DROPPED, LAST_POLL_CYCLE_AGE)
 
 GROUPS: tuple[tuple[str, tuple[Metric, ...]], ...] = (
     ("Refresh jobs of external collections", REFRESH_METRICS),

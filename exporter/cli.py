@@ -1,7 +1,9 @@
 """Command line: ``serve``, ``check``, ``demo`` and ``simulate``.
 
 Exit codes: 0 ok, 1 runtime failure (a target failed, a port is taken), 2 usage or config error.
-A user error prints one clear line per problem to stderr, never a traceback.
+A user error prints one clear line per problem to stderr, never a traceback. Signals are handled
+from the first instruction of ``main`` (``signals.py``): SIGTERM / SIGINT end ``serve`` and
+``demo`` with 0 at any point, start-up included, and any other command with 130.
 """
 
 from __future__ import annotations
@@ -9,12 +11,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fnmatch
-import signal
 import sys
-import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from types import FrameType
 from typing import TextIO
 
 import structlog
@@ -33,14 +33,18 @@ from .config import (
     split_listen_address,
 )
 from .daemon import Daemon
-from .log import LEVELS, SecretRedactor, configure_logging, flush_logging
+from .log import LEVELS, SecretRedactor, configure_logging, flush_logging, logging_configured
 from .poller import Poller
 from .server import ExporterHTTPServer, ServerLimits, serve_in_thread
+from .signals import DAEMON_COMMANDS, Interrupted, Signals, interrupted_exit_code
+from .signals import install as install_signal_handlers
 from .snapshots import DiscoveryOutcome
 from .webconfig import WebConfig, WebConfigError, load_web_config
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 PROGRAM = "milvus-jobs-exporter"
+SIGNAL_CHECK_SECONDS = 0.1
+"""How often the serving loop looks at what the signal handlers recorded."""
 
 log = structlog.get_logger("exporter.cli")
 
@@ -151,18 +155,30 @@ def _add_logging_arguments(parser: argparse.ArgumentParser, default_level: str =
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    signals = install_signal_handlers()  # first: a signal during start-up is handled too
+    command: str | None = None
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        command = args.command
+        if command not in DAEMON_COMMANDS:
+            signals.default_hangup_and_user_signals()
+        return _run(parser, args, signals)
+    except Interrupted as interrupted:
+        return _interrupted(command, interrupted.signal_name)
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, signals: Signals) -> int:
     try:
         if args.command == "simulate":
             return run_simulate(args)
         redactor = configure_logging(args.log_level, args.log_format or "auto")
         if args.command == "serve":
-            return run_serve(args, redactor)
+            return run_serve(args, redactor, signals)
         if args.command == "check":
             return run_check(args, sys.stdout, redactor)
         if args.command == "demo":
-            return run_demo(args, redactor)
+            return run_demo(args, redactor, signals)
         if args.command in OPERATOR_COMMANDS:
             return run_operator_command(args, redactor=redactor)
     except ConfigError as error:
@@ -180,6 +196,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
+def _interrupted(command: str | None, signal_name: str) -> int:
+    """A stop signal before the daemon ran: one log line (or one line on stderr), no traceback."""
+    code = interrupted_exit_code(command)
+    if command in DAEMON_COMMANDS and logging_configured():
+        log.info("exporter.stopping", signal=signal_name, during="start-up")
+        log.info("exporter.stopped")
+        flush_logging()
+    elif command in DAEMON_COMMANDS:
+        _say_error(f"stopped by {signal_name} while starting")
+    else:
+        _say_error("interrupted")
+    return code
+
+
 def _say_error(line: str) -> None:
     """One line on stderr, if there is a stderr to take it (it may be closed or a dead pipe)."""
     try:
@@ -189,9 +219,9 @@ def _say_error(line: str) -> None:
         pass
 
 
-def run_serve(args: argparse.Namespace, redactor: SecretRedactor) -> int:
+def run_serve(args: argparse.Namespace, redactor: SecretRedactor, signals: Signals) -> int:
     shard: tuple[int, int] | None = None
-    if args.shard:
+    if args.shard is not None:  # "" is a mistake (an unset variable), not "unsharded"
         try:
             shard = parse_shard(args.shard)
         except ValueError as error:
@@ -210,6 +240,7 @@ def run_serve(args: argparse.Namespace, redactor: SecretRedactor) -> int:
         config,
         args.listen or config.listen_address,
         redactor,
+        signals,
         web_config=web_config,
         config_loader=load,
         limits=ServerLimits(max_connections=args.max_connections),
@@ -221,17 +252,28 @@ def _serve(
     config: Config,
     listen: str,
     redactor: SecretRedactor,
+    signals: Signals,
     announce: str | None = None,
     web_config: WebConfig | None = None,
     config_loader: Callable[[str], Config] = load_config,
     limits: ServerLimits | None = None,
     enable_lifecycle: bool = False,
 ) -> int:
-    """Run the daemon and its HTTP server until SIGTERM / SIGINT."""
+    """Run the daemon and its HTTP server until SIGTERM / SIGINT.
+
+    A stop signal before ``signals.running()`` raises ``Interrupted`` out of here (nothing has
+    been polled yet: the listening socket is closed, nothing is saved); after it, the loop
+    below sees it, stops the daemon (final state save) and returns 0.
+    """
     for warning in config.warnings:
         log.warning("config.warning", warning=warning)
     daemon = Daemon(config, config_loader=config_loader, redactor=redactor)
     server = _bind(listen, daemon, web_config, limits, enable_lifecycle)
+    try:
+        signals.running()
+    except Interrupted:
+        server.server_close()
+        raise
     serve_in_thread(server)
     log.info(
         "exporter.started",
@@ -244,32 +286,26 @@ def _serve(
         with contextlib.suppress(OSError, ValueError, AttributeError):  # stdout may be gone
             print(announce.format(url=server.url), flush=True)
     daemon.start()
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        del frame
-        log.info("exporter.stopping", signal=signal.Signals(signum).name)
-        stop.set()
-
-    reload_requested = threading.Event()
-
-    def on_hangup(signum: int, frame: FrameType | None) -> None:
-        del signum, frame
-        reload_requested.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGHUP, on_hangup)
-    while not stop.wait(0.2):
-        if reload_requested.is_set():
-            reload_requested.clear()
+    hangups_handled = 0
+    while signals.stop_signal is None:
+        _log_ignored_signals(signals)
+        if signals.hangups != hangups_handled:
+            hangups_handled = signals.hangups
             daemon.request_reload()
+        time.sleep(SIGNAL_CHECK_SECONDS)
+    log.info("exporter.stopping", signal=signals.stop_signal)
     daemon.stop()
     server.shutdown()
     server.server_close()
+    _log_ignored_signals(signals)
     log.info("exporter.stopped")
     flush_logging()
     return EXIT_OK
+
+
+def _log_ignored_signals(signals: Signals) -> None:
+    for name, starting in signals.take_ignored():
+        log.info("signal.ignored", signal=name, during="start-up" if starting else "running")
 
 
 def _parse_listen(listen: str) -> tuple[str, int]:
@@ -369,7 +405,7 @@ def _write_discoveries(config: Config, discoveries: list[DiscoveryOutcome], out:
     return failed
 
 
-def run_demo(args: argparse.Namespace, redactor: SecretRedactor) -> int:
+def run_demo(args: argparse.Namespace, redactor: SecretRedactor, signals: Signals) -> int:
     """Start the simulator in-process and the exporter against it: no config needed."""
     from .simulator import Simulator, SimulatorOptions
 
@@ -417,6 +453,7 @@ def run_demo(args: argparse.Namespace, redactor: SecretRedactor) -> int:
             config,
             args.listen,
             redactor,
+            signals,
             announce=announce,
             web_config=web_config,
             limits=ServerLimits(max_connections=args.max_connections),

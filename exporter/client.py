@@ -38,8 +38,10 @@ from .records import (
     parse_import_details,
     parse_import_job,
     parse_refresh_job,
+    read_json_integer,
 )
 from .redact import Scrubber
+from .resolver import ResolutionError
 from .transport import BearerAuth, watched
 from .watchdog import Watchdog
 
@@ -65,7 +67,11 @@ AUTH_CODES = frozenset({1800, 1400, 1401})
 RATE_LIMIT_CODES = frozenset({8, 1807})
 MAX_IMPORT_PAGES = 100
 MAX_RETRY_AFTER = 300.0
-TEMPORARY_REASONS = frozenset({"timeout", "connect", "reset", "rate_limited", "too_large"})
+MAX_TRUSTED_SERVER_AHEAD_SECONDS = 7 * 86_400.0
+"""How far ahead of this host a server's ``Date`` is believed when judging its job times: a host
+whose clock is behind must not skip every record, but a server's clock is not taken on faith
+for ever either."""
+TEMPORARY_REASONS = frozenset({"timeout", "dns", "connect", "reset", "rate_limited", "too_large"})
 _NUMERIC_CODE = re.compile(r"-?[0-9]{1,18}")  # ASCII only: str.isdigit() also accepts "²"
 
 
@@ -94,6 +100,9 @@ class RequestRecord:
     api: str
     outcome: str
     seconds: float
+    clock_skew: float | None = None
+    """The server's clock (its ``Date`` header) minus ours when the answer came; None without
+    an answer or a readable ``Date``."""
 
 
 J = TypeVar("J", RefreshJob, ImportJob)
@@ -173,6 +182,9 @@ class MilvusClient:
         self._scrubber = Scrubber((token,) if secrets is None else secrets)
         self._deadline = deadline
         self._max_import_pages = max_import_pages
+        self.clock_skew: float | None = None
+        """The server's clock minus ours at the last answer (``Date``), None before one."""
+        self._exchange_skew: float | None = None
 
     def __repr__(self) -> str:
         return f"MilvusClient(endpoint={self.endpoint!r})"
@@ -182,8 +194,7 @@ class MilvusClient:
         body: dict[str, Any] = {"dbName": database}
         if collection:
             body["collectionName"] = collection
-        now = self._wall_clock()
-        return self.call(REFRESH_LIST, body, lambda data: _read_refresh_list(data, now))
+        return self.call(REFRESH_LIST, body, lambda data: _read_refresh_list(data, self._now()))
 
     def list_import_jobs(self, database: str, collection: str = "") -> Listing[ImportJob]:
         """Every import job of ``database``, following pages on the Zilliz Cloud control plane.
@@ -223,7 +234,18 @@ class MilvusClient:
         return self.call(COLLECTIONS_LIST, {"dbName": database}, _read_collection_names)
 
     def describe_refresh_job(self, job_id: int) -> RefreshJob:
-        return self.call(REFRESH_DESCRIBE, {"jobId": job_id}, _read_refresh_job)
+        return self.call(
+            REFRESH_DESCRIBE, {"jobId": job_id}, lambda data: _read_refresh_job(data, self._now())
+        )
+
+    def _now(self) -> float:
+        """What job times are judged against (nothing more than a day ahead of it): the later
+        of our clock and the server's, when the last answer said what its clock was. A host
+        two days behind used to skip every record as ``bad_time`` while the target looked up."""
+        now = self._wall_clock()
+        if self._exchange_skew is not None and self._exchange_skew > 0:
+            now += min(self._exchange_skew, MAX_TRUSTED_SERVER_AHEAD_SECONDS)
+        return now
 
     def refresh(
         self,
@@ -258,6 +280,7 @@ class MilvusClient:
         self._gate(api)
         started = self._clock()
         outcome = "internal"  # anything but an answer or an ApiError is a bug, not a success
+        self._exchange_skew = None
         try:
             result = read(self._exchange(api, body))
             outcome = "success"
@@ -267,7 +290,14 @@ class MilvusClient:
             error.message = self._scrubber.text(error.message)
             raise
         finally:
-            self._observe(RequestRecord(api=api, outcome=outcome, seconds=self._clock() - started))
+            self._observe(
+                RequestRecord(
+                    api=api,
+                    outcome=outcome,
+                    seconds=self._clock() - started,
+                    clock_skew=self._exchange_skew,
+                )
+            )
 
     def _exchange(self, api: str, body: dict[str, Any]) -> Any:
         started = self._clock()
@@ -282,7 +312,7 @@ class MilvusClient:
             "User-Agent": USER_AGENT,
             "Request-Timeout": str(max(1, math.ceil(self.timeout))),
         }
-        with watched(self._watchdog, deadline) as watch:
+        with watched(self._watchdog, deadline, self._clock) as watch:
             try:
                 payload = self._post(api, body, headers, remaining, deadline)
             except ApiError:
@@ -290,9 +320,10 @@ class MilvusClient:
                     raise cut from None
                 raise
             except (requests.exceptions.RequestException, OSError, ValueError) as error:
-                if watch.fired:  # the watchdog cut the socket: whatever broke, time ran out
-                    raise cut from None
-                raise _transport_error(error, self.timeout) from None
+                failure = _transport_error(error, self.timeout)
+                if watch.fired and failure.reason != "dns":
+                    raise cut from None  # the watchdog cut the socket: time ran out
+                raise failure from None  # (a lookup given up at the deadline stays dns)
             if watch.fired:
                 raise cut
         return _unwrap(payload)
@@ -315,6 +346,7 @@ class MilvusClient:
             allow_redirects=False,
             verify=self._verify,
         ) as response:
+            self._note_server_clock(response.headers.get("Date"))
             status = response.status_code
             if status in (401, 403):
                 raise ApiError("auth", f"HTTP {status}: the token was refused")
@@ -326,6 +358,11 @@ class MilvusClient:
                     f"http_{status}" if 100 <= status <= 599 else "http_other", f"HTTP {status}"
                 )
             return self._read_body(response, deadline)
+
+    def _note_server_clock(self, date: str | None) -> None:
+        server_time = parse_http_date(date)
+        if server_time is not None:
+            self._exchange_skew = self.clock_skew = server_time - self._wall_clock()
 
     def _read_body(self, response: requests.Response, deadline: float) -> Any:
         """Read at most ``max_response_bytes`` before ``deadline``, then decode JSON.
@@ -345,7 +382,7 @@ class MilvusClient:
         raw = b"".join(chunks)
         text = raw.decode("utf-8", errors="replace")
         try:
-            payload = json.loads(text)
+            payload = _decode_json(text)
             if self._scrubber.needed(text):
                 payload = self._scrubber.scrub(payload)
             return payload
@@ -354,11 +391,33 @@ class MilvusClient:
             raise ApiError("bad_json", f"answer is {looks_like} ({len(raw)} bytes)") from None
 
 
+def _decode_json(text: str) -> Any:
+    """``json.loads``, except that an integer too long for Python (over 4300 digits) becomes an
+    ``OversizedInteger`` that fails only the record holding it. The fast decoder is tried
+    first; the hook, a Python call per integer, only for an answer that needs it."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        return json.loads(text, parse_int=read_json_integer)
+
+
+_RESOLUTION_FAILURES = (
+    ResolutionError,
+    urllib3.exceptions.NameResolutionError,
+    socket.gaierror,
+)
 _CONNECT_FAILURES = (
     urllib3.exceptions.NewConnectionError,
-    urllib3.exceptions.NameResolutionError,
     ConnectionRefusedError,
-    socket.gaierror,
+)
+_BAD_ENCODINGS = (requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError)
+_MALFORMED_ANSWERS = (
+    requests.exceptions.InvalidHeader,
+    urllib3.exceptions.InvalidHeader,
+    urllib3.exceptions.HeaderParsingError,
+    http.client.LineTooLong,
 )
 _BROKEN_CONNECTIONS = (
     ConnectionResetError,
@@ -373,14 +432,28 @@ _TIMEOUTS = (urllib3.exceptions.TimeoutError, TimeoutError, socket.timeout)
 
 
 def _transport_error(error: BaseException, timeout: float) -> ApiError:
-    """What went wrong below HTTP, named by what happened: ``tls``, ``connect`` (no connection
-    was made), ``timeout``, or ``reset`` (the connection broke before the answer was whole)."""
+    """What went wrong below HTTP, named by what happened: ``tls``, ``dns`` (the name could not
+    be resolved in time), ``connect`` (no connection was made), ``timeout``, ``bad_encoding``
+    (a body its ``Content-Encoding`` cannot decode), ``bad_response`` (an answer that breaks
+    HTTP's framing: two different ``Content-Length``s, endless 1xx answers), or ``reset`` (the
+    connection broke before the answer was whole)."""
     message = _first_line(error)
     causes = list(_causes(error))
     if isinstance(error, requests.exceptions.SSLError) or any(
         isinstance(cause, ssl.SSLError) for cause in causes
     ):
         return ApiError("tls", message)
+    resolution = next((c for c in causes if isinstance(c, ResolutionError)), None)
+    if resolution is not None:
+        return ApiError("dns", _first_line(resolution))
+    if any(isinstance(cause, _RESOLUTION_FAILURES) for cause in causes):
+        return ApiError("dns", message)
+    if any(isinstance(cause, _BAD_ENCODINGS) for cause in causes):
+        return ApiError("bad_encoding", f"the body cannot be decoded: {message}")
+    if any(isinstance(cause, _MALFORMED_ANSWERS) for cause in causes) or any(
+        type(cause) is http.client.HTTPException for cause in causes
+    ):
+        return ApiError("bad_response", f"not a valid HTTP answer: {message}")
     # Before timeouts: urllib3's NewConnectionError is a subclass of its ConnectTimeoutError.
     if any(isinstance(cause, _CONNECT_FAILURES) for cause in causes):
         return ApiError("connect", message)
@@ -499,10 +572,10 @@ def _read_collection_names(data: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(name for name in data if name))
 
 
-def _read_refresh_job(data: Any) -> RefreshJob:
+def _read_refresh_job(data: Any, now: float | None = None) -> RefreshJob:
     if not isinstance(data, dict):
         raise ApiError("bad_response", "describe answer has no job object")
-    return _parse(parse_refresh_job, data)
+    return _parse(lambda record: parse_refresh_job(record, now), data)
 
 
 def _read_import_details(data: Any) -> ImportJobDetails:
@@ -549,6 +622,23 @@ def _parse(parser: Callable[[Any], Any], record: Any) -> Any:
         return parser(record)
     except RecordError as error:
         raise ApiError("bad_response", f"job record: {error}") from None
+
+
+def parse_http_date(value: str | None) -> float | None:
+    """An HTTP date (``Date``: ``Sun, 06 Nov 1994 08:49:37 GMT``) as Unix time, or None."""
+    if not value or len(value) > 64:
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:  # "-0000": HTTP dates are always GMT
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    try:
+        seconds = moment.timestamp()
+    except (OverflowError, ValueError):
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -521,7 +521,7 @@ def parse_shard(value: object) -> tuple[int, int]:
     """``"1/4"`` -> ``(1, 4)``: this replica is shard 1 (0-based) of 4."""
     text = value.strip() if isinstance(value, str) else ""
     if not re.fullmatch(r"[0-9]{1,4}/[0-9]{1,4}", text):
-        shown = repr(text) if text else type_name(value)
+        shown = repr(text) if text else "nothing" if isinstance(value, str) else type_name(value)
         raise ValueError(f"expected INDEX/COUNT such as 0/4 (0-based), got {shown}")
     index, count = (int(part) for part in text.split("/"))
     if not 0 <= index < count:

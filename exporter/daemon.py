@@ -21,8 +21,9 @@ from collections.abc import Callable
 import structlog
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client import generate_latest as generate_text
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.registry import Collector
 
 from . import catalogue as m
 from .config import Config, ConfigError, load_config
@@ -54,12 +55,36 @@ class _LogCollector:
         return [family]
 
 
-def _process_registry() -> CollectorRegistry:
+class _CycleAgeCollector(Collector):
+    """Seconds since the last published cycle, on the monotonic clock, read at every scrape.
+
+    The cycle timestamp follows the host's wall clock, so a host two days behind looked stalled
+    to a rule comparing it with Prometheus's time; this age cannot be fooled that way, and it
+    keeps growing while the poll loop is stuck (the exposition it would update is not redone).
+    """
+
+    def __init__(
+        self, last_published: Callable[[], float | None], clock: Callable[[], float]
+    ) -> None:
+        self._last_published = last_published
+        self._clock = clock
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        published = self._last_published()
+        if published is None:  # no cycle yet: absent, as the cycle timestamp is
+            return []
+        age = max(0.0, self._clock() - published)
+        return [GaugeMetricFamily(m.LAST_POLL_CYCLE_AGE.name, m.LAST_POLL_CYCLE_AGE.help, age)]
+
+
+def _process_registry(*collectors: Collector) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
     registry.register(_LogCollector())
+    for collector in collectors:
+        registry.register(collector)
     return registry
 
 
@@ -95,7 +120,7 @@ class Daemon:
             max_tracked_collections=config.max_tracked_collections,
             collection_retention=config.collection_retention,
         )
-        registry = _process_registry()
+        registry = _process_registry(_CycleAgeCollector(lambda: self._last_published, clock))
         self.cache = ExpositionCache(
             live_text=lambda: generate_text(registry),
             live_openmetrics=lambda: generate_openmetrics(registry).removesuffix(b"# EOF\n"),

@@ -41,6 +41,8 @@ class ExporterHealth:
         self._skipped_records: Counter[tuple[str, str, str, str]] = Counter()
         self._api_requests: Counter[tuple[str, str, str]] = Counter()
         self._api_latency: dict[tuple[str, str], HistogramState] = {}
+        self._clock_skew: dict[str, float] = {}
+        """Per cluster: its clock minus ours at its latest answer with a ``Date``."""
         self._discovery: dict[str, tuple[bool, int, float | None]] = {}
         """Per pattern cluster: (last discovery ok, databases matched, last success time)."""
         self._discovery_errors: Counter[tuple[str, str]] = Counter()
@@ -63,6 +65,7 @@ class ExporterHealth:
             {k: v for k, v in self._api_requests.items() if k[0] in clusters}
         )
         self._api_latency = {k: v for k, v in self._api_latency.items() if k[0] in clusters}
+        self._clock_skew = {k: v for k, v in self._clock_skew.items() if k in clusters}
 
     def record_snapshot(self, snapshot: Snapshot) -> None:
         cluster, database, kind = snapshot.target.key
@@ -80,6 +83,8 @@ class ExporterHealth:
                 (request.cluster, record.api), HistogramState(API_LATENCY_BUCKETS)
             )
             latency.observe(record.seconds)
+            if record.clock_skew is not None:
+                self._clock_skew[request.cluster] = record.clock_skew
         for outcome in cycle.discoveries:
             _ok, matched, last_success = self._discovery.get(outcome.cluster, (False, 0, None))
             self._discovery_reasons[outcome.cluster] = outcome.reason
@@ -158,6 +163,8 @@ class ExporterHealth:
                 for (c, a), h in sorted(self._api_latency.items())
             ],
         )
+        for cluster, skew in sorted(self._clock_skew.items()):
+            out[m.UPSTREAM_CLOCK_SKEW].add((("milvus_cluster", cluster),), round(skew, 3))
         out[m.POLL_CYCLE_DURATION].add((), self._last_cycle_seconds)
         out[m.POLL_CYCLES].add((), float(self.cycles), "_total")
         if self.cycles:  # no cycle yet (a state file was just restored): no time to show

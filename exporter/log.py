@@ -193,6 +193,11 @@ def configure_logging(
     return redactor
 
 
+def logging_configured() -> bool:
+    """Whether ``configure_logging`` has run (before it, structlog would write to stdout)."""
+    return _active is not None
+
+
 def flush_logging(timeout: float = 1.0) -> None:
     """Give the last lines (``exporter.stopped``) a moment to reach stderr before exit."""
     if _active is not None:

@@ -20,6 +20,9 @@ log = structlog.get_logger("exporter.poller")
 MAX_REMEMBERED = 100_000
 """Oddities remembered as already said; past it new ones are not logged (the counters go on)."""
 
+CLOCK_SKEW_LOGGED_SECONDS = 300.0
+"""A cluster's clock this far from ours is logged (once, until it comes back within it)."""
+
 
 class OddityLog:
     """Remembers what was said, per target, so each oddity is logged once."""
@@ -53,6 +56,31 @@ class OddityLog:
                     collection=job.collection,
                     job_id=str(job.job_id),
                 )
+
+    def note_clock_skew(self, cluster: str, skew: float | None) -> None:
+        """Say once that a cluster's clock and ours disagree by minutes or more (the gauge
+        ``milvus_jobs_exporter_upstream_clock_skew_seconds`` has the value at every cycle)."""
+        if skew is None:
+            return
+        key = ("clock_skew", cluster)
+        with self._lock:
+            if abs(skew) < CLOCK_SKEW_LOGGED_SECONDS:
+                self._said.discard(key)  # back in step: a later skew is said again
+                return
+            if key in self._said:
+                return
+            self._said.add(key)
+        log.warning(
+            "poll.clock_skew",
+            cluster=cluster,
+            skew_s=round(skew),
+            hint=(
+                "this host's clock is behind the cluster's: job times are judged by the "
+                "cluster's clock, but check NTP here"
+                if skew > 0
+                else "this host's clock is ahead of the cluster's: check NTP here or there"
+            ),
+        )
 
     def _say_once(
         self, key: tuple[object, ...], event: str, target: Target, **fields: object

@@ -43,6 +43,7 @@ from .client import (
 )
 from .collection_lists import CollectionListSchedule, collections_listed, list_failed
 from .config import ClusterConfig, Config
+from .descriptors import upstream_budget
 from .discovery import DiscoverySchedule, discovered, discovery_failed
 from .oddities import OddityLog
 from .poll_tasks import PollRound, PollTask, log_fields
@@ -101,12 +102,22 @@ class Poller:
         self._wall_clock = wall_clock
         self._rng = rng or random.Random()
         self._watchdog = Watchdog(clock=clock, name="poll-watchdog")
+        budget = upstream_budget(config)
+        if budget.limited:
+            log.warning(
+                "poll.descriptors_limited",
+                fd_limit=budget.soft_limit,
+                max_concurrent_requests=config.max_concurrent_requests,
+                concurrent_requests=budget.concurrency,
+                warning=budget.warning,
+            )
+        self._concurrency = budget.concurrency
+        """Requests in flight at most: ``max_concurrent_requests``, or fewer when the
+        descriptor limit would leave the HTTP server none (``descriptors.py``)."""
         self._sessions = {
-            cluster.name: new_session(config.max_concurrent_requests) for cluster in config.clusters
+            cluster.name: new_session(budget.pool_size) for cluster in config.clusters
         }
-        self._executor = ThreadPoolExecutor(
-            config.max_concurrent_requests, thread_name_prefix="poll"
-        )
+        self._executor = ThreadPoolExecutor(self._concurrency, thread_name_prefix="poll")
         self._closed = threading.Event()
         self._lock = threading.Condition()
         self._pending: dict[tuple[str, str], deque[PollTask]] = {}
@@ -309,7 +320,7 @@ class Poller:
             progressed = False
             started_level = math.inf  # a pass that starts a list starts nothing of lower priority
             for key in sorted(self._pending, key=lambda key: self._pending[key][0].priority):
-                if self._in_flight >= self.config.max_concurrent_requests:
+                if self._in_flight >= self._concurrency:
                     return next_wake
                 if self._pending[key][0].priority > started_level:
                     break
@@ -553,6 +564,7 @@ class Poller:
             listing = client.list_import_jobs(target.database)
             import_jobs = listing.jobs
         self._oddities.note(target, listing)
+        self._oddities.note_clock_skew(target.cluster.name, client.clock_skew)
         seconds = self._clock() - task.started
         log.debug(
             "poll.finished",

@@ -49,6 +49,28 @@ RECORD_ERROR_REASONS = (
 )
 
 
+class OversizedInteger:
+    """An integer literal longer than Python will read (``sys.get_int_max_str_digits()``, 4300
+    digits by default), kept as its length: the one field holding it fails its record, where
+    ``json.loads`` would have failed the whole answer (and the target with it)."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"OversizedInteger(digits={self.digits})"
+
+
+def read_json_integer(text: str) -> int | OversizedInteger:
+    """``parse_int`` for ``json.loads``: an ``int``, or an ``OversizedInteger`` when too long."""
+    try:
+        return int(text)
+    except ValueError:
+        return OversizedInteger(len(text.lstrip("-")))
+
+
 class RecordError(ValueError):
     """A record that cannot be read; the message names the field, never the whole payload.
 
@@ -279,6 +301,8 @@ def _is_digits(text: str) -> bool:
 
 
 def _describe(value: Any) -> str:
+    if isinstance(value, OversizedInteger):
+        return f"an integer of {value.digits} digits"
     if isinstance(value, str):
         shown = value if len(value) <= 40 else value[:37] + "..."
         return f"the string {shown!r}"

@@ -43,11 +43,12 @@ def shut_down(sock: socket.socket) -> None:
 class Watch:
     """One exchange's deadline and the sockets it covers."""
 
-    __slots__ = ("_done", "_fired", "_lock", "_on_release", "_sockets", "deadline")
+    __slots__ = ("_callbacks", "_done", "_fired", "_lock", "_on_release", "_sockets", "deadline")
 
     def __init__(self, deadline: float, on_release: Callable[[], None] | None = None) -> None:
         self.deadline = deadline
         self._sockets: list[socket.socket] = []
+        self._callbacks: list[Callable[[], None]] | None = None
         self._fired = False
         self._done = False
         self._lock = threading.Lock()
@@ -73,12 +74,24 @@ class Watch:
             if not any(known is sock for known in self._sockets):
                 self._sockets.append(sock)
 
+    def call_on_fire(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the deadline passes (at once if it already has): for a wait
+        that holds no socket, such as a name lookup running on another thread."""
+        with self._lock:
+            if self._done:
+                return
+            if not self._fired:
+                self._callbacks = [*(self._callbacks or ()), callback]
+                return
+        callback()
+
     def release(self) -> None:
         """The exchange is over: the deadline no longer applies to its sockets."""
         with self._lock:
             pending = not self._done and not self._fired
             self._done = True
             self._sockets.clear()
+            self._callbacks = None
         if pending and self._on_release is not None:
             self._on_release()
 
@@ -88,8 +101,11 @@ class Watch:
                 return
             self._fired = True
             sockets, self._sockets = self._sockets, []
+            callbacks, self._callbacks = self._callbacks or [], None
         for sock in sockets:
             shut_down(sock)
+        for callback in callbacks:
+            callback()
 
 
 class Watchdog:
@@ -117,6 +133,11 @@ class Watchdog:
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._released = 0  # released watches still in the heap (may overcount by a few)
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The clock deadlines are measured on."""
+        return self._clock
 
     def watch(self, deadline: float) -> Watch:
         """A new watch that fires at ``deadline`` (on this watchdog's clock) unless released."""

@@ -423,8 +423,11 @@ def rules(settings: Settings) -> list[Rule]:
             "The exporter answers scrapes but its poll loop has stopped publishing, so every "
             "job series is frozen at its last value and nothing new can page. /readyz answers "
             "503 at about the same point (2 poll intervals plus the request timeout without a "
-            "cycle).",
-            "time() - milvus_jobs_exporter_last_poll_cycle_timestamp_seconds\n"
+            "cycle). The age is measured inside the exporter on a monotonic clock at scrape "
+            "time: comparing the cycle's wall-clock timestamp with Prometheus's time() fired on "
+            "every exporter whose host clock was behind. An exporter too old to export the age "
+            "(a rolling upgrade) is still judged by its timestamp.",
+            f"(\n{expressions.indent(expressions.cycle_age(()))}\n)\n"
             f"  > {alerts.stalled_poll_intervals} * milvus_jobs_exporter_poll_interval_seconds"
             f" + {alerts.stalled_grace.seconds}",
             alerts.stalled_for.text,

@@ -8,9 +8,12 @@ bounded by ``stop()``: the server never outlives its test.
 
 from __future__ import annotations
 
+import contextlib
+import email.utils
 import itertools
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,9 +39,11 @@ class Exchange:
         self.sock.sendall(data)
 
     def answer(self, payload: object, status: str = "200 OK", extra: str = "") -> None:
+        """Answer as a real server would, ``Date`` included (the server's clock)."""
         body = json.dumps(payload).encode()
+        date = email.utils.formatdate(usegmt=True)
         self.send(
-            f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}"
+            f"HTTP/1.1 {status}\r\nDate: {date}\r\nContent-Type: application/json\r\n{extra}"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
             + body
         )
@@ -146,6 +151,47 @@ def raw_json(text: str) -> Behaviour:
     return behave
 
 
+def raw_answer(head: bytes, body: bytes) -> Behaviour:
+    """Send exactly these status line and headers (CRLF-separated, no blank line) and body."""
+
+    def behave(exchange: Exchange) -> None:
+        exchange.send(head + b"\r\nConnection: close\r\n\r\n" + body)
+
+    return behave
+
+
+def _empty_list() -> bytes:
+    return json.dumps({"code": 0, "data": {"records": [refresh_record(1, "ext_ok")]}}).encode()
+
+
+def bad_gzip(exchange: Exchange) -> None:
+    """``Content-Encoding: gzip`` on a body that is not gzip."""
+    body = _empty_list()
+    raw_answer(
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d" % len(body), body
+    )(exchange)
+
+
+def two_content_lengths(exchange: Exchange) -> None:
+    """Two ``Content-Length`` headers that disagree: the framing of the answer is unknowable."""
+    body = _empty_list()
+    raw_answer(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Length: 5" % len(body), body)(
+        exchange
+    )
+
+
+def informational_first(count: int, status: bytes = b"103 Early Hints") -> Behaviour:
+    """``count`` informational answers (``103 Early Hints`` by default), then a healthy one."""
+
+    def behave(exchange: Exchange) -> None:
+        hint = b"HTTP/1.1 " + status + b"\r\nLink: </style.css>; rel=preload\r\n\r\n"
+        body = _empty_list()
+        exchange.send(hint * count)
+        raw_answer(b"HTTP/1.1 200 OK\r\nContent-Length: %d" % len(body), body)(exchange)
+
+    return behave
+
+
 def records(*items: object) -> Behaviour:
     def behave(exchange: Exchange) -> None:
         exchange.answer({"code": 0, "data": {"records": list(items)}})
@@ -202,6 +248,54 @@ def reset_mid_body(exchange: Exchange) -> None:
     exchange.sock.close()  # linger 0: the peer sees a reset, not a clean end
 
 
+class BlackholedAddresses:
+    """``count`` loopback addresses sharing one port, each listening with a full backlog: a
+    connect to any of them is never answered (the SYN is dropped), like a dead load balancer."""
+
+    def __init__(self, count: int) -> None:
+        self.addresses = [f"127.0.0.{index + 2}" for index in range(count)]
+        self._sockets: list[socket.socket] = []
+        self.port = 0
+        failure: OSError | None = None
+        for _ in range(20):
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                self.port = probe.getsockname()[1]
+            try:
+                for address in self.addresses:
+                    self._fill(address)
+                return
+            except OSError as error:
+                failure = error
+                self.close()
+        raise failure or OSError("no port free on every address")
+
+    def _fill(self, address: str) -> None:
+        listener = socket.create_server((address, self.port), backlog=0)
+        self._sockets.append(listener)
+        for _ in range(8):  # fill the accept queue; then connects hang
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):  # the handshake completes by itself
+                filler.connect((address, self.port))
+            self._sockets.append(filler)
+        probe = socket.socket()
+        probe.settimeout(0.3)
+        try:
+            probe.connect((address, self.port))
+        except TimeoutError:
+            pass  # dropped, as wanted
+        else:
+            raise OSError(f"{address}:{self.port} accepted a connection with a full backlog")
+        finally:
+            probe.close()
+
+    def close(self) -> None:
+        for sock in self._sockets:
+            sock.close()
+        self._sockets = []
+
+
 @dataclass
 class HostileServer:
     """Threaded raw-socket server; ``behaviours`` maps a dbName to how to answer."""
@@ -209,6 +303,8 @@ class HostileServer:
     behaviours: dict[str, Behaviour]
     default: Behaviour = healthy
     seen: list[Exchange] = field(default_factory=list)
+    tls: ssl.SSLContext | None = None
+    """Serve HTTPS with this server context instead of plain HTTP."""
 
     def __post_init__(self) -> None:
         self._listener = socket.create_server(("127.0.0.1", 0), backlog=128)
@@ -221,7 +317,7 @@ class HostileServer:
     @property
     def url(self) -> str:
         host, port = self._listener.getsockname()[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{port}"
 
     def stop(self) -> None:
         self._stop.set()
@@ -244,6 +340,8 @@ class HostileServer:
     def _serve(self, sock: socket.socket) -> None:
         sock.settimeout(5)
         try:
+            if self.tls is not None:
+                sock = self.tls.wrap_socket(sock, server_side=True)
             exchange = self._read(sock)
             if exchange is None:
                 return
@@ -284,9 +382,11 @@ class HostileServer:
 
 @contextmanager
 def hostile_server(
-    behaviours: dict[str, Behaviour], default: Behaviour = healthy
+    behaviours: dict[str, Behaviour],
+    default: Behaviour = healthy,
+    tls: ssl.SSLContext | None = None,
 ) -> Iterator[HostileServer]:
-    server = HostileServer(behaviours, default)
+    server = HostileServer(behaviours, default, tls=tls)
     try:
         yield server
     finally:

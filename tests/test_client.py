@@ -817,3 +817,46 @@ def test_a_server_message_echoing_the_token_is_scrubbed_from_the_error(
     assert TOKEN not in str(error)
     assert TOKEN not in error.message
     assert "<redacted>" in error.message
+
+
+HUGE = "9" * 5000
+"""An integer Python will not read from text (more than 4300 digits)."""
+
+
+@pytest.mark.parametrize(
+    ("body", "reason", "message"),
+    [
+        pytest.param(
+            f'{{"code": 0, "data": {{"records": [], "count": {HUGE}, "pageSize": 10}}}}',
+            "bad_response",
+            "paging fields are not numbers",
+            id="page-count",
+        ),
+        pytest.param(
+            f'{{"code": {HUGE}, "message": "x"}}', "bad_response", "no numeric code", id="code"
+        ),
+    ],
+)
+def test_a_5000_digit_integer_outside_a_record_is_bad_response_not_bad_json(
+    api: responses.RequestsMock, body: str, reason: str, message: str
+) -> None:
+    api.post(IMPORT_LIST_URL, body=body.encode())
+
+    error = failure(lambda: make_client().list_import_jobs("default"))
+
+    assert (error.reason, message in error.message) == (reason, True)
+
+
+def test_a_5000_digit_integer_in_a_record_skips_that_record_only(
+    api: responses.RequestsMock,
+) -> None:
+    good = '{"jobId": "5", "collectionName": "c", "state": "Completed", "progress": 100}'
+    huge = f'{{"jobId": "6", "collectionName": "d", "state": "Completed", "progress": {HUGE}}}'
+    api.post(IMPORT_LIST_URL, body=f'{{"code": 0, "data": {{"records": [{good}, {huge}]}}}}')
+
+    listing = make_client().list_import_jobs("default")
+
+    assert [job.job_id for job in listing.jobs] == ["5"]
+    assert listing.skipped == (
+        ("bad_progress", 1, "progress must be a number, got an integer of 5000 digits"),
+    )

@@ -15,6 +15,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -877,3 +878,28 @@ def test_client_below_min_version_cannot_connect(serve, pki: PKI) -> None:
         pytest.raises(ssl.SSLError),
     ):
         client.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def test_a_wrong_password_of_a_cheap_user_takes_as_long_as_an_unknown_user() -> None:
+    """Users of different bcrypt costs: an unknown user was checked at the highest cost (about
+    240 ms) and a wrong password of a cheaper user at its own (about 70 ms), so the fast answer
+    said which users exist. Medians of a few tries; the bound is generous for a loaded host."""
+    cheap_hash = bcrypt.hashpw(b"cheap secret", bcrypt.gensalt(rounds=4)).decode()
+    dear_hash = bcrypt.hashpw(b"dear secret", bcrypt.gensalt(rounds=10)).decode()
+    config = WebConfig(basic_auth_users={"cheap": cheap_hash, "dear": dear_hash})
+    config.check_basic_auth(basic("nobody", "x"))  # the first one also makes the decoy hash
+
+    def median_seconds(header: str) -> float:
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            assert not config.check_basic_auth(header).ok
+            times.append(time.perf_counter() - started)
+        return sorted(times)[1]
+
+    unknown = median_seconds(basic("nobody", "guess"))
+    wrong_password = median_seconds(basic("cheap", "guess"))
+
+    assert 0.4 <= wrong_password / unknown <= 2.5, (
+        f"unknown user {unknown * 1000:.0f} ms, wrong password {wrong_password * 1000:.0f} ms"
+    )

@@ -209,3 +209,12 @@ def failure_changed(info: str, alert: str, window: str) -> str:
         f"and on ({COLLECTION_KEY})\n"
         f"max by ({COLLECTION_KEY}) ({firing})"
     )
+
+
+def cycle_age(matchers: tuple[str, ...]) -> str:
+    """Seconds since each exporter's last poll cycle, by the age it measures itself on a
+    monotonic clock (a host clock that is behind or jumps cannot move it); an exporter too old
+    to export the age is judged by its wall-clock timestamp against Prometheus's ``time()``."""
+    age = selector("milvus_jobs_exporter_last_poll_cycle_age_seconds", *matchers)
+    stamp = selector("milvus_jobs_exporter_last_poll_cycle_timestamp_seconds", *matchers)
+    return f"{age}\nor\ntime() - {stamp}\n  unless on (job, instance) {age}"

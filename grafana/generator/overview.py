@@ -263,14 +263,20 @@ def polling_row(grid: Grid, settings: Settings, exporter: Json) -> None:
         8,
         4,
     )
-    cycle = selector("milvus_jobs_exporter_last_poll_cycle_timestamp_seconds", *SCRAPE)
     grid.add(
         stat(
             "Since the last poll cycle",
-            "How old the newest data is: time since the most recent poll cycle of any exporter. "
-            "It should stay under poll_interval; MilvusJobsExporterStalled fires when an "
+            "How old the newest data is: time since the most recent poll cycle of any exporter, "
+            "as the exporters measure it themselves (a host clock that is off does not change "
+            "it). It should stay under poll_interval; MilvusJobsExporterStalled fires when an "
             "exporter stops polling.",
-            [target(f"time() - max({cycle})", "age", instant=True)],
+            [
+                target(
+                    f"min(\n{expressions.indent(expressions.cycle_age(SCRAPE))}\n)",
+                    "age",
+                    instant=True,
+                )
+            ],
             unit="s",
         ),
         8,

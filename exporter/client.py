@@ -226,12 +226,12 @@ class MilvusClient:
 
     def list_databases(self) -> tuple[str, ...]:
         """Every database of the cluster (``databases/list``), for database discovery."""
-        return self.call(DATABASES_LIST, {}, _read_database_names)
+        return self.call(DATABASES_LIST, {}, _names("database"))
 
     def list_collections(self, database: str) -> tuple[str, ...]:
         """Every collection of ``database`` (``collections/list``): the evidence that a
         collection is gone. Code 800 (database not found) is an ``ApiError`` like any other."""
-        return self.call(COLLECTIONS_LIST, {"dbName": database}, _read_collection_names)
+        return self.call(COLLECTIONS_LIST, {"dbName": database}, _names("collection"))
 
     def describe_refresh_job(self, job_id: int) -> RefreshJob:
         return self.call(
@@ -557,19 +557,16 @@ def _merge(listings: list[Listing[J]]) -> Listing[J]:
     )
 
 
-def _read_database_names(data: Any) -> tuple[str, ...]:
-    """``data`` is a list of names; anything else in it means the answer cannot be trusted."""
-    if not isinstance(data, list) or not all(isinstance(name, str) for name in data):
-        raise ApiError("bad_response", "the database list is not a list of names")
-    return tuple(dict.fromkeys(name for name in data if name))
+def _names(what: str) -> Callable[[Any], tuple[str, ...]]:
+    """A reader of a list of ``what`` names. Strictly a list of strings: ``null`` or an object
+    is not an empty list, since an empty list of collections reads as "every one is gone"."""
 
+    def read(data: Any) -> tuple[str, ...]:
+        if not isinstance(data, list) or not all(isinstance(name, str) for name in data):
+            raise ApiError("bad_response", f"the {what} list is not a list of names")
+        return tuple(dict.fromkeys(name for name in data if name))
 
-def _read_collection_names(data: Any) -> tuple[str, ...]:
-    """Strictly a list of names: ``null`` or an object is not an empty database, since an empty
-    list is read as "every collection is gone"."""
-    if not isinstance(data, list) or not all(isinstance(name, str) for name in data):
-        raise ApiError("bad_response", "the collection list is not a list of names")
-    return tuple(dict.fromkeys(name for name in data if name))
+    return read
 
 
 def _read_refresh_job(data: Any, now: float | None = None) -> RefreshJob:

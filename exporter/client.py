@@ -22,7 +22,7 @@ import socket
 import ssl
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -60,6 +60,7 @@ SUCCESS_CODES = frozenset({0, 200})
 AUTH_CODES = frozenset({1800, 1400, 1401})
 RATE_LIMIT_CODES = frozenset({8, 1807})
 MAX_IMPORT_PAGES = 100
+MAX_LISTING_BYTES = 64 * 1024 * 1024
 MAX_RETRY_AFTER = 300.0
 TEMPORARY_REASONS = frozenset({"timeout", "connect", "reset", "rate_limited", "too_large"})
 _NUMERIC_CODE = re.compile(r"-?[0-9]{1,18}")  # ASCII only: str.isdigit() also accepts "²"
@@ -110,6 +111,14 @@ class Listing(Generic[J]):
         return sum(count for _reason, count, _message in self.skipped)
 
 
+@dataclass(slots=True)
+class _ByteBudget:
+    """What is left of ``max_listing_bytes`` for the pages of one list answer."""
+
+    total: int
+    remaining: int
+
+
 RequestObserver = Callable[[RequestRecord], None]
 RequestGate = Callable[[str], None]
 
@@ -150,10 +159,12 @@ class MilvusClient:
         secrets: tuple[str, ...] | None = None,
         deadline: float | None = None,
         max_import_pages: int = MAX_IMPORT_PAGES,
+        max_listing_bytes: int = MAX_LISTING_BYTES,
     ) -> None:
         """No request starts after ``deadline`` (on ``clock``), so the pages of one poll end
         within it plus one ``timeout``; ``secrets`` (default: the token) are scrubbed from
-        everything the server sends back."""
+        everything the server sends back. The pages of one list answer read at most
+        ``max_listing_bytes`` together (each at most ``max_response_bytes``)."""
         self.endpoint = endpoint.rstrip("/")
         self._token = token
         self._auth = BearerAuth(token)
@@ -169,6 +180,7 @@ class MilvusClient:
         self._scrubber = Scrubber((token,) if secrets is None else secrets)
         self._deadline = deadline
         self._max_import_pages = max_import_pages
+        self._max_listing_bytes = max_listing_bytes
 
     def __repr__(self) -> str:
         return f"MilvusClient(endpoint={self.endpoint!r})"
@@ -179,19 +191,29 @@ class MilvusClient:
         if collection:
             body["collectionName"] = collection
         now = self._wall_clock()
-        return self.call(REFRESH_LIST, body, lambda data: _read_refresh_list(data, now))
+        budget = self._listing_budget()
+        return self.call(REFRESH_LIST, body, lambda data: _read_refresh_list(data, now), budget)
 
     def list_import_jobs(self, database: str, collection: str = "") -> Listing[ImportJob]:
-        """Every import job of ``database``, following pages on the Zilliz Cloud control plane.
+        """Every import job of ``database``, following pages on the Zilliz Cloud control plane."""
+        return _merge(list(self.import_job_pages(database, collection)))
+
+    def import_job_pages(
+        self, database: str, collection: str = ""
+    ) -> Generator[Listing[ImportJob], None, None]:
+        """The import list of ``database`` one page at a time, each read only when the caller
+        asks for it, so a caller can fold a page into what it keeps before the next is read.
 
         An answer that claims more than ``max_import_pages`` pages fails at once
-        (``too_many_pages``) instead of being walked page after page for minutes.
+        (``too_many_pages``) instead of being walked page after page for minutes; pages that
+        hold more than ``max_listing_bytes`` together fail as soon as the budget runs out
+        (``listing_too_large``).
         """
         body: dict[str, Any] = {"dbName": database}
         if collection:
             body["collectionName"] = collection
-        first, paging = self.call(IMPORT_LIST, body, _read_import_page)
-        listings = [first]
+        budget = self._listing_budget()
+        first, paging = self.call(IMPORT_LIST, body, _read_import_page, budget)
         if paging is not None:
             current, pages, page_size = paging
             if pages > self._max_import_pages:
@@ -200,14 +222,22 @@ class MilvusClient:
                     f"the import list claims {pages} pages of {page_size}; "
                     f"more than max_import_pages ({self._max_import_pages})",
                 )
-            for page in range(current + 1, pages + 1):
-                more, _ = self.call(
-                    IMPORT_LIST,
-                    {**body, "pageSize": page_size, "currentPage": page},
-                    _read_import_page,
-                )
-                listings.append(more)
-        return _merge(listings)
+        yield first
+        del first  # one page at a time: the caller has folded it in
+        if paging is None:
+            return
+        for page in range(current + 1, pages + 1):
+            more, _ = self.call(
+                IMPORT_LIST,
+                {**body, "pageSize": page_size, "currentPage": page},
+                _read_import_page,
+                budget,
+            )
+            yield more
+            del more
+
+    def _listing_budget(self) -> _ByteBudget:
+        return _ByteBudget(self._max_listing_bytes, self._max_listing_bytes)
 
     def list_databases(self) -> tuple[str, ...]:
         """Every database of the cluster (``databases/list``), for database discovery."""
@@ -240,17 +270,24 @@ class MilvusClient:
         """Rows, bytes and times of one import job (``import/describe``), typed."""
         return self.call(IMPORT_DESCRIBE, {"jobId": str(job_id)}, _read_import_details)
 
-    def call(self, api: str, body: dict[str, Any], read: Callable[[Any], T] = _identity) -> T:
+    def call(
+        self,
+        api: str,
+        body: dict[str, Any],
+        read: Callable[[Any], T] = _identity,
+        budget: _ByteBudget | None = None,
+    ) -> T:
         """POST ``body`` to ``api``, check the envelope and return ``read(data)``.
 
         Reading is part of the call, so an answer of the wrong shape is counted as a failed
         request (``bad_response``), not as a success. Raises ``ApiError`` for every failure.
+        ``budget``, shared by the pages of one list answer, bounds their bytes together.
         """
         self._gate(api)
         started = self._clock()
         outcome = "internal"  # anything but an answer or an ApiError is a bug, not a success
         try:
-            result = read(self._exchange(api, body))
+            result = read(self._exchange(api, body, budget))
             outcome = "success"
             return result
         except ApiError as error:
@@ -260,7 +297,7 @@ class MilvusClient:
         finally:
             self._observe(RequestRecord(api=api, outcome=outcome, seconds=self._clock() - started))
 
-    def _exchange(self, api: str, body: dict[str, Any]) -> Any:
+    def _exchange(self, api: str, body: dict[str, Any], budget: _ByteBudget | None = None) -> Any:
         started = self._clock()
         if self._deadline is not None and started >= self._deadline:
             raise ApiError("deadline", "the poll ran out of time before this request could start")
@@ -275,7 +312,7 @@ class MilvusClient:
         }
         with watched(self._watchdog, deadline) as watch:
             try:
-                payload = self._post(api, body, headers, remaining, deadline)
+                payload = self._post(api, body, headers, remaining, deadline, budget)
             except ApiError:
                 if watch.fired:
                     raise cut from None
@@ -295,6 +332,7 @@ class MilvusClient:
         headers: dict[str, str],
         remaining: float,
         deadline: float,
+        budget: _ByteBudget | None = None,
     ) -> Any:
         with self._session.post(
             self.endpoint + API_PATHS.get(api, API_PREFIX + api),
@@ -316,13 +354,18 @@ class MilvusClient:
                 raise ApiError(
                     f"http_{status}" if 100 <= status <= 599 else "http_other", f"HTTP {status}"
                 )
-            return self._read_body(response, deadline)
+            return self._read_body(response, deadline, budget)
 
-    def _read_body(self, response: requests.Response, deadline: float) -> Any:
-        """Read at most ``max_response_bytes`` before ``deadline``, then decode JSON.
+    def _read_body(
+        self, response: requests.Response, deadline: float, budget: _ByteBudget | None = None
+    ) -> Any:
+        """Read at most ``max_response_bytes`` (and what is left of ``budget``) before
+        ``deadline``, then decode JSON.
 
         Bytes that are not UTF-8 become U+FFFD rather than failing the answer; strings are
-        scrubbed of lone surrogates and secrets when the text shows it is needed.
+        scrubbed of lone surrogates and secrets when the text shows it is needed. Each copy of
+        the body is let go as soon as the next exists: a 16 MiB answer is held twice, not four
+        times, while it is decoded.
         """
         chunks: list[bytes] = []
         size = 0
@@ -330,19 +373,29 @@ class MilvusClient:
             size += len(chunk)
             if size > self._max_response_bytes:
                 raise ApiError("too_large", f"answer larger than {self._max_response_bytes} bytes")
+            if budget is not None and size > budget.remaining:
+                raise ApiError(
+                    "listing_too_large",
+                    f"the pages of this list answer hold more than max_listing_bytes "
+                    f"({budget.total} bytes)",
+                )
             if self._clock() > deadline:
                 raise ApiError("timeout", f"answer not complete within {self.timeout:g}s")
             chunks.append(chunk)
+        if budget is not None:
+            budget.remaining -= size
         raw = b"".join(chunks)
+        del chunks
         text = raw.decode("utf-8", errors="replace")
+        del raw
         try:
             payload = json.loads(text)
             if self._scrubber.needed(text):
                 payload = self._scrubber.scrub(payload)
             return payload
         except (ValueError, RecursionError):
-            looks_like = "HTML" if raw.lstrip()[:1] == b"<" else "not JSON"
-            raise ApiError("bad_json", f"answer is {looks_like} ({len(raw)} bytes)") from None
+            looks_like = "HTML" if text.lstrip()[:1] == "<" else "not JSON"
+            raise ApiError("bad_json", f"answer is {looks_like} ({size} bytes)") from None
 
 
 _CONNECT_FAILURES = (

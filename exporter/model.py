@@ -29,6 +29,7 @@ from .history import RefreshHistory
 from .import_memory import ImportMemory
 from .records import IMPORT_STATES, REFRESH_STATES, ImportJob, ImportJobDetails, RefreshJob
 from .series import (
+    CollectionCounts,
     Families,
     Tracked,
     collection_series,
@@ -37,6 +38,8 @@ from .series import (
     new_families,
     refresh_job_series,
     refresh_order,
+    within_collection_limit,
+    write_collection_counts,
 )
 from .snapshots import CycleResult, Snapshot, Target, TargetKey
 from .state import SavedState
@@ -85,6 +88,7 @@ class MetricsModel:
         collection_retention: float = 7 * 86_400.0,
     ) -> None:
         self.max_tracked_jobs = max_tracked_jobs
+        self.max_tracked_collections = max_tracked_collections
         self.poll_interval = poll_interval
         self._targets: dict[TargetKey, _TargetState] = {}
         self._history = RefreshHistory(max_tracked_collections, collection_retention)
@@ -95,6 +99,7 @@ class MetricsModel:
         self._refresh_durations: dict[tuple[str, str, str], HistogramState] = {}
         self._import_durations: dict[tuple[str, str, str], HistogramState] = {}
         self.untracked_jobs = 0
+        self.untracked_collections = 0
 
     def configure(
         self,
@@ -106,6 +111,7 @@ class MetricsModel:
     ) -> None:
         """Apply a reloaded config's limits; state for removed targets goes at the next update."""
         self.max_tracked_jobs = max_tracked_jobs
+        self.max_tracked_collections = max_tracked_collections
         self.poll_interval = poll_interval
         self._history.configure(max_tracked_collections, collection_retention)
         self._imports.configure(max_tracked_collections, collection_retention)
@@ -272,6 +278,8 @@ class MetricsModel:
     def families(self, now: float) -> list[MetricFamily]:
         out = new_families((*m.REFRESH_METRICS, *m.IMPORT_METRICS))
         candidates: list[Tracked] = []
+        refresh_counts: list[CollectionCounts] = []
+        import_counts: list[CollectionCounts] = []
         listed_imports: set[tuple[str, str, str]] = set()
         for key, state in sorted(self._targets.items()):
             snapshot = state.last_good  # kept while the target is down: last known state
@@ -284,25 +292,21 @@ class MetricsModel:
             )
             if state.target.kind == "refresh":
                 candidates += collection_series(
-                    out[m.REFRESH_JOBS],
-                    snapshot,
-                    snapshot.refresh_jobs,
-                    REFRESH_STATES,
-                    refresh_order,
+                    refresh_counts, snapshot, snapshot.refresh_jobs, refresh_order
                 )
             else:
                 cluster, database, _kind = key
                 candidates += collection_series(
-                    out[m.IMPORT_JOBS],
+                    import_counts,
                     snapshot,
                     snapshot.import_jobs,
-                    IMPORT_STATES,
                     import_order(state.import_details, state.import_first_seen),
                     partial(self._imports.remembered, cluster, database),
                 )
                 listed_imports.update(
                     (cluster, database, job.collection) for job in snapshot.import_jobs
                 )
+        self._write_collection_counts(out, refresh_counts, import_counts)
         candidates += self._unlisted_remembered_imports(listed_imports)
         self._finish_time_series(out)
         for item in self._apply_cardinality_guard(candidates):
@@ -326,7 +330,13 @@ class MetricsModel:
                 ],
             )
         rows = [
-            TargetRow(key, state.up, state.reason, state.last_success_time)
+            TargetRow(
+                key,
+                state.up,
+                state.reason,
+                state.last_success_time,
+                None if state.last_good is None else (state.last_good.unkept or {}),
+            )
             for key, state in self._targets.items()
         ]
         return [
@@ -336,8 +346,26 @@ class MetricsModel:
                 len(self._history),
                 self._history.forgotten + self._imports.forgotten,
                 self.untracked_jobs,
+                self.untracked_collections,
             ),
         ]
+
+    def _write_collection_counts(
+        self,
+        out: Families,
+        refresh_counts: list[CollectionCounts],
+        import_counts: list[CollectionCounts],
+    ) -> None:
+        """The per-collection count series, of at most ``max_tracked_collections`` collections
+        of each kind; the rest are counted in ``untracked_collections``."""
+        self.untracked_collections = 0
+        for metric, rows, documented, succeeded in (
+            (m.REFRESH_JOBS, refresh_counts, REFRESH_STATES, "RefreshCompleted"),
+            (m.IMPORT_JOBS, import_counts, IMPORT_STATES, "Completed"),
+        ):
+            shown, left_out = within_collection_limit(rows, self.max_tracked_collections, succeeded)
+            write_collection_counts(out[metric], shown, documented)
+            self.untracked_collections += left_out
 
     def _unlisted_remembered_imports(self, listed: set[tuple[str, str, str]]) -> list[Tracked]:
         """The newest finished import of each collection the server no longer lists (or whose

@@ -106,6 +106,7 @@ class Config:
     discovery_interval: float = 300.0
     max_discovered_databases: int = 1_000
     state_file: str | None = None
+    max_state_file_bytes: int = 16 * 1024 * 1024
     import_details: bool = True
     shard_index: int = 0
     shard_count: int = 1
@@ -144,6 +145,7 @@ TOP_LEVEL_KEYS = (
     "discovery_interval",
     "max_discovered_databases",
     "state_file",
+    "max_state_file_bytes",
     "import_details",
     "shard",
     "clusters",
@@ -283,6 +285,9 @@ class _Checker(Checker):
             document, "max_discovered_databases", defaults.max_discovered_databases, minimum=1
         )
         state_file = self.state_file(document)
+        max_state_bytes = self.integer(
+            document, "max_state_file_bytes", defaults.max_state_file_bytes, minimum=1024
+        )
         import_details = self.boolean(document, "import_details", defaults.import_details, "")
         shard_index, shard_count = 0, 1
         if "shard" in document:
@@ -311,6 +316,7 @@ class _Checker(Checker):
             discovery_interval=discovery_interval,
             max_discovered_databases=max_databases,
             state_file=state_file,
+            max_state_file_bytes=max_state_bytes,
             import_details=import_details,
             shard_index=shard_index,
             shard_count=shard_count,

@@ -16,6 +16,7 @@ It is not thread-safe: the poller calls it under its own lock.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 from .records import ImportJob
 from .snapshots import TargetKey
@@ -60,7 +61,15 @@ class DescribeSchedule:
             self.described_finished.setdefault(key, set()).add(job_id)
 
     def forget(self, keys: set[TargetKey]) -> None:
-        """Drop targets no longer polled."""
-        for table in (self._last_tried, self.carried):
-            for key in [key for key in table if key not in keys]:
-                del table[key]
+        """Drop what belongs to targets no longer polled (``keys`` are those still polled)."""
+        _keep_only(self._last_tried, keys)
+        _keep_only(self.carried, keys)
+        _keep_only(self.described_finished, keys)
+
+
+V = TypeVar("V")
+
+
+def _keep_only(table: dict[TargetKey, V], keys: set[TargetKey]) -> None:
+    for key in [key for key in table if key not in keys]:
+        del table[key]

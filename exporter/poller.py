@@ -236,6 +236,7 @@ class Poller:
             self._discovery.apply(outcome, listed)
             if outcome.ok:
                 self.targets = targets_of(self.config, self._discovery.listed)
+                self._describes.forget({target.key for target in self.targets})
         self._inbox_discoveries = []
         arrived, self._inbox = self._inbox, []
         for snapshot in arrived:

@@ -497,11 +497,15 @@ def _read_refresh_list(data: Any, now: float | None = None) -> Listing[RefreshJo
 
 
 def _listing(records: list[Any], parse: Callable[..., J], *args: Any) -> Listing[J]:
-    """Parse every record; skip (and count by reason) the ones that cannot be read."""
+    """Parse every record; skip (and count by reason) the ones that cannot be read.
+
+    Each decoded record is let go once it is read: a page of 167,000 records held 60 MB of
+    them next to the jobs made from them."""
     jobs: list[J] = []
     skipped: Counter[str] = Counter()
     first_message: dict[str, str] = {}
-    for record in records:
+    for index, record in enumerate(records):
+        records[index] = None
         try:
             jobs.append(parse(record, *args))
         except RecordError as error:
@@ -563,7 +567,8 @@ def _read_new_job_id(data: Any) -> int:
 
 def _read_import_page(data: Any) -> tuple[Listing[ImportJob], tuple[int, int, int] | None]:
     """One page of import jobs, and (current page, page count, page size) when paged."""
-    jobs = _listing(_records(data), parse_import_job)
+    shared: dict[str, str] = {}  # one copy of each collection name and state per page
+    jobs = _listing(_records(data), parse_import_job, shared)
     if not isinstance(data, dict) or not {"count", "pageSize"} <= data.keys():
         return jobs, None
     fields = (data["count"], data["pageSize"], data.get("currentPage") or 1)

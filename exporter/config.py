@@ -98,7 +98,7 @@ class Config:
     max_response_bytes: int = 16 * 1024 * 1024
     max_import_pages: int = 100
     max_listing_bytes: int = 64 * 1024 * 1024
-    max_listed_jobs: int = 50_000
+    max_listed_jobs: int = 20_000
     max_listed_collections: int = 10_000
     max_import_describes: int = 100
     max_tracked_collections: int = 10_000

@@ -9,9 +9,11 @@
 4. startup: process start to the first 200 on /readyz with 100 targets
 5. time to page: a failure upstream to the Alertmanager webhook, at the shipped defaults and at
    the fastest documented settings (full runs only: the defaults take about five minutes)
+6. listed imports: memory and /metrics of one target listing 200,000 and 500,000 imports at
+   the default limits (full runs only: about four minutes)
 
 Each part also runs alone: ``python -m benchmarks.scrape`` (``polling``, ``scale``, ``startup``,
-``paging``).
+``paging``, ``listing``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import paging, polling, report, scale, scrape, startup
+from . import listing, paging, polling, report, scale, scrape, startup
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,14 +53,18 @@ def main(argv: list[str] | None = None) -> int:
     print()
     started_up = startup.main(common)
     print()
-    if not args.quick:  # its own smoke test: tests/test_benchmarks.py runs it with --quick
+    listed: dict[str, Any] = {"verdicts": []}
+    if not args.quick:  # their own smoke tests: tests/test_benchmarks.py runs them with --quick
         paging.main(common)
+        print()
+        listed = listing.main(common)
         print()
 
     verdicts: list[dict[str, Any]] = [
         *scraped["verdicts"],
         *polled["verdicts"],
         *started_up["verdicts"],
+        *listed["verdicts"],
     ]
     del scaled  # the scale curve has no pass/fail target of its own
     missed = [verdict["what"] for verdict in verdicts if not verdict["met"]]

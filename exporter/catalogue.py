@@ -292,6 +292,23 @@ UNTRACKED_JOBS = Metric(
     "Jobs left without per-job series because max_tracked_jobs was reached (still counted).",
     (), "jobs left without per-job series by `max_tracked_jobs`",
 )  # fmt: skip
+UNTRACKED_COLLECTIONS = Metric(
+    "milvus_jobs_exporter_untracked_collections", "gauge",
+    "Listed collections left without their per-collection count series (milvus_refresh_jobs, "
+    "milvus_import_jobs) because max_tracked_collections was reached.",
+    (),
+    "listed collections left without `milvus_refresh_jobs` / `milvus_import_jobs` series by "
+    "`max_tracked_collections` (per kind; those with a running, pending or failed job are shown "
+    "first)",
+)  # fmt: skip
+UNKEPT_JOBS = Metric(
+    "milvus_jobs_exporter_unkept_jobs", "gauge",
+    "Jobs listed at the target's last successful poll that were not kept, by the limit that left "
+    "them out (max_listed_jobs, max_listed_collections).",
+    (*TARGET, "limit"),
+    "listed jobs the last good poll did not keep: `limit=\"max_listed_jobs\"` (older finished "
+    "jobs first) or `limit=\"max_listed_collections\"` (every job of a collection past the cap)",
+)  # fmt: skip
 BUILD_INFO = Metric(
     "milvus_jobs_exporter_build_info", "gauge",
     "Version of the exporter; always 1.",
@@ -322,6 +339,15 @@ LAST_DISCOVERY_SUCCESS = Metric(
     ("milvus_cluster",), "last successful discovery (Unix seconds)", "seconds",
 )  # fmt: skip
 
+DISCOVERY_SKIPPED = Metric(
+    "milvus_jobs_exporter_discovery_skipped_databases", "gauge",
+    "Databases a cluster's patterns matched at its last successful discovery that are not "
+    "polled: past max_discovered_databases (limit), or with a name longer than Milvus allows "
+    "(name_too_long).",
+    ("milvus_cluster", "reason"),
+    "matched databases not polled at the last successful discovery: `limit` (past "
+    "`max_discovered_databases`, in name order) or `name_too_long` (over 255 characters)",
+)  # fmt: skip
 # --- Evidence that a target or a collection is gone (removals.py, evidence.py) ----------------
 TARGET_REMOVED = Metric(
     "milvus_jobs_exporter_target_removed_timestamp_seconds", "gauge",
@@ -419,9 +445,11 @@ HEALTH_METRICS = (
     TARGET_UP, TARGET_ERROR, TARGET_LAST_SUCCESS, POLL_ERRORS, SKIPPED_RECORDS,
     TRACKED_COLLECTIONS, FORGOTTEN_COLLECTIONS, API_REQUESTS, API_REQUEST_DURATION,
     UPSTREAM_CLOCK_SKEW, POLL_CYCLE_DURATION, POLL_CYCLES, LAST_POLL_CYCLE, LATE_TARGETS,
-    UNTRACKED_JOBS, BUILD_INFO,
+    UNTRACKED_JOBS, UNTRACKED_COLLECTIONS, UNKEPT_JOBS, BUILD_INFO,
 )  # fmt: skip
-DISCOVERY_METRICS = (DISCOVERED_DATABASES, DISCOVERY_UP, DISCOVERY_ERRORS, LAST_DISCOVERY_SUCCESS)
+DISCOVERY_METRICS = (
+    DISCOVERED_DATABASES, DISCOVERY_UP, DISCOVERY_ERRORS, LAST_DISCOVERY_SUCCESS, DISCOVERY_SKIPPED,
+)  # fmt: skip
 EVIDENCE_METRICS = (TARGET_REMOVED, COLLECTIONS_LIST_UP, LAST_COLLECTIONS_LIST_SUCCESS)
 CONFIG_METRICS = (
     RELOAD_SUCCESSFUL, RELOAD_SUCCESS_TIME, SHARD_INFO, SHARD_COUNT, POLL_INTERVAL,

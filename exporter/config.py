@@ -97,10 +97,16 @@ class Config:
     max_retries: int = 2
     max_response_bytes: int = 16 * 1024 * 1024
     max_import_pages: int = 100
+    max_listing_bytes: int = 64 * 1024 * 1024
+    max_listed_jobs: int = 20_000
+    max_listed_collections: int = 10_000
+    max_import_describes: int = 100
     max_tracked_collections: int = 10_000
     collection_retention: float = 7 * 86_400.0
     discovery_interval: float = 300.0
+    max_discovered_databases: int = 1_000
     state_file: str | None = None
+    max_state_file_bytes: int = 16 * 1024 * 1024
     import_details: bool = True
     shard_index: int = 0
     shard_count: int = 1
@@ -130,10 +136,16 @@ TOP_LEVEL_KEYS = (
     "max_retries",
     "max_response_bytes",
     "max_import_pages",
+    "max_listing_bytes",
+    "max_listed_jobs",
+    "max_listed_collections",
+    "max_import_describes",
     "max_tracked_collections",
     "collection_retention",
     "discovery_interval",
+    "max_discovered_databases",
     "state_file",
+    "max_state_file_bytes",
     "import_details",
     "shard",
     "clusters",
@@ -248,6 +260,18 @@ class _Checker(Checker):
             document, "max_response_bytes", defaults.max_response_bytes, minimum=1024
         )
         max_pages = self.integer(document, "max_import_pages", defaults.max_import_pages, minimum=1)
+        max_listing_bytes = self.integer(
+            document, "max_listing_bytes", defaults.max_listing_bytes, minimum=1024
+        )
+        max_listed_jobs = self.integer(
+            document, "max_listed_jobs", defaults.max_listed_jobs, minimum=1
+        )
+        max_listed_collections = self.integer(
+            document, "max_listed_collections", defaults.max_listed_collections, minimum=1
+        )
+        max_describes = self.integer(
+            document, "max_import_describes", defaults.max_import_describes, minimum=0
+        )
         max_collections = self.integer(
             document, "max_tracked_collections", defaults.max_tracked_collections, minimum=0
         )
@@ -257,7 +281,13 @@ class _Checker(Checker):
         discovery_interval = self.duration(
             document, "discovery_interval", defaults.discovery_interval, minimum=1.0
         )
+        max_databases = self.integer(
+            document, "max_discovered_databases", defaults.max_discovered_databases, minimum=1
+        )
         state_file = self.state_file(document)
+        max_state_bytes = self.integer(
+            document, "max_state_file_bytes", defaults.max_state_file_bytes, minimum=1024
+        )
         import_details = self.boolean(document, "import_details", defaults.import_details, "")
         shard_index, shard_count = 0, 1
         if "shard" in document:
@@ -277,10 +307,16 @@ class _Checker(Checker):
             max_retries=retries,
             max_response_bytes=max_bytes,
             max_import_pages=max_pages,
+            max_listing_bytes=max_listing_bytes,
+            max_listed_jobs=max_listed_jobs,
+            max_listed_collections=max_listed_collections,
+            max_import_describes=max_describes,
             max_tracked_collections=max_collections,
             collection_retention=collection_retention,
             discovery_interval=discovery_interval,
+            max_discovered_databases=max_databases,
             state_file=state_file,
+            max_state_file_bytes=max_state_bytes,
             import_details=import_details,
             shard_index=shard_index,
             shard_count=shard_count,

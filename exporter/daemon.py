@@ -34,7 +34,7 @@ from .model import REFRESH_DURATION_BUCKETS, MetricsModel
 from .poller import Poller
 from .removals import log_lines
 from .snapshots import CycleResult
-from .state import StateError, load_state, save_state
+from .state import StateError, load_state, remove_leftovers, save_state, set_aside
 from .status import DiscoveryStatus, ReloadResult, TargetStatus
 from .targets import limiter_rate
 
@@ -138,6 +138,9 @@ class Daemon:
         self._last_published: float | None = None
         self._state_saved_at = -math.inf
         self._state_write_errors = 0
+        self._state_saving = True
+        """False when a state file that could not be used could not be kept aside either:
+        saving would overwrite it."""
         self._restore_state()
 
     def run_cycle(self) -> CycleResult:
@@ -180,18 +183,39 @@ class Daemon:
 
     def _restore_state(self) -> None:
         """Load the state file, and serve what it remembers before the first poll, so a
-        restart does not make failed or stale collections vanish from /metrics."""
+        restart does not make failed or stale collections vanish from /metrics. Leftovers of
+        saves a kill interrupted go first; a file that cannot be used is kept aside."""
         path = self.config.state_file
         if not path:
             return
+        removed = remove_leftovers(path)
+        if removed:
+            log.warning(
+                "state.leftovers_removed",
+                path=path,
+                files=removed,
+                why="a save was interrupted (the process was killed while it wrote the state)",
+            )
         try:
-            saved = load_state(path, REFRESH_DURATION_BUCKETS)
+            saved = load_state(
+                path,
+                REFRESH_DURATION_BUCKETS,
+                self._wall_clock(),
+                self.config.max_state_file_bytes,
+            )
         except StateError as error:
-            log.warning("state.unreadable", error=str(error), action="starting without it")
+            self._keep_aside(path, error)
             return
         if saved is None:
             log.info("state.none_yet", path=path)
             return
+        if saved.dropped:
+            log.warning(
+                "state.entries_dropped",
+                path=path,
+                dropped=saved.dropped,
+                action="restored the rest",
+            )
         self.model.restore(saved)
         now = self._wall_clock()
         self.model.reconcile(self.poller.targets, self.poller.watchlist, now)
@@ -210,15 +234,36 @@ class Daemon:
             log.info("targets.removed", **line)
         self.model.removed = []
 
+    def _keep_aside(self, path: str, error: StateError) -> None:
+        """One line for a state file that cannot be used; keep it where no save overwrites it."""
+        if error.aside is None:
+            log.warning(error.event, error=str(error), action="starting without it")
+            return
+        aside = set_aside(path, error.aside)
+        if aside is None:
+            self._state_saving = False
+            log.warning(
+                error.event,
+                error=str(error),
+                action="starting without it; it could not be renamed, so no state is saved",
+            )
+            return
+        log.warning(error.event, error=str(error), action=f"starting without it; kept as {aside}")
+
     def _save_state(self, force: bool = False) -> None:
         path = self.config.state_file
-        if not path:
+        if not path or not self._state_saving:
             return
         now = self._clock()
         if not force and now - self._state_saved_at < STATE_SAVE_INTERVAL_SECONDS:
             return
         try:
-            save_state(path, self.model.saved_state(), self._wall_clock())
+            save_state(
+                path,
+                self.model.saved_state(),
+                self._wall_clock(),
+                self.config.max_state_file_bytes,
+            )
         except OSError as error:
             self._state_write_errors += 1
             self._republish()

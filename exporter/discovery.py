@@ -15,7 +15,9 @@ import structlog
 from .client import ApiError
 from .config import ClusterConfig, Config
 from .redact import redact
+from .repeats import RepeatedLines
 from .snapshots import DiscoveryOutcome
+from .targets import MAX_DATABASE_NAME_LENGTH, discovered_databases
 
 log = structlog.get_logger("exporter.discovery")
 
@@ -42,6 +44,9 @@ class DiscoverySchedule:
             if cluster.database_patterns and listed and cluster.name in listed
         }
         """Each pattern cluster's databases at its last successful discovery (all of them)."""
+        self._repeated_failures = RepeatedLines(clock=clock)
+        self._skipped_said: dict[str, tuple[int, int]] = {}
+        """Per cluster, the (over the limit, names too long) last logged: logged once each."""
         now = clock()
         self._due = {
             cluster.name: 0.0 if cluster.name not in self.listed else now + self._every(cluster)
@@ -75,28 +80,68 @@ class DiscoverySchedule:
         cluster = next(c for c in self._config.clusters if c.name == outcome.cluster)
         now = self._clock()
         if outcome.ok and listed is not None:
-            self.listed[cluster.name] = listed
+            self.listed[cluster.name] = tuple(
+                name for name in listed if len(name) <= MAX_DATABASE_NAME_LENGTH
+            )
             self._due[cluster.name] = now + self._every(cluster)
+            self._repeated_failures.clear(cluster.name)
             log.info("discovery.finished", cluster=cluster.name, databases=len(outcome.matched))
+            self._say_skipped(outcome)
             return
         floor = max(self._config.poll_interval, FAILED_DISCOVERY_RETRY_FLOOR_SECONDS)
         self._due[cluster.name] = now + min(self._every(cluster), floor)
+        repeated = self._repeated_failures.due(cluster.name, outcome.reason)
+        if repeated is not None:
+            log.warning(
+                "discovery.failed",
+                cluster=cluster.name,
+                reason=outcome.reason,
+                error=outcome.message,
+                known=cluster.name in self.listed,
+                **({"repeated": repeated} if repeated else {}),
+            )
+
+    def _say_skipped(self, outcome: DiscoveryOutcome) -> None:
+        """Log matched databases that are not polled, once for each change in their number."""
+        skipped = (outcome.over_limit, outcome.too_long)
+        if skipped == self._skipped_said.get(outcome.cluster, (0, 0)):
+            return
+        self._skipped_said[outcome.cluster] = skipped
+        if skipped == (0, 0):
+            return
         log.warning(
-            "discovery.failed",
-            cluster=cluster.name,
-            reason=outcome.reason,
-            error=outcome.message,
-            known=cluster.name in self.listed,
+            "discovery.databases_skipped",
+            cluster=outcome.cluster,
+            over_limit=outcome.over_limit,
+            max_discovered_databases=self._config.max_discovered_databases,
+            name_too_long=outcome.too_long,
+            max_name_length=MAX_DATABASE_NAME_LENGTH,
+            action="not polled",
         )
 
     def _every(self, cluster: ClusterConfig) -> float:
         return cluster.discovery_interval or self._config.discovery_interval
 
 
-def discovered(cluster: ClusterConfig, at: float, listed: tuple[str, ...]) -> DiscoveryOutcome:
-    """A successful discovery: the listed databases that the cluster's patterns select."""
+def discovered(
+    cluster: ClusterConfig, at: float, listed: tuple[str, ...], limit: int | None = None
+) -> DiscoveryOutcome:
+    """A successful discovery: the listed databases that the cluster's patterns select, at
+    most ``limit`` of them besides the named ones (``targets.discovered_databases``)."""
+    selection = discovered_databases(cluster, listed, limit)
+    present = set(listed)
+    named = tuple(
+        database
+        for database in cluster.database_names
+        if database in present and cluster.matches(database)
+    )
     return DiscoveryOutcome(
-        cluster.name, at, True, tuple(database for database in listed if cluster.matches(database))
+        cluster.name,
+        at,
+        True,
+        (*named, *selection.polled),
+        over_limit=selection.over_limit,
+        too_long=selection.too_long,
     )
 
 

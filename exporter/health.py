@@ -12,12 +12,13 @@ filled from each cycle's result and rendered into the families declared in ``cat
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from . import __version__
 from . import catalogue as m
 from .families import HistogramState, MetricFamily, histogram_family
+from .kept import LIMITS
 from .snapshots import CycleResult, Snapshot, TargetKey
 
 API_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -31,6 +32,8 @@ class TargetRow:
     up: bool
     reason: str
     last_success_time: float | None
+    unkept: Mapping[str, int] | None = None
+    """Listed jobs its last good poll left out, by limit; None before a good poll."""
 
 
 class ExporterHealth:
@@ -45,6 +48,9 @@ class ExporterHealth:
         """Per cluster: its clock minus ours at its latest answer with a ``Date``."""
         self._discovery: dict[str, tuple[bool, int, float | None]] = {}
         """Per pattern cluster: (last discovery ok, databases matched, last success time)."""
+        self._discovery_skipped: dict[str, tuple[int, int]] = {}
+        """Per pattern cluster, at its last successful discovery: matched databases not
+        polled, (past max_discovered_databases, names too long)."""
         self._discovery_errors: Counter[tuple[str, str]] = Counter()
         self._discovery_reasons: dict[str, str] = {}
         self.cycles = 0
@@ -90,11 +96,15 @@ class ExporterHealth:
             self._discovery_reasons[outcome.cluster] = outcome.reason
             if outcome.ok:
                 self._discovery[outcome.cluster] = (True, len(outcome.matched), outcome.at)
+                self._discovery_skipped[outcome.cluster] = (outcome.over_limit, outcome.too_long)
             else:
                 self._discovery[outcome.cluster] = (False, matched, last_success)
                 self._discovery_errors[(outcome.cluster, outcome.reason)] += 1
         clusters = set(cycle.discovery_clusters)
         self._discovery = {k: v for k, v in self._discovery.items() if k in clusters}
+        self._discovery_skipped = {
+            k: v for k, v in self._discovery_skipped.items() if k in clusters
+        }
         self._discovery_errors = Counter(
             {k: v for k, v in self._discovery_errors.items() if k[0] in clusters}
         )
@@ -116,6 +126,7 @@ class ExporterHealth:
         tracked_collections: int,
         forgotten_collections: Counter[str],
         untracked_jobs: int,
+        untracked_collections: int = 0,
     ) -> list[MetricFamily]:
         out = {metric: metric.family() for metric in m.HEALTH_METRICS}
         for row in sorted(rows, key=lambda row: row.key):
@@ -129,6 +140,11 @@ class ExporterHealth:
                 out[m.TARGET_ERROR].add((*labels, ("reason", row.reason)), 1.0)
             if row.last_success_time is not None:
                 out[m.TARGET_LAST_SUCCESS].add(labels, row.last_success_time)
+            if row.unkept is not None:
+                for limit in LIMITS:
+                    out[m.UNKEPT_JOBS].add(
+                        (*labels, ("limit", limit)), float(row.unkept.get(limit, 0))
+                    )
         for metric, counts in (
             (m.POLL_ERRORS, self._poll_errors),
             (m.SKIPPED_RECORDS, self._skipped_records),
@@ -171,6 +187,7 @@ class ExporterHealth:
             out[m.LAST_POLL_CYCLE].add((), self._last_cycle_end)
         out[m.LATE_TARGETS].add((), float(self._late_targets))
         out[m.UNTRACKED_JOBS].add((), float(untracked_jobs))
+        out[m.UNTRACKED_COLLECTIONS].add((), float(untracked_collections))
         out[m.BUILD_INFO].add((("version", __version__),), 1.0)
         discovery = {metric: metric.family() for metric in m.DISCOVERY_METRICS}
         for cluster, (ok, matched, last_success) in sorted(self._discovery.items()):
@@ -179,6 +196,12 @@ class ExporterHealth:
             discovery[m.DISCOVERY_UP].add(cluster_labels, 1.0 if ok else 0.0)
             if last_success is not None:
                 discovery[m.LAST_DISCOVERY_SUCCESS].add(cluster_labels, last_success)
+            if cluster in self._discovery_skipped:
+                over_limit, too_long = self._discovery_skipped[cluster]
+                for reason, count in (("limit", over_limit), ("name_too_long", too_long)):
+                    discovery[m.DISCOVERY_SKIPPED].add(
+                        (*cluster_labels, ("reason", reason)), float(count)
+                    )
         for (cluster, reason), count in sorted(self._discovery_errors.items()):
             discovery[m.DISCOVERY_ERRORS].add(
                 (("milvus_cluster", cluster), ("reason", reason)), float(count), "_total"

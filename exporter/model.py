@@ -24,7 +24,7 @@ Sample output (abridged)::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
@@ -38,6 +38,7 @@ from .import_memory import ImportMemory
 from .records import IMPORT_STATES, REFRESH_STATES, ImportJob, ImportJobDetails, RefreshJob
 from .removals import RemovedTarget, RemovedTargets
 from .series import (
+    CollectionCounts,
     Families,
     Tracked,
     collection_series,
@@ -46,6 +47,8 @@ from .series import (
     new_families,
     refresh_job_series,
     refresh_order,
+    within_collection_limit,
+    write_collection_counts,
 )
 from .snapshots import CollectionsListing, CycleResult, Snapshot, Target, TargetKey
 from .state import SavedState
@@ -101,6 +104,7 @@ class MetricsModel:
         collection_retention: float = 7 * 86_400.0,
     ) -> None:
         self.max_tracked_jobs = max_tracked_jobs
+        self.max_tracked_collections = max_tracked_collections
         self.poll_interval = poll_interval
         self._targets: dict[TargetKey, _TargetState] = {}
         self._history = RefreshHistory(max_tracked_collections, collection_retention)
@@ -118,6 +122,7 @@ class MetricsModel:
         self.removed: list[RemovedTarget] = []
         """The targets removed by the last ``update`` or ``reconcile``, for the daemon's log."""
         self.untracked_jobs = 0
+        self.untracked_collections = 0
 
     def configure(
         self,
@@ -129,6 +134,7 @@ class MetricsModel:
     ) -> None:
         """Apply a reloaded config's limits; state for removed targets goes at the next update."""
         self.max_tracked_jobs = max_tracked_jobs
+        self.max_tracked_collections = max_tracked_collections
         self.poll_interval = poll_interval
         self._history.configure(max_tracked_collections, collection_retention)
         self._imports.configure(max_tracked_collections, collection_retention)
@@ -314,6 +320,13 @@ class MetricsModel:
         hidden = self._evidence.hidden
         return tuple(job for job in jobs if not hidden((cluster, database, job.collection)))
 
+    def _gone(self, cluster: str, database: str) -> Callable[[str], bool] | None:
+        """Whether a collection of the database is confirmed gone (None: none is)."""
+        if not self._evidence.hides((cluster, database)):
+            return None
+        hidden = self._evidence.hidden
+        return lambda collection: hidden((cluster, database, collection))
+
     def _apply_collections_listing(self, listing: CollectionsListing) -> None:
         """Forget the collections a list shows gone (counted ``dropped``); the ones it names
         count as listed, so a failure the server forgot stays for as long as they exist."""
@@ -410,6 +423,8 @@ class MetricsModel:
     def families(self, now: float) -> list[MetricFamily]:
         out = new_families((*m.REFRESH_METRICS, *m.IMPORT_METRICS))
         candidates: list[Tracked] = []
+        refresh_counts: list[CollectionCounts] = []
+        import_counts: list[CollectionCounts] = []
         listed_imports: set[tuple[str, str, str]] = set()
         for key, state in sorted(self._targets.items()):
             snapshot = state.last_good  # kept while the target is down: last known state
@@ -418,6 +433,7 @@ class MetricsModel:
             cluster, database, _kind = key
             refreshes = self._visible(cluster, database, snapshot.refresh_jobs)
             imports = self._visible(cluster, database, snapshot.import_jobs)
+            gone = self._gone(cluster, database)
             jobs: tuple[RefreshJob | ImportJob, ...] = refreshes or imports
             out[m.UNKNOWN_STATE_JOBS].add(
                 (("milvus_cluster", key[0]), ("database", key[1]), ("kind", key[2])),
@@ -425,18 +441,19 @@ class MetricsModel:
             )
             if state.target.kind == "refresh":
                 candidates += collection_series(
-                    out[m.REFRESH_JOBS], snapshot, refreshes, REFRESH_STATES, refresh_order
+                    refresh_counts, snapshot, refreshes, refresh_order, gone=gone
                 )
             else:
                 candidates += collection_series(
-                    out[m.IMPORT_JOBS],
+                    import_counts,
                     snapshot,
                     imports,
-                    IMPORT_STATES,
                     import_order(state.import_details, state.import_first_seen),
                     partial(self._imports.remembered, cluster, database),
+                    gone=gone,
                 )
                 listed_imports.update((cluster, database, job.collection) for job in imports)
+        self._write_collection_counts(out, refresh_counts, import_counts)
         candidates += self._unlisted_remembered_imports(listed_imports)
         self._finish_time_series(out)
         for item in self._apply_cardinality_guard(candidates):
@@ -460,7 +477,13 @@ class MetricsModel:
                 ],
             )
         rows = [
-            TargetRow(key, state.up, state.reason, state.last_success_time)
+            TargetRow(
+                key,
+                state.up,
+                state.reason,
+                state.last_success_time,
+                None if state.last_good is None else (state.last_good.unkept or {}),
+            )
             for key, state in self._targets.items()
         ]
         return [
@@ -470,10 +493,28 @@ class MetricsModel:
                 len(self._history),
                 self._history.forgotten + self._imports.forgotten,
                 self.untracked_jobs,
+                self.untracked_collections,
             ),
             self._removed_targets.family(now),
             *self._evidence.families(),
         ]
+
+    def _write_collection_counts(
+        self,
+        out: Families,
+        refresh_counts: list[CollectionCounts],
+        import_counts: list[CollectionCounts],
+    ) -> None:
+        """The per-collection count series, of at most ``max_tracked_collections`` collections
+        of each kind; the rest are counted in ``untracked_collections``."""
+        self.untracked_collections = 0
+        for metric, rows, documented, succeeded in (
+            (m.REFRESH_JOBS, refresh_counts, REFRESH_STATES, "RefreshCompleted"),
+            (m.IMPORT_JOBS, import_counts, IMPORT_STATES, "Completed"),
+        ):
+            shown, left_out = within_collection_limit(rows, self.max_tracked_collections, succeeded)
+            write_collection_counts(out[metric], shown, documented)
+            self.untracked_collections += left_out
 
     def _unlisted_remembered_imports(self, listed: set[tuple[str, str, str]]) -> list[Tracked]:
         """The newest finished import of each collection the server no longer lists (or whose

@@ -28,7 +28,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import structlog
@@ -38,18 +38,20 @@ from .client import (
     DATABASES_LIST,
     IMPORT_DESCRIBE,
     ApiError,
-    Listing,
     MilvusClient,
 )
 from .collection_lists import CollectionListSchedule, collections_listed, list_failed
 from .config import ClusterConfig, Config
+from .describes import DescribeSchedule
 from .descriptors import upstream_budget
 from .discovery import DiscoverySchedule, discovered, discovery_failed
+from .kept import IMPORT_RULES, REFRESH_RULES, KeepLimits, Kept, ListingKeeper, keep_listed
 from .oddities import OddityLog
 from .poll_tasks import PollRound, PollTask, log_fields
 from .ratelimit import SlidingWindowLimiter
 from .records import IMPORT_FINISHED_STATES, ImportJob, ImportJobDetails, RefreshJob
 from .redact import redact
+from .repeats import RepeatedLines
 from .retry import retry_delay
 from .snapshots import (
     ClusterRequest,
@@ -131,13 +133,13 @@ class Poller:
         self._inbox_requests: list[ClusterRequest] = []
         self._inbox_details: list[tuple[TargetKey, ImportJobDetails]] = []
         self._oddities = OddityLog()
+        self._repeated_failures = RepeatedLines(clock=clock)
+        self._repeated_unkept = RepeatedLines(clock=clock)
         self._describe_margin = min(config.request_timeout, config.poll_interval / 2)
         self._inbox_discoveries: list[tuple[DiscoveryOutcome, tuple[str, ...] | None]] = []
         self._inbox_collections: list[CollectionsListing] = []
-        self._described_finished: dict[TargetKey, set[str]] = (
-            {} if described_finished is None else described_finished
-        )
-        """Finished import jobs whose final details were fetched: described once, not again."""
+        self._describes = DescribeSchedule(config.max_import_describes, described_finished)
+        self._keep_limits = KeepLimits(config.max_listed_jobs, config.max_listed_collections)
 
     @property
     def listed_databases(self) -> dict[str, tuple[str, ...]]:
@@ -157,7 +159,7 @@ class Poller:
     @property
     def described_finished(self) -> dict[TargetKey, set[str]]:
         """Finished imports already described, to hand to the poller of a reloaded config."""
-        return self._described_finished
+        return self._describes.described_finished
 
     @property
     def poll_budget(self) -> float:
@@ -242,6 +244,7 @@ class Poller:
             self._discovery.apply(outcome, listed)
             if outcome.ok:
                 self.targets = targets_of(self.config, self._discovery.listed)
+                self._describes.forget({target.key for target in self.targets})
         self._inbox_discoveries = []
         current.collection_lists += self._inbox_collections
         self._inbox_collections = []
@@ -408,23 +411,19 @@ class Poller:
                 task.not_before = retry_at
                 self._delayed.append(task)
             elif snapshot is not None:
+                self._repeated_failures.clear(target.key)
                 self._inbox.append(snapshot)
             elif error is not None:
                 self._inbox.append(self._failed(target, task, error))
             self._lock.notify()
 
     def _queue_import_details(self, snapshot: Snapshot) -> None:
-        """After an import list: describe unfinished jobs, and finished ones once (called locked)."""
+        """After an import list: describe unfinished jobs, and finished ones once, at most
+        ``max_import_describes`` per round (``describes.py``; called locked)."""
         if not self.config.import_details or not snapshot.ok or snapshot.target.kind != "import":
             return
-        key = snapshot.target.key
-        listed = {job.job_id for job in snapshot.import_jobs}
-        done = self._described_finished.setdefault(key, set())
-        done &= listed  # forget jobs the server no longer lists
-        for job in snapshot.import_jobs:
-            if job.finished and job.job_id in done:
-                continue
-            self._queue(PollTask(snapshot.target, describe_job_id=job.job_id))
+        for job_id in self._describes.pick(snapshot.target.key, snapshot.import_jobs):
+            self._queue(PollTask(snapshot.target, describe_job_id=job_id))
 
     def _run_describe(self, task: PollTask) -> None:
         """Worker: fetch one import job's details; a failure costs only those details."""
@@ -452,8 +451,10 @@ class Poller:
             self._inbox_requests.extend(requests_seen)
             if details is not None:
                 self._inbox_details.append((task.target.key, details))
-                if details.complete_time is not None or details.state in IMPORT_FINISHED_STATES:
-                    self._described_finished.setdefault(task.target.key, set()).add(job_id)
+            finished = details is not None and (
+                details.complete_time is not None or details.state in IMPORT_FINISHED_STATES
+            )
+            self._describes.tried(task.target.key, job_id, finished)
             self._lock.notify()
 
     def _queue_discoveries(self, now: float) -> None:
@@ -475,7 +476,9 @@ class Poller:
         try:
             client = self._client(cluster, DATABASES_LIST, requests_seen, self._clock())
             listed = client.list_databases()
-            outcome = discovered(cluster, self._wall_clock(), listed)
+            outcome = discovered(
+                cluster, self._wall_clock(), listed, self.config.max_discovered_databases
+            )
         except Exception as failure:  # an ApiError, or a bug that must not take the daemon down
             outcome = discovery_failed(cluster, self._wall_clock(), failure, self.config.secrets)
         with self._lock:
@@ -539,6 +542,7 @@ class Poller:
             secrets=self.config.secrets,
             deadline=deadline,
             max_import_pages=self.config.max_import_pages,
+            max_listing_bytes=self.config.max_listing_bytes,
         )
 
     def _acquire(self, key: tuple[str, str], deadline: float) -> None:
@@ -554,23 +558,32 @@ class Poller:
     ) -> Snapshot:
         client = self._client(target.cluster, target.api, requests_seen, self._clock())
         polled_at = self._wall_clock()
-        listing: Listing[RefreshJob] | Listing[ImportJob]
         refresh_jobs: tuple[RefreshJob, ...] = ()
         import_jobs: tuple[ImportJob, ...] = ()
+        kept: Kept[RefreshJob] | Kept[ImportJob]
         if target.kind == "refresh":
             listing = client.list_refresh_jobs(target.database)
-            refresh_jobs = listing.jobs
+            self._oddities.note(target, listing)
+            kept = refresh_kept = keep_listed(self._keep_limits, REFRESH_RULES, (listing,))
+            del listing
+            refresh_jobs = refresh_kept.jobs
         else:
-            listing = client.list_import_jobs(target.database)
-            import_jobs = listing.jobs
-        self._oddities.note(target, listing)
+            keeper = ListingKeeper(self._keep_limits, IMPORT_RULES)
+            for page in client.import_job_pages(target.database):
+                self._oddities.note(target, page)
+                keeper.add(page)
+                del page  # one page at a time
+            kept = import_kept = keeper.result()
+            import_jobs = import_kept.jobs
         self._oddities.note_clock_skew(target.cluster.name, client.clock_skew)
         seconds = self._clock() - task.started
+        self._say_unkept(target, kept.unkept)
         log.debug(
             "poll.finished",
             **log_fields(target),
             jobs=len(refresh_jobs) + len(import_jobs),
-            skipped=listing.skipped_count,
+            skipped=sum(count for _reason, count, _message in kept.skipped),
+            unkept=kept.unkept_count,
             ms=round(seconds * 1000),
         )
         return Snapshot(
@@ -581,7 +594,26 @@ class Poller:
             import_jobs=import_jobs,
             seconds=seconds,
             attempts=task.attempts,
-            skipped_records=listing.skipped,
+            skipped_records=kept.skipped,
+            collection_counts=kept.counts,
+            unkept=kept.unkept,
+        )
+
+    def _say_unkept(self, target: Target, unkept: Mapping[str, int]) -> None:
+        """Listed jobs left out by a cap: a warning when it starts, then every ten minutes."""
+        if not any(unkept.values()):
+            self._repeated_unkept.clear(target.key)
+            return
+        repeated = self._repeated_unkept.due(target.key, "unkept")
+        if repeated is None:
+            return
+        log.warning(
+            "poll.jobs_not_kept",
+            **log_fields(target),
+            **{f"over_{limit}": count for limit, count in unkept.items()},
+            max_listed_jobs=self.config.max_listed_jobs,
+            max_listed_collections=self.config.max_listed_collections,
+            **({"repeated": repeated} if repeated else {}),
         )
 
     def _retry_time(self, task: PollTask, error: ApiError) -> float | None:
@@ -596,14 +628,19 @@ class Poller:
         return retry_at
 
     def _failed(self, target: Target, task: PollTask | None, error: ApiError) -> Snapshot:
+        """A failed poll, logged the first time and then only every ten minutes while it
+        repeats (``repeats.py``); the counters on /metrics count every one."""
         message = redact(error.message, *self.config.secrets)
-        log.warning(
-            "poll.failed",
-            **log_fields(target),
-            reason=error.reason,
-            error=message,
-            attempts=task.attempts if task else 0,
-        )
+        repeated = self._repeated_failures.due(target.key, error.reason)
+        if repeated is not None:
+            log.warning(
+                "poll.failed",
+                **log_fields(target),
+                reason=error.reason,
+                error=message,
+                attempts=task.attempts if task else 0,
+                **({"repeated": repeated} if repeated else {}),
+            )
         return Snapshot(
             target=target,
             polled_at=self._wall_clock(),

@@ -164,15 +164,16 @@ def _shared(text: str, shared: dict[str, str] | None) -> str:
     return text if shared is None else shared.setdefault(text, text)
 
 
-def parse_import_job(record: Any) -> ImportJob:
-    """Read one ``records[]`` entry of the import list answer."""
+def parse_import_job(record: Any, shared: dict[str, str] | None = None) -> ImportJob:
+    """Read one ``records[]`` entry of the import list answer; ``shared`` as for
+    ``parse_refresh_job`` (collection names and states)."""
     if not isinstance(record, dict):
         raise RecordError(f"expected a job object, got {type(record).__name__}")
     progress, out_of_range = _progress(record.get("progress"))
     return ImportJob(
         job_id=_import_job_id(record.get("jobId")),
-        collection=_name(record.get("collectionName"), "collectionName"),
-        state=_state(record.get("state")),
+        collection=_shared(_name(record.get("collectionName"), "collectionName"), shared),
+        state=_shared(_state(record.get("state")), shared),
         progress_ratio=progress,
         reason=_reason(record.get("reason")),
         progress_out_of_range=out_of_range,

@@ -8,7 +8,7 @@ its four shared labels once is most of what makes 100,000 jobs cheap to export.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from . import catalogue as m
@@ -67,29 +67,56 @@ def import_order(details: dict[str, ImportJobDetails], first_seen: dict[str, flo
     return order
 
 
+@dataclass(frozen=True, slots=True)
+class CollectionCounts:
+    """One listed collection's jobs by state: its samples of ``milvus_refresh_jobs`` /
+    ``milvus_import_jobs``."""
+
+    key: TargetKey
+    collection: str
+    states: Mapping[str, int]
+
+    def active(self, succeeded: str) -> bool:
+        """Any job listed in a state other than success: running, pending or failed."""
+        return any(count for state, count in self.states.items() if state != succeeded)
+
+
 def collection_series(
-    counts: MetricFamily,
+    counted: list[CollectionCounts],
     snapshot: Snapshot,
     listed: Sequence[Job],
-    documented_states: tuple[str, ...],
     order: JobOrder,
     remembered: Callable[[str], RememberedImport | None] | None = None,
+    *,
+    gone: Callable[[str], bool] | None = None,
 ) -> list[Tracked]:
-    """Count the jobs of each collection by state; return the jobs that may get per-job series:
-    every unfinished one and the newest finished one per collection, which is the remembered
-    one (``remembered(collection)``) when there is one: it is never older than the listed ones."""
+    """Count the jobs of each collection by state (into ``counted``); return the jobs that may
+    get per-job series: every unfinished one and the newest finished one per collection, which
+    is the remembered one (``remembered(collection)``) when there is one: it is never older
+    than the listed ones.
+
+    The counts are the snapshot's own (``Snapshot.collection_counts``: every listed job of each
+    kept collection) when it has them, else those of ``listed``; a collection ``gone`` (confirmed
+    dropped upstream, whose jobs ``listed`` already leaves out) is not counted either."""
     key = snapshot.target.key
-    cluster, database, _kind = key
     by_collection: dict[str, dict[object, Job]] = {}
     for job in listed:  # a repeated record (same collection and id) counts once
         by_collection.setdefault(job.collection, {}).setdefault(job.job_id, job)
+    if snapshot.collection_counts is not None:
+        counts: Mapping[str, Mapping[str, int]] = snapshot.collection_counts
+        if gone is not None:
+            counts = {name: states for name, states in counts.items() if not gone(name)}
+    else:
+        counts = {
+            collection: Counter(job.state for job in jobs.values())
+            for collection, jobs in by_collection.items()
+        }
+    counted += (
+        CollectionCounts(key, collection, states) for collection, states in sorted(counts.items())
+    )
     candidates: list[Tracked] = []
     for collection, jobs_by_id in sorted(by_collection.items()):
         jobs = list(jobs_by_id.values())
-        labels = (("milvus_cluster", cluster), ("database", database), ("collection", collection))
-        per_state = Counter(job.state for job in jobs)
-        for state_name in (*documented_states, *sorted(set(per_state) - set(documented_states))):
-            counts.add((*labels, ("state", state_name)), float(per_state.get(state_name, 0)))
         finished = [job for job in jobs if job.finished]
         for job in jobs:
             if not job.finished:
@@ -103,6 +130,35 @@ def collection_series(
             newest = max(finished, key=lambda job: order(job)[1:])
             candidates.append(Tracked(key, newest, True, order(newest)[0], snapshot.polled_at))
     return candidates
+
+
+def within_collection_limit(
+    rows: list[CollectionCounts], limit: int, succeeded: str
+) -> tuple[list[CollectionCounts], int]:
+    """At most ``limit`` collections keep their count series, those with a job running,
+    pending or failed first (what the alerts and the dashboards look at), then by name; the
+    rest are counted (``untracked_collections``). Order kept: by target, then collection."""
+    if len(rows) <= limit:
+        return rows, 0
+    ranked = sorted(rows, key=lambda row: (not row.active(succeeded), row.key, row.collection))
+    shown = sorted(ranked[:limit], key=lambda row: (row.key, row.collection))
+    return shown, len(rows) - limit
+
+
+def write_collection_counts(
+    family: MetricFamily, rows: Sequence[CollectionCounts], documented_states: tuple[str, ...]
+) -> None:
+    """Each collection's jobs by state: every documented state, and any other state listed."""
+    for row in rows:
+        cluster, database, _kind = row.key
+        labels = (
+            ("milvus_cluster", cluster),
+            ("database", database),
+            ("collection", row.collection),
+        )
+        extra = sorted(set(row.states) - set(documented_states))
+        for state_name in (*documented_states, *extra):
+            family.add((*labels, ("state", state_name)), float(row.states.get(state_name, 0)))
 
 
 def job_label_prefix(key: TargetKey, collection: str, job_id: str) -> str:

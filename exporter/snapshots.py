@@ -6,6 +6,7 @@ and never on the threaded HTTP code that fills them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,10 @@ class Snapshot:
 
     ``skipped_records`` holds (reason, count, first message) for listed records that could not
     be read: they cost only themselves, the target stays up with the rest.
+
+    The jobs are those kept of what was listed (``kept.py``): ``collection_counts`` then holds
+    every kept collection's listed jobs by state, and ``unkept`` the listed jobs left out by
+    each limit. Without ``collection_counts`` the jobs are all that was listed.
     """
 
     target: Target
@@ -55,6 +60,8 @@ class Snapshot:
     seconds: float = 0.0
     attempts: int = 1
     skipped_records: tuple[tuple[str, int, str], ...] = ()
+    collection_counts: Mapping[str, Mapping[str, int]] | None = None
+    unkept: Mapping[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +104,13 @@ class DiscoveryOutcome:
     at: float
     ok: bool
     matched: tuple[str, ...] = ()
-    """The listed databases that a pattern matches and no exclusion removes."""
+    """The listed databases that a pattern matches and no exclusion removes, that are polled."""
     reason: str = ""
     message: str = ""
+    over_limit: int = 0
+    """Matched databases past ``max_discovered_databases``: not polled."""
+    too_long: int = 0
+    """Matched database names longer than Milvus allows: not polled."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,10 +8,16 @@ agree on the target set.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from .config import ClusterConfig, Config
 from .snapshots import Target
+
+MAX_DATABASE_NAME_LENGTH = 255
+"""Milvus refuses database names longer than this (``proxy.maxNameLength``, 255 by default):
+a listed name past it is no database a job can be asked about, and would become a label (and
+log lines) of any size: one listed name of 1 MB did."""
 
 
 def targets_of(
@@ -23,16 +29,45 @@ def targets_of(
     return tuple(
         Target(cluster, database, kind)
         for cluster in config.clusters
-        for database in databases_of(cluster, listed.get(cluster.name, ()))
+        for database in databases_of(
+            cluster, listed.get(cluster.name, ()), config.max_discovered_databases
+        )
         for kind in cluster.jobs
         if shard_of(cluster.name, database, kind, config.shard_count) == config.shard_index
     )
 
 
-def databases_of(cluster: ClusterConfig, listed: tuple[str, ...]) -> tuple[str, ...]:
-    named = cluster.database_names
-    found = sorted(database for database in listed if cluster.matches(database))
-    return (*named, *(database for database in found if database not in named))
+def databases_of(
+    cluster: ClusterConfig, listed: Sequence[str], limit: int | None = None
+) -> tuple[str, ...]:
+    """The databases named outright, then those discovery found (``discovered_databases``)."""
+    return (*cluster.database_names, *discovered_databases(cluster, listed, limit).polled)
+
+
+@dataclass(frozen=True)
+class DiscoveredDatabases:
+    """What a cluster's patterns select among its listed databases, within the limits."""
+
+    polled: tuple[str, ...]
+    """Matched, in name order, at most ``max_discovered_databases``; not the named ones."""
+    over_limit: int = 0
+    """Matched, but past ``max_discovered_databases``: not polled."""
+    too_long: int = 0
+    """Matched, but longer than ``MAX_DATABASE_NAME_LENGTH``: not polled."""
+
+
+def discovered_databases(
+    cluster: ClusterConfig, listed: Sequence[str], limit: int | None = None
+) -> DiscoveredDatabases:
+    """The listed databases a pattern matches and no exclusion removes, in name order, up to
+    ``limit`` (None: all); past it, and names longer than Milvus allows, are counted."""
+    named = set(cluster.database_names)
+    matched = sorted(
+        database for database in listed if database not in named and cluster.matches(database)
+    )
+    sane = [database for database in matched if len(database) <= MAX_DATABASE_NAME_LENGTH]
+    polled = sane if limit is None else sane[:limit]
+    return DiscoveredDatabases(tuple(polled), len(sane) - len(polled), len(matched) - len(sane))
 
 
 def limiter_rate(config: Config) -> float:

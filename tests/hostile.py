@@ -199,6 +199,46 @@ def records(*items: object) -> Behaviour:
     return behave
 
 
+def import_pages(records: list[dict[str, object]], pages: int) -> list[bytes]:
+    """``records`` as the Zilliz Cloud paged import list answers them, one JSON body per page."""
+    page_size = -(-len(records) // pages)
+    return [
+        json.dumps(
+            {
+                "code": 0,
+                "data": {
+                    "records": records[page * page_size : (page + 1) * page_size],
+                    "count": len(records),
+                    "currentPage": page + 1,
+                    "pageSize": page_size,
+                },
+            },
+            separators=(",", ":"),
+        ).encode()
+        for page in range(pages)
+    ]
+
+
+def paged(pages: list[bytes], described: bytes | None = None) -> Behaviour:
+    """Answer each list request with the page it asks for (rendered once), and every
+    ``import/describe`` with ``described`` (default: the job does not exist)."""
+
+    def behave(exchange: Exchange) -> None:
+        if exchange.path.endswith("/import/describe"):
+            body = described or b'{"code": 2100, "message": "import job does not exist"}'
+        else:
+            page = exchange.body.get("currentPage", 1)
+            number = page if isinstance(page, int) else 1
+            body = pages[min(max(number, 1), len(pages)) - 1]
+        exchange.send(
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+            "\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+
+    return behave
+
+
 def new_collections_each_poll(per_poll: int) -> Behaviour:
     counter = itertools.count()
 

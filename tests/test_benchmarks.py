@@ -97,3 +97,19 @@ def test_profile_summary_ranks_functions_by_self_and_total_samples(tmp_path):
     text = summary(collapsed, "phase", seconds=1.0, gil_only=True)
     assert "75.0%  render (exporter/families.py)" in text
     assert "100.0%  run (exporter/daemon.py)" in text
+
+
+def test_quick_listing_run_measures_every_shape_with_the_target_up(tmp_path):
+    output = tmp_path / "results.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.listing", "--quick", "--output", str(output)],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    points = json.loads(output.read_text())["listing"]["points"]
+    assert len(points) == 3
+    assert all(point["target_up"] and point["samples"] > 0 for point in points)
+    assert all(point["peak_rss_mb"] > 0 for point in points)

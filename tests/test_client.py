@@ -691,6 +691,52 @@ def test_failed_page_fails_the_whole_list(api: responses.RequestsMock, recorder:
     assert recorder.outcomes == [(IMPORT_LIST, "success"), (IMPORT_LIST, "http_503")]
 
 
+def test_the_pages_of_one_list_share_one_byte_budget(
+    api: responses.RequestsMock, recorder: Recorder
+) -> None:
+    api.post(IMPORT_LIST_URL, body=fixture("import_list_cloud_page_2.json"), match=page_matcher(2))
+    api.post(IMPORT_LIST_URL, body=fixture("import_list_cloud_page_3.json"), match=page_matcher(3))
+    api.post(IMPORT_LIST_URL, body=fixture("import_list_cloud_page_1.json"))
+    client = make_client(recorder, max_listing_bytes=333 + 398 + 100)  # pages 1 and 2, not 3
+
+    error = failure(lambda: client.list_import_jobs("default"))
+
+    assert error.reason == "listing_too_large"
+    assert str(error) == (
+        "listing_too_large: the pages of this list answer hold more than max_listing_bytes "
+        "(831 bytes)"
+    )
+    assert not error.temporary
+    assert recorder.outcomes == [
+        (IMPORT_LIST, "success"),
+        (IMPORT_LIST, "success"),
+        (IMPORT_LIST, "listing_too_large"),
+    ]
+
+
+def test_pages_of_exactly_the_byte_budget_are_read(api: responses.RequestsMock) -> None:
+    api.post(IMPORT_LIST_URL, body=fixture("import_list_cloud_page_2.json"), match=page_matcher(2))
+    api.post(IMPORT_LIST_URL, body=fixture("import_list_cloud_page_3.json"), match=page_matcher(3))
+    api.post(IMPORT_LIST_URL, body=fixture("import_list_cloud_page_1.json"))
+    client = make_client(max_listing_bytes=333 + 398 + 224)
+
+    assert len(client.list_import_jobs("default").jobs) == 5
+
+
+def test_import_pages_are_read_only_as_they_are_asked_for(
+    api: responses.RequestsMock, recorder: Recorder
+) -> None:
+    api.post(IMPORT_LIST_URL, body=fixture("import_list_cloud_page_2.json"), match=page_matcher(2))
+    api.post(IMPORT_LIST_URL, body=fixture("import_list_cloud_page_1.json"))
+    pages = make_client(recorder).import_job_pages("default")
+
+    first = next(pages)
+
+    assert len(first.jobs) == 2
+    assert recorder.outcomes == [(IMPORT_LIST, "success")]
+    pages.close()
+
+
 def test_paging_fields_that_are_not_numbers_are_a_bad_response(api: responses.RequestsMock) -> None:
     api.post(
         IMPORT_LIST_URL, body=envelope(0, data={"count": "many", "pageSize": 2, "records": []})

@@ -13,14 +13,18 @@ import time
 
 import pytest
 import requests
+import structlog
 
-from exporter.config import ClusterConfig
+from exporter.config import ClusterConfig, Config
+from exporter.daemon import Daemon
 from exporter.simulator import Fault, Simulator, SimulatorOptions
 from exporter.targets import databases_of
 
+from . import hostile
 from .conftest import TOKEN_A, RunningExporter, Series, series, value
 from .test_cli import run
 from .test_soak import busiest_second
+from .test_state import samples_of
 
 DISCOVERY = "databases/list"
 
@@ -194,3 +198,68 @@ def test_jobs_list_lists_the_databases_a_pattern_matches(world, tmp_path):
     failed = run("jobs", "list", "--config", str(path))
     assert failed.returncode == 1
     assert "prod: databases 'prod_*': " in failed.stderr and "Traceback" not in failed.stderr
+
+
+def database_list(*names: str) -> hostile.Behaviour:
+    """A cluster whose ``databases/list`` answers ``names``, and whose job lists are empty."""
+
+    def behave(exchange: hostile.Exchange) -> None:
+        if exchange.path.endswith("/databases/list"):
+            exchange.answer({"code": 0, "data": list(names)})
+        else:
+            exchange.answer({"code": 0, "data": {"records": []}})
+
+    return behave
+
+
+def test_a_cluster_listing_too_many_databases_or_absurd_names_gets_only_what_the_limits_allow():
+    """1,500 databases, a name of 1 MB and one of 300 characters: every one became a target
+    (and a label). Now at most max_discovered_databases (1,000) are polled, in name order;
+    names longer than Milvus allows are never polled; both are counted and logged once."""
+    huge, long = "h" * 1_000_000, "l" * 300
+    names = [f"db{index:05d}" for index in range(1_500)]
+    behaviour = database_list(*names, huge, long)
+    with hostile.hostile_server({}, default=behaviour) as server:
+        cluster = ClusterConfig("prod", server.url, TOKEN_A, databases=("*",), jobs=("refresh",))
+        config = Config(clusters=(cluster,), poll_interval=2.0, request_timeout=2.0, max_retries=0)
+        with structlog.testing.capture_logs() as logs:
+            daemon = Daemon(config)
+            daemon.run_cycle()  # the discovery
+            targets = daemon.poller.targets
+            daemon.run_cycle()
+            parsed = samples_of(daemon)
+            body = daemon.cache.scrape().body
+            daemon.stop()
+    assert [target.database for target in targets] == names[:1_000]
+    skipped = "milvus_jobs_exporter_discovery_skipped_databases"
+    assert value(parsed, skipped, milvus_cluster="prod", reason="limit") == 500
+    assert value(parsed, skipped, milvus_cluster="prod", reason="name_too_long") == 2
+    assert value(parsed, "milvus_jobs_exporter_discovered_databases", milvus_cluster="prod") == 1000
+    assert huge.encode() not in body and long.encode() not in body
+    said = [line for line in logs if line["event"] == "discovery.databases_skipped"]
+    assert len(said) == 1
+    assert said[0]["over_limit"] == 500 and said[0]["name_too_long"] == 2
+    assert all(len(str(line)) < 5_000 for line in logs)  # no megabyte log line
+
+
+def test_a_target_failing_the_same_way_every_cycle_is_logged_once_until_it_changes():
+    """Every failed poll logged poll.failed: 20,000 broken databases made 210,000 lines a
+    minute. Now the first failure is logged at once, repeats only every ten minutes with
+    their count, and a recovery or another reason is logged at once."""
+    broken = {"answer": b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"}
+
+    def behave(exchange: hostile.Exchange) -> None:
+        exchange.send(broken["answer"])
+
+    with hostile.hostile_server({"default": behave}) as server:
+        cluster = ClusterConfig("prod", server.url, TOKEN_A, jobs=("refresh",))
+        config = Config(clusters=(cluster,), poll_interval=2.0, request_timeout=2.0, max_retries=0)
+        daemon = Daemon(config)
+        with structlog.testing.capture_logs() as logs:
+            for _ in range(4):
+                daemon.run_cycle()
+            broken["answer"] = b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n"
+            daemon.run_cycle()
+        daemon.stop()
+    failures = [line for line in logs if line["event"] == "poll.failed"]
+    assert [line["reason"] for line in failures] == ["http_503", "auth"]

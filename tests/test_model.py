@@ -187,6 +187,35 @@ def test_recovered_target_is_up_and_drops_its_error_info():
     assert series(parsed, "milvus_jobs_exporter_target_error_info") == []
 
 
+def test_count_series_follow_max_tracked_collections_with_active_collections_first():
+    jobs = (
+        refresh_job(1, "RefreshCompleted", collection="a_quiet", start=T0, end=T0 + 1),
+        refresh_job(2, "RefreshFailed", collection="b_failed", start=T0, end=T0 + 1),
+        refresh_job(3, "RefreshInProgress", collection="c_running", start=T0),
+    )
+    subject = MetricsModel(1000, 30.0, max_tracked_collections=2)
+    parsed = samples(subject.update(cycle(ok(REFRESH, T0 + 100, jobs)), T0 + 100))
+    shown = {labels["collection"] for labels in series(parsed, "milvus_refresh_jobs")}
+    assert shown == {"b_failed", "c_running"}
+    assert value(parsed, "milvus_jobs_exporter_untracked_collections") == 1
+
+
+def test_listed_jobs_left_out_are_counted_per_target_and_limit():
+    kept = replace(
+        ok(REFRESH, T0, (refresh_job(1, "RefreshInProgress"),)),
+        collection_counts={"ext_books": {"RefreshInProgress": 7}},
+        unkept={"max_listed_jobs": 6, "max_listed_collections": 40},
+    )
+    parsed = samples(model().update(cycle(kept), T0))
+    target = {"milvus_cluster": "prod", "database": "default", "kind": "refresh"}
+    unkept = "milvus_jobs_exporter_unkept_jobs"
+    assert value(parsed, unkept, **target, limit="max_listed_jobs") == 6
+    assert value(parsed, unkept, **target, limit="max_listed_collections") == 40
+    assert value(parsed, "milvus_refresh_jobs", **JOB, state="RefreshInProgress") == 7
+    never_polled = {"milvus_cluster": "prod", "database": "default", "kind": "import"}
+    assert value(parsed, unkept, **never_polled, limit="max_listed_jobs") is None
+
+
 def test_cardinality_guard_leaves_out_the_oldest_finished_jobs_first():
     finished = [
         refresh_job(100 + i, "RefreshCompleted", collection=f"c{i}", start=T0 + i, end=T0 + i + 1)

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
+import structlog
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 
 from exporter.config import ClusterConfig, Config
 from exporter.daemon import Daemon
@@ -16,6 +24,7 @@ from exporter.state import SavedState, StateError, load_state, save_state
 from . import hostile
 from .conftest import TOKEN_A, value
 from .helpers import REFRESH, T0, cycle, ok, refresh_job, samples
+from .test_cli import REPO, free_port
 
 JOB = {"milvus_cluster": "prod", "database": "default", "collection": "ext_books"}
 
@@ -47,11 +56,8 @@ def test_a_missing_state_file_is_a_first_start(tmp_path):
     [
         pytest.param(b'{"version": 1, "collections": [', id="truncated"),
         pytest.param(b'{"version": 99}', id="another-version"),
-        pytest.param(b'{"version": 1, "collections": [[1, 2]]}', id="wrong-shape"),
         pytest.param(b"\xff\xfe", id="not-text"),
-        pytest.param(
-            b'{"version": 1, "collections": [["a","b","c",1e999,null,1,"",""]]}', id="inf"
-        ),
+        pytest.param(b"[1, 2]", id="not-an-object"),
     ],
 )
 def test_a_state_file_that_cannot_be_used_is_one_line_and_never_fatal(tmp_path, content):
@@ -64,6 +70,25 @@ def test_a_state_file_that_cannot_be_used_is_one_line_and_never_fatal(tmp_path, 
         clusters=(ClusterConfig("prod", "http://127.0.0.1:1", "t"),), state_file=str(path)
     )
     Daemon(config).poller.close()  # starts without it
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b'{"version": 1, "collections": [[1, 2]]}', id="wrong-shape"),
+        pytest.param(
+            b'{"version": 1, "collections": [["a","b","c",1e999,null,1,"",""]]}', id="inf"
+        ),
+        pytest.param(b'{"version": 1, "collections": 7}', id="not-a-list"),
+    ],
+)
+def test_an_unusable_entry_costs_only_itself_not_the_file(tmp_path, content):
+    path = tmp_path / "state.json"
+    path.write_bytes(content)
+    loaded = load_state(path, REFRESH_DURATION_BUCKETS)
+    assert loaded is not None
+    assert loaded.collections == []
+    assert loaded.dropped == {"collections": 1}
 
 
 def test_a_restored_model_remembers_last_success_failure_and_counted_jobs():
@@ -191,3 +216,215 @@ def test_a_state_file_in_a_directory_that_does_not_exist_is_counted_and_polling_
         )
         == 1
     )
+
+
+# --- what a hostile host or a broken file does to the state file -------------------------------
+
+
+def state_daemon(path, **settings) -> Daemon:
+    cluster = ClusterConfig("prod", "http://127.0.0.1:1", "t", jobs=("refresh",))
+    return Daemon(Config(clusters=(cluster,), state_file=str(path), **settings))
+
+
+def test_leftovers_of_interrupted_saves_are_removed_at_start_and_nothing_else(tmp_path):
+    """A kill during a save left a full-size temporary each time, never removed (an OOM kill
+    during the save, itself a memory peak, filled the volume until every save failed)."""
+    state = tmp_path / "state.json"
+    state.write_text('{"version": 1}')
+    leftovers = [tmp_path / ".state.json.k3j_x9a2", tmp_path / ".state.json.ab12cd34.tmp"]
+    for path in leftovers:
+        path.write_bytes(b"x" * 1000)
+    others = [
+        tmp_path / ".state.json.notes-by-hand",
+        tmp_path / ".other.json.k3j_x9a2",
+        tmp_path / "state.json.v2.bak",
+        tmp_path / "state.json.k3j_x9a2",
+    ]
+    for path in others:
+        path.write_text("keep me")
+    (tmp_path / ".state.json.dir12345").mkdir()
+    with structlog.testing.capture_logs() as logs:
+        state_daemon(state).poller.close()
+    assert [path for path in leftovers if path.exists()] == []
+    assert all(path.read_text() == "keep me" for path in others)
+    assert (tmp_path / ".state.json.dir12345").is_dir()
+    removed = [line for line in logs if line["event"] == "state.leftovers_removed"]
+    assert len(removed) == 1 and removed[0]["files"] == 2
+
+
+T_NOW = time.time()
+
+
+def test_restored_values_are_checked_entry_by_entry_and_a_bad_one_costs_only_itself(tmp_path):
+    """Negative histogram counts or a NaN sum were served as they were (the OpenMetrics parser
+    rejected the whole page) and saved back; one bad collection cost the whole file."""
+    good_time = T_NOW - 3600
+    buckets = [0] * len(REFRESH_DURATION_BUCKETS)
+    document = {
+        "version": 1,
+        "written_at": good_time,
+        "collections": [
+            ["prod", "default", "good", good_time, None, good_time, "", ""],
+            ["prod", "default", "infinite", float("inf"), None, good_time, "", ""],
+            ["prod", "default", "in_1970", 1000.0, None, good_time, "", ""],
+            ["prod", "default", "next_year", T_NOW + 365 * 86_400, None, good_time, "", ""],
+            ["prod", "default", "short"],
+        ],
+        "refresh_seen": [["prod", "default", [["good", "7"]]], ["prod", "default", 5]],
+        "imports_seen": [],
+        "refresh_durations": [
+            ["prod", "default", "RefreshCompleted", [1, *buckets[1:]], 5.0, 1],
+            ["prod", "default", "RefreshFailed", [-3, *buckets[1:]], 5.0, 1],
+            ["prod", "other", "RefreshCompleted", [1, *buckets[1:]], float("nan"), 1],
+            ["prod", "third", "RefreshCompleted", [5, *buckets[1:]], 5.0, 2],
+        ],
+        "import_durations": [],
+    }
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(document))  # json writes NaN and Infinity, as Python reads them
+    with structlog.testing.capture_logs() as logs:
+        daemon = state_daemon(path)
+    body = daemon.cache.scrape(openmetrics=True).body.decode()
+    daemon.poller.close()
+    families = list(openmetrics_families(body))  # raises on an invalid exposition
+    names = {family.name for family in families}
+    assert "milvus_refresh_duration_seconds" in names
+    collections = {
+        sample.labels["collection"]
+        for family in families
+        if family.name == "milvus_refresh_last_success_timestamp_seconds"
+        for sample in family.samples
+    }
+    assert collections == {"good"}
+    histograms = {
+        (sample.labels["database"], sample.labels["state"])
+        for family in families
+        if family.name == "milvus_refresh_duration_seconds"
+        for sample in family.samples
+    }
+    assert histograms == {("default", "RefreshCompleted")}
+    dropped = [line for line in logs if line["event"] == "state.entries_dropped"]
+    assert len(dropped) == 1
+    assert dropped[0]["dropped"] == {
+        "collections": 4,
+        "refresh_seen": 1,
+        "refresh_durations": 3,
+    }
+
+
+def test_a_state_file_over_the_size_limit_is_kept_aside_and_start_is_quick(tmp_path):
+    """A 200 MB state file held /healthz for 21 s and RSS at 961 MB. Now a file over
+    max_state_file_bytes is not read: one line says so, and it is kept aside, never
+    overwritten by the next save."""
+    path = tmp_path / "state.json"
+    content = b'{"version": 1, "collections": [' + b'["p","d","c",1,null,1,"",""],' * 600_000
+    content += b'["p","d","c",1,null,1,"",""]]}'
+    path.write_bytes(content)
+    assert len(content) > 16 * 1024 * 1024  # the default max_state_file_bytes
+    started = time.monotonic()
+    with structlog.testing.capture_logs() as logs:
+        daemon = state_daemon(path)
+    assert time.monotonic() - started < 2.0
+    daemon.poller.close()
+    aside = tmp_path / "state.json.too-large.bak"
+    assert aside.read_bytes() == content
+    assert not path.exists()
+    said = [line for line in logs if line["event"] == "state.too_large"]
+    assert len(said) == 1 and "16777216" in said[0]["error"]
+
+
+def test_a_state_too_large_to_be_read_back_is_not_written_and_the_previous_file_stays(tmp_path):
+    path = tmp_path / "state.json"
+    save_state(path, SavedState(), T0)
+    before = path.read_bytes()
+    many = [
+        (("prod", "default", f"c{index}"), CollectionHistory(T0, None, T0)) for index in range(100)
+    ]
+    with pytest.raises(OSError) as caught:
+        save_state(path, SavedState(collections=many), T0, max_bytes=2048)
+    assert "max_state_file_bytes (2048)" in str(caught.value)
+    assert path.read_bytes() == before
+    assert [entry.name for entry in tmp_path.iterdir()] == ["state.json"]
+
+
+def test_a_state_file_of_a_newer_format_is_kept_aside_not_overwritten(tmp_path):
+    path = tmp_path / "state.json"
+    newer = b'{"version": 2, "collections_by_name": {}}'
+    path.write_bytes(newer)
+    with hostile.hostile_server({}) as server:
+        cluster = ClusterConfig("prod", server.url, TOKEN_A, jobs=("refresh",))
+        config = Config(
+            clusters=(cluster,), poll_interval=0.2, request_timeout=0.5, state_file=str(path)
+        )
+        with structlog.testing.capture_logs() as logs:
+            daemon = Daemon(config)
+            daemon.run_cycle()  # saves its own state
+            daemon.stop()
+    assert (tmp_path / "state.json.v2.bak").read_bytes() == newer
+    assert json.loads(path.read_text())["version"] == 1
+    said = [line for line in logs if line["event"] == "state.newer_format"]
+    assert len(said) == 1
+
+
+def leftover_saves(directory) -> list:
+    return [path for path in directory.iterdir() if path.name.startswith(".state.json.")]
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_save_leaves_no_temporary_after_the_restart(tmp_path):
+    """The real process, a state file of about 12 MB, SIGKILL while it is being saved."""
+    now = time.time()
+    collections = [
+        ["prod", "default", f"c{index:06d}", now - 60, None, now, "", ""]
+        for index in range(150_000)
+    ]
+    state = tmp_path / "state.json"
+    state.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "written_at": now,
+                "collections": collections,
+                "refresh_seen": [],
+                "imports_seen": [],
+                "refresh_durations": [],
+                "import_durations": [],
+            }
+        )
+    )
+    with hostile.hostile_server({}) as server:
+        config = tmp_path / "config.yaml"
+        config.write_text(
+            f"state_file: {state}\nmax_tracked_collections: 1000000\npoll_interval: 1s\n"
+            "clusters:\n"
+            f"  - {{name: prod, endpoint: '{server.url}', token: {TOKEN_A}, jobs: [refresh]}}\n"
+        )
+        command = [
+            sys.executable, "-m", "exporter", "serve", "--config", str(config),
+            "--listen", f"127.0.0.1:{free_port()}",
+        ]  # fmt: skip
+        caught = []
+        for _attempt in range(3):
+            process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 15
+            while not caught and time.monotonic() < deadline and process.poll() is None:
+                if leftover_saves(tmp_path):
+                    process.send_signal(signal.SIGKILL)
+                    process.wait(timeout=10)
+                    caught = leftover_saves(tmp_path)
+                time.sleep(0.001)
+            process.kill()
+            process.wait(timeout=10)
+            if caught:
+                break
+        assert caught, "never caught a save in progress"
+        restarted = subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 10
+            while leftover_saves(tmp_path):
+                assert time.monotonic() < deadline, f"left over: {leftover_saves(tmp_path)}"
+                time.sleep(0.05)
+        finally:
+            restarted.kill()
+            restarted.wait(timeout=10)
+    assert load_state(state, REFRESH_DURATION_BUCKETS, max_bytes=2**26) is not None  # whole

@@ -28,6 +28,7 @@ from .alerting import (
     answers,
     binary,
     exporter_process,
+    free_port,
     prometheus_process,
     rules_with_for,
     wait_until,
@@ -130,15 +131,52 @@ clusters:
     discovery_interval: 1s
     jobs: [import]
 """
-        exporter_url = running.enter_context(
-            exporter_process(workdir, "exporter", config, env={"E2E_TOKEN": TOKEN})
-        )
-        prometheus = running.enter_context(
-            prometheus_process(
-                workdir, [exporter_url.removeprefix("http://")], rules_with_for(workdir, 0)
+
+        # For the Sight panels: a target lost from sight ("lost", dropped by a restart without
+        # a state file, so nothing says it was on purpose) and one removed on purpose
+        # ("removed", dropped by a reload).
+        def staged(name: str) -> str:
+            return (
+                f"  - name: {name}\n    endpoint: {scripted_server.url}\n"
+                "    token: ${E2E_TOKEN}\n    databases: [default]\n    jobs: [import]\n"
+            )
+
+        port = free_port()
+        env = {"E2E_TOKEN": TOKEN}
+        lifecycle = ("--web.enable-lifecycle",)
+        with exporter_process(
+            workdir,
+            "exporter",
+            config + staged("lost") + staged("removed"),
+            env=env,
+            port=port,
+            args=lifecycle,
+        ) as exporter_url:
+            prometheus = running.enter_context(
+                prometheus_process(
+                    workdir, [exporter_url.removeprefix("http://")], rules_with_for(workdir, 0)
+                )
+            )
+            staged_up = 'milvus_jobs_exporter_target_up{milvus_cluster=~"lost|removed"}'
+            wait_until(
+                lambda: len(prometheus.query(staged_up)) == 2, 60, "the staged targets scraped"
+            )
+        exporter_url = running.enter_context(  # restarted without "lost" and no state file
+            exporter_process(
+                workdir, "exporter", config + staged("removed"), env=env, port=port, args=lifecycle
             )
         )
         wait_until(lambda: answers(exporter_url + "/readyz"), 30, "the exporter to be ready")
+        (workdir / "exporter.yaml").write_text(config)  # reloaded without "removed"
+        assert requests.post(exporter_url + "/-/reload", timeout=10).status_code == 200
+        wait_until(
+            lambda: (
+                prometheus.query("milvus_jobs_exporter_target_removed_timestamp_seconds")
+                and prometheus.query("milvus_jobs_exporter_target_up == 1")
+            ),
+            60,
+            "the reloaded exporter scraped",
+        )
         yield Stack(busy, scripted, discovering, exporter_url, prometheus)
     for name in ("exporter.log", "prometheus.log"):
         text = (workdir / name).read_text(errors="replace")

@@ -22,11 +22,11 @@ from typing import Any
 
 import requests
 
-from exporter.client import MilvusClient
-from exporter.config import ClusterConfig, Config
+from exporter.config.loader import ClusterConfig, Config
 from exporter.log import configure_logging
-from exporter.poller import Poller
-from exporter.ratelimit import SlidingWindowLimiter
+from exporter.polling.poller import Poller
+from exporter.upstream.client import MilvusClient
+from exporter.upstream.ratelimit import SlidingWindowLimiter
 
 from . import report
 from .harness import World, upstream

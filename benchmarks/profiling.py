@@ -76,7 +76,7 @@ def _start(command: list[str]) -> subprocess.Popen[bytes]:
 
 
 def _function(frame: str) -> str:
-    """``render (exporter/families.py:42)`` -> ``render (exporter/families.py)``."""
+    """``render (exporter/exposition/families.py:42)`` -> ``render (exporter/exposition/families.py)``."""
     name, _, location = frame.partition(" (")
     path = location.rstrip(")").rsplit(":", 1)[0]
     for marker in ("/site-packages/", "/lib/python3"):

@@ -30,8 +30,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from exporter.client import MilvusClient
-from exporter.records import REFRESH_STATES, RefreshJob
+from exporter.upstream.client import MilvusClient
+from exporter.upstream.records import REFRESH_STATES, RefreshJob
 
 from .upstream import READY_PREFIX, database_names, stop_on_signals, token_names
 

@@ -23,7 +23,7 @@ from . import __version__
 from .commands import COMMANDS as OPERATOR_COMMANDS
 from .commands import add_commands as add_operator_commands
 from .commands import run as run_operator_command
-from .config import (
+from .config.loader import (
     DEFAULT_PORT,
     ClusterConfig,
     Config,
@@ -34,12 +34,12 @@ from .config import (
 )
 from .daemon import Daemon
 from .log import LEVELS, SecretRedactor, configure_logging, flush_logging, logging_configured
-from .poller import Poller
-from .server import ExporterHTTPServer, ServerLimits, serve_in_thread
+from .polling.poller import Poller
+from .polling.snapshots import DiscoveryOutcome
 from .signals import DAEMON_COMMANDS, Interrupted, Signals, interrupted_exit_code
 from .signals import install as install_signal_handlers
-from .snapshots import DiscoveryOutcome
-from .webconfig import WebConfig, WebConfigError, load_web_config
+from .web.server import ExporterHTTPServer, ServerLimits, serve_in_thread
+from .web.webconfig import WebConfig, WebConfigError, load_web_config
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 PROGRAM = "milvus-jobs-exporter"

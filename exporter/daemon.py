@@ -25,18 +25,18 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector
 
-from . import catalogue as m
-from .config import Config, ConfigError, load_config
-from .exposition import ExpositionCache
-from .families import MetricFamily
+from .config.loader import Config, ConfigError, load_config
+from .exposition import catalogue as m
+from .exposition.cache import ExpositionCache
+from .exposition.families import MetricFamily
 from .log import SecretRedactor, dropped_log_lines
-from .model import REFRESH_DURATION_BUCKETS, MetricsModel
-from .poller import Poller
-from .removals import log_lines
-from .snapshots import CycleResult
-from .state import StateError, load_state, remove_leftovers, save_state, set_aside
-from .status import DiscoveryStatus, ReloadResult, TargetStatus
-from .targets import limiter_rate
+from .memory.removals import log_lines
+from .memory.state import StateError, load_state, remove_leftovers, save_state, set_aside
+from .metrics.model import REFRESH_DURATION_BUCKETS, MetricsModel
+from .polling.poller import Poller
+from .polling.snapshots import CycleResult
+from .polling.targets import limiter_rate
+from .web.status import DiscoveryStatus, ReloadResult, TargetStatus
 
 log = structlog.get_logger("exporter.daemon")
 

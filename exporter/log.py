@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 import structlog
 
-from .redact import redact
+from .guards.redact import redact
 
 LEVELS = ("debug", "info", "warning", "error")
 QUEUE_LINES = 10_000

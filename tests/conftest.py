@@ -12,11 +12,11 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.config import ClusterConfig, Config
+from exporter.config.loader import ClusterConfig, Config
 from exporter.daemon import Daemon
 from exporter.log import configure_logging
-from exporter.server import ExporterHTTPServer
 from exporter.simulator import Simulator, SimulatorOptions
+from exporter.web.server import ExporterHTTPServer
 
 # Warnings and errors only: the daemon's debug lines (one per poll) would cost the in-process
 # exporters of these tests interpreter time and fill the captured output.

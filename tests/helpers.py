@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.config import ClusterConfig, Config
-from exporter.exposition import render
-from exporter.families import MetricFamily
-from exporter.records import ImportJob, RefreshJob
-from exporter.snapshots import CycleResult, Snapshot, Target
+from exporter.config.loader import ClusterConfig, Config
+from exporter.exposition.cache import render
+from exporter.exposition.families import MetricFamily
+from exporter.polling.snapshots import CycleResult, Snapshot
+from exporter.polling.targets import Target
+from exporter.upstream.records import ImportJob, RefreshJob
 
 CLUSTER = ClusterConfig(name="prod", endpoint="http://127.0.0.1:1", token="secret-token")
 REFRESH = Target(CLUSTER, "default", "refresh")

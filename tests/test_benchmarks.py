@@ -91,11 +91,11 @@ def test_targets_are_judged_by_their_operator(measured, operator, target, expect
 def test_profile_summary_ranks_functions_by_self_and_total_samples(tmp_path):
     collapsed = tmp_path / "phase.txt"
     collapsed.write_text(
-        "run (/x/exporter/daemon.py:10);render (/x/exporter/families.py:42) 3\n"
-        "run (/x/exporter/daemon.py:10);parse (/x/exporter/records.py:7) 1\n"
+        "run (/x/exporter/daemon.py:10);render (/x/exporter/exposition/families.py:42) 3\n"
+        "run (/x/exporter/daemon.py:10);parse (/x/exporter/upstream/records.py:7) 1\n"
     )
     text = summary(collapsed, "phase", seconds=1.0, gil_only=True)
-    assert "75.0%  render (exporter/families.py)" in text
+    assert "75.0%  render (exporter/exposition/families.py)" in text
     assert "100.0%  run (exporter/daemon.py)" in text
 
 

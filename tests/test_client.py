@@ -16,7 +16,7 @@ import responses
 from responses import matchers
 
 from exporter import __version__
-from exporter.client import ApiError, MilvusClient, RequestRecord, parse_retry_after
+from exporter.upstream.client import ApiError, MilvusClient, RequestRecord, parse_retry_after
 
 ENDPOINT = "https://in01-abc.aws-us-west-2.vectordb.zillizcloud.com:19530"
 TOKEN = "sk-live-Zq8wX3pL9vT2"

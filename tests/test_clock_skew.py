@@ -15,9 +15,9 @@ import pytest
 import requests
 from structlog.testing import capture_logs
 
-from exporter.config import Config
+from exporter.config.loader import Config
 from exporter.daemon import Daemon
-from exporter.server import ExporterHTTPServer
+from exporter.web.server import ExporterHTTPServer
 
 from . import hostile
 from .conftest import RunningExporter, series, serve_quickly, value

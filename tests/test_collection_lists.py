@@ -3,10 +3,14 @@ longest overdue first, a list given back keeps its place, and a reload loses non
 
 from __future__ import annotations
 
-from exporter.client import ApiError
-from exporter.collection_lists import CollectionListSchedule, collections_listed, list_failed
-from exporter.config import ClusterConfig, Config
-from exporter.snapshots import Target
+from exporter.config.loader import ClusterConfig, Config
+from exporter.polling.collection_lists import (
+    CollectionListSchedule,
+    collections_listed,
+    list_failed,
+)
+from exporter.polling.targets import Target
+from exporter.upstream.client import ApiError
 
 PROD = ClusterConfig("prod", "http://127.0.0.1:1", "t", databases=("a", "b", "c"))
 CONFIG = Config(clusters=(PROD,), discovery_interval=60.0, poll_interval=10.0)

@@ -19,10 +19,10 @@ import pytest
 import responses
 
 from exporter.cli import build_parser
-from exporter.client import ApiError
 from exporter.commands import run
 from exporter.commands.upstream import Upstream
-from exporter.config import load_config
+from exporter.config.loader import load_config
+from exporter.upstream.client import ApiError
 
 ENDPOINT = "http://milvus.internal:19530"
 TOKEN = "root:Milvus-7c1d"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import ClusterConfig, Config, ConfigError, load_config, parse_config
+from exporter.config.loader import ClusterConfig, Config, ConfigError, load_config, parse_config
 
 TOKEN = "sk-live-Zq8wX3pL9vT2"
 

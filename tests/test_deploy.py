@@ -33,7 +33,7 @@ import yaml
 
 import exporter
 from exporter.cli import PROGRAM, build_parser
-from exporter.config import (
+from exporter.config.loader import (
     DEFAULT_PORT,
     ClusterConfig,
     Config,
@@ -42,9 +42,9 @@ from exporter.config import (
     parse_shard,
     split_listen_address,
 )
-from exporter.server import ROUTES, UNAUTHENTICATED_PATHS
 from exporter.simulator import Simulator
 from exporter.simulator.cli import options_from_args
+from exporter.web.server import ROUTES, UNAUTHENTICATED_PATHS
 from tests.conftest import TOKEN_A, RunningExporter
 
 pytestmark = pytest.mark.deploy

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.describes import DescribeSchedule
+from exporter.polling.describes import DescribeSchedule
 
 from .helpers import IMPORT, REFRESH, import_job
 

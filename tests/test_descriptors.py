@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from exporter.config import Config
-from exporter.descriptors import upstream_budget
+from exporter.config.loader import Config
+from exporter.polling.descriptors import upstream_budget
 
 from . import hostile
 from .conftest import TOKEN_A

@@ -15,10 +15,10 @@ import pytest
 import requests
 import structlog
 
-from exporter.config import ClusterConfig, Config
+from exporter.config.loader import ClusterConfig, Config
 from exporter.daemon import Daemon
+from exporter.polling.targets import databases_of
 from exporter.simulator import Fault, Simulator, SimulatorOptions
-from exporter.targets import databases_of
 
 from . import hostile
 from .conftest import TOKEN_A, RunningExporter, Series, series, value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.durations import format_duration, parse_duration
+from exporter.config.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 
-from exporter.model import MetricsModel
-from exporter.snapshots import CollectionsListing, CycleResult, Snapshot
-from exporter.state import load_state, save_state
+from exporter.memory.state import load_state, save_state
+from exporter.metrics.model import MetricsModel
+from exporter.polling.snapshots import CollectionsListing, CycleResult, Snapshot
 
 from .helpers import (
     IMPORT,

@@ -8,8 +8,13 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from exporter.exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, ExpositionCache, render
-from exporter.families import HistogramState, MetricFamily, format_float
+from exporter.exposition.cache import (
+    OPENMETRICS_CONTENT_TYPE,
+    TEXT_CONTENT_TYPE,
+    ExpositionCache,
+    render,
+)
+from exporter.exposition.families import HistogramState, MetricFamily, format_float
 
 
 def sample_families() -> list[MetricFamily]:

@@ -11,11 +11,11 @@ import json
 import time
 from dataclasses import replace
 
-from exporter.config import ClusterConfig
-from exporter.model import REFRESH_DURATION_BUCKETS, MetricsModel
-from exporter.records import ImportJobDetails
+from exporter.config.loader import ClusterConfig
+from exporter.memory.state import load_state, save_state
+from exporter.metrics.model import REFRESH_DURATION_BUCKETS, MetricsModel
 from exporter.simulator import Simulator, SimulatorOptions
-from exporter.state import load_state, save_state
+from exporter.upstream.records import ImportJobDetails
 
 from .conftest import TOKEN_A, RunningExporter, Series
 from .conftest import value as scraped_value

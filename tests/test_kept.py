@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from exporter.client import Listing
-from exporter.kept import IMPORT_RULES, REFRESH_RULES, KeepLimits, ListingKeeper, keep_listed
-from exporter.records import ImportJob, RefreshJob
+from exporter.polling.kept import (
+    IMPORT_RULES,
+    REFRESH_RULES,
+    KeepLimits,
+    ListingKeeper,
+    keep_listed,
+)
+from exporter.upstream.client import Listing
+from exporter.upstream.records import ImportJob, RefreshJob
 
 from .helpers import T0, import_job, refresh_job
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from exporter.config import ClusterConfig, Config
+from exporter.config.loader import ClusterConfig, Config
 from exporter.daemon import Daemon
 
 from . import hostile

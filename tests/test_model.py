@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from exporter.model import MetricsModel
-from exporter.snapshots import Target
+from exporter.metrics.model import MetricsModel
+from exporter.polling.targets import Target
 
 from .helpers import (
     CLUSTER,
@@ -312,7 +312,7 @@ def test_last_success_time_is_remembered_after_the_server_drops_the_job_from_its
 
 
 def _details(job_id: str, state: str, created: float, completed: float | None, rows: int = 50):
-    from exporter.records import ImportJobDetails
+    from exporter.upstream.records import ImportJobDetails
 
     return ImportJobDetails(job_id, state, rows, 100, 4096, created, completed)
 
@@ -409,7 +409,7 @@ def test_skipped_records_are_counted_per_target_and_reason():
 
 
 def test_a_newer_failed_import_is_not_hidden_by_an_older_one_whose_id_sorts_higher():
-    from exporter.records import ImportJobDetails
+    from exporter.upstream.records import ImportJobDetails
 
     subject = model()
     older_done = import_job("job-zzz", "Completed")

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from exporter.config import ClusterConfig
+from exporter.config.loader import ClusterConfig
 
 from . import hostile
 from .conftest import TOKEN_A, TOKEN_B, RunningExporter, Series, series, value

@@ -24,8 +24,10 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from exporter import config as config_module
-from exporter.client import (
+from exporter.config import loader as config_module
+from exporter.config.durations import format_duration, parse_duration
+from exporter.config.loader import Config, ConfigError, parse_config
+from exporter.upstream.client import (
     API_PREFIX,
     IMPORT_LIST,
     MAX_IMPORT_PAGES,
@@ -41,9 +43,7 @@ from exporter.client import (
     _unwrap,
     parse_retry_after,
 )
-from exporter.config import Config, ConfigError, parse_config
-from exporter.durations import format_duration, parse_duration
-from exporter.records import (
+from exporter.upstream.records import (
     MAX_REASON_LENGTH,
     MAX_STATE_LENGTH,
     RECORD_ERROR_REASONS,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from exporter.ratelimit import SlidingWindowLimiter
+from exporter.upstream.ratelimit import SlidingWindowLimiter
 
 KEY = ("sha256:0123456789ab", "external_collection/list")
 OTHER_KEY = ("sha256:0123456789ab", "import/list")

@@ -22,8 +22,8 @@ import pytest
 import requests
 import responses
 
-from exporter.client import ApiError, MilvusClient
 from exporter.simulator import Simulator, SimulatorOptions
+from exporter.upstream.client import ApiError, MilvusClient
 
 ENDPOINT = "http://milvus.internal:19530"
 TOKEN = "root:Milvus"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from exporter.records import (
+from exporter.upstream.records import (
     MAX_STATE_LENGTH,
     RECORD_ERROR_REASONS,
     ImportFileDetails,

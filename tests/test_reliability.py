@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from exporter.config import load_config
+from exporter.config.loader import load_config
 from exporter.daemon import Daemon
-from exporter.server import ExporterHTTPServer, serve_in_thread
 from exporter.simulator import Fault
+from exporter.web.server import ExporterHTTPServer, serve_in_thread
 
 from .conftest import TOKEN_A, RunningExporter, cluster, series, value
 from .test_cli import free_port, serve_process, write_config

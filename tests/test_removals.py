@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from exporter.config import ClusterConfig, Config
-from exporter.model import MetricsModel
-from exporter.removals import REMOVED_TARGET_MARKER_SECONDS
-from exporter.snapshots import CycleResult, Snapshot
-from exporter.state import load_state, save_state
-from exporter.targets import targets_of
-from exporter.watchlist import Watchlist
+from exporter.config.loader import ClusterConfig, Config
+from exporter.memory.removals import REMOVED_TARGET_MARKER_SECONDS
+from exporter.memory.state import load_state, save_state
+from exporter.metrics.model import MetricsModel
+from exporter.polling.snapshots import CycleResult, Snapshot
+from exporter.polling.targets import targets_of
+from exporter.polling.watchlist import Watchlist
 
 from .helpers import T0, failed, ok, refresh_job, samples, series, value
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.repeats import RepeatedLines
+from exporter.polling.repeats import RepeatedLines
 
 
 class Clock:

@@ -22,7 +22,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
-from exporter.config import ClusterConfig
+from exporter.config.loader import ClusterConfig
 from exporter.simulator import FLAVORS, Simulator, SimulatorOptions
 
 from . import hostile

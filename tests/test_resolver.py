@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from exporter.resolver import ResolutionError, ResolutionTimeout, Resolver, ResolverBusy
-from exporter.transport import open_connection, watched
-from exporter.watchdog import Watchdog
+from exporter.guards.watchdog import Watchdog
+from exporter.upstream.resolver import ResolutionError, ResolutionTimeout, Resolver, ResolverBusy
+from exporter.upstream.transport import open_connection, watched
 
 from . import hostile
 

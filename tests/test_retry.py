@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from exporter.client import ApiError
-from exporter.retry import (
+from exporter.upstream.client import ApiError
+from exporter.upstream.retry import (
     BACKOFF_BASE_SECONDS,
     BACKOFF_CAP_SECONDS,
     backoff_seconds,

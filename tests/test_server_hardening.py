@@ -30,10 +30,10 @@ import pytest
 import requests
 
 from exporter.cli import build_parser
-from exporter.exposition import ExpositionCache
-from exporter.server import ExporterHTTPServer, ServerLimits, serve_in_thread
-from exporter.status import DiscoveryStatus, ReloadResult, TargetStatus
-from exporter.webconfig import WebConfig, load_web_config
+from exporter.exposition.cache import ExpositionCache
+from exporter.web.server import ExporterHTTPServer, ServerLimits, serve_in_thread
+from exporter.web.status import DiscoveryStatus, ReloadResult, TargetStatus
+from exporter.web.webconfig import WebConfig, load_web_config
 
 from .test_cli import REPO, free_port, write_config
 from .test_webconfig import PKI, pki  # noqa: F401  (session fixture with a CA, server and client certs)

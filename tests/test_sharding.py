@@ -9,8 +9,8 @@ from dataclasses import replace
 
 import pytest
 
-from exporter.config import ClusterConfig, ConfigError, parse_config
-from exporter.targets import targets_of
+from exporter.config.loader import ClusterConfig, ConfigError, parse_config
+from exporter.polling.targets import targets_of
 
 from .conftest import TOKEN_A, cluster, series, value
 from .helpers import config
@@ -49,7 +49,7 @@ def test_a_target_stays_in_its_shard_across_runs():
         [
             sys.executable,
             "-c",
-            "from exporter.targets import shard_of; print(shard_of('prod-us', 'db07', 'refresh', 4))",
+            "from exporter.polling.targets import shard_of; print(shard_of('prod-us', 'db07', 'refresh', 4))",
         ],
         capture_output=True,
         text=True,

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from exporter.history import CollectionHistory
-from exporter.state import SavedState, save_state
+from exporter.memory.history import CollectionHistory
+from exporter.memory.state import SavedState, save_state
 
 from . import hostile
 from .conftest import TOKEN_A

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from exporter.config import ClusterConfig
+from exporter.config.loader import ClusterConfig
 from exporter.simulator import Fault
 
 from .conftest import series, value

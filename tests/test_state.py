@@ -14,12 +14,12 @@ from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
 
-from exporter.config import ClusterConfig, Config
+from exporter.config.loader import ClusterConfig, Config
 from exporter.daemon import Daemon
-from exporter.families import HistogramState
-from exporter.history import CollectionHistory
-from exporter.model import REFRESH_DURATION_BUCKETS, MetricsModel
-from exporter.state import SavedState, StateError, load_state, save_state
+from exporter.exposition.families import HistogramState
+from exporter.memory.history import CollectionHistory
+from exporter.memory.state import SavedState, StateError, load_state, save_state
+from exporter.metrics.model import REFRESH_DURATION_BUCKETS, MetricsModel
 
 from . import hostile
 from .conftest import TOKEN_A, value

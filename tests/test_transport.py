@@ -11,8 +11,8 @@ import threading
 
 import pytest
 
-from exporter.client import ApiError, MilvusClient
-from exporter.transport import new_session
+from exporter.upstream.client import ApiError, MilvusClient
+from exporter.upstream.transport import new_session
 
 from . import hostile
 from .conftest import TOKEN_A

@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 
-from exporter.watchdog import Watchdog
+from exporter.guards.watchdog import Watchdog
 
 
 def _blocked_reader(sock: socket.socket, result: list[bytes]) -> threading.Thread:

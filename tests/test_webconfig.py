@@ -26,8 +26,8 @@ import bcrypt
 import pytest
 import requests
 
-from exporter import basicauth, webconfig
-from exporter.webconfig import AuthResult, WebConfig, WebConfigError, load_web_config
+from exporter.web import basicauth, webconfig
+from exporter.web.webconfig import AuthResult, WebConfig, WebConfigError, load_web_config
 
 # bcrypt's cheapest costs keep the suite fast; the code treats every cost alike.
 ALICE_PASSWORD = "correct horse battery staple"

@@ -26,7 +26,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
-from ..config import Config, load_config
+from ..config.loader import Config, load_config
 from ..log import SecretRedactor
 from .arguments import add_commands
 from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, CommandError

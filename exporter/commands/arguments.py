@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import JOB_KINDS
-from ..durations import parse_duration
+from ..config.durations import parse_duration
+from ..config.loader import JOB_KINDS
 from .errors import EXIT_USAGE, CommandError
 
 DEFAULT_WAIT_TIMEOUT = "2h"

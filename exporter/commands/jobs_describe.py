@@ -21,9 +21,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..client import ApiError
-from ..config import ClusterConfig, Config
-from ..records import ImportFileDetails, ImportJobDetails, RefreshJob
+from ..config.loader import ClusterConfig, Config
+from ..upstream.client import ApiError
+from ..upstream.records import ImportFileDetails, ImportJobDetails, RefreshJob
 from . import arguments
 from .errors import EXIT_OK, CommandError
 from .terminal import (

@@ -18,18 +18,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..client import ApiError
-from ..config import ClusterConfig, Config
-from ..configfile import suggest
-from ..records import (
+from ..config.loader import ClusterConfig, Config
+from ..config.reader import suggest
+from ..polling.targets import Target, databases_of
+from ..upstream.client import ApiError
+from ..upstream.records import (
     IMPORT_EXTRA_STATES,
     IMPORT_STATES,
     REFRESH_STATES,
     ImportJob,
     RefreshJob,
 )
-from ..snapshots import Target
-from ..targets import databases_of
 from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandError
 from .terminal import (
     REASON_COLUMN_WIDTH,

@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..client import ApiError
-from ..config import ClusterConfig, Config
-from ..durations import format_duration
-from ..records import RefreshJob
-from ..retry import is_temporary
+from ..config.durations import format_duration
+from ..config.loader import ClusterConfig, Config
+from ..upstream.client import ApiError
+from ..upstream.records import RefreshJob
+from ..upstream.retry import is_temporary
 from . import arguments
 from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TIMEOUT, PROGRAM, CommandError
 from .terminal import Console, ProgressBar, ProgressLines, ProgressView, explain, percent_text

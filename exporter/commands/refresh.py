@@ -16,9 +16,9 @@ import argparse
 import shlex
 from dataclasses import dataclass
 
-from ..client import ApiError
-from ..config import ClusterConfig, Config
-from ..records import RefreshJob
+from ..config.loader import ClusterConfig, Config
+from ..upstream.client import ApiError
+from ..upstream.records import RefreshJob
 from . import arguments
 from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROGRAM, CommandError
 from .jobs_wait import WaitRequest, run_wait

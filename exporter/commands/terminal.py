@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, TextIO
 
-from ..client import ApiError
-from ..records import RefreshJob
-from ..redact import redact
+from ..guards.redact import redact
+from ..upstream.client import ApiError
+from ..upstream.records import RefreshJob
 from .errors import PROGRAM
 
 BAR_REDRAW_SECONDS = 0.25

@@ -4,7 +4,7 @@ A command talks to a cluster exactly the way ``serve`` does: a session from
 ``transport.new_session`` (watched sockets, Bearer auth), the certificate rule of
 ``transport.tls_verify``, the ``MilvusClient`` with its whole-exchange deadlines held by a
 ``Watchdog``, the per-(credential, API path) ``SlidingWindowLimiter``, and the retry policy of
-``exporter.retry``. The limiter's window lives in this process: it keeps one command within the
+``exporter.upstream.retry``. The limiter's window lives in this process: it keeps one command within the
 limit, not a command and a running daemon together, which is why a command makes few requests.
 """
 
@@ -18,13 +18,13 @@ from typing import TypeVar
 
 import requests
 
-from ..client import ApiError, MilvusClient, RequestRecord
-from ..config import ClusterConfig, Config
-from ..configfile import suggest
-from ..ratelimit import SlidingWindowLimiter
-from ..retry import RetryIf, is_temporary, retry_delay
-from ..transport import new_session, tls_verify
-from ..watchdog import Watchdog
+from ..config.loader import ClusterConfig, Config
+from ..config.reader import suggest
+from ..guards.watchdog import Watchdog
+from ..upstream.client import ApiError, MilvusClient, RequestRecord
+from ..upstream.ratelimit import SlidingWindowLimiter
+from ..upstream.retry import RetryIf, is_temporary, retry_delay
+from ..upstream.transport import new_session, tls_verify
 from .errors import EXIT_USAGE, CommandError
 
 T = TypeVar("T")

@@ -23,14 +23,54 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import unquote
 
 from .faults import Fault
+from .options import RequestRecord
 from .reply import Reply, json_reply
 
-if TYPE_CHECKING:
-    from .core import Simulator
+
+class Simulator(Protocol):
+    """The simulator's control hooks, all that this API calls (``core.Simulator`` has them): the
+    control API depends on what it uses, and the simulator routes to it without a circle."""
+
+    def start_refresh(
+        self,
+        database: str,
+        collection: str,
+        outcome: str = ...,
+        duration_seconds: float = ...,
+        reason: str = ...,
+    ) -> int: ...
+
+    def start_import(
+        self,
+        database: str,
+        collection: str | None = ...,
+        outcome: str = ...,
+        duration_seconds: float = ...,
+        reason: str = ...,
+    ) -> str: ...
+
+    def set_fault(
+        self, fault: Fault, database: str | None = ..., path: str | None = ...
+    ) -> None: ...
+
+    def clear_faults(self) -> None: ...
+
+    def request_log(self) -> list[RequestRecord]: ...
+
+    def clear_request_log(self) -> None: ...
+
+    def add_database(self, name: str, collections: int | None = ...) -> None: ...
+
+    def remove_database(self, name: str) -> None: ...
+
+    def drop_collection(self, database: str, collection: str) -> None: ...
+
+    def databases(self) -> dict[str, dict[str, list[str]]]: ...
+
 
 CONTROL_PREFIX = "/_simulator/"
 

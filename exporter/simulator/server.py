@@ -11,13 +11,28 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from .reply import Reply
 
-if TYPE_CHECKING:
-    from .core import Simulator
+
+class Simulator(Protocol):
+    """What the transport asks of the simulator (``core.Simulator``): the time, and the reply to
+    one request. The server only moves bytes; it depends on this and nothing else."""
+
+    def now(self) -> float: ...
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        authorization: str | None,
+        body: bytes,
+        arrival: float | None = ...,
+        database_header: str | None = ...,
+    ) -> Reply: ...
+
 
 IDLE_CONNECTION_TIMEOUT_SECONDS = 120.0
 

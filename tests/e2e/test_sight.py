@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from exporter.polling.targets import shard_of
 from exporter.simulator import Simulator, SimulatorOptions
-from exporter.targets import shard_of
 
 from .alerting import (
     Prometheus,

@@ -1,0 +1,212 @@
+"""What of one list answer is kept: at most ``max_listed_jobs`` jobs of at most
+``max_listed_collections`` collections per target and poll, whatever the server lists.
+
+The server decides how much it lists; the exporter decides how much it keeps. Without this
+step a database listing 500,000 imports held every one of them (1.1 GB at the peak) and gave
+each listed collection its own count series (2.25 million samples), although only
+``max_tracked_jobs`` of them could ever get per-job series. Pages are folded in one at a time
+(``ListingKeeper.add``), so what is held while a long list is read is the jobs kept so far plus
+one page, never the whole answer.
+
+Under both caps everything is kept, exactly as listed. Over them:
+
+- **Collections** are taken in the order the server lists them (the refresh list is newest
+  first); the jobs of a collection past the cap are not kept and not counted in its series.
+  Every kept collection's counts (``counts``) cover all its listed jobs, kept or not, so
+  ``milvus_refresh_jobs`` / ``milvus_import_jobs`` stay exact for the collections shown.
+- **Jobs** are kept in this order, newest first within each step: unfinished jobs; each
+  collection's newest finished job when it failed; its newest finished job when it succeeded;
+  the newest job of each other finished state (an older failure behind a newer success); then
+  the older finished jobs. A failure therefore never makes way for a success that is older, and
+  a collection's older finished jobs are never kept without its newest one (which would make an
+  old failure look like the newest, and page).
+
+What is not kept is counted by the cap that left it out (``unkept``):
+``milvus_jobs_exporter_unkept_jobs{limit="max_listed_jobs"|"max_listed_collections"}``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from ..upstream.client import Listing
+from ..upstream.records import ImportJob, RefreshJob
+
+JOBS_LIMIT = "max_listed_jobs"
+COLLECTIONS_LIMIT = "max_listed_collections"
+LIMITS = (JOBS_LIMIT, COLLECTIONS_LIMIT)
+"""The ``limit`` label values: each names the config key that left jobs out."""
+
+J = TypeVar("J", RefreshJob, ImportJob)
+JobKey = tuple[str, object]
+"""(collection, job id): a record listed twice (a page boundary moved) counts once."""
+
+
+@dataclass(frozen=True)
+class KeepLimits:
+    """Per target and poll: jobs kept, and collections whose jobs are kept and counted."""
+
+    jobs: int
+    collections: int
+
+
+@dataclass(frozen=True)
+class KindRules(Generic[J]):
+    """What differs between job kinds here: which job is newer, and which state is a success."""
+
+    recency: Callable[[J], Any]
+    """A sort key: larger is newer. Only jobs of one kind are ever compared."""
+    succeeded: str
+
+
+def refresh_recency(job: RefreshJob) -> tuple[float, int]:
+    """Refreshes of a collection never overlap: a later start is a newer job."""
+    return (job.start_time or 0.0, job.job_id)
+
+
+def import_recency(job: ImportJob) -> tuple[int, str]:
+    """The import list carries no times: newer imports have larger numeric ids (Milvus); the
+    ``job-xxxx`` ids of Zilliz Cloud only give a stable order."""
+    return job.order_key
+
+
+REFRESH_RULES: KindRules[RefreshJob] = KindRules(refresh_recency, "RefreshCompleted")
+IMPORT_RULES: KindRules[ImportJob] = KindRules(import_recency, "Completed")
+
+
+@dataclass(frozen=True)
+class Kept(Generic[J]):
+    """The kept part of one list answer.
+
+    ``counts`` maps each kept collection to its listed jobs by state (all of them, kept or
+    not); ``unkept`` maps a limit (``LIMITS``) to the listed jobs it left out."""
+
+    jobs: tuple[J, ...]
+    counts: Mapping[str, Mapping[str, int]]
+    unkept: Mapping[str, int]
+    skipped: tuple[tuple[str, int, str], ...] = ()
+
+    @property
+    def unkept_count(self) -> int:
+        return sum(self.unkept.values())
+
+
+@dataclass(slots=True)
+class _Collection:
+    states: Counter[str] = field(default_factory=Counter)
+    newest: dict[str, tuple[Any, JobKey]] = field(default_factory=dict)
+    """Per finished state, the newest job ever listed in this answer (kept or not)."""
+
+    def newest_finished(self) -> JobKey | None:
+        if not self.newest:
+            return None
+        return max(self.newest.values(), key=lambda item: item[0])[1]
+
+
+class ListingKeeper(Generic[J]):
+    """Folds the pages of one list answer into what is kept (see the module docstring)."""
+
+    def __init__(self, limits: KeepLimits, rules: KindRules[J]) -> None:
+        self._limits = limits
+        self._rules: KindRules[J] = rules
+        self._jobs: dict[JobKey, J] = {}
+        self._collections: dict[str, _Collection] = {}
+        self._unkept: Counter[str] = Counter()
+        self._skipped: Counter[str] = Counter()
+        self._first_message: dict[str, str] = {}
+
+    @property
+    def held(self) -> int:
+        """Jobs held right now: at most twice the cap, plus nothing of the pages already read."""
+        return len(self._jobs)
+
+    def add(self, listing: Listing[J]) -> None:
+        """Take one page in; trim to the job cap whenever twice the cap is held."""
+        for reason, count, message in listing.skipped:
+            self._skipped[reason] += count
+            self._first_message.setdefault(reason, message)
+        for job in listing.jobs:
+            self._add(job)
+            if len(self._jobs) >= 2 * self._limits.jobs + 1:
+                self._trim()
+        if len(self._jobs) > self._limits.jobs:
+            self._trim()
+
+    def result(self) -> Kept[J]:
+        self._trim()
+        self._drop_finished_without_their_newest()
+        return Kept(
+            jobs=tuple(self._jobs.values()),
+            counts={name: dict(entry.states) for name, entry in self._collections.items()},
+            unkept={limit: self._unkept[limit] for limit in LIMITS},
+            skipped=tuple(
+                (reason, self._skipped[reason], self._first_message[reason])
+                for reason in sorted(self._skipped)
+            ),
+        )
+
+    def _add(self, job: J) -> None:
+        key: JobKey = (job.collection, job.job_id)
+        if key in self._jobs:
+            return
+        entry = self._collections.get(job.collection)
+        if entry is None:
+            if len(self._collections) >= self._limits.collections:
+                self._unkept[COLLECTIONS_LIMIT] += 1
+                return
+            entry = self._collections[job.collection] = _Collection()
+        entry.states[job.state] += 1
+        if job.finished:
+            recency = self._rules.recency(job)
+            best = entry.newest.get(job.state)
+            if best is None or recency > best[0]:
+                entry.newest[job.state] = (recency, key)
+        self._jobs[key] = job
+
+    def _trim(self) -> None:
+        excess = len(self._jobs) - self._limits.jobs
+        if excess <= 0:
+            return
+        ranked = sorted(self._jobs, key=lambda key: self._rules.recency(self._jobs[key]))
+        ranked.reverse()  # newest first; the sort by step below keeps that order within a step
+        newest = {name: entry.newest_finished() for name, entry in self._collections.items()}
+        ranked.sort(key=lambda key: self._step(key, newest))
+        for key in ranked[self._limits.jobs :]:
+            del self._jobs[key]
+        self._unkept[JOBS_LIMIT] += excess
+
+    def _step(self, key: JobKey, newest: Mapping[str, JobKey | None]) -> int:
+        """0 unfinished; 1 the collection's newest finished, failed; 2 the same, succeeded;
+        3 the newest of another finished state; 4 an older finished job."""
+        job = self._jobs[key]
+        if not job.finished:
+            return 0
+        if newest.get(job.collection) == key:
+            return 1 if job.state != self._rules.succeeded else 2
+        entry = self._collections[job.collection]
+        return 3 if entry.newest[job.state][1] == key else 4
+
+    def _drop_finished_without_their_newest(self) -> None:
+        """A collection whose newest finished job was left out keeps none of its finished
+        jobs: an older one would pass for the newest (an old failure would page)."""
+        headless = set()
+        for name, entry in self._collections.items():
+            newest = entry.newest_finished()
+            if newest is not None and newest not in self._jobs:
+                headless.add(name)
+        if not headless:
+            return
+        for key in [key for key, job in self._jobs.items() if job.finished and key[0] in headless]:
+            del self._jobs[key]
+            self._unkept[JOBS_LIMIT] += 1
+
+
+def keep_listed(limits: KeepLimits, rules: KindRules[J], pages: Iterable[Listing[J]]) -> Kept[J]:
+    """Fold every page of a list answer (one for an unpaged answer) into what is kept."""
+    keeper = ListingKeeper(limits, rules)
+    for page in pages:
+        keeper.add(page)
+    return keeper.result()

@@ -1,0 +1,644 @@
+"""Poll every target once per round, concurrently, never above the rate limit, never stalled.
+
+A round ends when every target has reported or at its deadline (one poll interval, or the request
+timeout if that is longer), whichever comes first; it is then published. Nothing in a round waits for a target that is late: a request still running at the
+deadline carries on into the next round (the target is not polled again meanwhile, and its
+answer counts when it comes), and the target is reported down now with reason ``deadline``. A
+token that the server paused with ``Retry-After`` is not waited for either: its queued targets
+are reported ``rate_limited`` at once and polled again in a later round.
+
+Why rounds and not a clock per target: both need the same parts (a scheduler that honours the
+limiter, a bounded pool, results handed over under a lock), but rounds publish as soon as the
+last target has answered instead of on a fixed timer, so a failure reaches /metrics one poll
+sooner, and "cycle" keeps one meaning for the cycle metrics and the landing page. The only parts
+a deadline adds are the carry-over of late answers and the ``deadline`` reason.
+
+Within a round a single scheduler (the caller's thread) hands requests to the worker pool only
+when the limiter has a free slot for the request's (credential, API path) *now*, so workers never
+sit waiting on the limiter while other credentials could use them. Temporary failures (timeouts,
+resets, 5xx, 429) are retried with jittered exponential backoff when the retry fits in the round.
+Every request is held to its own deadline by the watchdog however slowly its bytes arrive. The
+poller produces immutable ``Snapshot``s; it never formats metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+import structlog
+
+from ..config.loader import ClusterConfig, Config
+from ..guards.redact import redact
+from ..guards.watchdog import Watchdog
+from ..upstream.client import (
+    COLLECTIONS_LIST,
+    DATABASES_LIST,
+    IMPORT_DESCRIBE,
+    ApiError,
+    MilvusClient,
+)
+from ..upstream.ratelimit import SlidingWindowLimiter
+from ..upstream.records import IMPORT_FINISHED_STATES, ImportJob, ImportJobDetails, RefreshJob
+from ..upstream.retry import retry_delay
+from ..upstream.transport import new_session, tls_verify
+from .collection_lists import CollectionListSchedule, collections_listed, list_failed
+from .describes import DescribeSchedule
+from .descriptors import upstream_budget
+from .discovery import DiscoverySchedule, discovered, discovery_failed
+from .kept import IMPORT_RULES, REFRESH_RULES, KeepLimits, Kept, ListingKeeper, keep_listed
+from .oddities import OddityLog
+from .repeats import RepeatedLines
+from .snapshots import ClusterRequest, CollectionsListing, CycleResult, DiscoveryOutcome, Snapshot
+from .targets import Target, TargetKey, limiter_rate, targets_of
+from .tasks import PollRound, PollTask, log_fields
+from .watchlist import Watchlist
+
+log = structlog.get_logger("exporter.polling.poller")
+
+RATE_LIMITED_PAUSE_SECONDS = 1.0
+STOP_CHECK_SECONDS = 0.25
+
+
+class Poller:
+    """Owns the HTTP sessions, the limiter, the watchdog and the worker pool for one config.
+
+    Only one thread calls ``poll_cycle`` at a time; workers hand their results back through
+    ``_inbox`` under ``_lock``, which also guards the queues and the running tasks.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        limiter: SlidingWindowLimiter | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        described_finished: dict[TargetKey, set[str]] | None = None,
+        listed_databases: dict[str, tuple[str, ...]] | None = None,
+        collection_lists: CollectionListSchedule | None = None,
+        list_collections: bool = True,
+    ) -> None:
+        """``list_collections`` False: no ``collections/list`` (``check`` needs no evidence)."""
+        self.config = config
+        self._list_collections = list_collections
+        self._discovery = DiscoverySchedule(config, listed_databases, clock)
+        self._collection_lists = CollectionListSchedule(config, clock, collection_lists)
+        self.targets = targets_of(config, self._discovery.listed)
+        self.limiter = limiter or SlidingWindowLimiter(limiter_rate(config), clock=clock)
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._rng = rng or random.Random()
+        self._watchdog = Watchdog(clock=clock, name="poll-watchdog")
+        budget = upstream_budget(config)
+        if budget.limited:
+            log.warning(
+                "poll.descriptors_limited",
+                fd_limit=budget.soft_limit,
+                max_concurrent_requests=config.max_concurrent_requests,
+                concurrent_requests=budget.concurrency,
+                warning=budget.warning,
+            )
+        self._concurrency = budget.concurrency
+        """Requests in flight at most: ``max_concurrent_requests``, or fewer when the
+        descriptor limit would leave the HTTP server none (``descriptors.py``)."""
+        self._sessions = {
+            cluster.name: new_session(budget.pool_size) for cluster in config.clusters
+        }
+        self._executor = ThreadPoolExecutor(self._concurrency, thread_name_prefix="poll")
+        self._closed = threading.Event()
+        self._lock = threading.Condition()
+        self._pending: dict[tuple[str, str], deque[PollTask]] = {}
+        self._delayed: list[PollTask] = []
+        self._running: dict[TargetKey, PollTask] = {}
+        """List polls in flight, possibly started in an earlier round."""
+        self._in_flight = 0
+        self._late_rounds: dict[TargetKey, int] = {}
+        self._round_deadline = math.inf
+        self._inbox: list[Snapshot] = []
+        self._inbox_requests: list[ClusterRequest] = []
+        self._inbox_details: list[tuple[TargetKey, ImportJobDetails]] = []
+        self._oddities = OddityLog()
+        self._repeated_failures = RepeatedLines(clock=clock)
+        self._repeated_unkept = RepeatedLines(clock=clock)
+        self._describe_margin = min(config.request_timeout, config.poll_interval / 2)
+        self._inbox_discoveries: list[tuple[DiscoveryOutcome, tuple[str, ...] | None]] = []
+        self._inbox_collections: list[CollectionsListing] = []
+        self._describes = DescribeSchedule(config.max_import_describes, described_finished)
+        self._keep_limits = KeepLimits(config.max_listed_jobs, config.max_listed_collections)
+
+    @property
+    def listed_databases(self) -> dict[str, tuple[str, ...]]:
+        """Each pattern cluster's last discovered databases, to hand to a reloaded config."""
+        return dict(self._discovery.listed)
+
+    @property
+    def collection_lists(self) -> CollectionListSchedule:
+        """When each database's collections are listed next, to hand to a reloaded config."""
+        return self._collection_lists
+
+    @property
+    def watchlist(self) -> Watchlist:
+        """What the config names across every shard, given discovery's last lists."""
+        return Watchlist(self.config, dict(self._discovery.listed))
+
+    @property
+    def described_finished(self) -> dict[TargetKey, set[str]]:
+        """Finished imports already described, to hand to the poller of a reloaded config."""
+        return self._describes.described_finished
+
+    @property
+    def poll_budget(self) -> float:
+        """How long a round, and one poll of one target (all its pages), may take: the poll
+        interval, or the request timeout if that is longer (a request gets its whole timeout)."""
+        return max(self.config.poll_interval, self.config.request_timeout)
+
+    def close(self) -> None:
+        """Stop at once: requests in flight are cut by the watchdog, nothing new starts."""
+        self._closed.set()
+        with self._lock:
+            self._lock.notify_all()
+        self._watchdog.stop()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        for session in self._sessions.values():
+            session.close()
+
+    def poll_cycle(
+        self, stop: threading.Event | None = None, deadline: float | None = None
+    ) -> CycleResult:
+        """Poll every target once; return when all have reported or at ``deadline`` (on the
+        poller's clock; default ``poll_budget`` from now)."""
+        started_wall = self._wall_clock()
+        started = self._clock()
+        current = PollRound(
+            deadline=started + self.poll_budget if deadline is None else deadline,
+            targets=self.targets,
+            waiting={target.key for target in self.targets},
+        )
+        with self._lock:
+            self._round_deadline = current.deadline
+            carried = (
+                set(self._running)
+                | {task.target.key for queue in self._pending.values() for task in queue}
+                | {task.target.key for task in self._delayed}
+            )
+            for target in self.targets:
+                if target.key not in carried:  # a late poll from before still counts
+                    self._queue(PollTask(target))
+            self._queue_discoveries(started)
+            watched = self.targets if self._list_collections else ()
+            for target in self._collection_lists.due(started, watched):
+                self._queue(PollTask(target, list_collections=True))
+            while True:
+                self._absorb(current)
+                now = self._clock()
+                stopping = self._closed.is_set() or (stop is not None and stop.is_set())
+                if stopping or now >= current.deadline or self._round_done(current):
+                    break
+                next_wake = self._dispatch(now, current)
+                wait = next_wake - now if next_wake < math.inf else STOP_CHECK_SECONDS
+                wait = min(wait, current.deadline - now, STOP_CHECK_SECONDS)
+                self._lock.wait(timeout=max(0.001, wait))
+            self._end_round(current)
+            requests, self._inbox_requests = self._inbox_requests, []
+            details, self._inbox_details = self._inbox_details, []
+        return CycleResult(
+            targets=current.targets,
+            snapshots=tuple(current.snapshots),
+            requests=tuple(requests),
+            started_at=started_wall,
+            seconds=self._clock() - started,
+            import_details=tuple(details),
+            late=tuple(current.late),
+            discoveries=tuple(current.discoveries),
+            targets_changed=current.targets != self.targets,
+            discovery_clusters=self._discovery.clusters,
+            collection_lists=tuple(current.collection_lists),
+            watchlist=self.watchlist,
+        )
+
+    def _round_done(self, current: PollRound) -> bool:
+        """Every target reported and no follow-up is queued or running (called locked)."""
+        return (
+            not current.waiting and not self._pending and not self._delayed and not self._in_flight
+        )
+
+    def _absorb(self, current: PollRound) -> None:
+        """Take finished polls into the round; queue their follow-ups (called locked)."""
+        for outcome, listed in self._inbox_discoveries:
+            current.discoveries.append(outcome)
+            self._discovery.apply(outcome, listed)
+            if outcome.ok:
+                self.targets = targets_of(self.config, self._discovery.listed)
+                self._describes.forget({target.key for target in self.targets})
+        self._inbox_discoveries = []
+        current.collection_lists += self._inbox_collections
+        self._inbox_collections = []
+        arrived, self._inbox = self._inbox, []
+        for snapshot in arrived:
+            current.waiting.discard(snapshot.target.key)
+            self._late_rounds.pop(snapshot.target.key, None)
+            current.snapshots.append(snapshot)
+            self._queue_import_details(snapshot)
+
+    def _end_round(self, current: PollRound) -> None:
+        """Deal with the targets that have not answered in time (called locked).
+
+        A late target keeps its place: a poll still running carries on, and one still queued
+        (the rate limit allows fewer polls per round than there are targets) stays at the front
+        of its queue, so every target is polled in turn and none starves. One late round is
+        just late (the target keeps its last state, and counts in ``late``); a second one in a
+        row reports it down with reason ``deadline``.
+        """
+        now = self._clock()
+        for limit_key, queue in list(self._pending.items()):
+            self._give_back(task for task in queue if task.is_bonus)
+            kept = deque(task for task in queue if not task.is_bonus)  # lists, discoveries
+            if kept:
+                self._pending[limit_key] = kept
+            else:
+                del self._pending[limit_key]  # bonus requests never wait a round
+        targets = {target.key: target for target in current.targets}
+        for key in sorted(current.waiting):
+            current.late.append(key)
+            self._late_rounds[key] = self._late_rounds.get(key, 0) + 1
+            if self._late_rounds[key] < 2:
+                continue
+            running = self._running.get(key)
+            if running is not None:
+                message = (
+                    f"no answer for two rounds ({self.poll_budget:g}s each); the request has run "
+                    f"{now - running.started:.1f}s and still counts when it ends"
+                )
+            else:
+                message = (
+                    f"not polled for two rounds ({self.poll_budget:g}s each): more targets per "
+                    "token than requests_per_second allows in a poll_interval"
+                )
+            current.snapshots.append(
+                self._failed(targets[key], running, ApiError("deadline", message))
+            )
+
+    def _give_back(self, tasks: Iterable[PollTask], after: float = 0.0) -> None:
+        """Bonus requests dropped from a round: collection lists are due again (details are
+        asked again after the next list anyway)."""
+        for task in tasks:
+            if task.list_collections:
+                key = (task.target.cluster.name, task.target.database)
+                self._collection_lists.retry(key, after)
+
+    def _queue(self, task: PollTask) -> None:
+        self._pending.setdefault(self._limit_key(task), deque()).append(task)
+
+    def _limit_key(self, task: PollTask) -> tuple[str, str]:
+        return (task.target.cluster.credential_id, task.api)
+
+    def _dispatch(self, now: float, current: PollRound) -> float:
+        """Start every request that may start now; return when the next one may (called locked)."""
+        next_wake = math.inf
+        still_delayed = []
+        for task in self._delayed:
+            if task.not_before <= now:
+                self._queue(task)
+            else:
+                still_delayed.append(task)
+                next_wake = min(next_wake, task.not_before)
+        self._delayed = still_delayed
+        progressed = True
+        while progressed and self._pending:
+            progressed = False
+            started_level = math.inf  # a pass that starts a list starts nothing of lower priority
+            for key in sorted(self._pending, key=lambda key: self._pending[key][0].priority):
+                if self._in_flight >= self._concurrency:
+                    return next_wake
+                if self._pending[key][0].priority > started_level:
+                    break
+                queue = self._pending[key]
+                if self.limiter.paused_for(key) > current.deadline - now:
+                    self._defer(key, queue, now)  # Retry-After reaches past the round: don't wait
+                    continue
+                if queue[0].is_bonus and now + self._describe_margin > current.deadline:
+                    del self._pending[key]  # a bonus: never stretch the round for it
+                    self._give_back(queue)
+                    continue
+                wait = self.limiter.try_acquire(key)
+                if wait > 0:
+                    next_wake = min(next_wake, now + wait)
+                    continue
+                task = queue.popleft()
+                started_level = min(started_level, task.priority)
+                if not queue:
+                    del self._pending[key]
+                self._in_flight += 1
+                if task.is_list:
+                    if task.attempts == 0:
+                        task.started = now
+                    self._running[task.target.key] = task
+                progressed = True
+                try:
+                    self._executor.submit(self._run, task)
+                except RuntimeError:  # closed meanwhile (shutdown): start nothing more
+                    self._in_flight -= 1
+                    self._running.pop(task.target.key, None)
+                    return next_wake
+        return next_wake
+
+    def _defer(self, key: tuple[str, str], queue: deque[PollTask], now: float) -> None:
+        """Report the queued polls of a paused token and path as rate limited (called locked)."""
+        del self._pending[key]
+        paused = self.limiter.paused_for(key)
+        self._give_back(queue, paused)
+        for task in queue:
+            if task.discover:  # tried again once the pause is over
+                self._discovery.postpone(task.target.cluster.name, paused)
+            elif task.is_list:
+                error = ApiError(
+                    "rate_limited",
+                    f"deferred: the server asked this token to wait {paused:.0f}s (Retry-After)",
+                )
+                self._inbox.append(self._failed(task.target, task, error))
+
+    def _run(self, task: PollTask) -> None:
+        """Worker: one attempt at one target (or one describe), then report back."""
+        if task.describe_job_id is not None:
+            self._run_describe(task)
+            return
+        if task.discover:
+            self._run_discovery(task)
+            return
+        if task.list_collections:
+            self._run_collections_list(task)
+            return
+        target = task.target
+        task.attempts += 1
+        requests_seen: list[ClusterRequest] = []
+        snapshot: Snapshot | None = None
+        error: ApiError | None = None
+        try:
+            snapshot = self._poll_once(target, task, requests_seen)
+        except ApiError as failure:
+            error = failure
+            if failure.reason == "rate_limited":
+                self.limiter.pause(
+                    self._limit_key(task), failure.retry_after or RATE_LIMITED_PAUSE_SECONDS
+                )
+        except Exception as failure:  # a bug must not take the daemon down; logged and counted
+            log.exception("poll.internal_error", **log_fields(target))
+            error = ApiError("internal", type(failure).__name__)
+        with self._lock:
+            self._in_flight -= 1
+            self._running.pop(target.key, None)
+            self._inbox_requests.extend(requests_seen)
+            retry_at = None if error is None else self._retry_time(task, error)
+            if error is not None and retry_at is not None:
+                log.info(
+                    "poll.retry", **log_fields(target), reason=error.reason, attempt=task.attempts
+                )
+                task.not_before = retry_at
+                self._delayed.append(task)
+            elif snapshot is not None:
+                self._repeated_failures.clear(target.key)
+                self._inbox.append(snapshot)
+            elif error is not None:
+                self._inbox.append(self._failed(target, task, error))
+            self._lock.notify()
+
+    def _queue_import_details(self, snapshot: Snapshot) -> None:
+        """After an import list: describe unfinished jobs, and finished ones once, at most
+        ``max_import_describes`` per round (``describes.py``; called locked)."""
+        if not self.config.import_details or not snapshot.ok or snapshot.target.kind != "import":
+            return
+        for job_id in self._describes.pick(snapshot.target.key, snapshot.import_jobs):
+            self._queue(PollTask(snapshot.target, describe_job_id=job_id))
+
+    def _run_describe(self, task: PollTask) -> None:
+        """Worker: fetch one import job's details; a failure costs only those details."""
+        requests_seen: list[ClusterRequest] = []
+        details: ImportJobDetails | None = None
+        job_id = task.describe_job_id or ""
+        try:
+            client = self._client(
+                task.target.cluster, IMPORT_DESCRIBE, requests_seen, self._clock()
+            )
+            details = client.import_job_details(job_id)
+        except ApiError as error:
+            log.debug(
+                "import.describe_failed",
+                **log_fields(task.target),
+                job_id=job_id,
+                reason=error.reason,
+            )
+        except Exception:  # a bug must not take the daemon down
+            log.exception(
+                "import.describe_internal_error", **log_fields(task.target), job_id=job_id
+            )
+        with self._lock:
+            self._in_flight -= 1
+            self._inbox_requests.extend(requests_seen)
+            if details is not None:
+                self._inbox_details.append((task.target.key, details))
+            finished = details is not None and (
+                details.complete_time is not None or details.state in IMPORT_FINISHED_STATES
+            )
+            self._describes.tried(task.target.key, job_id, finished)
+            self._lock.notify()
+
+    def _queue_discoveries(self, now: float) -> None:
+        """Ask every due pattern cluster for its databases (called locked)."""
+        queued = (
+            task.target.cluster.name
+            for queue in self._pending.values()
+            for task in queue
+            if task.discover
+        )
+        for cluster in self._discovery.due(now, queued):
+            self._queue(PollTask(Target(cluster, "", "discovery"), discover=True))
+
+    def _run_discovery(self, task: PollTask) -> None:
+        """Worker: list a cluster's databases; a failure keeps the last known list."""
+        cluster = task.target.cluster
+        requests_seen: list[ClusterRequest] = []
+        listed: tuple[str, ...] | None = None
+        try:
+            client = self._client(cluster, DATABASES_LIST, requests_seen, self._clock())
+            listed = client.list_databases()
+            outcome = discovered(
+                cluster, self._wall_clock(), listed, self.config.max_discovered_databases
+            )
+        except Exception as failure:  # an ApiError, or a bug that must not take the daemon down
+            outcome = discovery_failed(cluster, self._wall_clock(), failure, self.config.secrets)
+        with self._lock:
+            self._in_flight -= 1
+            self._inbox_requests.extend(requests_seen)
+            self._inbox_discoveries.append((outcome, listed))
+            self._lock.notify()
+
+    def _run_collections_list(self, task: PollTask) -> None:
+        """Worker: list a database's collections; a failure is only counted (no evidence)."""
+        target = task.target
+        requests_seen: list[ClusterRequest] = []
+        message = ""
+        at = self._wall_clock()  # the list says nothing of what is created after it is sent
+        try:
+            client = self._client(target.cluster, COLLECTIONS_LIST, requests_seen, self._clock())
+            outcome = collections_listed(target, at, client.list_collections(target.database))
+        except Exception as failure:  # an ApiError, or a bug that must not take the daemon down
+            outcome, message = list_failed(target, at, failure, self.config.secrets)
+            if isinstance(failure, ApiError) and failure.reason == "rate_limited":
+                pause = failure.retry_after or RATE_LIMITED_PAUSE_SECONDS
+                self.limiter.pause(self._limit_key(task), pause)
+        with self._lock:
+            self._in_flight -= 1
+            self._inbox_requests.extend(requests_seen)
+            self._inbox_collections.append(outcome)
+            self._collection_lists.done(target.cluster, outcome, message)
+            self._lock.notify()
+
+    def _client(
+        self,
+        cluster: ClusterConfig,
+        preacquired_api: str,
+        requests_seen: list[ClusterRequest],
+        started: float,
+    ) -> MilvusClient:
+        """A client whose first request to ``preacquired_api`` uses the slot the scheduler took,
+        and whose every request (pages included) ends within the poll budget from ``started``."""
+        deadline = started + self.poll_budget
+        first_request = True
+
+        def gate(api: str) -> None:
+            nonlocal first_request
+            if first_request and api == preacquired_api:
+                first_request = False  # the scheduler already took this slot
+                return
+            self._acquire((cluster.credential_id, api), deadline)
+
+        return MilvusClient(
+            cluster.endpoint,
+            cluster.token,
+            self._sessions[cluster.name],
+            self.config.request_timeout,
+            gate=gate,
+            observe=lambda record: requests_seen.append(ClusterRequest(cluster.name, record)),
+            max_response_bytes=self.config.max_response_bytes,
+            verify=tls_verify(cluster),
+            clock=self._clock,
+            wall_clock=self._wall_clock,
+            watchdog=self._watchdog,
+            secrets=self.config.secrets,
+            deadline=deadline,
+            max_import_pages=self.config.max_import_pages,
+            max_listing_bytes=self.config.max_listing_bytes,
+        )
+
+    def _acquire(self, key: tuple[str, str], deadline: float) -> None:
+        """Wait for a rate-limit slot for a follow-up page, but never past the poll's deadline."""
+        while (wait := self.limiter.try_acquire(key)) > 0:
+            if self._clock() + wait > deadline:
+                raise ApiError("deadline", "no rate-limit slot left before the poll's deadline")
+            if self._closed.wait(wait):
+                raise ApiError("deadline", "the exporter is stopping")
+
+    def _poll_once(
+        self, target: Target, task: PollTask, requests_seen: list[ClusterRequest]
+    ) -> Snapshot:
+        client = self._client(target.cluster, target.api, requests_seen, self._clock())
+        polled_at = self._wall_clock()
+        refresh_jobs: tuple[RefreshJob, ...] = ()
+        import_jobs: tuple[ImportJob, ...] = ()
+        kept: Kept[RefreshJob] | Kept[ImportJob]
+        if target.kind == "refresh":
+            listing = client.list_refresh_jobs(target.database)
+            self._oddities.note(target, listing)
+            kept = refresh_kept = keep_listed(self._keep_limits, REFRESH_RULES, (listing,))
+            del listing
+            refresh_jobs = refresh_kept.jobs
+        else:
+            keeper = ListingKeeper(self._keep_limits, IMPORT_RULES)
+            for page in client.import_job_pages(target.database):
+                self._oddities.note(target, page)
+                keeper.add(page)
+                del page  # one page at a time
+            kept = import_kept = keeper.result()
+            import_jobs = import_kept.jobs
+        self._oddities.note_clock_skew(target.cluster.name, client.clock_skew)
+        seconds = self._clock() - task.started
+        self._say_unkept(target, kept.unkept)
+        log.debug(
+            "poll.finished",
+            **log_fields(target),
+            jobs=len(refresh_jobs) + len(import_jobs),
+            skipped=sum(count for _reason, count, _message in kept.skipped),
+            unkept=kept.unkept_count,
+            ms=round(seconds * 1000),
+        )
+        return Snapshot(
+            target=target,
+            polled_at=polled_at,
+            ok=True,
+            refresh_jobs=refresh_jobs,
+            import_jobs=import_jobs,
+            seconds=seconds,
+            attempts=task.attempts,
+            skipped_records=kept.skipped,
+            collection_counts=kept.counts,
+            unkept=kept.unkept,
+        )
+
+    def _say_unkept(self, target: Target, unkept: Mapping[str, int]) -> None:
+        """Listed jobs left out by a cap: a warning when it starts, then every ten minutes."""
+        if not any(unkept.values()):
+            self._repeated_unkept.clear(target.key)
+            return
+        repeated = self._repeated_unkept.due(target.key, "unkept")
+        if repeated is None:
+            return
+        log.warning(
+            "poll.jobs_not_kept",
+            **log_fields(target),
+            **{f"over_{limit}": count for limit, count in unkept.items()},
+            max_listed_jobs=self.config.max_listed_jobs,
+            max_listed_collections=self.config.max_listed_collections,
+            **({"repeated": repeated} if repeated else {}),
+        )
+
+    def _retry_time(self, task: PollTask, error: ApiError) -> float | None:
+        """When to try again, if the retry can still finish within the current round (called
+        locked: the round's deadline is read)."""
+        delay = retry_delay(error, task.attempts, self.config.max_retries, self._rng)
+        if delay is None:
+            return None
+        retry_at = self._clock() + delay
+        if retry_at + self.config.request_timeout > self._round_deadline:
+            return None  # a retry that could outlast the round would only end as a deadline
+        return retry_at
+
+    def _failed(self, target: Target, task: PollTask | None, error: ApiError) -> Snapshot:
+        """A failed poll, logged the first time and then only every ten minutes while it
+        repeats (``repeats.py``); the counters on /metrics count every one."""
+        message = redact(error.message, *self.config.secrets)
+        repeated = self._repeated_failures.due(target.key, error.reason)
+        if repeated is not None:
+            log.warning(
+                "poll.failed",
+                **log_fields(target),
+                reason=error.reason,
+                error=message,
+                attempts=task.attempts if task else 0,
+                **({"repeated": repeated} if repeated else {}),
+            )
+        return Snapshot(
+            target=target,
+            polled_at=self._wall_clock(),
+            ok=False,
+            reason=error.reason,
+            message=message,
+            seconds=self._clock() - task.started if task and task.started else 0.0,
+            attempts=task.attempts if task else 0,
+        )

@@ -890,7 +890,7 @@ def test_the_dashboards_configmap_fits_kubectl_applys_annotation(
 SHARDED_DIRECTORY = REPOSITORY / "deploy" / "kubernetes" / "sharded"
 
 
-SHARDED_OVERLAYS = ("sharded",)
+SHARDED_OVERLAYS = ("sharded", "sharded-persistent")
 """The sharded exporters, with their state on an emptyDir or on a claim per pod."""
 
 
@@ -969,3 +969,57 @@ def test_the_sharded_statefulset_matches_the_kubernetes_schemas(
         except kubernetes_validate.ValidationError as error:
             where = ".".join(str(part) for part in error.path)
             pytest.fail(f"{kind}: {where}: {error.message}")
+
+
+def state_volume(statefulset: Manifest) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
+    """Where the exporter's container mounts ``state``, and the pod volume or the claim template
+    that provides it."""
+    pod = statefulset["spec"]["template"]["spec"]
+    (exporter,) = pod["containers"]
+    (mount,) = [item for item in exporter["volumeMounts"] if item["name"] == "state"]
+    volumes = [item for item in pod.get("volumes", []) if item["name"] == "state"]
+    claims = [
+        item
+        for item in statefulset["spec"].get("volumeClaimTemplates", [])
+        if item["metadata"]["name"] == "state"
+    ]
+    assert len(volumes) + len(claims) == 1, "state comes from exactly one volume or claim"
+    return mount["mountPath"], (volumes or [None])[0], (claims or [None])[0]
+
+
+def test_the_state_file_lies_on_the_state_volume_of_each_sharded_pod(
+    sharded: dict[str, Manifest],
+) -> None:
+    text = sharded["ConfigMap"]["data"]["config.yaml"]
+    config = parse_config(text, "configmap.yaml", {"ZILLIZ_TOKEN": "placeholder"})
+    assert config.state_file is not None
+    mount_path, _volume, _claim = state_volume(sharded["StatefulSet"])
+    assert str(PurePosixPath(config.state_file).parent) == mount_path
+
+
+def test_the_persistent_overlay_keeps_each_pods_state_on_a_claim_of_its_own() -> None:
+    """sharded-persistent is the sharded overlay with one change: state comes from a
+    PersistentVolumeClaim per pod (volumeClaimTemplates), not an emptyDir that a rescheduled
+    pod loses."""
+    plain, persistent = render_overlay("sharded"), render_overlay("sharded-persistent")
+    _, volume, claim = state_volume(plain["StatefulSet"])
+    assert volume is not None and "emptyDir" in volume and claim is None
+    _, volume, claim = state_volume(persistent["StatefulSet"])
+    assert volume is None and claim is not None
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["resources"]["requests"]["storage"]
+    policy = persistent["StatefulSet"]["spec"]["persistentVolumeClaimRetentionPolicy"]
+    assert policy == {"whenDeleted": "Retain", "whenScaled": "Delete"}
+    assert {kind: item for kind, item in persistent.items() if kind != "StatefulSet"} == {
+        kind: item for kind, item in plain.items() if kind != "StatefulSet"
+    }
+    different = {"volumeClaimTemplates", "persistentVolumeClaimRetentionPolicy", "template"}
+    for key in set(plain["StatefulSet"]["spec"]) | set(persistent["StatefulSet"]["spec"]):
+        if key not in different:
+            assert plain["StatefulSet"]["spec"][key] == persistent["StatefulSet"]["spec"][key], key
+    plain_pod = plain["StatefulSet"]["spec"]["template"]
+    persistent_pod = json.loads(json.dumps(persistent["StatefulSet"]["spec"]["template"]))
+    persistent_pod["spec"]["volumes"].append(
+        next(item for item in plain_pod["spec"]["volumes"] if item["name"] == "state")
+    )
+    assert persistent_pod == plain_pod

@@ -194,6 +194,16 @@ def test_a_package_does_not_import_another_it_must_not_need(package: str, forbid
             assert module.split(".")[0] != forbidden, f"{path.relative_to(ROOT)} imports {module}"
 
 
+def test_monitoring_reads_of_the_exporter_only_its_catalogue_and_its_durations() -> None:
+    """The generators describe the exporter from its metric catalogue and read durations with its
+    grammar; anything more would tie them to its internals."""
+    allowed = {"exporter.exposition.catalogue", "exporter.config.durations"}
+    used: set[str] = set()
+    for path in sorted((ROOT / "monitoring").rglob("*.py")):
+        used |= {module for module in _imported_modules(path) if module.startswith("exporter")}
+    assert used == allowed
+
+
 # --- The mixin -----------------------------------------------------------------------------------
 
 

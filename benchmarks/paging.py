@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.simulator import Simulator, SimulatorOptions
-from tests.e2e.alerting import (
+from monitoring.stack import (
     alertmanager_process,
     answers,
     binary,

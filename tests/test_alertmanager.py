@@ -18,7 +18,7 @@ import pytest
 import requests
 import yaml
 
-from .e2e.alerting import alertmanager_process, binary, wait_until, webhook_receiver
+from monitoring.stack import alertmanager_process, binary, wait_until, webhook_receiver
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "prometheus" / "alertmanager.yml"

@@ -8,8 +8,8 @@ from pathlib import Path
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.exposition import catalogue
 from exporter.exposition.catalogue import CATALOGUE, PROCESS_PREFIXES
+from monitoring import metrics_doc
 
 from .conftest import cluster
 
@@ -19,8 +19,8 @@ NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 def test_docs_metrics_md_is_generated_from_the_catalogue():
     committed = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
-    assert committed == catalogue.markdown(), (
-        "docs/metrics.md is stale: run python -m exporter.exposition.catalogue > docs/metrics.md"
+    assert committed == metrics_doc.markdown(), (
+        "docs/metrics.md is stale: run python -m monitoring generate"
     )
 
 

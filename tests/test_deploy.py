@@ -45,6 +45,9 @@ from exporter.config.loader import (
 from exporter.simulator import Simulator
 from exporter.simulator.cli import options_from_args
 from exporter.web.server import ROUTES, UNAUTHENTICATED_PATHS
+from monitoring.outputs import DASHBOARDS_CONFIGMAP as DASHBOARDS_CONFIGMAP_FILE
+from monitoring.outputs import PROMETHEUS_RULE, generated_files, stale_files
+from monitoring.settings import load_settings
 from tests.conftest import TOKEN_A, RunningExporter
 
 pytestmark = pytest.mark.deploy
@@ -55,7 +58,6 @@ DOCKERIGNORE = REPOSITORY / ".dockerignore"
 COMPOSE_DIRECTORY = REPOSITORY / "deploy" / "compose"
 COMPOSE_FILE = COMPOSE_DIRECTORY / "docker-compose.yml"
 KUBERNETES_DIRECTORY = REPOSITORY / "deploy" / "kubernetes" / "base"
-GENERATOR = KUBERNETES_DIRECTORY.parent / "generate_prometheusrule.py"
 ALERTS = REPOSITORY / "prometheus" / "alerts.yml"
 CONFIG_PATH = "/etc/milvus-jobs-exporter/config.yaml"
 IN_CI = bool(os.environ.get("CI"))
@@ -605,16 +607,29 @@ def kubernetes_files() -> list[Path]:
     )
 
 
+def by_kind(documents: list[Any]) -> dict[str, Manifest]:
+    """Manifests by kind (one of each kind), the dashboards ConfigMap as ``DashboardsConfigMap``."""
+    found: dict[str, Manifest] = {}
+    for document in documents:
+        assert isinstance(document, dict), f"not a manifest: {document!r:.80}"
+        kind = document.get("kind")
+        if kind == "ConfigMap" and document["metadata"]["name"].endswith("-dashboards"):
+            kind = "DashboardsConfigMap"
+        assert kind not in found, f"two {kind} manifests"
+        found[str(kind)] = document
+    return found
+
+
 @pytest.fixture(scope="module")
 def manifests() -> dict[str, Manifest]:
-    """Every manifest by kind (one of each kind here)."""
-    found: dict[str, Manifest] = {}
-    for path in kubernetes_files():
-        for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
-            assert isinstance(document, dict), f"{path.name}: not a manifest"
-            assert document.get("kind") not in found, f"two {document.get('kind')} manifests"
-            found[document["kind"]] = document
-    return found
+    """Every manifest of the base by kind (the dashboards ConfigMap as ``DashboardsConfigMap``)."""
+    return by_kind(
+        [
+            document
+            for path in kubernetes_files()
+            for document in yaml.safe_load_all(path.read_text(encoding="utf-8"))
+        ]
+    )
 
 
 def container(manifests: dict[str, Manifest]) -> dict[str, Any]:
@@ -657,8 +672,15 @@ def test_kustomize_renders_the_manifests() -> None:
         pytest.skip("kubectl not found")
     result = run([kubectl, "kustomize", str(KUBERNETES_DIRECTORY)])
     assert result.returncode == 0, result.stderr
-    kinds = sorted(document["kind"] for document in yaml.safe_load_all(result.stdout))
-    assert kinds == ["ConfigMap", "Deployment", "PrometheusRule", "Service", "ServiceMonitor"]
+    kinds = sorted(by_kind(list(yaml.safe_load_all(result.stdout))))
+    assert kinds == [
+        "ConfigMap",
+        "DashboardsConfigMap",
+        "Deployment",
+        "PrometheusRule",
+        "Service",
+        "ServiceMonitor",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -666,7 +688,7 @@ def kubernetes_validate() -> ModuleType:
     return require_module("kubernetes_validate", "the kubernetes-validate package (test extras)")
 
 
-BUILT_IN_KINDS = ("ConfigMap", "Deployment", "Secret", "Service")
+BUILT_IN_KINDS = ("ConfigMap", "DashboardsConfigMap", "Deployment", "Secret", "Service")
 
 
 @pytest.mark.parametrize("version", ["1.27", "latest"])
@@ -698,7 +720,9 @@ def test_every_manifest_is_named_and_labelled_as_the_exporter(
     manifests: dict[str, Manifest],
 ) -> None:
     for kind, manifest in manifests.items():
-        assert manifest["apiVersion"] and manifest["metadata"]["name"] == "milvus-jobs-exporter"
+        name = manifest["metadata"]["name"]
+        expected = "milvus-jobs-exporter-dashboards" if kind == "DashboardsConfigMap" else None
+        assert manifest["apiVersion"] and name == (expected or "milvus-jobs-exporter")
         labels = manifest["metadata"]["labels"]
         assert labels["app.kubernetes.io/name"] == "milvus-jobs-exporter", kind
 
@@ -812,16 +836,7 @@ def test_servicemonitor_names_the_job_the_down_alert_watches(
     assert relabeling["replacement"] == down_alert_job()
 
 
-# --- the generated PrometheusRule -----------------------------------------------------------
-
-
-def generate(*arguments: str) -> subprocess.CompletedProcess[str]:
-    return run([sys.executable, str(GENERATOR), *arguments])
-
-
-def test_prometheusrule_is_current_with_alerts_yml() -> None:
-    result = generate("--check")
-    assert result.returncode == 0, result.stderr
+# --- the generated PrometheusRule and dashboards ConfigMap -----------------------------------
 
 
 def test_prometheusrule_holds_exactly_the_groups_of_alerts_yml(
@@ -831,17 +846,43 @@ def test_prometheusrule_holds_exactly_the_groups_of_alerts_yml(
     assert manifests["PrometheusRule"]["spec"]["groups"] == alerts["groups"]
 
 
-def test_generator_check_fails_on_a_stale_manifest_until_regenerated(tmp_path: Path) -> None:
-    alerts = tmp_path / "alerts.yml"
-    output = tmp_path / "prometheusrule.yaml"
-    alerts.write_text(ALERTS.read_text(encoding="utf-8"), encoding="utf-8")
-    paths = ("--alerts", str(alerts), "--output", str(output))
-    assert generate(*paths, "--check").returncode == 1, "a missing manifest is stale"
-    assert generate(*paths).returncode == 0
-    assert generate(*paths, "--check").returncode == 0
-    alerts.write_text(alerts.read_text().replace("for: 1m", "for: 2m"), encoding="utf-8")
-    stale = generate(*paths, "--check")
-    assert stale.returncode == 1 and "stale" in stale.stderr
+def test_the_generated_manifests_are_current(tmp_path: Path) -> None:
+    """A stale manifest fails here: the command names it, and writes nothing."""
+    files = generated_files(load_settings())
+    for relative in (PROMETHEUS_RULE, DASHBOARDS_CONFIGMAP_FILE):
+        committed = (REPOSITORY / relative).read_text(encoding="utf-8")
+        assert committed == files[relative], (
+            f"{relative} is stale: run python -m monitoring generate"
+        )
+    for relative, text in files.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text, encoding="utf-8")
+    stale = tmp_path / PROMETHEUS_RULE
+    stale.write_text(stale.read_text(encoding="utf-8").replace("for: 1m", "for: 2m"))
+    assert stale_files(files, tmp_path) == [PROMETHEUS_RULE]
+
+
+def test_the_dashboards_configmap_holds_the_dashboards_for_grafanas_sidecar(
+    manifests: dict[str, Manifest],
+) -> None:
+    configmap = manifests["DashboardsConfigMap"]
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    shipped = {
+        path.name: json.loads(path.read_text(encoding="utf-8"))
+        for path in sorted((REPOSITORY / "grafana" / "dashboards").glob("*.json"))
+    }
+    assert (
+        shipped and {name: json.loads(text) for name, text in configmap["data"].items()} == shipped
+    )
+
+
+def test_the_dashboards_configmap_fits_kubectl_applys_annotation(
+    manifests: dict[str, Manifest],
+) -> None:
+    """``kubectl apply`` copies the object into the last-applied-configuration annotation, and a
+    ConfigMap's annotations may hold 256 KiB in all: past that, the apply is refused."""
+    last_applied = json.dumps(manifests["DashboardsConfigMap"], separators=(",", ":"))
+    assert len(last_applied.encode()) < 256 * 1024 * 0.9, "leave room; compact the dashboards"
 
 
 # --- Kubernetes: sharded exporters from the manifest alone -----------------------------------
@@ -849,17 +890,22 @@ def test_generator_check_fails_on_a_stale_manifest_until_regenerated(tmp_path: P
 SHARDED_DIRECTORY = REPOSITORY / "deploy" / "kubernetes" / "sharded"
 
 
-@pytest.fixture(scope="module")
-def sharded() -> dict[str, Manifest]:
-    """The sharded overlay as ``kubectl kustomize`` renders it, by kind."""
+SHARDED_OVERLAYS = ("sharded", "sharded-persistent")
+"""The sharded exporters, with their state on an emptyDir or on a claim per pod."""
+
+
+def render_overlay(name: str) -> dict[str, Manifest]:
+    """An overlay of deploy/kubernetes as ``kubectl kustomize`` renders it, by kind."""
     kubectl = require_tool("kubectl", "kubectl (Debian kubernetes-client, or the kubectl package)")
-    result = run([kubectl, "kustomize", str(SHARDED_DIRECTORY)])
+    result = run([kubectl, "kustomize", str(KUBERNETES_DIRECTORY.parent / name)])
     assert result.returncode == 0, result.stderr
-    found: dict[str, Manifest] = {}
-    for document in yaml.safe_load_all(result.stdout):
-        assert document["kind"] not in found, f"two {document['kind']} manifests"
-        found[document["kind"]] = document
-    return found
+    return by_kind(list(yaml.safe_load_all(result.stdout)))
+
+
+@pytest.fixture(scope="module", params=SHARDED_OVERLAYS)
+def sharded(request: pytest.FixtureRequest) -> dict[str, Manifest]:
+    """Each sharded overlay, rendered, by kind."""
+    return render_overlay(request.param)
 
 
 def shard_arguments(statefulset: Manifest, index: int) -> list[str]:
@@ -883,6 +929,7 @@ def test_the_sharded_overlay_replaces_the_deployment_by_a_statefulset_behind_a_h
 ) -> None:
     assert sorted(sharded) == [
         "ConfigMap",
+        "DashboardsConfigMap",
         "PrometheusRule",
         "Service",
         "ServiceMonitor",
@@ -916,9 +963,63 @@ def test_n_sharded_pods_get_shards_0_to_n_minus_1_of_n_from_one_replica_count(
 def test_the_sharded_statefulset_matches_the_kubernetes_schemas(
     sharded: dict[str, Manifest], kubernetes_validate: ModuleType
 ) -> None:
-    for kind in ("StatefulSet", "Service", "ConfigMap"):
+    for kind in ("StatefulSet", "Service", "ConfigMap", "DashboardsConfigMap"):
         try:
             kubernetes_validate.validate(sharded[kind], "1.28", strict=True)
         except kubernetes_validate.ValidationError as error:
             where = ".".join(str(part) for part in error.path)
             pytest.fail(f"{kind}: {where}: {error.message}")
+
+
+def state_volume(statefulset: Manifest) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
+    """Where the exporter's container mounts ``state``, and the pod volume or the claim template
+    that provides it."""
+    pod = statefulset["spec"]["template"]["spec"]
+    (exporter,) = pod["containers"]
+    (mount,) = [item for item in exporter["volumeMounts"] if item["name"] == "state"]
+    volumes = [item for item in pod.get("volumes", []) if item["name"] == "state"]
+    claims = [
+        item
+        for item in statefulset["spec"].get("volumeClaimTemplates", [])
+        if item["metadata"]["name"] == "state"
+    ]
+    assert len(volumes) + len(claims) == 1, "state comes from exactly one volume or claim"
+    return mount["mountPath"], (volumes or [None])[0], (claims or [None])[0]
+
+
+def test_the_state_file_lies_on_the_state_volume_of_each_sharded_pod(
+    sharded: dict[str, Manifest],
+) -> None:
+    text = sharded["ConfigMap"]["data"]["config.yaml"]
+    config = parse_config(text, "configmap.yaml", {"ZILLIZ_TOKEN": "placeholder"})
+    assert config.state_file is not None
+    mount_path, _volume, _claim = state_volume(sharded["StatefulSet"])
+    assert str(PurePosixPath(config.state_file).parent) == mount_path
+
+
+def test_the_persistent_overlay_keeps_each_pods_state_on_a_claim_of_its_own() -> None:
+    """sharded-persistent is the sharded overlay with one change: state comes from a
+    PersistentVolumeClaim per pod (volumeClaimTemplates), not an emptyDir that a rescheduled
+    pod loses."""
+    plain, persistent = render_overlay("sharded"), render_overlay("sharded-persistent")
+    _, volume, claim = state_volume(plain["StatefulSet"])
+    assert volume is not None and "emptyDir" in volume and claim is None
+    _, volume, claim = state_volume(persistent["StatefulSet"])
+    assert volume is None and claim is not None
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["resources"]["requests"]["storage"]
+    policy = persistent["StatefulSet"]["spec"]["persistentVolumeClaimRetentionPolicy"]
+    assert policy == {"whenDeleted": "Retain", "whenScaled": "Delete"}
+    assert {kind: item for kind, item in persistent.items() if kind != "StatefulSet"} == {
+        kind: item for kind, item in plain.items() if kind != "StatefulSet"
+    }
+    different = {"volumeClaimTemplates", "persistentVolumeClaimRetentionPolicy", "template"}
+    for key in set(plain["StatefulSet"]["spec"]) | set(persistent["StatefulSet"]["spec"]):
+        if key not in different:
+            assert plain["StatefulSet"]["spec"][key] == persistent["StatefulSet"]["spec"][key], key
+    plain_pod = plain["StatefulSet"]["spec"]["template"]
+    persistent_pod = json.loads(json.dumps(persistent["StatefulSet"]["spec"]["template"]))
+    persistent_pod["spec"]["volumes"].append(
+        next(item for item in plain_pod["spec"]["volumes"] if item["name"] == "state")
+    )
+    assert persistent_pod == plain_pod

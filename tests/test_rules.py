@@ -1,7 +1,8 @@
 """The alert rules: generated from the thresholds file, current, and tested for every alert.
 
-prometheus/alerts.yml is written by prometheus/generate.py from prometheus/thresholds.yml, the
-file the Grafana generator reads too; these tests fail while alerts.yml is stale, check that a
+prometheus/alerts.yml is written by ``python -m monitoring generate`` (the rules are data in
+``monitoring/rules/``) from prometheus/thresholds.yml, the file the dashboards are generated from
+too; these tests fail while alerts.yml is stale, check that a
 threshold changed in the file changes the rules, and that every alert has its runbook section,
 its dashboard link and promtool tests firing, not firing and with duplicated series, and
 that every metric and label a rule reads is in the metric catalogue.
@@ -9,19 +10,21 @@ that every metric and label a rule reads is in the metric catalogue.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
+
+from exporter.config.durations import parse_duration
+from monitoring.__main__ import main as monitoring_main
+from monitoring.outputs import RULE_FILE, generated_files
+from monitoring.settings import Duration, load_settings
 
 from .test_docs import anchor, anchors
 
@@ -31,16 +34,9 @@ ALERTS = PROMETHEUS / "alerts.yml"
 THRESHOLDS = PROMETHEUS / "thresholds.yml"
 
 
-def _load(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-generate = _load(PROMETHEUS / "generate.py", "prometheus_generate")
+def generate(*arguments: str) -> int:
+    """``python -m monitoring generate ARGUMENTS``, in this process."""
+    return monitoring_main(["generate", *arguments])
 
 
 def _rules(path: Path = ALERTS) -> dict[str, dict[str, Any]]:
@@ -57,31 +53,34 @@ def _with(tmp_path: Path, old: str, new: str) -> Path:
 
 
 def test_committed_rules_equal_the_generator_output() -> None:
-    assert generate.main(["--check"]) == 0, "alerts.yml is stale: run python prometheus/generate.py"
+    expected = generated_files(load_settings())[RULE_FILE]
+    assert ALERTS.read_text(encoding="utf-8") == expected, (
+        "alerts.yml is stale: run python -m monitoring generate"
+    )
 
 
 def test_check_mode_exits_1_and_writes_nothing_when_the_rules_are_stale(tmp_path: Path) -> None:
-    output = tmp_path / "alerts.yml"
-    assert generate.main(["--check", "--output", str(output)]) == 1
-    assert not output.exists()
-    assert generate.main(["--output", str(output)]) == 0
-    assert generate.main(["--check", "--output", str(output)]) == 0
+    output = tmp_path / RULE_FILE
+    assert generate("--check", "--output-dir", str(tmp_path)) == 1
+    assert not any(tmp_path.iterdir()), "--check wrote something"
+    assert generate("--output-dir", str(tmp_path)) == 0
+    assert generate("--check", "--output-dir", str(tmp_path)) == 0
     output.write_text(output.read_text().replace("for: 1m", "for: 2m"))
-    assert generate.main(["--check", "--output", str(output)]) == 1
+    assert generate("--check", "--output-dir", str(tmp_path)) == 1
+    assert "for: 2m" in output.read_text()
 
 
 def test_a_threshold_changed_in_the_file_changes_the_rules(tmp_path: Path) -> None:
-    output = tmp_path / "alerts.yml"
     thresholds = _with(tmp_path, "stale_after: 24h", "stale_after: 12h")
-    assert generate.main(["--thresholds", str(thresholds), "--output", str(output)]) == 0
-    stale = _rules(output)["MilvusExternalCollectionStale"]["expr"]
+    assert generate("--thresholds", str(thresholds), "--output-dir", str(tmp_path)) == 0
+    stale = _rules(tmp_path / RULE_FILE)["MilvusExternalCollectionStale"]["expr"]
     assert "> 43200\n" in stale and "86400" not in stale
 
 
 def test_the_scrape_job_selector_comes_from_the_thresholds_file(tmp_path: Path) -> None:
-    output = tmp_path / "alerts.yml"
+    output = tmp_path / RULE_FILE
     thresholds = _with(tmp_path, "'job=\"milvus-jobs\"'", "'job=\"exporters\"'")
-    assert generate.main(["--thresholds", str(thresholds), "--output", str(output)]) == 0
+    assert generate("--thresholds", str(thresholds), "--output-dir", str(tmp_path)) == 0
     rules = _rules(output)
     assert rules["MilvusJobsExporterDown"]["expr"].startswith('up{job="exporters"}')
     assert 'job="milvus-jobs"' not in output.read_text()
@@ -90,7 +89,7 @@ def test_the_scrape_job_selector_comes_from_the_thresholds_file(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        pytest.param("lookback: 10m", "lookback: ten", "alerts.lookback: 'ten' is not a duration", id="duration"),
+        pytest.param("lookback: 10m", "lookback: 10", "alerts.lookback: 10 is not a duration", id="number"),
         pytest.param("stale_for: 10m", "stale_fore: 10m", "alerts.stale_fore: unknown key", id="unknown-key"),
         pytest.param("grafana_url: http", "grafana_url: ftp", "grafana_url: 'ftp", id="url"),
         pytest.param("'job=\"milvus-jobs\"'", "'job=milvus-jobs'", "scrape_job_selector:", id="selector"),
@@ -100,20 +99,51 @@ def test_a_wrong_thresholds_file_is_refused_with_its_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, message: str
 ) -> None:
     thresholds = _with(tmp_path, old, new)
-    output = tmp_path / "alerts.yml"
-    assert generate.main(["--thresholds", str(thresholds), "--output", str(output)]) == 2
+    output = tmp_path / "out"
+    assert generate("--thresholds", str(thresholds), "--output-dir", str(output)) == 2
     assert message in capsys.readouterr().err
     assert not output.exists()
 
 
-def test_the_prometheusrule_is_generated_from_the_current_rules() -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "deploy/kubernetes/generate_prometheusrule.py"), "--check"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+@pytest.mark.parametrize("text", ["ten", "10 m", "1x", "m5"])
+def test_a_duration_the_exporter_refuses_is_refused_with_the_exporters_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    with pytest.raises(ValueError) as refused:
+        parse_duration(text)
+    thresholds = _with(tmp_path, "lookback: 10m", f"lookback: {text}")
+    assert generate("--thresholds", str(thresholds), "--output-dir", str(tmp_path / "out")) == 2
+    assert f"alerts.lookback: {refused.value}" in capsys.readouterr().err
+
+
+def test_the_thresholds_file_takes_milliseconds_and_compound_durations(tmp_path: Path) -> None:
+    """The exporter's grammar, Prometheus's: the thresholds reader once refused ``ms``."""
+    thresholds = _with(tmp_path, "lookback: 10m", "lookback: 90000ms")
+    changed = thresholds.read_text().replace("stuck_pending: 1h", "stuck_pending: 1h30m")
+    thresholds.write_text(changed)
+    assert generate("--thresholds", str(thresholds), "--output-dir", str(tmp_path)) == 0
+    rules = _rules(tmp_path / RULE_FILE)
+    assert "[90000ms]" in rules["MilvusRefreshJobFailed"]["expr"]
+    stuck = rules["MilvusRefreshJobStuck"]
+    assert "> 5400\n" in stuck["expr"]
+    assert "pending for over 1 hour 30 minutes" in stuck["annotations"]["description"]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds", "words"),
+    [
+        pytest.param("90m", 5400, "90 minutes", id="minutes"),
+        pytest.param("1h30m", 5400, "1 hour 30 minutes", id="compound"),
+        pytest.param("500ms", 0.5, "500 milliseconds", id="milliseconds"),
+        pytest.param("1d", 86400, "1 day", id="day"),
+    ],
+)
+def test_a_duration_keeps_its_text_and_has_seconds_and_words(
+    text: str, seconds: float, words: str
+) -> None:
+    duration = Duration.parse(text)
+    assert (duration.text, duration.seconds, duration.words) == (text, seconds, words)
+    assert duration.seconds == parse_duration(text)
 
 
 def test_every_alert_has_a_runbook_section() -> None:
@@ -146,7 +176,7 @@ def test_no_rule_joins_across_exporters_with_group_left_or_group_right() -> None
 
 # --- Links from an alert to its runbook section and its dashboard panel ------------------------
 
-SETTINGS = generate.load_settings()
+SETTINGS = load_settings()
 DASHBOARDS = {
     model["uid"]: model
     for model in (

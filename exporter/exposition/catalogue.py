@@ -1,7 +1,7 @@
 """Every metric the exporter exports, declared once: name, type, help, labels, unit, meaning.
 
 The model and the daemon fill these declared families; ``docs/metrics.md`` is generated from
-this file (``python -m exporter.exposition.catalogue > docs/metrics.md``; a test fails while it is stale);
+this file (``python -m monitoring generate``; a test fails while it is stale);
 the dashboard and alert tests check their queries against it. To add a metric: declare it here,
 in its group, then fill it where its data is (``model.py`` for polled data, ``health.py`` for
 the exporter's own health, ``daemon.py`` for config and process state).
@@ -11,7 +11,6 @@ The order of each group is the order of the families on /metrics.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 from .families import MetricFamily
@@ -469,36 +468,3 @@ GROUPS: tuple[tuple[str, tuple[Metric, ...]], ...] = (
 CATALOGUE: tuple[Metric, ...] = tuple(metric for _title, group in GROUPS for metric in group)
 PROCESS_PREFIXES = ("process_", "python_")
 """The exporter's own process, from prometheus_client's collectors (not declared here)."""
-
-
-def markdown() -> str:
-    """docs/metrics.md: the reference table, one section per group."""
-    lines = [
-        "# Metrics",
-        "",
-        "Generated from `exporter/exposition/catalogue.py` by `python -m exporter.exposition.catalogue > docs/metrics.md`;",
-        "`tests/test_catalogue.py` fails while this file is stale. Edit the catalogue, not this file.",
-        "",
-        "All job series are **polled**: values are as of the last poll, not live. No sample carries",
-        "a timestamp. `cluster` in the label lists is the `milvus_cluster` label (the config name).",
-        "",
-    ]
-    for title, group in GROUPS:
-        lines += [f"## {title}", "", "| metric | type | labels | meaning |", "|---|---|---|---|"]
-        for metric in group:
-            shown = ", ".join(label.replace("milvus_cluster", "cluster") for label in metric.labels)
-            name = metric.series_names[0] if metric.type == "counter" else metric.name
-            lines.append(f"| `{name}` | {metric.type} | {shown} | {metric.doc} |")
-        lines.append("")
-    lines += [
-        "## The process",
-        "",
-        "`process_*` and `python_*`: the exporter's own process, from prometheus-client's "
-        "collectors (CPU, memory, file descriptors, garbage collection).",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    sys.stdout.write(markdown())

@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 import requests
 
-from .alerting import REPO, binary, free_port, start, stop, wait_until
+from monitoring.stack import REPO, binary, free_port, start, stop, wait_until
+
 from .test_prometheus import _dashboard_queries
 
 pytestmark = pytest.mark.e2e

@@ -28,8 +28,7 @@ import pytest
 import requests
 
 from exporter.simulator import Simulator, SimulatorOptions
-
-from .alerting import (
+from monitoring.stack import (
     Prometheus,
     answers,
     binary,
@@ -38,6 +37,7 @@ from .alerting import (
     rules_with_for,
     wait_until,
 )
+
 from .test_prometheus import _dashboard_queries
 
 pytestmark = pytest.mark.e2e

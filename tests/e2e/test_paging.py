@@ -19,8 +19,7 @@ from dataclasses import dataclass
 import pytest
 
 from exporter.simulator import Fault, Simulator, SimulatorOptions
-
-from .alerting import (
+from monitoring.stack import (
     Prometheus,
     WebhookReceiver,
     alertmanager_process,

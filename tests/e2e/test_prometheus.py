@@ -6,7 +6,6 @@ promtool); skipped without it, except in CI where it is required.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -21,8 +20,8 @@ import pytest
 import requests
 
 from exporter.simulator import Fault, Simulator, SimulatorOptions
-
-from .alerting import (
+from monitoring.dashboards import panel_queries
+from monitoring.stack import (
     REPO,
     Prometheus,
     answers,
@@ -267,22 +266,11 @@ def test_a_failing_database_discovery_fires_its_alert_with_the_reason_and_recove
     wait_until(resolved, 45, "MilvusJobsExporterDatabaseDiscoveryFailing to resolve")
 
 
-def _load_generator() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "grafana_generate", REPO / "grafana" / "generate.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _dashboard_queries() -> list[tuple[str, str, str]]:
-    generator = _load_generator()
     queries = []
     for path in sorted((REPO / "grafana" / "dashboards").glob("*.json")):
         dashboard = json.loads(path.read_text())
-        for title, expr in generator.panel_queries(dashboard):
+        for title, expr in panel_queries(dashboard):
             queries.append((path.stem, title, expr))
     return queries
 

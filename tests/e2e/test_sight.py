@@ -24,8 +24,7 @@ import requests
 
 from exporter.polling.targets import shard_of
 from exporter.simulator import Simulator, SimulatorOptions
-
-from .alerting import (
+from monitoring.stack import (
     Prometheus,
     WebhookReceiver,
     alertmanager_process,

@@ -1,11 +1,11 @@
 """The thresholds file (``prometheus/thresholds.yml``): what the generated rules and dashboards
-share, read once into a frozen ``Settings``.
+share, read once into a frozen ``Settings``, so a panel turns red where its alert fires.
 
-Both generators read it: ``prometheus/generate.py`` writes the alert rules from it and
-``grafana/generate.py`` the dashboards, so a panel turns red where its alert fires. Every problem
-of the file is reported at once, with its key::
+Durations are read with the exporter's own grammar (``exporter.config.durations``), which is
+Prometheus's, so a duration the file accepts is one Prometheus accepts in a rule. Every problem of
+the file is reported at once, with its key::
 
-    prometheus/thresholds.yml: alerts.stale_after: '1 day' is not a duration (30s, 5m, 1h, 1d)
+    prometheus/thresholds.yml: alerts.stale_after: '1 day' is not a duration; use ...
 """
 
 from __future__ import annotations
@@ -17,11 +17,20 @@ from typing import Any
 
 import yaml
 
-THRESHOLDS_FILE = Path(__file__).resolve().parents[2] / "prometheus" / "thresholds.yml"
+from exporter.config.durations import parse_duration
 
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_UNIT_WORDS = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week"}
-_DURATION = re.compile(r"(?:[0-9]+[smhdw])+")
+THRESHOLDS_FILE = Path(__file__).resolve().parents[1] / "prometheus" / "thresholds.yml"
+
+_UNIT_WORDS = {
+    "ms": "millisecond",
+    "s": "second",
+    "m": "minute",
+    "h": "hour",
+    "d": "day",
+    "w": "week",
+    "y": "year",
+}
+_PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w|y)")
 _MATCHERS = re.compile(
     r'\s*[A-Za-z_]\w*\s*(?:=~|!~|!=|=)\s*"[^"]*"(?:\s*,\s*[A-Za-z_]\w*\s*(?:=~|!~|!=|=)\s*"[^"]*")*\s*'
 )
@@ -33,25 +42,31 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Duration:
-    """A duration as written (for PromQL ranges and ``for:``) and in seconds (for comparisons
-    and Grafana thresholds)."""
+    """A duration as written (``text``: for PromQL ranges and ``for:``), in seconds (for
+    comparisons and Grafana thresholds) and in words (for annotations).
+
+    ``parse`` accepts what ``exporter.config.durations.parse_duration`` accepts, nothing else.
+    """
 
     text: str
+    seconds: float
 
-    @property
-    def seconds(self) -> int:
-        return sum(int(number) * _UNIT_SECONDS[unit] for number, unit in self._parts())
+    @classmethod
+    def parse(cls, text: str) -> Duration:
+        """``Duration.parse("1h30m")``; ``ValueError`` (naming the accepted forms) if it is not
+        a duration."""
+        seconds = parse_duration(text)
+        return cls(text, int(seconds) if float(seconds).is_integer() else seconds)
 
     @property
     def words(self) -> str:
         """For annotations: ``"90m"`` -> ``"90 minutes"``, ``"1h30m"`` -> ``"1 hour 30 minutes"``."""
+        parts = _PART.findall(self.text)
+        if "".join(number + unit for number, unit in parts) != self.text:
+            return f"{self.seconds:g} seconds"  # a form the parts do not spell out
         return " ".join(
-            f"{number} {_UNIT_WORDS[unit]}{'' if number == '1' else 's'}"
-            for number, unit in self._parts()
+            f"{number} {_UNIT_WORDS[unit]}{'' if number == '1' else 's'}" for number, unit in parts
         )
-
-    def _parts(self) -> list[tuple[str, str]]:
-        return re.findall(r"([0-9]+)([smhdw])", self.text)
 
 
 @dataclass(frozen=True)
@@ -160,10 +175,17 @@ class _Reader:
                     self.problems.append(f"{key}.{name}: {value!r} is not a positive integer")
                 values[name] = value if isinstance(value, int) else 1
             else:
-                text = value if isinstance(value, str) else ""
-                if name in section and not _DURATION.fullmatch(text):
-                    self.problems.append(
-                        f"{key}.{name}: {value!r} is not a duration (30s, 5m, 1h, 1d)"
-                    )
-                values[name] = Duration(text or "0s")
+                values[name] = self.duration(section, key, name)
         return record(**values)
+
+    def duration(self, section: dict[str, Any], key: str, name: str) -> Duration:
+        if name not in section:
+            return Duration.parse("0s")
+        value = section[name]
+        try:
+            if not isinstance(value, str):
+                raise ValueError(f"{value!r} is not a duration; write it with a unit, e.g. 5m")
+            return Duration.parse(value)
+        except ValueError as error:
+            self.problems.append(f"{key}.{name}: {error}")
+            return Duration.parse("0s")

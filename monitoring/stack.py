@@ -1,9 +1,9 @@
 """Real parts for end-to-end paging: the exporter as a process, Prometheus, Alertmanager and a
-webhook receiver of our own, all on 127.0.0.1.
+webhook receiver of our own, all on 127.0.0.1, running the generated rules.
 
-Used by ``test_prometheus.py``, ``test_paging.py`` and the time-to-page benchmark
-(``benchmarks/paging.py``). Every process is stopped by its context manager; every wait is
-bounded.
+Used by the end-to-end tests (``tests/e2e/``, ``tests/test_alertmanager.py``) and the
+time-to-page benchmark (``benchmarks/paging.py``). Every process is stopped by its context
+manager; every wait is bounded.
 """
 
 from __future__ import annotations
@@ -28,7 +28,10 @@ from typing import Any
 import requests
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from .rules import rule_file, rules
+from .settings import load_settings
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -105,12 +108,9 @@ def shipped_rules(destination: Path, **alerts: str) -> Path:
     document["alerts"].update(alerts)
     thresholds = destination / "thresholds.yml"
     thresholds.write_text(yaml.safe_dump(document))
+    settings = load_settings(thresholds)
     path = destination / "alerts.yml"
-    subprocess.run(
-        [sys.executable, str(REPO / "prometheus" / "generate.py"),
-         "--thresholds", str(thresholds), "--output", str(path)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+    path.write_text(rule_file.render(rules(settings), settings))
     return path
 
 

@@ -12,11 +12,6 @@ from typing import Any
 Json = dict[str, Any]
 
 
-def selector(metric: str, *matchers: str) -> str:
-    """``selector("up", 'job=~"$job"')`` -> ``up{job=~"$job"}``; ``selector("up")`` -> ``up``."""
-    return f"{metric}{{{', '.join(matchers)}}}" if matchers else metric
-
-
 def zero_while_reported(expr: str, reporting: str, label: str = "") -> str:
     """``expr``, or 0 when ``expr`` has no series but ``reporting`` (a series every exporter
     exports while it works) has: "nothing counted" reads 0, "no exporter reports" reads

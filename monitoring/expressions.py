@@ -11,12 +11,16 @@ exporters, two scrape jobs) count once, and every input is read through
 
 from __future__ import annotations
 
-from .panels import selector
 from .settings import Duration
 
 COLLECTION_KEY = "milvus_cluster, database, collection"
 JOB_KEY = "milvus_cluster, database, collection, job_id"
 TARGET_KEY = "milvus_cluster, database, kind"
+
+
+def selector(metric: str, *matchers: str) -> str:
+    """``selector("up", 'job=~"$job"')`` -> ``up{job=~"$job"}``; ``selector("up")`` -> ``up``."""
+    return f"{metric}{{{', '.join(matchers)}}}" if matchers else metric
 
 
 def indent(text: str, spaces: int = 2) -> str:
@@ -78,7 +82,7 @@ def stuck_refreshes(
         series = selector("milvus_refresh_job_state", *matchers, f'state="{name}"')
         return f"max by ({JOB_KEY}, state) (\n  last_over_time({series}[{lookback}])\n) == 1"
 
-    def older_than(seconds: int) -> str:
+    def older_than(seconds: float) -> str:
         duration = last("milvus_refresh_job_duration_seconds", matchers, lookback, JOB_KEY)
         return f"{duration} > {seconds}"
 

@@ -5,8 +5,9 @@ their stuck and stale panels, imports with the rows they imported.
 
 from __future__ import annotations
 
-from . import expressions
-from .expressions import COLLECTION_KEY, JOB_KEY
+from .. import expressions
+from ..expressions import COLLECTION_KEY, JOB_KEY, selector
+from ..settings import Settings
 from .job_section import (
     BARS,
     COLLECTION_LEGEND,
@@ -38,13 +39,11 @@ from .panels import (
     bargauge,
     linked,
     or_unknown,
-    selector,
     stat,
     target,
     thresholds,
     zero_while_reported,
 )
-from .settings import Settings
 
 # --- Refresh only -----------------------------------------------------------------------------
 

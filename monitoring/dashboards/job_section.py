@@ -19,21 +19,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import expressions
-from .expressions import COLLECTION_KEY, JOB_KEY
-from .layout import (
-    CLUSTER,
-    COLLECTION,
-    DATABASE,
-    SCRAPE,
-    Grid,
-)
+from .. import expressions
+from ..expressions import COLLECTION_KEY, JOB_KEY, selector
+from ..settings import Settings
+from .layout import CLUSTER, COLLECTION, DATABASE, SCRAPE, Grid
 from .panels import (
     Json,
     fixed_colors,
     or_unknown,
     override,
-    selector,
     stat,
     table,
     target,
@@ -42,7 +36,6 @@ from .panels import (
     unknown_mapping,
     zero_while_reported,
 )
-from .settings import Settings
 
 JOB = (*SCRAPE, CLUSTER, DATABASE, COLLECTION)
 """The matchers of a job or collection series."""

@@ -1,41 +1,19 @@
-"""The "Milvus jobs exporter" dashboard: is the exporter polling, how the Milvus job API
-answers, what the exporter costs.
-
-Two kinds of panel, told apart by whether their series carry ``instance``:
-
-- **what the exporters see** (targets up or down, untracked and unknown-state jobs): merged by
-  the labels that identify the target (``min by (milvus_cluster, database, kind)``), so an HA
-  pair of exporters shows what one shows;
-- **what each exporter does** (requests it sends, their latency, its cycles, memory, CPU): one
-  line per exporter instance, because two exporters really do twice the work.
-
-Series any scrape target exports (``up``, ``process_*``) are joined with
-``milvus_jobs_exporter_build_info``, so a Job variable at All (``.+``) still shows exporters
-only. Lists of targets are bounded (``topk``) and show the unhealthy ones first.
+"""The rows of the exporter dashboard about what the exporters see: targets up or down and why,
+database discovery, targets out of sight. Merged by the labels that identify a target, so an HA
+pair shows what one exporter shows.
 """
 
 from __future__ import annotations
 
-from . import expressions
-from .expressions import TARGET_KEY
-from .layout import (
-    CLUSTER,
-    EXPORTER_UID,
-    OVERVIEW_UID,
-    SCRAPE,
-    Grid,
-    dashboard,
-    dashboard_link,
-    query_variable,
-    scrape_variables,
-)
-from .panels import (
+from ... import expressions
+from ...expressions import TARGET_KEY, selector
+from ...settings import Settings
+from ..layout import CLUSTER, SCRAPE, Grid
+from ..panels import (
     UP_DOWN,
-    Json,
     bargauge,
     or_unknown,
     override,
-    selector,
     stat,
     state_timeline,
     table,
@@ -46,33 +24,21 @@ from .panels import (
     value_mapping,
     zero_while_reported,
 )
-from .settings import Settings
-
-TARGET = (*SCRAPE, CLUSTER)
-"""The matchers of a target series (it has milvus_cluster, database and kind)."""
-BUILD_INFO = selector("milvus_jobs_exporter_build_info", *SCRAPE)
-EXPORTER = "job, instance"
-TARGET_LEGEND = "{{milvus_cluster}} / {{database}} / {{kind}}"
-TARGET_COLUMNS = {"milvus_cluster": "Cluster", "database": "Database", "kind": "Kind"}
-TABLE_ROWS = 50
-BARS = 20
-LANES = 20
-LINES = 20
-MERGED = "Series of several exporters (an HA pair) count once."
-PER_EXPORTER = "One line per exporter instance: two exporters do twice the work."
-OK_REFUSED = value_mapping({"1": ("OK", "green"), "0": ("REFUSED", "red")})
-
-
-def exporters_only(expr: str) -> str:
-    """``expr`` on a series every target exports, kept for exporter instances only."""
-    return f"{expr} and on ({EXPORTER}) {BUILD_INFO}"
-
-
-def since_last_success() -> str:
-    """Per target, seconds since its last successful poll by the exporter that polled it least
-    recently (with an HA pair, the one that may be failing: TargetDown's min)."""
-    last = selector("milvus_jobs_exporter_last_success_timestamp_seconds", *TARGET)
-    return f"max by ({TARGET_KEY}) (time() - {last})"
+from .common import (
+    BARS,
+    BUILD_INFO,
+    EXPORTER,
+    LANES,
+    LINES,
+    MERGED,
+    PER_EXPORTER,
+    TABLE_ROWS,
+    TARGET,
+    TARGET_COLUMNS,
+    TARGET_LEGEND,
+    rate_limited_per_exporter,
+    since_last_success,
+)
 
 
 def targets_row(grid: Grid, settings: Settings) -> None:
@@ -422,235 +388,4 @@ def sight_row(grid: Grid, settings: Settings) -> None:
         ),
         12,
         6,
-    )
-
-
-def rate_limited_per_exporter(function: str, window: str) -> str:
-    """Rate-limited requests per exporter instance (0 for an exporter that had none)."""
-    requests = selector(
-        "milvus_jobs_exporter_api_requests_total", *TARGET, 'outcome="rate_limited"'
-    )
-    return (
-        f"sum by (instance) (max by (instance, milvus_cluster, api) ({function}({requests}[{window}])))\n"
-        f"or on (instance) 0 * max by (instance) ({BUILD_INFO})"
-    )
-
-
-def api_row(grid: Grid) -> None:
-    requests = selector("milvus_jobs_exporter_api_requests_total", *TARGET)
-    grid.row("Milvus job API")
-    grid.add(
-        timeseries(
-            "API requests by outcome",
-            "HTTP requests to the Milvus job API per second, by exporter, API path and outcome "
-            f"(success or a bounded failure reason). {PER_EXPORTER}",
-            [
-                target(
-                    f"sum by (instance, api, outcome) (rate({requests}[$__rate_interval]))",
-                    "{{instance}} {{api}} {{outcome}}",
-                )
-            ],
-            unit="reqps",
-        ),
-        8,
-        8,
-    )
-    latency = selector("milvus_jobs_exporter_api_request_duration_seconds_bucket", *TARGET)
-    grid.add(
-        timeseries(
-            "API request latency",
-            "p50, p95 and p99 of the time taken by requests to the Milvus job API, per exporter "
-            "and API path (milvus_jobs_exporter_api_request_duration_seconds). "
-            f"{PER_EXPORTER}",
-            [
-                target(
-                    f"histogram_quantile({quantile}, sum by (instance, le, api) "
-                    f"(rate({latency}[$__rate_interval])))",
-                    f"p{round(quantile * 100)} {{{{api}}}} {{{{instance}}}}",
-                    ref_id=ref_id,
-                )
-                for ref_id, quantile in (("A", 0.5), ("B", 0.95), ("C", 0.99))
-            ],
-            unit="s",
-        ),
-        8,
-        8,
-    )
-    grid.add(
-        timeseries(
-            "Rate-limited requests",
-            "Requests per second each exporter had refused by the Milvus API with a rate-limit "
-            "answer (HTTP 429, codes 8/1807); 0 while there is none. The exporter pauses the "
-            "token and path for Retry-After when it happens. MilvusJobsExporterRateLimited "
-            f"fires when it lasts. {PER_EXPORTER}",
-            [target(rate_limited_per_exporter("rate", "$__rate_interval"), "{{instance}}")],
-            unit="reqps",
-        ),
-        8,
-        8,
-    )
-
-
-def process_row(grid: Grid, settings: Settings) -> None:
-    grid.row("Exporter process")
-    grid.add(
-        timeseries(
-            "Poll cycle duration",
-            "Duration of the last full poll cycle of each exporter, and its poll_interval: a "
-            "cycle longer than poll_interval means targets are polled less often than "
-            f"configured. {PER_EXPORTER}",
-            [
-                target(
-                    f"max by ({EXPORTER}) "
-                    f"({selector('milvus_jobs_exporter_poll_cycle_duration_seconds', *SCRAPE)})",
-                    "cycle: {{instance}}",
-                    "A",
-                ),
-                target(
-                    f"max by ({EXPORTER}) "
-                    f"({selector('milvus_jobs_exporter_poll_interval_seconds', *SCRAPE)})",
-                    "poll_interval: {{instance}}",
-                    "B",
-                ),
-            ],
-            unit="s",
-        ),
-        8,
-        8,
-    )
-    grid.add(
-        timeseries(
-            "Memory",
-            f"Resident memory of each exporter process. {PER_EXPORTER}",
-            [
-                target(
-                    exporters_only(selector("process_resident_memory_bytes", *SCRAPE)),
-                    "{{instance}}",
-                )
-            ],
-            unit="bytes",
-        ),
-        8,
-        8,
-    )
-    grid.add(
-        timeseries(
-            "CPU",
-            f"CPU used by each exporter process (100 % is one core). {PER_EXPORTER}",
-            [
-                target(
-                    exporters_only(
-                        f"rate({selector('process_cpu_seconds_total', *SCRAPE)}[$__rate_interval])"
-                    ),
-                    "{{instance}}",
-                )
-            ],
-            unit="percentunit",
-        ),
-        8,
-        8,
-    )
-
-    def per_exporter(metric: str, ref_id: str, *, function: str = "", scale: str = "") -> Json:
-        series = selector(metric, *SCRAPE)
-        if function:
-            series = f"{function}({series}[$__range])"
-        return target(
-            f"max by ({EXPORTER}) ({series}){scale} and on ({EXPORTER}) {BUILD_INFO}",
-            ref_id=ref_id,
-            instant=True,
-            table=True,
-        )
-
-    scraped = selector("up", settings.scrape_job_selector, *SCRAPE)
-    grid.add(
-        table(
-            "Exporter instances",
-            "Each exporter instance: version, shard (index of count), whether Prometheus "
-            "scrapes it (every target of the scrape job selector of prometheus/thresholds.yml, "
-            "as MilvusJobsExporterDown watches them: a down exporter shows only this), when the "
-            "process started, the poll cycles it completed within the time "
-            "range, whether its last config reload was accepted, and the jobs it leaves "
-            f"untracked. {PER_EXPORTER}",
-            [
-                target(
-                    f"max by ({EXPORTER}, version) ({BUILD_INFO})",
-                    ref_id="A",
-                    instant=True,
-                    table=True,
-                ),
-                target(
-                    f"max by ({EXPORTER}, index, count) "
-                    f"({selector('milvus_jobs_exporter_shard_info', *SCRAPE)})",
-                    ref_id="B",
-                    instant=True,
-                    table=True,
-                ),
-                target(f"max by ({EXPORTER}) ({scraped})", ref_id="C", instant=True, table=True),
-                per_exporter("process_start_time_seconds", "D", scale=" * 1000"),
-                per_exporter("milvus_jobs_exporter_poll_cycles_total", "E", function="increase"),
-                per_exporter("milvus_jobs_exporter_config_last_reload_successful", "F"),
-                per_exporter("milvus_jobs_exporter_untracked_jobs", "G"),
-            ],
-            columns={
-                "job": "Job",
-                "instance": "Instance",
-                "version": "Version",
-                "index": "Shard",
-                "count": "Of",
-                "Value #C": "Scrape",
-                "Value #D": "Started",
-                "Value #E": "Poll cycles in range",
-                "Value #F": "Config reload",
-                "Value #G": "Untracked jobs",
-            },
-            unit="short",
-            overrides=[
-                override(
-                    "Scrape",
-                    unit="none",
-                    mappings=UP_DOWN,
-                    custom__cellOptions={"type": "color-background"},
-                ),
-                override("Started", unit="dateTimeAsIso"),
-                override(
-                    "Config reload",
-                    unit="none",
-                    mappings=OK_REFUSED,
-                    custom__cellOptions={"type": "color-background"},
-                ),
-            ],
-        ),
-        24,
-        6,
-    )
-
-
-def exporter_dashboard(settings: Settings) -> Json:
-    """Milvus jobs exporter: is the exporter polling, how the API answers, what it costs."""
-    grid = Grid()
-    targets_row(grid, settings)
-    api_row(grid)
-    process_row(grid, settings)
-    discovery_row(grid, settings)
-    sight_row(grid, settings)  # last: the ids of the panels above stay those of old links
-    target_up = selector("milvus_jobs_exporter_target_up", *SCRAPE)
-    variables = [
-        *scrape_variables(settings.scrape_job_selector),
-        query_variable(
-            "milvus_cluster",
-            "Cluster",
-            f"label_values({target_up}, milvus_cluster)",
-            all_value=".*",
-        ),
-    ]
-    return dashboard(
-        EXPORTER_UID,
-        "Milvus jobs exporter",
-        "Health of milvus-jobs-exporter itself: targets up or down with reasons, requests to "
-        "the Milvus job API by outcome and latency, rate limiting, poll cycles, process cost, "
-        "config reloads and shards.",
-        grid,
-        variables,
-        dashboard_link("Milvus jobs overview", OVERVIEW_UID),
     )

@@ -450,6 +450,16 @@ def test_config_without_usable_clusters_is_refused(text: str, expected: str) -> 
         pytest.param("30x", "'30x' is not a duration", id="unknown-unit"),
         pytest.param("-1s", "'-1s' is not a duration", id="negative"),
         pytest.param("0s", "'0s' is too short; at least 0.1s", id="zero"),
+        pytest.param(
+            "1.5s",
+            "'1.5s' is not a duration; Prometheus durations take whole numbers: write 1500ms",
+            id="fraction",
+        ),
+        pytest.param(
+            "30m1h",
+            "'30m1h' is not a duration; put the units from the largest down, each once",
+            id="units-out-of-order",
+        ),
     ],
 )
 def test_bad_duration_is_refused_with_the_value_and_forms(value: str, expected: str) -> None:

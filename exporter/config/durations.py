@@ -1,8 +1,9 @@
 """Durations in Prometheus's grammar: ``500ms``, ``30s``, ``5m``, ``1h30m``, ``1d12h``, ``2w``.
 
 One grammar for every duration a user writes (the config, the ``--timeout`` / ``--interval``
-flags of the operator commands, the thresholds of the rules), and it is Prometheus's own (``model.ParseDuration``): a value copied
-into a rule's ``for:`` means the same there, and one Prometheus refuses is refused here too.
+flags of the operator commands, the thresholds of the rules), and it is Prometheus's own
+(``model.ParseDuration``): a value copied into a rule's ``for:`` means the same there, and one
+Prometheus refuses is refused here too.
 Whole numbers, each followed by a unit (``ms``, ``s``, ``m``, ``h``, ``d``, ``w`` = 7d,
 ``y`` = 365d), the units from the largest down and each at most once, no spaces, at most
 2^63-1 nanoseconds (about 292 years); ``0`` alone is zero.

@@ -29,6 +29,9 @@ takes its default when it has one (a time that may be null, a reason that may be
 entry without a required field (a name, ``last_listed``) is dropped alone and counted. A version 1
 file is still read, each entry turned into the keyed form and checked the same way (``_V1``);
 the next save writes version 2. A version 3 file (a newer exporter's) is kept aside, not read.
+So a new field goes in without changing ``VERSION`` (older exporters ignore it, and this reader
+gives it a default when a file lacks it); ``VERSION`` goes up only for a change an older reader
+would misread.
 
 Sections came later within version 1, and a file without one reads as an empty section (an older
 exporter ignores the key): ``imports``, each collection's newest finished import

@@ -55,7 +55,7 @@ def page(text: str) -> str:
         raise ValueError(f"the page needs the markers {BEGIN!r} and {END!r}, once each, in order")
     before, rest = text.split(BEGIN, 1)
     _table, after = rest.split(END, 1)
-    return f"{before}{BEGIN}\n{markdown()}{END}{after}"
+    return f"{before}{BEGIN}\n\n{markdown()}\n{END}{after}"  # blank lines: a table of its own
 
 
 def main(argv: list[str] | None = None) -> int:

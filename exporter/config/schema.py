@@ -174,7 +174,7 @@ def key_names(kind: type) -> tuple[str, ...]:
     return tuple(entry.name for entry in declared(kind))
 
 
-TextCheck = Callable[[Reading, str, str, Arguments], "str | None"]
+TextCheck = Callable[[Reading, str, str, Arguments], str | None]
 """Refines a string read: ``(reading, value, key path, what the keys before gave) -> value``;
 it reports a problem with ``reading.fail`` and returns what the config should hold (None: the
 key's default, or nothing for a key without one)."""

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config.loader import ClusterConfig, Config, ConfigError, load_config, parse_config
+from exporter.config.loader import (
+    CLUSTER_KEYS,
+    TOP_LEVEL_KEYS,
+    ClusterConfig,
+    Config,
+    ConfigError,
+    load_config,
+    parse_config,
+)
 
 TOKEN = "sk-live-Zq8wX3pL9vT2"
 
@@ -450,6 +458,16 @@ def test_config_without_usable_clusters_is_refused(text: str, expected: str) -> 
         pytest.param("30x", "'30x' is not a duration", id="unknown-unit"),
         pytest.param("-1s", "'-1s' is not a duration", id="negative"),
         pytest.param("0s", "'0s' is too short; at least 0.1s", id="zero"),
+        pytest.param(
+            "1.5s",
+            "'1.5s' is not a duration; Prometheus durations take whole numbers: write 1500ms",
+            id="fraction",
+        ),
+        pytest.param(
+            "30m1h",
+            "'30m1h' is not a duration; put the units from the largest down, each once",
+            id="units-out-of-order",
+        ),
     ],
 )
 def test_bad_duration_is_refused_with_the_value_and_forms(value: str, expected: str) -> None:
@@ -687,3 +705,23 @@ def test_database_patterns_and_discovery_intervals_are_read_per_cluster(tmp_path
     assert (prod.database_names, prod.database_patterns) == (("default",), ("prod_*",))
     assert prod.discovery_interval == 60 and other.discovery_interval is None
     assert prod.matches("prod_eu") and not prod.matches("prod_tmp") and not prod.matches("dev")
+
+
+@pytest.mark.parametrize("key", [key for key in TOP_LEVEL_KEYS if key != "clusters"])
+def test_every_declared_top_level_key_is_read_and_checked(key: str) -> None:
+    lines = problems(MINIMAL + f"{key}: {{given: 1}}\n")
+
+    assert len(lines) == 1
+    assert lines[0].startswith(f"config.yaml:5: {key}: expected ")
+    assert lines[0].endswith("a mapping")
+
+
+@pytest.mark.parametrize("key", CLUSTER_KEYS)
+def test_every_declared_cluster_key_is_read_and_checked(key: str) -> None:
+    keys = {"name": "prod", "endpoint": "https://in01.example.com:19530", key: "{given: 1}"}
+    lines = problems("clusters:\n  - " + "\n    ".join(f"{k}: {v}" for k, v in keys.items()))
+
+    assert len(lines) == 1
+    assert lines[0].startswith(f"config.yaml:{2 + list(keys).index(key)}: clusters[0].{key}: ")
+    assert ": expected " in lines[0]
+    assert lines[0].endswith("a mapping")

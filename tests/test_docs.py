@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from exporter.config import reference
 from exporter.config.loader import CLUSTER_KEYS, TOP_LEVEL_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +61,23 @@ def test_every_config_key_is_in_the_configuration_reference() -> None:
         assert f"| `{key}` |" in reference, key
     for key in CLUSTER_KEYS:
         assert f"| `clusters[].{key}` |" in reference, key
+
+
+def test_the_keys_table_of_the_configuration_reference_is_generated_from_the_declarations() -> None:
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    assert reference.page(text) == text, (
+        "docs/configuration.md: the keys table is stale; run python -m exporter.config.reference"
+    )
+
+
+def test_a_stale_keys_table_is_found_and_rewritten(tmp_path: Path) -> None:
+    current = (ROOT / "docs" / "configuration.md").read_text()
+    page = tmp_path / "configuration.md"
+    page.write_text(current.replace("| `max_retries` | `2` |", "| `max_retries` | `3` |"))
+
+    assert reference.main(["--check", "--page", str(page)]) == 1
+    assert reference.main(["--page", str(page)]) == 0
+    assert page.read_text() == current
 
 
 def test_every_config_key_appears_in_the_example_config() -> None:

@@ -238,8 +238,8 @@ def test_an_import_entry_that_cannot_be_read_costs_only_itself(tmp_path):
     document = json.loads(path.read_text())
     good = document["imports"][0]
     document["imports"] = [
-        {**good, "key": ["prod", "default", "songs"], "order": "not a pair"},
-        {**good, "job": [*good["job"][:3], 7.5, ""]},  # progress outside 0..1
+        {**good, "collection": "songs", "order": "not a pair"},
+        {**good, "job": {**good["job"], "progress_ratio": 7.5}},  # outside 0..1
         good,
     ]
     path.write_text(json.dumps(document))

@@ -506,6 +506,32 @@ def test_every_operator_command_requires_a_config_file(argv):
     assert "--config" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "expected"),
+    [
+        pytest.param(
+            "--timeout",
+            "1.5s",
+            "--timeout: '1.5s' is not a duration; Prometheus durations take whole numbers: "
+            "write 1500ms",
+            id="fraction",
+        ),
+        pytest.param(
+            "--interval",
+            "5s1m",
+            "--interval: '5s1m' is not a duration; put the units from the largest down",
+            id="units-out-of-order",
+        ),
+    ],
+)
+def test_a_wait_flag_takes_a_prometheus_duration_or_is_a_usage_error(world, flag, value, expected):
+    _simulator, config = world
+    result = run("jobs", "wait", "--config", str(config), "--cluster", "prod", flag, value, "1")
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
 # -- refresh ---------------------------------------------------------------------------------
 
 

@@ -238,7 +238,7 @@ def test_a_server_without_collections_list_is_said_once_per_cluster_and_costs_no
 
 
 def write_config(path: Path, url: str, *clusters: str, state_file: Path | None = None) -> Path:
-    lines = ["poll_interval: 0.5s", "request_timeout: 2s", "max_retries: 0"]
+    lines = ["poll_interval: 500ms", "request_timeout: 2s", "max_retries: 0"]
     if state_file is not None:
         lines.append(f"state_file: {state_file}")
     lines.append("clusters:")

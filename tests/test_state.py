@@ -18,8 +18,11 @@ from exporter.config.loader import ClusterConfig, Config
 from exporter.daemon import Daemon
 from exporter.exposition.families import HistogramState
 from exporter.memory.history import CollectionHistory
+from exporter.memory.imports import RememberedImport
+from exporter.memory.removals import RemovedTarget
 from exporter.memory.state import SavedState, StateError, load_state, save_state
 from exporter.metrics.model import REFRESH_DURATION_BUCKETS, MetricsModel
+from exporter.upstream.records import ImportJob, ImportJobDetails
 
 from . import hostile
 from .conftest import TOKEN_A, value
@@ -349,7 +352,7 @@ def test_a_state_too_large_to_be_read_back_is_not_written_and_the_previous_file_
 
 def test_a_state_file_of_a_newer_format_is_kept_aside_not_overwritten(tmp_path):
     path = tmp_path / "state.json"
-    newer = b'{"version": 2, "collections_by_name": {}}'
+    newer = b'{"version": 3, "collections_by_name": {}}'
     path.write_bytes(newer)
     with hostile.hostile_server({}) as server:
         cluster = ClusterConfig("prod", server.url, TOKEN_A, jobs=("refresh",))
@@ -360,8 +363,8 @@ def test_a_state_file_of_a_newer_format_is_kept_aside_not_overwritten(tmp_path):
             daemon = Daemon(config)
             daemon.run_cycle()  # saves its own state
             daemon.stop()
-    assert (tmp_path / "state.json.v2.bak").read_bytes() == newer
-    assert json.loads(path.read_text())["version"] == 1
+    assert (tmp_path / "state.json.v3.bak").read_bytes() == newer
+    assert json.loads(path.read_text())["version"] == 2
     said = [line for line in logs if line["event"] == "state.newer_format"]
     assert len(said) == 1
 
@@ -396,6 +399,7 @@ def test_kill_9_during_a_save_leaves_no_temporary_after_the_restart(tmp_path):
         config = tmp_path / "config.yaml"
         config.write_text(
             f"state_file: {state}\nmax_tracked_collections: 1000000\npoll_interval: 1s\n"
+            "max_state_file_bytes: 67108864\n"  # 150,000 collections keyed by name: ~30 MB
             "clusters:\n"
             f"  - {{name: prod, endpoint: '{server.url}', token: {TOKEN_A}, jobs: [refresh]}}\n"
         )
@@ -428,3 +432,198 @@ def test_kill_9_during_a_save_leaves_no_temporary_after_the_restart(tmp_path):
             restarted.kill()
             restarted.wait(timeout=10)
     assert load_state(state, REFRESH_DURATION_BUCKETS, max_bytes=2**26) is not None  # whole
+
+
+# --- the format: entries keyed by field name (version 2), version 1 still read -------------------
+
+
+def every_section() -> SavedState:
+    """A state with an entry in each section, imports with and without details."""
+    histogram = HistogramState(REFRESH_DURATION_BUCKETS)
+    histogram.observe(42.0)
+    failed = ImportJob("4487", "books", "Failed", 0.3, "row count mismatch")
+    details = ImportJobDetails(
+        "4487", "Failed", 7, 100, 4096, T0 - 600, None, "books", 0.3, "row count mismatch"
+    )
+    return SavedState(
+        collections=[
+            (("prod", "default", "ext_books"), CollectionHistory(T0, T0 + 5, T0 + 9, "7", "boom")),
+            (("prod", "default", "ext_films"), CollectionHistory(None, None, T0 + 9)),
+        ],
+        imports=[
+            (("prod", "default", "books"), RememberedImport(failed, details, (T0 - 600, "k"), T0)),
+            (
+                ("prod", "default", "songs"),
+                RememberedImport(
+                    ImportJob("job-a1", "songs", "Completed", 1.0), None, (T0, "job-a1"), T0
+                ),
+            ),
+        ],
+        refresh_seen={("prod", "default"): {("ext_books", "7"), ("ext_films", "8")}},
+        imports_seen={("prod", "default"): {"4487", "job-a1"}},
+        refresh_durations={("prod", "default", "RefreshFailed"): histogram},
+        import_durations={
+            ("prod", "default", "Completed"): HistogramState(REFRESH_DURATION_BUCKETS)
+        },
+        watched={("prod", "default", "refresh"), ("prod", "default", "import")},
+        removed=[RemovedTarget(("staging", "default", "refresh"), "config", T0 + 1)],
+        gone=[(("prod", "default", "ext_old"), T0 + 2)],
+    )
+
+
+def version_1_document() -> dict:
+    """``every_section()`` as version 1 wrote it: positional lists."""
+    buckets = [0] * len(REFRESH_DURATION_BUCKETS)
+    failed_buckets = list(buckets)
+    failed_buckets[REFRESH_DURATION_BUCKETS.index(60.0)] = 1
+    return {
+        "version": 1,
+        "written_at": T0,
+        "collections": [
+            ["prod", "default", "ext_books", T0, T0 + 5, T0 + 9, "7", "boom"],
+            ["prod", "default", "ext_films", None, None, T0 + 9, "", ""],
+        ],
+        "imports": [
+            {
+                "key": ["prod", "default", "books"],
+                "last_listed": T0,
+                "order": [T0 - 600, "k"],
+                "job": ["4487", "books", "Failed", 0.3, "row count mismatch"],
+                "details": ["Failed", 7, 100, 4096, T0 - 600, None, 0.3, "row count mismatch"],
+            },
+            {
+                "key": ["prod", "default", "songs"],
+                "last_listed": T0,
+                "order": [T0, "job-a1"],
+                "job": ["job-a1", "songs", "Completed", 1.0, ""],
+                "details": None,
+            },
+        ],
+        "refresh_seen": [["prod", "default", [["ext_books", "7"], ["ext_films", "8"]]]],
+        "imports_seen": [["prod", "default", ["4487", "job-a1"]]],
+        "refresh_durations": [["prod", "default", "RefreshFailed", failed_buckets, 42.0, 1]],
+        "import_durations": [["prod", "default", "Completed", buckets, 0.0, 0]],
+        "watched": [["prod", "default", "import"], ["prod", "default", "refresh"]],
+        "removed": [["staging", "default", "refresh", "config", T0 + 1]],
+        "gone": [["prod", "default", "ext_old", T0 + 2]],
+    }
+
+
+def loaded_from(tmp_path, document: dict) -> SavedState:
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(document))
+    loaded = load_state(path, REFRESH_DURATION_BUCKETS, now=T0)
+    assert loaded is not None
+    return loaded
+
+
+def test_every_section_reads_back_as_it_was_saved(tmp_path):
+    path = tmp_path / "state.json"
+    save_state(path, every_section(), T0)
+    loaded = load_state(path, REFRESH_DURATION_BUCKETS, now=T0)
+    assert loaded == every_section()
+    assert loaded is not None and loaded.dropped == {}
+
+
+def test_every_entry_is_written_as_an_object_keyed_by_field_name(tmp_path):
+    path = tmp_path / "state.json"
+    save_state(path, every_section(), T0)
+    document = json.loads(path.read_text())
+    assert document["version"] == 2
+    sections = [value for value in document.values() if isinstance(value, list)]
+    assert len(sections) == 9
+    for entries in sections:
+        assert entries and all(isinstance(entry, dict) for entry in entries), entries
+    (seen,) = document["refresh_seen"]
+    assert all(isinstance(collection, dict) for collection in seen["collections"])
+
+
+def test_a_version_1_file_with_every_section_loads(tmp_path):
+    loaded = loaded_from(tmp_path, version_1_document())
+    assert loaded == every_section()
+    assert loaded.dropped == {}
+
+
+def test_a_version_1_file_saves_as_version_2_with_nothing_lost(tmp_path):
+    loaded = loaded_from(tmp_path, version_1_document())
+    path = tmp_path / "state.json"
+    save_state(path, loaded, T0)
+    assert json.loads(path.read_text())["version"] == 2
+    assert load_state(path, REFRESH_DURATION_BUCKETS, now=T0) == every_section()
+
+
+def with_added_field(value):
+    """Every object of a saved document, at any depth, with a field this exporter never wrote."""
+    if isinstance(value, dict):
+        return {**{key: with_added_field(item) for key, item in value.items()}, "added_later": 1}
+    if isinstance(value, list):
+        return [with_added_field(item) for item in value]
+    return value
+
+
+def test_a_version_2_entry_with_a_field_this_exporter_does_not_know_still_loads(tmp_path):
+    """A positional entry with one field more failed to unpack and was dropped: a newer
+    exporter that added a field cost the older one every entry on a downgrade."""
+    path = tmp_path / "state.json"
+    save_state(path, every_section(), T0)
+    document = with_added_field(json.loads(path.read_text()))
+    loaded = loaded_from(tmp_path, document)
+    assert loaded == every_section()
+    assert loaded.dropped == {}
+
+
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [
+        pytest.param("collections", "last_listed", id="collection-listed"),
+        pytest.param("collections", "collection", id="collection-name"),
+        pytest.param("imports", "job", id="import-job"),
+        pytest.param("refresh_seen", "collections", id="seen-jobs"),
+        pytest.param("imports_seen", "job_ids", id="seen-imports"),
+        pytest.param("refresh_durations", "buckets", id="histogram-buckets"),
+        pytest.param("watched", "kind", id="watched-kind"),
+        pytest.param("removed", "at", id="removal-time"),
+        pytest.param("gone", "cluster", id="gone-cluster"),
+    ],
+)
+def test_a_version_2_entry_missing_a_required_field_is_dropped_alone_and_counted(
+    tmp_path, section, field
+):
+    path = tmp_path / "state.json"
+    save_state(path, every_section(), T0)
+    document = json.loads(path.read_text())
+    damaged = {key: value for key, value in document[section][0].items() if key != field}
+    document[section] = [damaged, *document[section]]
+    loaded = loaded_from(tmp_path, document)
+    assert loaded == every_section()
+    assert loaded.dropped == {section: 1}
+
+
+def test_optional_fields_of_a_version_2_entry_may_be_left_out(tmp_path):
+    document = {
+        "version": 2,
+        "collections": [
+            {"cluster": "prod", "database": "default", "collection": "c", "last_listed": T0}
+        ],
+        "imports": [
+            {
+                "cluster": "prod",
+                "database": "default",
+                "collection": "songs",
+                "last_listed": T0,
+                "order": {"time": T0, "id": "job-a1"},
+                "job": {
+                    "job_id": "job-a1",
+                    "collection": "songs",
+                    "state": "Completed",
+                    "progress_ratio": 1.0,
+                },
+            }
+        ],
+    }
+    loaded = loaded_from(tmp_path, document)
+    assert loaded.collections == [(("prod", "default", "c"), CollectionHistory(None, None, T0))]
+    ((key, remembered),) = loaded.imports
+    assert key == ("prod", "default", "songs") and remembered.details is None
+    assert remembered.job == ImportJob("job-a1", "songs", "Completed", 1.0)
+    assert loaded.dropped == {}

@@ -3,7 +3,7 @@
 Every problem is collected, not just the first, each as one line naming the file, the line and
 the key path (``config.yaml:12: clusters[1].endpoint: must start with http://``), so a user fixes
 the whole file in one go. Messages never quote a value that may be secret. Both
-``config.py`` and ``webconfig.py`` subclass ``Checker`` with what only they know.
+``loader.py`` and ``web/webconfig.py`` subclass ``Checker`` with what only they know.
 
 What YAML itself can throw at a reader is handled here once: unprintable characters, nesting
 deep enough to exhaust the stack, constructor errors for tags a value does not fit
@@ -236,8 +236,13 @@ class Checker:
         return value
 
     def duration(
-        self, mapping: dict[Any, Any], key: str, default: float, minimum: float, path: str = ""
-    ) -> float:
+        self,
+        mapping: dict[Any, Any],
+        key: str,
+        default: float | None,
+        minimum: float,
+        path: str = "",
+    ) -> float | None:
         if key not in mapping:
             return default
         value = mapping[key]
@@ -257,10 +262,13 @@ class Checker:
             return default
         return seconds
 
-    def number(self, mapping: dict[Any, Any], key: str, default: float, minimum: float) -> float:
+    def number(
+        self, mapping: dict[Any, Any], key: str, default: float, minimum: float, path: str = ""
+    ) -> float:
         if key not in mapping:
             return default
         value = mapping[key]
+        key = f"{path}.{key}" if path else key
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(key, f"expected a number, got {type_name(value)}")
             return default
@@ -275,10 +283,13 @@ class Checker:
             return default
         return float(value)
 
-    def integer(self, mapping: dict[Any, Any], key: str, default: int, minimum: int) -> int:
+    def integer(
+        self, mapping: dict[Any, Any], key: str, default: int, minimum: int, path: str = ""
+    ) -> int:
         if key not in mapping:
             return default
         value = mapping[key]
+        key = f"{path}.{key}" if path else key
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(key, f"expected a whole number, got {type_name(value)}")
             return default

@@ -14,7 +14,7 @@ kill left behind is removed at the next start (``remove_leftovers``: only files 
 written (the previous file stays). A missing file is a first start. A file that cannot be used
 is logged once and never fatal; when it would otherwise be lost to the next save (over the size
 limit, a newer format, not a state file at all) it is first kept aside (``set_aside``:
-``state.json.too-large.bak``, ``state.json.v2.bak``, ``state.json.unreadable.bak``).
+``state.json.too-large.bak``, ``state.json.v3.bak``, ``state.json.unreadable.bak``).
 
 Every restored value is checked, entry by entry: names are strings, times finite and plausible
 (from 2015 to a day ahead), counts non-negative integers, a histogram's buckets within its count
@@ -22,30 +22,50 @@ and its sum finite and non-negative. A bad entry costs only itself and is counte
 (``SavedState.dropped``); before, one negative bucket count was served as it was (and the
 OpenMetrics parser refused the whole page), and one unreadable collection cost the whole file.
 
-``imports`` came later within version 1: a file without it reads as no remembered imports (and
-an older exporter ignores the key), and one entry that cannot be read is left out on its own, so
-a bad import entry never costs the refresh history. An import's ``details[]`` files are not kept:
-no remembered series reads them.
+Version 2 writes every entry as an object keyed by field name. Version 1 wrote most of them as
+positional lists, so an entry with a field added was one an older exporter could not unpack, and
+dropped; now a field this exporter does not know is ignored, a field it knows but that is absent
+takes its default when it has one (a time that may be null, a reason that may be empty), and an
+entry without a required field (a name, ``last_listed``) is dropped alone and counted. A version 1
+file is still read, each entry turned into the keyed form and checked the same way (``_V1``);
+the next save writes version 2. A version 3 file (a newer exporter's) is kept aside, not read.
+So a new field goes in without changing ``VERSION`` (older exporters ignore it, and this reader
+gives it a default when a file lacks it); ``VERSION`` goes up only for a change an older reader
+would misread.
 
-``watched``, ``removed`` and ``gone`` came later still, the same way (a file without them reads
-as none, an older exporter ignores them): the targets this exporter watched, so a restart with a
-config that no longer names one says it was removed (``removals.py``); the removal markers not
-yet expired; and the collections confirmed gone upstream whose old jobs the server may still list
+Sections came later within version 1, and a file without one reads as an empty section (an older
+exporter ignores the key): ``imports``, each collection's newest finished import
+(``imports.py``; its ``details[]`` files are not kept: no remembered series reads them);
+``watched``, the targets this exporter watched, so a restart with a config that no longer names
+one says it was removed (``removals.py``); ``removed``, the removal markers not yet expired; and
+``gone``, the collections confirmed gone upstream whose old jobs the server may still list
 (``evidence.py``), so a restart does not bring their failures back.
 
-    {"version": 1, "written_at": 1732358400.0,
-     "collections": [["prod", "default", "ext_books", 1732350000.0, null, 1732358400.0, "", ""]],
-     "refresh_seen": [["prod", "default", [["ext_books", "4495..."]]]],
-     "imports_seen": [["prod", "default", ["4487..."]]],
-     "imports": [{"key": ["prod", "default", "books"], "last_listed": 1732358400.0,
-                  "order": [1732340000.0, "00000000000000004487..."],
-                  "job": ["4487...", "books", "Failed", 0.3, "row count mismatch"],
-                  "details": ["Failed", 7, 100, 4096, 1732340000.0, null, 0.3, "row ..."]}],
-     "refresh_durations": [["prod", "default", "RefreshCompleted", [0, 3, ...], 900.0, 5]],
+    {"version": 2, "written_at": 1732358400.0,
+     "collections": [{"cluster": "prod", "database": "default", "collection": "ext_books",
+                      "last_success": 1732350000.0, "last_failure": null,
+                      "last_listed": 1732358400.0, "failure_job_id": "", "failure_reason": ""}],
+     "imports": [{"cluster": "prod", "database": "default", "collection": "books",
+                  "last_listed": 1732358400.0,
+                  "order": {"time": 1732340000.0, "id": "00000000000000004487..."},
+                  "job": {"job_id": "4487...", "collection": "books", "state": "Failed",
+                          "progress_ratio": 0.3, "reason": "row count mismatch"},
+                  "details": {"state": "Failed", "imported_rows": 7, "total_rows": 100,
+                              "file_size_bytes": 4096, "create_time": 1732340000.0,
+                              "complete_time": null, "progress_ratio": 0.3,
+                              "reason": "row ..."}}],
+     "refresh_seen": [{"cluster": "prod", "database": "default",
+                       "collections": [{"collection": "ext_books", "job_ids": ["4495..."]}]}],
+     "imports_seen": [{"cluster": "prod", "database": "default", "job_ids": ["4487..."]}],
+     "refresh_durations": [{"cluster": "prod", "database": "default",
+                            "state": "RefreshCompleted", "buckets": [0, 3, ...],
+                            "sum": 900.0, "count": 5}],
      "import_durations": [],
-     "watched": [["prod", "default", "refresh"], ["prod", "default", "import"]],
-     "removed": [["staging", "default", "refresh", "config", 1732358000.0]],
-     "gone": [["prod", "default", "ext_old", 1732357000.0]]}
+     "watched": [{"cluster": "prod", "database": "default", "kind": "refresh"}],
+     "removed": [{"cluster": "staging", "database": "default", "kind": "refresh",
+                  "cause": "config", "at": 1732358000.0}],
+     "gone": [{"cluster": "prod", "database": "default", "collection": "ext_old",
+               "at": 1732357000.0}]}
 """
 
 from __future__ import annotations
@@ -74,7 +94,8 @@ from .history import CollectionHistory, CollectionKey
 from .imports import RememberedImport
 from .removals import RemovedTarget
 
-VERSION = 1
+VERSION = 2
+"""The format this exporter writes; it reads this one and every older one (1)."""
 MAX_STATE_FILE_BYTES = 16 * 1024 * 1024
 """The default ``max_state_file_bytes``. Reading a state file costs about seven times its size
 in memory for a moment (a 40 MiB file peaked at 296 MB), so 16 MiB stays within the shipped
@@ -132,31 +153,24 @@ def save_state(
     document = {
         "version": VERSION,
         "written_at": now,
-        "collections": [
-            [
-                *key,
-                entry.last_success,
-                entry.last_failure,
-                entry.last_listed,
-                entry.failure_job_id,
-                entry.failure_reason,
-            ]
-            for key, entry in state.collections
-        ],
-        "imports": [_import_document(key, entry) for key, entry in state.imports],
+        "collections": [_collection_entry(key, entry) for key, entry in state.collections],
+        "imports": [_import_entry(key, entry) for key, entry in state.imports],
         "refresh_seen": [
-            [cluster, database, sorted([list(seen) for seen in jobs])]
-            for (cluster, database), jobs in sorted(state.refresh_seen.items())
+            {**_database(key), "collections": _seen_by_collection(jobs)}
+            for key, jobs in sorted(state.refresh_seen.items())
         ],
         "imports_seen": [
-            [cluster, database, sorted(jobs)]
-            for (cluster, database), jobs in sorted(state.imports_seen.items())
+            {**_database(key), "job_ids": sorted(jobs)}
+            for key, jobs in sorted(state.imports_seen.items())
         ],
         "refresh_durations": _histograms(state.refresh_durations),
         "import_durations": _histograms(state.import_durations),
-        "watched": sorted([list(key) for key in state.watched]),
-        "removed": [[*removal.key, removal.cause, removal.at] for removal in state.removed],
-        "gone": [[*key, at] for key, at in state.gone],
+        "watched": [_target(key) for key in sorted(state.watched)],
+        "removed": [
+            {**_target(removal.key), "cause": removal.cause, "at": removal.at}
+            for removal in state.removed
+        ],
+        "gone": [{**_collection(key), "at": at} for key, at in state.gone],
     }
     data = json.dumps(document, separators=(",", ":")).encode()
     if len(data) > max_bytes:
@@ -269,40 +283,62 @@ def load_state(
             aside=f"v{version}",
             event="state.newer_format",
         )
-    if version != VERSION or not isinstance(document, dict):
-        raise StateError(f"{path} is not a version {VERSION} state file", aside="unreadable")
-    reader = _Reader(bounds, now)
+    if version not in (1, VERSION) or isinstance(version, bool) or not isinstance(document, dict):
+        raise StateError(
+            f"{path} is not a state file of version 1 to {VERSION}", aside="unreadable"
+        )
+    reader = _Reader(bounds, now, upgrade=version == 1)
     return SavedState(
         collections=reader.entries(document, "collections", reader.collection),
         imports=reader.entries(document, "imports", reader.remembered_import),
         refresh_seen=dict(reader.entries(document, "refresh_seen", reader.refresh_seen)),
         imports_seen=dict(reader.entries(document, "imports_seen", reader.imports_seen)),
-        refresh_durations=dict(reader.entries(document, "refresh_durations", reader.histogram)),
-        import_durations=dict(reader.entries(document, "import_durations", reader.histogram)),
-        watched=set(reader.entries(document, "watched", reader.key)),
+        refresh_durations=dict(
+            reader.entries(document, "refresh_durations", reader.histogram, "histogram")
+        ),
+        import_durations=dict(
+            reader.entries(document, "import_durations", reader.histogram, "histogram")
+        ),
+        watched=set(reader.entries(document, "watched", reader.target)),
         removed=reader.entries(document, "removed", reader.removal),
         gone=reader.entries(document, "gone", reader.gone),
         dropped=dict(reader.dropped),
     )
 
 
-class _Reader:
-    """Reads a loaded document's sections entry by entry; a bad entry is dropped and counted."""
+Entry = dict[str, Any]
 
-    def __init__(self, bounds: tuple[float, ...], now: float | None) -> None:
+
+class _Reader:
+    """Reads a loaded document's sections entry by entry; a bad entry is dropped and counted.
+
+    Every entry is read in the keyed form of version 2; ``upgrade`` turns a version 1 entry
+    into it first (``_V1``), so both versions pass the same checks."""
+
+    def __init__(self, bounds: tuple[float, ...], now: float | None, upgrade: bool) -> None:
         self.bounds = bounds
         self.latest = (time.time() if now is None else now) + LATEST_PLAUSIBLE_AHEAD_SECONDS
+        self.upgrade = upgrade
         self.dropped: Counter[str] = Counter()
 
-    def entries(self, document: dict[str, Any], section: str, read: Callable[[Any], T]) -> list[T]:
+    def entries(
+        self,
+        document: dict[str, Any],
+        section: str,
+        read: Callable[[Entry], T],
+        shape: str | None = None,
+    ) -> list[T]:
+        """The entries of ``section`` that can be read; ``shape`` names their version 1 form
+        when it is not the section's own name."""
         items = document.get(section, [])
         if not isinstance(items, list):
             self.dropped[section] += 1
             return []
+        upgrade = _V1[shape or section] if self.upgrade else _keyed
         out = []
         for item in items:
             try:
-                out.append(read(item))
+                out.append(read(upgrade(item)))
             except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
                 self.dropped[section] += 1
         return out
@@ -321,101 +357,178 @@ class _Reader:
             raise ValueError("a time is not plausible")
         return number
 
-    def collection(self, item: Any) -> tuple[CollectionKey, CollectionHistory]:
-        cluster, database, collection, success, failure, listed, job_id, reason = item
+    def collection(self, entry: Entry) -> tuple[CollectionKey, CollectionHistory]:
         return (
-            (_text(cluster), _text(database), _text(collection)),
+            _collection_key(entry),
             CollectionHistory(
-                last_success=self.time(success),
-                last_failure=self.time(failure),
-                last_listed=self.required_time(listed),
-                failure_job_id=_text(job_id),
-                failure_reason=_text(reason),
+                last_success=self.time(entry.get("last_success")),
+                last_failure=self.time(entry.get("last_failure")),
+                last_listed=self.required_time(entry["last_listed"]),
+                failure_job_id=_text(entry.get("failure_job_id", "")),
+                failure_reason=_text(entry.get("failure_reason", "")),
             ),
         )
 
-    def refresh_seen(self, item: Any) -> tuple[DatabaseKey, set[tuple[str, str]]]:
-        cluster, database, jobs = item
-        if not isinstance(jobs, list):
-            raise TypeError("seen jobs are not a list")
-        seen = set()
-        for collection, job_id in jobs:
-            seen.add((_text(collection), _identifier(job_id)))
-        return (_text(cluster), _text(database)), seen
+    def refresh_seen(self, entry: Entry) -> tuple[DatabaseKey, set[tuple[str, str]]]:
+        seen: set[tuple[str, str]] = set()
+        for item in _list(entry["collections"]):
+            collection = _keyed(item)
+            name = _text(collection["collection"])
+            seen.update((name, _identifier(job)) for job in _list(collection["job_ids"]))
+        return (_text(entry["cluster"]), _text(entry["database"])), seen
 
-    def imports_seen(self, item: Any) -> tuple[DatabaseKey, set[str]]:
-        cluster, database, jobs = item
-        if not isinstance(jobs, list):
-            raise TypeError("seen jobs are not a list")
-        return (_text(cluster), _text(database)), {_identifier(job) for job in jobs}
+    def imports_seen(self, entry: Entry) -> tuple[DatabaseKey, set[str]]:
+        jobs = {_identifier(job) for job in _list(entry["job_ids"])}
+        return (_text(entry["cluster"]), _text(entry["database"])), jobs
 
-    def histogram(self, item: Any) -> tuple[HistogramKey, HistogramState]:
-        cluster, database, state, counts, total, count = item
+    def histogram(self, entry: Entry) -> tuple[HistogramKey, HistogramState]:
+        counts, total = entry["buckets"], entry["sum"]
         if not isinstance(counts, list) or len(counts) != len(self.bounds):
             raise ValueError("the buckets changed, or are not a list")
         buckets = [_required_count(number) for number in counts]
-        observed = _required_count(count)
+        observed = _required_count(entry["count"])
         if sum(buckets) > observed:
             raise ValueError("the buckets hold more observations than the count")
         if isinstance(total, bool) or not isinstance(total, (int, float)):
             raise ValueError("a sum is not a number")
         if not 0.0 <= float(total) < math.inf:  # NaN fails too
             raise ValueError("a sum is not finite and non-negative")
-        key = (_text(cluster), _text(database), _text(state))
+        key = (_text(entry["cluster"]), _text(entry["database"]), _text(entry["state"]))
         return key, HistogramState(self.bounds, buckets, float(total), observed)
 
-    def key(self, item: Any) -> tuple[str, str, str]:
-        """A target (cluster, database, kind) or a collection (cluster, database, name)."""
-        first, second, third = item
-        return (_text(first), _text(second), _text(third))
+    def target(self, entry: Entry) -> TargetKey:
+        return (_text(entry["cluster"]), _text(entry["database"]), _text(entry["kind"]))
 
-    def removal(self, item: Any) -> RemovedTarget:
-        cluster, database, kind, cause, at = item
+    def removal(self, entry: Entry) -> RemovedTarget:
         return RemovedTarget(
-            self.key((cluster, database, kind)), _text(cause), self.required_time(at)
+            self.target(entry), _text(entry["cause"]), self.required_time(entry["at"])
         )
 
-    def gone(self, item: Any) -> tuple[CollectionKey, float]:
-        cluster, database, collection, at = item
-        return self.key((cluster, database, collection)), self.required_time(at)
+    def gone(self, entry: Entry) -> tuple[CollectionKey, float]:
+        return _collection_key(entry), self.required_time(entry["at"])
 
-    def remembered_import(self, item: Any) -> tuple[CollectionKey, RememberedImport]:
-        cluster, database, collection = (_text(part) for part in item["key"])
-        order_time, order_id = item["order"]
-        job_id, job_collection, state, progress, reason = item["job"]
+    def remembered_import(self, entry: Entry) -> tuple[CollectionKey, RememberedImport]:
+        order, listed = _keyed(entry["order"]), _keyed(entry["job"])
         job = ImportJob(
-            _identifier(job_id),
-            _text(job_collection),
-            _text(state),
-            _ratio(progress),
-            _text(reason),
+            _identifier(listed["job_id"]),
+            _text(listed["collection"]),
+            _text(listed["state"]),
+            _ratio(listed["progress_ratio"]),
+            _text(listed.get("reason", "")),
         )
         details = None
-        if item["details"] is not None:
-            (d_state, imported, total, size, created, completed, d_progress, d_reason) = item[
-                "details"
-            ]
+        described = entry.get("details")
+        if described is not None:
+            described = _keyed(described)
             details = ImportJobDetails(
                 job_id=job.job_id,
-                state=_text(d_state),
-                imported_rows=_count(imported),
-                total_rows=_count(total),
-                file_size_bytes=_count(size),
-                create_time=self.time(created),
-                complete_time=self.time(completed),
+                state=_text(described["state"]),
+                imported_rows=_count(described.get("imported_rows")),
+                total_rows=_count(described.get("total_rows")),
+                file_size_bytes=_count(described.get("file_size_bytes")),
+                create_time=self.time(described.get("create_time")),
+                complete_time=self.time(described.get("complete_time")),
                 collection=job.collection,
-                progress_ratio=_ratio(d_progress),
-                reason=_text(d_reason),
+                progress_ratio=_ratio(described.get("progress_ratio", 0.0)),
+                reason=_text(described.get("reason", "")),
             )
         return (
-            (cluster, database, collection),
+            _collection_key(entry),
             RememberedImport(
                 job,
                 details,
-                (self.required_time(order_time), _identifier(order_id)),
-                self.required_time(item["last_listed"]),
+                (self.required_time(order["time"]), _identifier(order["id"])),
+                self.required_time(entry["last_listed"]),
             ),
         )
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError("expected a list")
+    return value
+
+
+def _keyed(item: Any) -> Entry:
+    """A version 2 entry: an object keyed by field name (unknown fields are not looked at)."""
+    if not isinstance(item, dict):
+        raise TypeError("an entry is not an object")
+    return item
+
+
+def _columns(*names: str) -> Callable[[Any], Entry]:
+    """A version 1 entry that was a list of exactly these fields, in this order."""
+
+    def upgrade(item: Any) -> Entry:
+        if not isinstance(item, list) or len(item) != len(names):
+            raise ValueError(f"expected a list of {len(names)} fields")
+        return dict(zip(names, item, strict=True))
+
+    return upgrade
+
+
+def _v1_refresh_seen(item: Any) -> Entry:
+    """Version 1 listed each seen job as a [collection, job id] pair."""
+    entry = _columns("cluster", "database", "jobs")(item)
+    pairs = [_columns("collection", "job_id")(pair) for pair in _list(entry.pop("jobs"))]
+    by_collection: dict[Any, list[Any]] = {}
+    for pair in pairs:
+        by_collection.setdefault(_text(pair["collection"]), []).append(pair["job_id"])
+    entry["collections"] = [
+        {"collection": name, "job_ids": job_ids} for name, job_ids in by_collection.items()
+    ]
+    return entry
+
+
+def _v1_import(item: Any) -> Entry:
+    entry = _keyed(item)
+    cluster, database, collection = entry["key"]
+    details = entry["details"]
+    return {
+        "cluster": cluster,
+        "database": database,
+        "collection": collection,
+        "last_listed": entry["last_listed"],
+        "order": _columns("time", "id")(entry["order"]),
+        "job": _columns("job_id", "collection", "state", "progress_ratio", "reason")(entry["job"]),
+        "details": None if details is None else _V1_DETAILS(details),
+    }
+
+
+_V1_DETAILS = _columns(
+    "state",
+    "imported_rows",
+    "total_rows",
+    "file_size_bytes",
+    "create_time",
+    "complete_time",
+    "progress_ratio",
+    "reason",
+)
+_V1: dict[str, Callable[[Any], Entry]] = {
+    "collections": _columns(
+        "cluster",
+        "database",
+        "collection",
+        "last_success",
+        "last_failure",
+        "last_listed",
+        "failure_job_id",
+        "failure_reason",
+    ),
+    "imports": _v1_import,
+    "refresh_seen": _v1_refresh_seen,
+    "imports_seen": _columns("cluster", "database", "job_ids"),
+    "histogram": _columns("cluster", "database", "state", "buckets", "sum", "count"),
+    "watched": _columns("cluster", "database", "kind"),
+    "removed": _columns("cluster", "database", "kind", "cause", "at"),
+    "gone": _columns("cluster", "database", "collection", "at"),
+}
+"""How each section's entries were laid out in version 1, as the fields of version 2."""
+
+
+def _collection_key(entry: Entry) -> CollectionKey:
+    return (_text(entry["cluster"]), _text(entry["database"]), _text(entry["collection"]))
 
 
 def _text(value: Any) -> str:
@@ -438,25 +551,62 @@ def _required_count(value: Any) -> int:
     return count
 
 
-def _import_document(key: CollectionKey, entry: RememberedImport) -> dict[str, Any]:
+def _database(key: DatabaseKey) -> Entry:
+    return {"cluster": key[0], "database": key[1]}
+
+
+def _collection(key: CollectionKey) -> Entry:
+    return {"cluster": key[0], "database": key[1], "collection": key[2]}
+
+
+def _target(key: TargetKey) -> Entry:
+    return {"cluster": key[0], "database": key[1], "kind": key[2]}
+
+
+def _seen_by_collection(jobs: set[tuple[str, str]]) -> list[Entry]:
+    """Seen refresh jobs grouped by collection: each name written once, not once per job."""
+    by_collection: dict[str, list[str]] = {}
+    for collection, job_id in sorted(jobs):
+        by_collection.setdefault(collection, []).append(job_id)
+    return [{"collection": name, "job_ids": ids} for name, ids in by_collection.items()]
+
+
+def _collection_entry(key: CollectionKey, entry: CollectionHistory) -> Entry:
+    return {
+        **_collection(key),
+        "last_success": entry.last_success,
+        "last_failure": entry.last_failure,
+        "last_listed": entry.last_listed,
+        "failure_job_id": entry.failure_job_id,
+        "failure_reason": entry.failure_reason,
+    }
+
+
+def _import_entry(key: CollectionKey, entry: RememberedImport) -> Entry:
     job, details = entry.job, entry.details
     return {
-        "key": list(key),
+        **_collection(key),
         "last_listed": entry.last_listed,
-        "order": list(entry.order),
-        "job": [job.job_id, job.collection, job.state, job.progress_ratio, job.reason],
+        "order": {"time": entry.order[0], "id": entry.order[1]},
+        "job": {
+            "job_id": job.job_id,
+            "collection": job.collection,
+            "state": job.state,
+            "progress_ratio": job.progress_ratio,
+            "reason": job.reason,
+        },
         "details": None
         if details is None
-        else [
-            details.state,
-            details.imported_rows,
-            details.total_rows,
-            details.file_size_bytes,
-            details.create_time,
-            details.complete_time,
-            details.progress_ratio,
-            details.reason,
-        ],
+        else {
+            "state": details.state,
+            "imported_rows": details.imported_rows,
+            "total_rows": details.total_rows,
+            "file_size_bytes": details.file_size_bytes,
+            "create_time": details.create_time,
+            "complete_time": details.complete_time,
+            "progress_ratio": details.progress_ratio,
+            "reason": details.reason,
+        },
     }
 
 
@@ -475,8 +625,15 @@ def _count(value: Any) -> int | None:
     return value
 
 
-def _histograms(histograms: dict[HistogramKey, HistogramState]) -> list[list[Any]]:
+def _histograms(histograms: dict[HistogramKey, HistogramState]) -> list[Entry]:
     return [
-        [*key, list(histogram.counts), histogram.total, histogram.count]
-        for key, histogram in sorted(histograms.items())
+        {
+            "cluster": cluster,
+            "database": database,
+            "state": state,
+            "buckets": list(histogram.counts),
+            "sum": histogram.total,
+            "count": histogram.count,
+        }
+        for (cluster, database, state), histogram in sorted(histograms.items())
     ]

@@ -88,7 +88,7 @@ class Sight:
         """Exporter ``name``'s config (its own state file): each cluster, all on the simulator,
         with its databases."""
         text = (
-            "poll_interval: 0.5s\nrequest_timeout: 1s\ndiscovery_interval: 1s\n"
+            "poll_interval: 500ms\nrequest_timeout: 1s\ndiscovery_interval: 1s\n"
             f"state_file: {self.workdir}/{name}.state.json\nclusters:\n"
         )
         for name, databases in clusters.items():

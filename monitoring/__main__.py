@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import COMMAND
-from .outputs import REPOSITORY, generated_files, write_or_check
+from .outputs import CONFIG_DOC, REPOSITORY, generated_files, write_or_check
 from .settings import THRESHOLDS_FILE, SettingsError, load_settings
 
 
@@ -67,7 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         command += f" --thresholds {shlex.quote(str(args.thresholds))}"
     if args.output_dir != REPOSITORY:
         command += f" --output-dir {shlex.quote(str(args.output_dir))}"
-    return write_or_check(generated_files(settings), args.output_dir, args.check, command)
+    try:
+        files = generated_files(settings)
+    except ValueError as error:  # a source page whose generated part cannot be found
+        print(f"{CONFIG_DOC}: {error}", file=sys.stderr)
+        return 2
+    return write_or_check(files, args.output_dir, args.check, command)
 
 
 if __name__ == "__main__":

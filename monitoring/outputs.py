@@ -1,8 +1,8 @@
 """Every file generated from the monitoring-as-code, and writing or checking them.
 
 One list, so one command writes them all and a test cannot miss one: the rule file, the
-dashboards, the Kubernetes PrometheusRule and dashboards ConfigMap, the mixin's templates and
-the metrics reference. Paths are relative to the repository (or to ``--output-dir``).
+dashboards, the Kubernetes PrometheusRule and dashboards ConfigMap, the mixin's templates, the
+metrics reference and the config keys table of the configuration reference. Paths are relative to the repository (or to ``--output-dir``).
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+
+from exporter.config.reference import page as config_page
 
 from . import kubernetes, metrics_doc, mixin
 from .dashboards import build_dashboards, render
@@ -23,6 +25,7 @@ PROMETHEUS_RULE = Path("deploy/kubernetes/base/prometheusrule.yaml")
 DASHBOARDS_CONFIGMAP = Path("deploy/kubernetes/base/dashboards-configmap.yaml")
 MIXIN_TEMPLATES = Path("mixin/templates.libsonnet")
 METRICS_DOC = Path("docs/metrics.md")
+CONFIG_DOC = Path("docs/configuration.md")
 
 
 def generated_files(settings: Settings) -> dict[Path, str]:
@@ -36,6 +39,7 @@ def generated_files(settings: Settings) -> dict[Path, str]:
         DASHBOARDS_CONFIGMAP: kubernetes.dashboards_configmap(dashboards),
         MIXIN_TEMPLATES: mixin.templates(settings),
         METRICS_DOC: metrics_doc.markdown(),
+        CONFIG_DOC: config_page((REPOSITORY / CONFIG_DOC).read_text(encoding="utf-8")),
     }
 
 

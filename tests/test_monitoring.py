@@ -25,6 +25,7 @@ from monitoring import COMMAND
 from monitoring.dashboards import build_dashboards
 from monitoring.mixin import PLACEHOLDERS, mixin_config, with_mixin_config
 from monitoring.outputs import (
+    CONFIG_DOC,
     DASHBOARDS,
     DASHBOARDS_CONFIGMAP,
     METRICS_DOC,
@@ -89,6 +90,7 @@ def test_the_one_command_writes_every_generated_file() -> None:
         DASHBOARDS_CONFIGMAP,
         MIXIN_TEMPLATES,
         METRICS_DOC,
+        CONFIG_DOC,
     }
 
 
@@ -130,9 +132,12 @@ def test_a_wrong_invocation_exits_2_with_a_line_and_no_traceback(
 
 
 def test_every_generated_file_with_room_for_a_header_names_the_one_command() -> None:
-    """JSON has no comments; every other generated file says how it is made, in its first line."""
+    """JSON has no comments; every other generated file says how it is made, in its first line
+    (the configuration reference, generated in part, says it where its generated part starts)."""
     for relative, text in generated_files(load_settings()).items():
-        if relative.suffix != ".json":
+        if relative == CONFIG_DOC:
+            assert f"by `{COMMAND}`; do not edit -->" in text
+        elif relative.suffix != ".json":
             assert COMMAND in text.splitlines()[0] + text.splitlines()[2], relative
 
 
@@ -194,10 +199,15 @@ def test_a_package_does_not_import_another_it_must_not_need(package: str, forbid
             assert module.split(".")[0] != forbidden, f"{path.relative_to(ROOT)} imports {module}"
 
 
-def test_monitoring_reads_of_the_exporter_only_its_catalogue_and_its_durations() -> None:
-    """The generators describe the exporter from its metric catalogue and read durations with its
-    grammar; anything more would tie them to its internals."""
-    allowed = {"exporter.exposition.catalogue", "exporter.config.durations"}
+def test_monitoring_reads_of_the_exporter_only_its_declarations() -> None:
+    """The generators describe the exporter from what it declares (its metric catalogue, its
+    config keys) and read durations with its grammar; anything more would tie them to its
+    internals."""
+    allowed = {
+        "exporter.exposition.catalogue",
+        "exporter.config.durations",
+        "exporter.config.reference",
+    }
     used: set[str] = set()
     for path in sorted((ROOT / "monitoring").rglob("*.py")):
         used |= {module for module in _imported_modules(path) if module.startswith("exporter")}

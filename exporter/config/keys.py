@@ -5,7 +5,7 @@ From these declarations come the keys a file may hold (``TOP_LEVEL_KEYS``, ``CLU
 did-you-mean of a misspelt one), the reading and checking of a file (``loader``) and the keys table
 of docs/configuration.md (``reference``). A new key is a field here, the code that uses it, and
 its line in config.example.yaml; ``tests/test_docs.py`` fails until the docs table is regenerated
-(``python -m exporter.config.reference``) and the example names it.
+(``python -m monitoring generate``) and the example names it.
 
 The checks only these keys need (a listen address, an endpoint, the token or its file, job kinds,
 a shard) are written here beside them. Messages name the key path and never quote a secret.

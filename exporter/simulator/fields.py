@@ -19,6 +19,8 @@ import json
 from . import reply
 from .reply import Reply
 
+CODE_COLLECTION_NOT_FOUND = 100
+CODE_DATABASE_NOT_FOUND = 800
 CODE_INVALID_PARAMETER = 1100
 CODE_BAD_FORMAT = 1801
 CODE_MISSING_PARAMETER = 1802
@@ -30,6 +32,15 @@ class Invalid(Exception):
     def __init__(self, answer: Reply) -> None:
         super().__init__(answer.body.decode())
         self.answer = answer
+
+
+def database_not_found(database: str) -> Reply:
+    return reply.error(CODE_DATABASE_NOT_FOUND, f"database not found[database={database}]")
+
+
+def collection_not_found(database: str, collection: str) -> Reply:
+    message = f"collection not found[database={database}][collection={collection}]"
+    return reply.error(CODE_COLLECTION_NOT_FOUND, message)
 
 
 def missing(name: str) -> Reply:

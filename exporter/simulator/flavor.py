@@ -14,7 +14,7 @@ Two flavours:
 
 What both share because the same server code computes it (import progress by state, failed
 imports with no rows and no completion time, `reason` left out when empty, not-found codes, job
-id types) is not here: it lives in `schedule.py`, `render.py` and `fields.py`.
+id types) is not here: it lives in the kinds (`kinds/`) and `fields.py`.
 
 An option left at None takes the flavour's value; an option that is set wins:
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from . import imports, refresh
+from . import imports, refresh, restore
 from .base import SimKind
 from .knobs import Knob
 
@@ -56,5 +56,5 @@ class Registry:
         return tuple(knob for kind in self.kinds for knob in kind.knobs)
 
 
-KINDS = Registry((refresh.KIND, imports.KIND))
+KINDS = Registry((refresh.KIND, imports.KIND, restore.KIND))
 """Every kind the simulator serves, in the order its answers and flags list them."""

@@ -25,6 +25,7 @@ FAULT_KINDS = (
     "wrong_types",
     "unknown_state",
     "timeout",
+    "request_timeout",
     "rate_limited",
     "auth",
     "db_not_found",
@@ -32,6 +33,7 @@ FAULT_KINDS = (
     "hang_mid_body",
     "connection_close",
 )
+CODE_REQUEST_TIMEOUT = 10001
 API_PREFIX = "/v2/vectordb/jobs/"
 V2_PREFIX = "/v2/vectordb/"
 CHUNK_BYTES = 64 * 1024
@@ -148,6 +150,8 @@ def replacement(fault: Fault, context: FaultContext) -> Reply:
         )
     if kind == "auth":
         return reply.error(1800, "user hasn't authenticated", status=401)
+    if kind == "request_timeout":  # the server gave up at the request's Request-Timeout
+        return reply.error(CODE_REQUEST_TIMEOUT, "request timeout", status=408)
     if kind == "db_not_found":
         return database_not_found(context.database or "default")
     if kind == "huge_body":

@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from datetime import datetime, timedelta, timezone
 
 INFINITY = math.inf
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+_DECIMAL = re.compile(r"[+-]?[0-9]+")
 
 COLLECTION_TOPICS = (
     "books",
@@ -86,3 +89,14 @@ def rfc3339(base: float, t: float, offset_minutes: int) -> str:
     sign = "+" if offset_minutes > 0 else "-"
     hours, minutes = divmod(abs(offset_minutes), 60)
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + f"{sign}{hours:02d}:{minutes:02d}"
+
+
+def parse_int64(text: str) -> int:
+    """Read `text` as Go's strconv.ParseInt(text, 10, 64) does: an optional sign and digits
+    within int64; else ValueError("invalid syntax") or ValueError("value out of range")."""
+    if not _DECIMAL.fullmatch(text):
+        raise ValueError("invalid syntax")
+    number = int(text)
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise ValueError("value out of range")
+    return number

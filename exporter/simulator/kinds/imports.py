@@ -8,19 +8,36 @@ in a fixed random order (Milvus answers it unordered); `reason` only when there 
 adds rows, sizes, RFC 3339 times and one `details[]` entry per file, whose shape is the
 flavour's (`FlavorRules.milvus_file_details`). Finished jobs are forgotten after
 `import_retention_seconds` (the server's three hours).
+
+The newest servers' shapes (Milvus 3.0.x), in both flavours: until pre-import ends (progress up
+to 40, or 50 for V3 jobs) the import tasks do not exist, so describe answers 0 of 0 rows,
+`fileSize` 0 and `details: []` (a job that fails in pre-import never has any); after it,
+`fileSize` is the sum over `details` and a file's `importedRows` follows progress x rows / 100.
+A job in state `None` carries `reason: "unknown import job state"`. The id of a describe is a
+JSON string (a number answers 1801); text that is no number answers 2100 like an unknown job, a
+number past int64 1801. A token named in `import_privilege_denied_tokens` lacks the import
+privilege: its describes answer HTTP 403.
 """
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 from .. import reply
-from ..fields import import_job_id, optional_string, page_number
+from ..fields import (
+    CODE_BAD_FORMAT,
+    Invalid,
+    missing,
+    optional_string,
+    page_number,
+    wrong_type,
+)
 from ..flavor import FlavorRules
 from ..reply import Reply
-from .base import Placement, Request, Settings, SimKind, Stream
-from .common import INFINITY, between, next_step, ramp, rfc3339
+from . import knobs
+from .base import Placement, Request, Settings, SimKind
+from .chains import DatabaseChain, DatabaseStream, new_database_chain
+from .common import INFINITY, between, next_step, parse_int64, ramp, rfc3339
 
 LIST = "/v2/vectordb/jobs/import/list"
 DESCRIBE = "/v2/vectordb/jobs/import/describe"
@@ -31,13 +48,29 @@ WINDOW_SECONDS = 3 * 3600.0
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
 CODE_JOB_NOT_FOUND = 2100
+CODE_NO_PRIVILEGE = 65535  # merr.Code of a gRPC PermissionDenied: not verified on a real server
+UNKNOWN_STATE_REASON = "unknown import job state"
+PREIMPORT_TOP = 40
+PREIMPORT_TOP_V3 = 50
 
 PENDING_PROGRESS_TOP = 10
 IMPORTED_PROGRESS = 99
 # A few files of a running Milvus import show the task state Retry (one in RETRY_EVERY).
 RETRY_EVERY = 5
 
-OUTCOMES = ("completed", "failed", "manual_commit", "unknown_state")
+OUTCOMES = ("completed", "failed", "failed_preimport", "manual_commit", "unknown_state")
+KNOBS = (
+    knobs.switch(
+        "import_v3_jobs",
+        "every import is a V3 job: its pre-import (no rows, sizes or file details yet) runs to "
+        "progress 50 instead of 40",
+    ),
+    knobs.names(
+        "import_privilege_denied_tokens",
+        "tokens that lack the import privilege: their import describes answer HTTP 403",
+        live=True,
+    ),
+)
 FAILURES = (
     "failed to read file {file}: no such file or directory",
     "schema mismatch: field 'embedding' has dim 768, collection expects 1024",
@@ -63,6 +96,7 @@ class ImportSchedule:
     `progress_cap` is where a failing job stopped (the list then says 0, like the server).
     `unknown_state` marks a job the server reports as "None" for ever.
     `order_key` fixes the job's place in the (unordered, like Milvus) list answer.
+    `preimport_top` is the progress at which pre-import ends and the import tasks exist.
     """
 
     job_id: int
@@ -80,6 +114,7 @@ class ImportSchedule:
     order_key: float
     auto_commit: bool = True
     unknown_state: bool = False
+    preimport_top: int = PREIMPORT_TOP
 
     @property
     def total_rows(self) -> int:
@@ -144,6 +179,25 @@ def _importing_top(job: ImportSchedule) -> int:
     return max(PENDING_PROGRESS_TOP, min(IMPORTED_PROGRESS, job.progress_cap))
 
 
+def tasks_exist(job: ImportSchedule, status: ImportStatus) -> bool:
+    """Whether pre-import has ended, so the import tasks (rows, sizes, file details) exist."""
+    if status.state in ("Pending", "None"):
+        return False
+    if status.state == "Failed":
+        return _importing_top(job) > job.preimport_top
+    if status.state == "Importing":
+        return status.progress > job.preimport_top
+    return True
+
+
+def _reason(job: ImportSchedule, status: ImportStatus) -> str:
+    if status.state == "Failed":
+        return job.reason
+    if status.state == "None":
+        return UNKNOWN_STATE_REASON
+    return ""
+
+
 # -- records -----------------------------------------------------------------------------------
 
 
@@ -156,8 +210,9 @@ def import_list_record(job: ImportSchedule, now: float) -> dict[str, object]:
         "state": status.state,
         "progress": status.progress,
     }
-    if status.state == "Failed" and job.reason:
-        record["reason"] = job.reason
+    reason = _reason(job, status)
+    if reason:
+        record["reason"] = reason
     return record
 
 
@@ -166,34 +221,43 @@ def import_describe_record(
 ) -> dict[str, object]:
     """The describe answer: list fields plus rows, sizes, RFC 3339 times and one entry per file.
 
-    A failed job reports progress 0, 0 of 0 rows and no completion time, as the server does.
+    Before pre-import ends there are no tasks: 0 of 0 rows, size 0, no files. A failed job
+    reports progress 0, 0 of 0 rows and no completion time, as the server does.
     """
     status = import_status(job, now)
     failed = status.state == "Failed"
     offset = rules.utc_offset_minutes
     complete_time = rfc3339(base, job.end_at, offset) if status.state == "Completed" else ""
-    details = [
-        _file_detail(job, index, status, complete_time, rules) for index in range(len(job.files))
-    ]
+    details: list[dict[str, object]] = []
+    if tasks_exist(job, status):
+        details = [
+            _file_detail(job, index, status, complete_time, rules)
+            for index in range(len(job.files))
+        ]
     record: dict[str, object] = {
         "jobId": str(job.job_id),
         "collectionName": job.collection,
         "state": status.state,
         "progress": status.progress,
     }
-    if failed and job.reason:
-        record["reason"] = job.reason
+    reason = _reason(job, status)
+    if reason:
+        record["reason"] = reason
     record.update(
         {
-            "importedRows": _imported_rows(job.total_rows, status),
-            "totalRows": 0 if failed or job.unknown_state else job.total_rows,
-            "fileSize": job.size_bytes,
+            "importedRows": sum(_count(detail["importedRows"]) for detail in details),
+            "totalRows": 0 if failed or not details else job.total_rows,
+            "fileSize": sum(_count(detail["fileSize"]) for detail in details),
             "createTime": rfc3339(base, job.created_at, offset),
             "completeTime": complete_time,
             "details": details,
         }
     )
     return record
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) else 0
 
 
 def _file_detail(
@@ -224,13 +288,12 @@ def _file_detail(
 
 
 def _imported_rows(total_rows: int, status: ImportStatus) -> int:
-    """Rows land during Importing (progress 10 to 99); none before, all once imported."""
+    """A file's rows follow progress x rows / 100 while importing; all once imported."""
     if status.state in ("Completed", "Uncommitted", "Committing"):
         return total_rows
     if status.state != "Importing":
         return 0
-    share = status.progress - PENDING_PROGRESS_TOP
-    return total_rows * share // (IMPORTED_PROGRESS - PENDING_PROGRESS_TOP)
+    return total_rows * status.progress // 100
 
 
 def _task_state(job: ImportSchedule, index: int, status: ImportStatus) -> str:
@@ -256,50 +319,12 @@ def _cloud_file_state(job_state: str) -> str:
 # -- invention ---------------------------------------------------------------------------------
 
 
-@dataclass
-class ImportChain:
-    """One database's stream of bulk imports; unlike refreshes they overlap freely."""
-
-    database: str
-    owner_index: int
-    rng: random.Random
-    id_base: int
-    collections: tuple[str, ...]
-    mean_gap: float
-    next_auto_at: float = INFINITY
-    sequence: int = 0
-
-    def next_job_id(self) -> int:
-        job_id = self.id_base + (self.sequence << OWNER_BITS) + self.owner_index
-        self.sequence += 1
-        return job_id
-
-
-def new_import_chain(
-    seed: int, database: str, owner_index: int, collections: tuple[str, ...], jobs: int
-) -> ImportChain:
-    mean_gap = WINDOW_SECONDS / jobs if jobs > 0 else INFINITY
-    return ImportChain(
-        database=database,
-        owner_index=owner_index,
-        rng=random.Random(f"{seed}/import/{database}"),
-        id_base=ID_BASE + random.Random(f"{seed}/import-ids").randrange(1 << 30),
-        collections=collections,
-        mean_gap=mean_gap,
-    )
-
-
-def import_gap(chain: ImportChain) -> float:
-    if chain.mean_gap == INFINITY:
-        return INFINITY
-    return chain.rng.uniform(0.2, 1.8) * chain.mean_gap
-
-
 def random_import(
-    chain: ImportChain,
+    chain: DatabaseChain,
     created_at: float,
     failure_probability: float,
     manual_commit_probability: float,
+    preimport_top: int = PREIMPORT_TOP,
 ) -> ImportSchedule:
     """An import job of 1-4 parquet files; a share is created with auto-commit off (two-phase)."""
     rng = chain.rng
@@ -343,21 +368,25 @@ def random_import(
         files=tuple(files),
         order_key=order_key,
         auto_commit=not two_phase,
+        preimport_top=preimport_top,
     )
 
 
 def scripted_import(
-    chain: ImportChain,
+    chain: DatabaseChain,
     created_at: float,
     collection: str,
     outcome: str,
     duration_seconds: float,
     reason: str,
+    preimport_top: int = PREIMPORT_TOP,
 ) -> ImportSchedule:
     """An import whose fate a test chose; it rolls no dice, so the seeded jobs stay the same.
 
-    `outcome` is "completed", "failed", "manual_commit" (auto-commit off: Uncommitted, then
-    Committing, then Completed) or "unknown_state" (the server reports "None" for ever).
+    `outcome` is "completed", "failed" (at 60%, after pre-import: its files carry the
+    reason), "failed_preimport" (at 25%, before any task existed: no files, no rows),
+    "manual_commit" (auto-commit off: Uncommitted, then Committing, then Completed) or
+    "unknown_state" (the server reports "None" for ever).
     """
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}: use {', '.join(OUTCOMES)}")
@@ -375,7 +404,8 @@ def scripted_import(
         ImportFile(f"s3://bulk-import/{collection}/part-{part:05d}.parquet", 64_000_000, 40_000)
         for part in range(2)
     )
-    failed = outcome == "failed"
+    failed = outcome in ("failed", "failed_preimport")
+    cap = {"failed": 60, "failed_preimport": 25}.get(outcome, IMPORTED_PROGRESS)
     return ImportSchedule(
         job_id=job_id,
         database=chain.database,
@@ -386,64 +416,75 @@ def scripted_import(
         committing_at=committing_at,
         end_at=end_at,
         succeeds=not failed,
-        progress_cap=60 if failed else 99,
+        progress_cap=cap,
         reason=reason if failed else "",
         files=files,
         order_key=(job_id % 1000) / 1000,
         auto_commit=outcome != "manual_commit",
         unknown_state=outcome == "unknown_state",
+        preimport_top=preimport_top,
     )
 
 
-class ImportStream(Stream[ImportSchedule]):
+class ImportStream(DatabaseStream[ImportSchedule]):
     """A database's imports: one seeded chain, jobs spread over its plain collections."""
 
-    def __init__(self, settings: Settings, chain: ImportChain, history_jobs: int) -> None:
-        self._options = settings.options
-        self._chain = chain
-        self._history_jobs = history_jobs
+    def __init__(self, settings: Settings, chain: DatabaseChain, history_jobs: int) -> None:
+        super().__init__(settings, chain, history_jobs, WINDOW_SECONDS)
+        v3 = settings.knobs.flag("import_v3_jobs")
+        self._preimport_top = PREIMPORT_TOP_V3 if v3 else PREIMPORT_TOP
 
-    def history(self, now: float) -> list[ImportSchedule]:
-        chain, count, options = self._chain, self._history_jobs, self._options
-        if count <= 0:
-            return []
-        created = sorted(now - chain.rng.uniform(0.0, WINDOW_SECONDS) for _ in range(count))
-        jobs = [
-            random_import(chain, t, options.failure_probability, options.manual_commit_probability)
-            for t in created
-        ]
-        if options.auto_refresh:
-            chain.next_auto_at = now + import_gap(chain)
-        return jobs
-
-    def due(self, now: float) -> list[ImportSchedule]:
-        chain, options = self._chain, self._options
-        jobs: list[ImportSchedule] = []
-        while chain.next_auto_at <= now:
-            created = chain.next_auto_at
-            jobs.append(
-                random_import(
-                    chain, created, options.failure_probability, options.manual_commit_probability
-                )
-            )
-            chain.next_auto_at = created + import_gap(chain)
-        return jobs
-
-    def next_auto_at(self) -> float:
-        return self._chain.next_auto_at
+    def invent(self, created_at: float) -> ImportSchedule:
+        options = self.settings.options
+        return random_import(
+            self.chain,
+            created_at,
+            options.failure_probability,
+            options.manual_commit_probability,
+            self._preimport_top,
+        )
 
     def scripted(
         self, now: float, collection: str, outcome: str, duration_seconds: float, reason: str
     ) -> ImportSchedule:
-        return scripted_import(self._chain, now, collection, outcome, duration_seconds, reason)
+        return scripted_import(
+            self.chain, now, collection, outcome, duration_seconds, reason, self._preimport_top
+        )
 
-    def drop_collection(self, collection: str) -> None:
-        chain = self._chain
-        if collection not in chain.collections:
-            return
-        chain.collections = tuple(name for name in chain.collections if name != collection)
-        if not chain.collections:
-            chain.next_auto_at = INFINITY
+
+def import_job_text(body: dict[str, object]) -> str:
+    """The describe id as bound: a JSON string (1801 for a number, 1802 when missing or "")."""
+    value = body.get("jobId")
+    if value is None or value == "":
+        raise Invalid(missing("jobId"))
+    if not isinstance(value, str):
+        raise Invalid(wrong_type("jobId", "string", value))
+    return value
+
+
+def import_job_number(text: str) -> int:
+    """The id as the server parses it: text that is no number is a job it cannot find (2100),
+    a number past int64 a request it cannot read (1801)."""
+    try:
+        return parse_int64(text)
+    except ValueError as problem:
+        if str(problem) == "value out of range":
+            message = (
+                "can only accept json format request, error: "
+                f'strconv.ParseInt: parsing "{text}": value out of range'
+            )
+            raise Invalid(reply.error(CODE_BAD_FORMAT, message)) from None
+        message = f"import job does not exist, jobID={text}"
+        raise Invalid(reply.error(CODE_JOB_NOT_FOUND, message)) from None
+
+
+def no_privilege(request: Request) -> Reply:
+    """HTTP 403, as the proxy's privilege check answers before the handler runs."""
+    user = request.token.partition(":")[0] if ":" in request.token else "apikey"
+    message = (
+        f"PrivilegeImport: permission deny to {user} in the `{request.database_name()}` database"
+    )
+    return reply.error(CODE_NO_PRIVILEGE, message, 403)
 
 
 class ImportKind(SimKind[ImportSchedule]):
@@ -458,15 +499,21 @@ class ImportKind(SimKind[ImportSchedule]):
         b'{"jobId":"448761313698322011","collectionName":"books","state":"Completed",'
         b'"progress":100}'
     )
+    knobs = KNOBS
 
     def new_stream(
         self, settings: Settings, database: str, collections: tuple[str, ...], where: Placement
     ) -> ImportStream:
-        if where.database_index >= 1 << OWNER_BITS:
-            raise ValueError("too many databases for the job id scheme")
         count = settings.options.import_jobs_per_database if collections else 0
-        seed = settings.options.seed
-        chain = new_import_chain(seed, database, where.database_index, collections, count)
+        chain = new_database_chain(
+            self.name,
+            settings.options.seed,
+            database,
+            (where.database_index, OWNER_BITS),
+            ID_BASE,
+            collections,
+            (count, WINDOW_SECONDS),
+        )
         return ImportStream(settings, chain, count)
 
     def order_key(self, job: ImportSchedule) -> float:
@@ -490,7 +537,7 @@ class ImportKind(SimKind[ImportSchedule]):
         return import_next_change(job, now)
 
     def describe_job_id(self, body: dict[str, object]) -> int:
-        return import_job_id(body)
+        return import_job_number(import_job_text(body))
 
     def list_answer(self, request: Request) -> Reply:
         world, rules = request.world, request.settings.rules
@@ -514,7 +561,10 @@ class ImportKind(SimKind[ImportSchedule]):
         )
 
     def describe_answer(self, request: Request) -> Reply:
-        job_id = import_job_id(request.body)
+        text = import_job_text(request.body)
+        if request.token in request.settings.knobs.names("import_privilege_denied_tokens"):
+            return no_privilege(request)
+        job_id = import_job_number(text)
         job = request.world.job(self, job_id, request.now)
         if not isinstance(job, ImportSchedule):
             message = f"import job does not exist, jobID={job_id}"

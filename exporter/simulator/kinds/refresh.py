@@ -5,12 +5,17 @@ Progress grows at `progress_rate` percent per second and stays at or under 99 un
 completes; a failed job keeps its last progress. Only one refresh of a collection runs at a
 time: the trigger answers code 703 while one is active. Records carry the job id as a JSON
 number (int64, above 2^53), times in epoch milliseconds (`endTime` 0 while running), and
-`reason` only on a failed job. The list is newest first; finished jobs are kept about a day.
+`reason` on a failed job. The list is newest first; finished jobs are kept about a day.
+
+Two shapes of the newest servers (Milvus 3.0.x), off unless asked for because they change the
+figures: a job that keeps hitting a transient error stays `RefreshPending` with that error in
+`reason` (knob `refresh_retry_probability`, outcome "retrying"); and in its index-wait phase a
+job's progress becomes the indexed fraction, so it falls from 99 while the state stays
+`RefreshInProgress` (knob `refresh_index_wait_probability`, outcome "index_wait").
 """
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, replace
 
@@ -19,13 +24,16 @@ from ..fields import (
     CODE_INVALID_PARAMETER,
     Invalid,
     external_string,
+    missing,
     optional_string,
-    refresh_job_id,
     required_string,
+    wrong_type,
 )
 from ..reply import Reply
+from . import knobs
 from .base import Handler, Placement, Request, Settings, SimKind, Stream
-from .common import INFINITY, between, compact_json, epoch_milliseconds
+from .common import INFINITY, between, epoch_milliseconds, next_step, ramp
+from .sources import invented_source, redact_spec, source_location
 
 LIST = "/v2/vectordb/jobs/external_collection/list"
 DESCRIBE = "/v2/vectordb/jobs/external_collection/describe"
@@ -37,11 +45,41 @@ OWNER_BITS = 20  # room in the low bits of an id for the collection's index
 TIMEOUT_SECONDS = 3600.0
 HISTORY_SPAN_SECONDS = 20 * 3600.0
 AUTO_GAP_SECONDS = (60.0, 1200.0)
-URI_HOST = "minio.storage.svc:9000"
 
 CODE_REFRESH_ACTIVE = 703
 CODE_JOB_NOT_FOUND = 1100
-OUTCOMES = ("completed", "failed", "hang", "hang_pending")
+OUTCOMES = ("completed", "failed", "hang", "hang_pending", "retrying", "index_wait")
+RUNNING_TOP = 99
+TRANSIENT_ERRORS = (
+    "failed to list files under {path}: connection reset by peer, retrying",
+    "object storage is throttling requests (503 SlowDown), retrying",
+    "datanode is not ready to accept refresh tasks, retrying",
+)
+DEFAULT_RETRY_REASON = "failed to reach the external source: i/o timeout, retrying"
+
+KNOBS = (
+    knobs.probability(
+        "refresh_retry_probability",
+        0.0,
+        "share of automatic refreshes that wait in RefreshPending retrying a transient error, "
+        "shown in `reason`, before they run",
+    ),
+    knobs.probability(
+        "refresh_index_wait_probability",
+        0.0,
+        "share of completing automatic refreshes whose progress falls from 99 to the indexed "
+        "fraction in an index-wait phase (still RefreshInProgress) before they complete",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class RefreshDice:
+    """The shares of automatic refreshes that show the newest servers' shapes (0: none, and no
+    dice rolled for them, so the seeded jobs stay the same)."""
+
+    retry_probability: float = 0.0
+    index_wait_probability: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +89,8 @@ class RefreshSchedule:
     `running_at` or `end_at` is infinite for a job that hangs. While running, progress grows at
     `progress_rate` percent per second and never passes `progress_cap` (99 for a job that will
     complete, the failure point for one that will fail, the stall point for one that hangs).
+    `pending_reason` is the transient error a Pending job keeps retrying. From `index_wait_at`
+    to `end_at` progress is the indexed fraction, climbing from `index_floor` towards 99.
     """
 
     job_id: int
@@ -65,6 +105,9 @@ class RefreshSchedule:
     reason: str
     external_source: str
     external_spec: str
+    pending_reason: str = ""
+    index_wait_at: float = INFINITY
+    index_floor: int = 0
 
 
 @dataclass(frozen=True)
@@ -78,7 +121,10 @@ def refresh_status(job: RefreshSchedule, now: float) -> RefreshStatus:
     if now < job.running_at:
         return RefreshStatus("RefreshPending", 0, False)
     if now < job.end_at:
-        progress = min(job.progress_cap, int(job.progress_rate * (now - job.running_at)))
+        if now >= job.index_wait_at:
+            progress = ramp(job.index_wait_at, job.end_at, job.index_floor, RUNNING_TOP, now)
+        else:
+            progress = min(job.progress_cap, int(job.progress_rate * (now - job.running_at)))
         return RefreshStatus("RefreshInProgress", progress, False)
     if job.succeeds:
         return RefreshStatus("RefreshCompleted", 100, True)
@@ -86,7 +132,8 @@ def refresh_status(job: RefreshSchedule, now: float) -> RefreshStatus:
 
 
 def refresh_record(job: RefreshSchedule, now: float, base: float) -> dict[str, object]:
-    """The record as list and describe answer it; `reason` appears only on failed jobs."""
+    """The record as list and describe answer it; `reason` appears only on failed jobs and on
+    pending ones that retry a transient error."""
     status = refresh_status(job, now)
     record: dict[str, object] = {
         "jobId": job.job_id,
@@ -100,40 +147,26 @@ def refresh_record(job: RefreshSchedule, now: float, base: float) -> dict[str, o
     }
     if status.state == "RefreshFailed":
         record["reason"] = job.reason
+    elif status.state == "RefreshPending" and job.pending_reason:
+        record["reason"] = job.pending_reason
     return record
 
 
-# -- invention ---------------------------------------------------------------------------------
+def refresh_job_id(body: dict[str, object]) -> int:
+    """A JSON number without a fraction; a string of digits is a binding error like any other.
 
-
-def redact_spec(spec: str) -> str:
-    """Mask secret-looking values the way the server does before echoing a spec back."""
-    try:
-        parsed = json.loads(spec)
-    except ValueError:
-        return "***"
-    if not isinstance(parsed, dict):
-        return "***"
-    secret_words = ("key", "secret", "token", "password", "credential")
-    redacted = {
-        name: "***" if any(word in name.lower() for word in secret_words) else value
-        for name, value in parsed.items()
-    }
-    return compact_json(redacted)
-
-
-def source_location(external_source: str) -> str:
-    """Where a source points: the `path` of a JSON source (Zilliz Cloud), else the string itself.
-
-    Callers may send any source, so this never fails: a JSON document without a usable `path`
-    is named as it was given.
+    refresh_job_id({"jobId": 449503829274509301})    # -> 449503829274509301
+    refresh_job_id({"jobId": "449503829274509301"})  # raises Invalid: code 1801
     """
-    try:
-        parsed = json.loads(external_source)
-    except ValueError:
-        return external_source
-    path = parsed.get("path") if isinstance(parsed, dict) else None
-    return path if isinstance(path, str) and path else external_source
+    value = body.get("jobId")
+    if value is None or value == 0:
+        raise Invalid(missing("jobId"))
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Invalid(wrong_type("jobId", "int64", value))
+    return value
+
+
+# -- invention ---------------------------------------------------------------------------------
 
 
 @dataclass
@@ -163,22 +196,15 @@ def new_refresh_chain(
     """A collection's refresh stream; `uri_sources` gives it a self-hosted Milvus URI source."""
     rng = random.Random(f"{seed}/refresh/{database}/{collection}")
     id_base = ID_BASE + random.Random(f"{seed}/refresh-ids").randrange(1 << 30)
-    if rng.random() < 0.7:
-        source = {"type": "volume", "path": f"volume://my-volume/{topic}"}
-        uri = f"s3://{URI_HOST}/external/{topic}/"
-        spec = {"format": "parquet", "credential": "***"}
-    else:
-        source = {"type": "iceberg", "path": f"s3://lakehouse/warehouse/{topic}"}
-        uri = f"s3://{URI_HOST}/lakehouse/warehouse/{topic}/"
-        spec = {"format": "iceberg", "snapshotId": "latest", "credential": "***"}
+    source, spec = invented_source(rng, topic, uri_sources)
     return RefreshChain(
         database=database,
         collection=collection,
         owner_index=owner_index,
         rng=rng,
         id_base=id_base,
-        external_source=uri if uri_sources else compact_json(source),
-        external_spec=compact_json(spec),
+        external_source=source,
+        external_spec=spec,
     )
 
 
@@ -192,11 +218,31 @@ def random_refresh(
     failure_probability: float,
     hang_probability: float,
     time_factor: float = 1.0,
+    dice: RefreshDice = RefreshDice(),
 ) -> RefreshSchedule:
-    """A refresh with a seeded fate: completes, fails (sometimes by the 1 h timeout) or hangs.
+    """A refresh with a seeded fate: completes, fails (sometimes by the 1 h timeout) or hangs;
+    `dice` may add a retrying Pending phase or an index-wait phase.
 
     `time_factor` shortens every phase, so a long history can still fit in the retention window.
     """
+    job = _fated_refresh(chain, created_at, failure_probability, hang_probability, time_factor)
+    rng = chain.rng
+    if dice.index_wait_probability and job.succeeds and rng.random() < dice.index_wait_probability:
+        job = _with_index_wait(job, rng.uniform(0.5, 0.9), between(rng, 5, 60))
+    if dice.retry_probability and rng.random() < dice.retry_probability:
+        retrying = rng.uniform(60.0, 900.0) * time_factor
+        error = rng.choice(TRANSIENT_ERRORS).format(path=source_location(chain.external_source))
+        job = _with_retries(job, retrying, error)
+    return job
+
+
+def _fated_refresh(
+    chain: RefreshChain,
+    created_at: float,
+    failure_probability: float,
+    hang_probability: float,
+    time_factor: float,
+) -> RefreshSchedule:
     rng = chain.rng
     pending = rng.uniform(1.0, 8.0) * time_factor
     running = rng.uniform(20.0, 900.0) * time_factor
@@ -218,12 +264,20 @@ def random_refresh(
 def scripted_refresh(
     chain: RefreshChain, created_at: float, outcome: str, duration_seconds: float, reason: str
 ) -> RefreshSchedule:
-    """A refresh whose fate a test chose: completed, failed, hang or hang_pending."""
+    """A refresh whose fate a test chose: completed, failed, hang (InProgress for ever at 42),
+    hang_pending, retrying (Pending for ever, retrying the transient error `reason`) or
+    index_wait (at 99 by 60% of its course, then down to 30 and up again as indexes build)."""
     duration = max(0.0, duration_seconds)
     pending = min(2.0, duration * 0.2)
     running = duration - pending
     if outcome == "completed":
         return _refresh(chain, created_at, pending, running, True, 99, "")
+    if outcome == "retrying":
+        job = _refresh(chain, created_at, INFINITY, INFINITY, False, 0, "")
+        return replace(job, pending_reason=reason)
+    if outcome == "index_wait":
+        job = _refresh(chain, created_at, pending, running, True, 99, "")
+        return _with_index_wait(job, 0.6, 30)
     if outcome == "failed":
         cap = 0 if running <= 0 else 60
         return _refresh(chain, created_at, pending, running, False, cap, reason)
@@ -233,6 +287,24 @@ def scripted_refresh(
     if outcome == "hang_pending":
         return _refresh(chain, created_at, INFINITY, INFINITY, False, 0, "")
     raise ValueError(f"unknown outcome {outcome!r}: use {', '.join(OUTCOMES)}")
+
+
+def _with_index_wait(job: RefreshSchedule, share: float, floor: int) -> RefreshSchedule:
+    """Reach 99 after `share` of the running phase, then fall to `floor` and climb back."""
+    index_wait_at = job.running_at + (job.end_at - job.running_at) * share
+    rate = RUNNING_TOP / max(index_wait_at - job.running_at, 1e-6)
+    return replace(job, index_wait_at=index_wait_at, index_floor=floor, progress_rate=rate)
+
+
+def _with_retries(job: RefreshSchedule, seconds: float, error: str) -> RefreshSchedule:
+    """Stay Pending `seconds` longer, retrying `error` (every later phase moves with it)."""
+    return replace(
+        job,
+        running_at=job.running_at + seconds,
+        end_at=job.end_at + seconds,
+        index_wait_at=job.index_wait_at + seconds,
+        pending_reason=error,
+    )
 
 
 def _refresh_failure(
@@ -299,6 +371,10 @@ class RefreshStream(Stream[RefreshSchedule]):
     def __init__(self, settings: Settings, chains: dict[str, RefreshChain]) -> None:
         self._options = settings.options
         self._chains = chains
+        self._dice = RefreshDice(
+            settings.knobs.number("refresh_retry_probability"),
+            settings.knobs.number("refresh_index_wait_probability"),
+        )
 
     def history(self, now: float) -> list[RefreshSchedule]:
         jobs: list[RefreshSchedule] = []
@@ -312,7 +388,11 @@ class RefreshStream(Stream[RefreshSchedule]):
         for chain in self._chains.values():
             while chain.next_auto_at <= now:
                 job = random_refresh(
-                    chain, chain.next_auto_at, options.failure_probability, options.hang_probability
+                    chain,
+                    chain.next_auto_at,
+                    options.failure_probability,
+                    options.hang_probability,
+                    dice=self._dice,
                 )
                 jobs.append(job)
                 chain.busy_until = max(chain.busy_until, job.end_at)
@@ -340,7 +420,9 @@ class RefreshStream(Stream[RefreshSchedule]):
             chain.external_source = source
             chain.external_spec = redact_spec(spec)
         options = self._options
-        job = random_refresh(chain, now, options.failure_probability, options.hang_probability)
+        job = random_refresh(
+            chain, now, options.failure_probability, options.hang_probability, dice=self._dice
+        )
         return self._start(chain, job)
 
     def drop_collection(self, collection: str) -> None:
@@ -365,7 +447,9 @@ class RefreshStream(Stream[RefreshSchedule]):
             newest = number == count - 1
             hang = options.hang_probability if newest else 0.0
             factor = 1.0 if newest else time_factor
-            job = random_refresh(chain, start, options.failure_probability, hang, factor)
+            job = random_refresh(
+                chain, start, options.failure_probability, hang, factor, self._dice
+            )
             jobs.append(job)
             start = job.end_at + chain.rng.uniform(0.2, 1.8) * mean_gap
         if jobs:
@@ -385,6 +469,7 @@ def _shifted(job: RefreshSchedule, shift: float) -> RefreshSchedule:
         created_at=job.created_at + shift,
         running_at=job.running_at + shift,
         end_at=job.end_at + shift,
+        index_wait_at=job.index_wait_at + shift,
     )
 
 
@@ -407,6 +492,7 @@ class RefreshKind(SimKind[RefreshSchedule]):
         b'\\"volume://my-volume/books\\"}","externalSpec":"***",'
         b'"startTime":1712832000000,"endTime":1712832600000}'
     )
+    knobs = KNOBS
     trigger_paths = (TRIGGER,)
     newest_first = True
     collection_required = True
@@ -433,6 +519,11 @@ class RefreshKind(SimKind[RefreshSchedule]):
         }
         return RefreshStream(settings, chains)
 
+    def default_reason(self, outcome: str) -> str:
+        if outcome == "retrying":
+            return DEFAULT_RETRY_REASON
+        return super().default_reason(outcome)
+
     def order_key(self, job: RefreshSchedule) -> tuple[float, int]:
         return (job.created_at, job.job_id)
 
@@ -447,11 +538,14 @@ class RefreshKind(SimKind[RefreshSchedule]):
     def next_change(self, job: RefreshSchedule, now: float) -> float:
         if now < job.running_at:
             return job.running_at
+        if job.index_wait_at <= now < job.end_at:
+            return next_step(job.index_wait_at, job.end_at, job.index_floor, RUNNING_TOP, now)
         if now < job.end_at:
+            phase_end = min(job.end_at, job.index_wait_at)
             progress = min(job.progress_cap, int(job.progress_rate * (now - job.running_at)))
             if progress >= job.progress_cap or job.progress_rate <= 0:
-                return job.end_at
-            return min(job.end_at, job.running_at + (progress + 1) / job.progress_rate)
+                return phase_end
+            return min(phase_end, job.running_at + (progress + 1) / job.progress_rate)
         return INFINITY
 
     def describe_job_id(self, body: dict[str, object]) -> int:

@@ -22,8 +22,6 @@ older than Milvus 3.0 do.
 
 from __future__ import annotations
 
-import random
-import re
 from dataclasses import dataclass
 
 from .. import reply
@@ -36,8 +34,9 @@ from ..fields import (
 )
 from ..reply import Reply
 from . import knobs
-from .base import Placement, Request, Settings, SimKind, Stream
-from .common import INFINITY, between, epoch_milliseconds
+from .base import Placement, Request, Settings, SimKind
+from .chains import DatabaseChain, DatabaseStream, new_database_chain
+from .common import INFINITY, between, epoch_milliseconds, parse_int64
 
 LIST = "/v2/vectordb/jobs/snapshot/list"
 DESCRIBE = "/v2/vectordb/jobs/snapshot/describe"
@@ -45,7 +44,6 @@ DESCRIBE = "/v2/vectordb/jobs/snapshot/describe"
 ID_BASE = 462_118_736_925_000_000
 OWNER_BITS = 12  # room in the low bits of an id for the database's index
 WINDOW_SECONDS = 3 * 3600.0
-INT64_MAX = (1 << 63) - 1
 
 PENDING = "RestoreSnapshotPending"
 EXECUTING = "RestoreSnapshotExecuting"
@@ -60,7 +58,6 @@ FAILURES = (
     "failed to copy index files of segment {segment}: context deadline exceeded",
 )
 NOT_FOUND_TEXT = {2101: "importing data failed on server side", 2100: "importing data failed"}
-DECIMAL = re.compile(r"[+-]?[0-9]+")
 
 KNOBS = (
     knobs.count(
@@ -185,42 +182,20 @@ def restore_job_id(body: dict[str, object]) -> int:
         raise Invalid(reply.error(CODE_MISSING_PARAMETER, message))
     if not isinstance(value, str):
         raise Invalid(wrong_type("jobId", "string", value))
-    problem = "invalid syntax"
-    if DECIMAL.fullmatch(value):
-        number = int(value)
-        if -INT64_MAX - 1 <= number <= INT64_MAX:
-            return number
-        problem = "value out of range"
-    message = (
-        f"invalid parameter[expected=int64 jobId][actual={value}]: "
-        f'strconv.ParseInt: parsing "{value}": {problem}'
-    )
-    raise Invalid(reply.error(CODE_INVALID_PARAMETER, message))
+    try:
+        return parse_int64(value)
+    except ValueError as problem:
+        message = (
+            f"invalid parameter[expected=int64 jobId][actual={value}]: "
+            f'strconv.ParseInt: parsing "{value}": {problem}'
+        )
+        raise Invalid(reply.error(CODE_INVALID_PARAMETER, message)) from None
 
 
 # -- invention ---------------------------------------------------------------------------------
 
 
-@dataclass
-class RestoreChain:
-    """One database's stream of restores into its plain collections; they overlap freely."""
-
-    database: str
-    owner_index: int
-    rng: random.Random
-    id_base: int
-    collections: tuple[str, ...]
-    mean_gap: float
-    next_auto_at: float = INFINITY
-    sequence: int = 0
-
-    def next_job_id(self) -> int:
-        job_id = self.id_base + (self.sequence << OWNER_BITS) + self.owner_index
-        self.sequence += 1
-        return job_id
-
-
-def random_restore(chain: RestoreChain, created_at: float, settings: Settings) -> RestoreSchedule:
+def random_restore(chain: DatabaseChain, created_at: float, settings: Settings) -> RestoreSchedule:
     """A restore of 1-64 segments with a fate from the knobs (seeded dice for "random")."""
     rng, dials = chain.rng, settings.knobs
     collection = rng.choice(chain.collections)
@@ -250,7 +225,7 @@ def random_restore(chain: RestoreChain, created_at: float, settings: Settings) -
 
 
 def scripted_restore(
-    chain: RestoreChain,
+    chain: DatabaseChain,
     created_at: float,
     collection: str,
     outcome: str,
@@ -287,7 +262,7 @@ class _Plan:
 
 
 def _restore(
-    chain: RestoreChain, created_at: float, plan: _Plan, outcome: str, reason: str
+    chain: DatabaseChain, created_at: float, plan: _Plan, outcome: str, reason: str
 ) -> RestoreSchedule:
     """The schedule of a restore with that plan and fate; a failed one stops copying at
     `plan.stop` segments and fails while it copies the next one."""
@@ -320,54 +295,16 @@ def _restore(
     )
 
 
-def restore_gap(chain: RestoreChain) -> float:
-    if chain.mean_gap == INFINITY:
-        return INFINITY
-    return chain.rng.uniform(0.2, 1.8) * chain.mean_gap
-
-
-class RestoreStream(Stream[RestoreSchedule]):
+class RestoreStream(DatabaseStream[RestoreSchedule]):
     """A database's restores: one seeded chain, jobs spread over its plain collections."""
 
-    def __init__(self, settings: Settings, chain: RestoreChain, history_jobs: int) -> None:
-        self._settings = settings
-        self._chain = chain
-        self._history_jobs = history_jobs
-
-    def history(self, now: float) -> list[RestoreSchedule]:
-        chain, count = self._chain, self._history_jobs
-        if count <= 0:
-            return []
-        created = sorted(now - chain.rng.uniform(0.0, WINDOW_SECONDS) for _ in range(count))
-        jobs = [random_restore(chain, t, self._settings) for t in created]
-        if self._settings.options.auto_refresh:
-            chain.next_auto_at = now + restore_gap(chain)
-        return jobs
-
-    def due(self, now: float) -> list[RestoreSchedule]:
-        chain = self._chain
-        jobs: list[RestoreSchedule] = []
-        while chain.next_auto_at <= now:
-            created = chain.next_auto_at
-            jobs.append(random_restore(chain, created, self._settings))
-            chain.next_auto_at = created + restore_gap(chain)
-        return jobs
-
-    def next_auto_at(self) -> float:
-        return self._chain.next_auto_at
+    def invent(self, created_at: float) -> RestoreSchedule:
+        return random_restore(self.chain, created_at, self.settings)
 
     def scripted(
         self, now: float, collection: str, outcome: str, duration_seconds: float, reason: str
     ) -> RestoreSchedule:
-        return scripted_restore(self._chain, now, collection, outcome, duration_seconds, reason)
-
-    def drop_collection(self, collection: str) -> None:
-        chain = self._chain
-        if collection not in chain.collections:
-            return
-        chain.collections = tuple(name for name in chain.collections if name != collection)
-        if not chain.collections:
-            chain.next_auto_at = INFINITY
+        return scripted_restore(self.chain, now, collection, outcome, duration_seconds, reason)
 
 
 class RestoreKind(SimKind[RestoreSchedule]):
@@ -392,19 +329,17 @@ class RestoreKind(SimKind[RestoreSchedule]):
     def new_stream(
         self, settings: Settings, database: str, collections: tuple[str, ...], where: Placement
     ) -> RestoreStream:
-        if where.database_index >= 1 << OWNER_BITS:
-            raise ValueError("too many databases for the job id scheme")
-        seed = settings.options.seed
         count = settings.knobs.count("restore_jobs_per_database") if collections else 0
-        chain = RestoreChain(
-            database=database,
-            owner_index=where.database_index,
-            rng=random.Random(f"{seed}/restore/{database}"),
-            id_base=ID_BASE + random.Random(f"{seed}/restore-ids").randrange(1 << 30),
-            collections=collections,
-            mean_gap=WINDOW_SECONDS / count if count > 0 else INFINITY,
+        chain = new_database_chain(
+            self.name,
+            settings.options.seed,
+            database,
+            (where.database_index, OWNER_BITS),
+            ID_BASE,
+            collections,
+            (count, WINDOW_SECONDS),
         )
-        return RestoreStream(settings, chain, count)
+        return RestoreStream(settings, chain, count, WINDOW_SECONDS)
 
     def order_key(self, job: RestoreSchedule) -> float:
         return job.order_key

@@ -363,7 +363,8 @@ def test_jobs_describe_shows_a_refresh_job_as_fields_or_json(world):
 def test_jobs_describe_shows_an_import_job_with_rows_size_times_and_files(world):
     _simulator, config = world
     imports = list_json(config, "--cluster", "prod", "--database", "default", "--kind", "import")
-    job_id = imports[0]["jobId"]
+    # A completed one: before pre-import ends (and if it fails there) a job has no files yet.
+    job_id = next(job["jobId"] for job in imports if job["state"] == "Completed")
     base = ("jobs", "describe", "--config", str(config), "--cluster", "prod", "--kind", "import")
     table = run(*base, job_id)
     assert table.returncode == 0, table.stderr

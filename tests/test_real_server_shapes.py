@@ -79,15 +79,26 @@ def test_an_import_list_reads_every_state_and_a_left_out_reason_as_empty(api, cl
     }
     assert all(job.known_state for job in jobs.values())
     assert jobs["458912301925678745"].reason.startswith("failed to read file s3://")
-    assert [job.reason for job in jobs.values() if job.state != "Failed"] == [""] * 5
+    assert jobs["458912301925678766"].reason == "unknown import job state"
+    others = [job.reason for job in jobs.values() if job.state not in ("Failed", "None")]
+    assert others == [""] * 4
 
 
-def test_a_failed_import_reads_as_0_of_0_rows_and_no_completion_time(api, client):
-    api.post(IMPORT_DESCRIBE_URL, body=fixture("milvus_import_describe_failed.json"))
+@pytest.mark.parametrize(
+    ("recorded", "file_size", "files"),
+    [
+        pytest.param("milvus_import_describe_failed.json", 0, 0, id="in-preimport"),
+        pytest.param("milvus_import_describe_failed_importing.json", 734003200, 2, id="importing"),
+    ],
+)
+def test_a_failed_import_reads_as_0_of_0_rows_and_no_completion_time(
+    api, client, recorded, file_size, files
+):
+    api.post(IMPORT_DESCRIBE_URL, body=fixture(recorded))
     details = client.import_job_details("458912301925678745")
     assert (details.state, details.imported_rows, details.total_rows) == ("Failed", 0, 0)
     assert (details.create_time, details.complete_time) == (CREATED, None)
-    assert details.file_size_bytes == 734003200
+    assert (details.file_size_bytes, len(details.files)) == (file_size, files)
 
 
 def test_import_times_in_the_servers_own_offset_read_as_the_right_instant(api, client):
@@ -102,7 +113,7 @@ def test_a_running_import_with_bracketed_files_and_retry_tasks_is_read(api, clie
     api.post(IMPORT_DESCRIBE_URL, body=fixture("milvus_import_describe_running.json"))
     details = client.import_job_details("458912301925678733")
     assert (details.state, details.complete_time) == ("Importing", None)
-    assert (details.imported_rows, details.total_rows) == (412000, 1000000)
+    assert (details.imported_rows, details.total_rows) == (410000, 1000000)
     raw = json.loads(fixture("milvus_import_describe_running.json"))["data"]
     api.post(IMPORT_DESCRIBE_URL, body=fixture("milvus_import_describe_running.json"))
     assert client.describe_import_job("458912301925678733") == raw
@@ -295,7 +306,10 @@ def test_the_simulated_import_list_has_the_recorded_record_shapes(milvus):
 @pytest.mark.parametrize(
     ("outcome", "seconds_later", "recorded"),
     [
-        pytest.param("failed", 60, "milvus_import_describe_failed.json", id="failed"),
+        pytest.param("failed", 60, "milvus_import_describe_failed_importing.json", id="failed"),
+        pytest.param(
+            "failed_preimport", 60, "milvus_import_describe_failed.json", id="failed-in-preimport"
+        ),
         pytest.param("completed", 60, "milvus_import_describe_completed.json", id="completed"),
         pytest.param("completed", 30, "milvus_import_describe_running.json", id="running"),
     ],

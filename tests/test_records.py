@@ -307,6 +307,7 @@ CREATED = datetime(2026, 11, 23, 10, 50, 25, tzinfo=timezone.utc).timestamp()  #
 FAILED_READ = (
     "failed to read file s3://bulk-import/movies/part-00001.parquet: no such file or directory"
 )
+FAILED_IMPORTING = "schema mismatch: field 'embedding' has dim 768, collection expects 1024"
 
 
 def recorded_describe(name: str) -> dict[str, Any]:
@@ -316,16 +317,17 @@ def recorded_describe(name: str) -> dict[str, Any]:
 
 
 def test_a_recorded_failed_import_has_no_rows_no_completion_and_the_reason_on_every_file() -> None:
-    details = parse_import_details(recorded_describe("milvus_import_describe_failed.json"))
+    recorded = recorded_describe("milvus_import_describe_failed_importing.json")
+    details = parse_import_details(recorded)
 
     assert (details.job_id, details.collection, details.state) == (
-        "458912301925678745",
+        "458912301925678749",
         "movies",
         "Failed",
     )
     assert (details.progress_ratio, details.imported_rows, details.total_rows) == (0.0, 0, 0)
     assert (details.create_time, details.complete_time) == (CREATED, None)
-    assert details.reason == FAILED_READ
+    assert details.reason == FAILED_IMPORTING
     assert details.skipped_files == ()
     assert details.files == (
         ImportFileDetails(
@@ -336,7 +338,7 @@ def test_a_recorded_failed_import_has_no_rows_no_completion_and_the_reason_on_ev
             total_rows=183500,
             file_size_bytes=367001600,
             complete_time=None,
-            reason=FAILED_READ,
+            reason=FAILED_IMPORTING,
         ),
         ImportFileDetails(
             file_name="[s3://bulk-import/movies/part-00001.parquet]",
@@ -346,9 +348,17 @@ def test_a_recorded_failed_import_has_no_rows_no_completion_and_the_reason_on_ev
             total_rows=183500,
             file_size_bytes=367001600,
             complete_time=None,
-            reason=FAILED_READ,
+            reason=FAILED_IMPORTING,
         ),
     )
+
+
+def test_a_recorded_import_that_failed_in_preimport_has_no_files_and_no_size() -> None:
+    details = parse_import_details(recorded_describe("milvus_import_describe_failed.json"))
+
+    assert (details.state, details.reason) == ("Failed", FAILED_READ)
+    assert (details.imported_rows, details.total_rows, details.file_size_bytes) == (0, 0, 0)
+    assert (details.files, details.skipped_files) == ((), ())
 
 
 def test_a_recorded_completed_import_reads_its_times_in_the_servers_offset_as_instants() -> None:
@@ -413,7 +423,7 @@ def test_a_bad_field_in_one_file_entry_costs_only_that_entry(
     assert (skipped_reason, count) == (reason, 1)
     assert reason in RECORD_ERROR_REASONS
     assert len(message) < 200
-    assert (details.imported_rows, details.total_rows) == (412000, 1000000)
+    assert (details.imported_rows, details.total_rows) == (410000, 1000000)
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,9 @@
 
 Used by `demo` and `simulate`, integration and end-to-end tests, and benchmarks; the exporter's
 product path never imports it. Two flavours imitate two real servers: "zilliz" (the published
-Zilliz Cloud pages, the default) and "milvus" (a self-hosted Milvus); see `flavor.py`.
+Zilliz Cloud pages, the default) and "milvus" (a self-hosted Milvus); see `flavor.py`. Each job
+kind (refresh, import, restore) is one module of `kinds/`, registered in `kinds.KINDS`; the rest
+(`world.py`, `api.py`, `core.py`, `faults.py`, `control.py`, `cli.py`) names no kind.
 
     sim = Simulator(SimulatorOptions(seed=7, time_scale=60, flavor="milvus"))
     with sim.serve("127.0.0.1", 0) as server:

@@ -4,7 +4,9 @@ The exporter's CLI owns the sub-command; it calls `add_arguments` on its sub-par
 `options_from_args` and `run_forever(options, *listen_address(args))`.
 
 `--flavor` picks the server imitated; `--rate-limit-style`, `--rate-limit-scope`, `--utc-offset`
-and `--import-paging` default to what the flavour does and override it when given.
+and `--import-paging` default to what the flavour does and override it when given. Every knob a
+job kind declares (`kinds/`) is a flag too (`restore_outcome` is `--restore-outcome`), added
+here from the registry: a new kind's knobs need no line in this module.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from types import FrameType
 from typing import Any
 
 from .core import Simulator
+from .kinds import KINDS
+from .kinds.knobs import Knob
 from .options import (
     FLAVORS,
     MAX_UTC_OFFSET_MINUTES,
@@ -147,6 +151,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.manual_commit_probability,
         help="share of successful imports created with auto-commit off (Uncommitted, Committing)",
     )
+    for knob in KINDS.knobs():
+        _add_knob(parser, knob)
+
+
+def _add_knob(parser: argparse.ArgumentParser, knob: Knob) -> None:
+    """A declared knob as a flag; unset flags leave the knob at its declared default."""
+    shown = f" (default {knob.default})" if knob.default not in ("", ()) else ""
+    if knob.switch:
+        parser.add_argument(
+            knob.flag, dest=knob.name, action="store_const", const=True, help=knob.help
+        )
+        return
+
+    def parse(word: str) -> object:
+        try:
+            return knob.parse(word)
+        except ValueError as problem:
+            raise argparse.ArgumentTypeError(str(problem)) from None
+
+    parse.__name__ = knob.name
+    parser.add_argument(knob.flag, dest=knob.name, type=parse, help=knob.help + shown)
 
 
 def add_flavor_argument(parser: argparse.ArgumentParser) -> None:
@@ -181,6 +206,11 @@ def options_from_args(args: argparse.Namespace) -> SimulatorOptions:
         failure_probability=args.failure_probability,
         hang_probability=args.hang_probability,
         manual_commit_probability=args.manual_commit_probability,
+        knobs={
+            knob.name: getattr(args, knob.name)
+            for knob in KINDS.knobs()
+            if getattr(args, knob.name, None) is not None
+        },
     )
 
 

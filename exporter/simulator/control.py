@@ -6,8 +6,8 @@ No auth, no rate limit, not in the request log: this is the test's side door, no
 |---|---|---|
 | `GET health` | | `{"ok": true}` |
 | `GET requests`, `DELETE requests` | | the request log, or empty it |
-| `POST refresh` | `dbName`, `collectionName`, `outcome`, `durationSeconds`, `reason` | start a refresh with a chosen fate; `{"jobId": N}` |
-| `POST imports` | `dbName`, `collectionName`, `outcome`, `durationSeconds`, `reason` | start an import with a chosen fate; `{"jobId": "N"}` |
+| `POST <kind's control route>` | `dbName`, `collectionName`, `outcome`, `durationSeconds`, `reason` | start a job with a chosen fate: `refresh` `{"jobId": N}`, `imports` `{"jobId": "N"}`, `restores` `{"jobId": N}` |
+| `GET knobs`, `POST knobs` | `{name: value, ...}` | every kind's knob values, or change live ones |
 | `POST faults`, `DELETE faults` (or `POST faults/clear`) | `kind`, `database`, `path`, ... | set a fault, or clear them all |
 | `GET databases` | | each database's external and plain collections |
 | `POST databases` | `name`, `collections` | add a database with a job history |
@@ -27,6 +27,7 @@ from typing import Protocol
 from urllib.parse import unquote
 
 from .faults import Fault
+from .kinds import Registry
 from .options import RequestRecord
 from .reply import Reply, json_reply
 
@@ -35,23 +36,21 @@ class Simulator(Protocol):
     """The simulator's control hooks, all that this API calls (``core.Simulator`` has them): the
     control API depends on what it uses, and the simulator routes to it without a circle."""
 
-    def start_refresh(
-        self,
-        database: str,
-        collection: str,
-        outcome: str = ...,
-        duration_seconds: float = ...,
-        reason: str = ...,
-    ) -> int: ...
+    kinds: Registry
 
-    def start_import(
+    def start_job(
         self,
+        kind: str,
         database: str,
         collection: str | None = ...,
-        outcome: str = ...,
+        outcome: str | None = ...,
         duration_seconds: float = ...,
-        reason: str = ...,
-    ) -> str: ...
+        reason: str | None = ...,
+    ) -> int | str: ...
+
+    def knobs(self) -> dict[str, object]: ...
+
+    def set_knobs(self, values: dict[str, object]) -> None: ...
 
     def set_fault(
         self, fault: Fault, database: str | None = ..., path: str | None = ...
@@ -91,10 +90,14 @@ def control_reply(simulator: Simulator, method: str, path: str, body: bytes) -> 
         if route == ("DELETE", "requests"):
             simulator.clear_request_log()
             return json_reply({"ok": True})
-        if route == ("POST", "refresh"):
-            return json_reply({"jobId": _start_refresh(simulator, request)})
-        if route == ("POST", "imports"):
-            return json_reply({"jobId": _start_import(simulator, request)})
+        for kind in simulator.kinds:
+            if route == ("POST", kind.control_route):
+                return json_reply({"jobId": _start_job(simulator, kind.name, request)})
+        if route == ("GET", "knobs"):
+            return json_reply({"knobs": _shown(simulator.knobs())})
+        if route == ("POST", "knobs"):
+            simulator.set_knobs(request)
+            return json_reply({"ok": True})
         if route == ("POST", "faults"):
             _set_fault(simulator, request)
             return json_reply({"ok": True})
@@ -130,25 +133,22 @@ def _parse(body: bytes) -> dict[str, object]:
     return request
 
 
-def _start_refresh(simulator: Simulator, request: dict[str, object]) -> int:
-    return simulator.start_refresh(
+def _start_job(simulator: Simulator, kind: str, request: dict[str, object]) -> int | str:
+    return simulator.start_job(
+        kind,
         _text(request, "dbName", "default"),
-        _text(request, "collectionName"),
-        outcome=_text(request, "outcome", "completed"),
+        _optional_text(request, "collectionName"),
+        outcome=_optional_text(request, "outcome"),
         duration_seconds=_number(request, "durationSeconds", 5.0),
-        reason=_text(request, "reason", "refresh failed: simulated failure"),
+        reason=_optional_text(request, "reason"),
     )
 
 
-def _start_import(simulator: Simulator, request: dict[str, object]) -> str:
-    collection = request.get("collectionName")
-    return simulator.start_import(
-        _text(request, "dbName", "default"),
-        _text(request, "collectionName") if collection is not None else None,
-        outcome=_text(request, "outcome", "completed"),
-        duration_seconds=_number(request, "durationSeconds", 5.0),
-        reason=_text(request, "reason", "import failed: simulated failure"),
-    )
+def _shown(knobs: dict[str, object]) -> dict[str, object]:
+    """Knob values as JSON has them (tuples as lists)."""
+    return {
+        name: list(value) if isinstance(value, tuple) else value for name, value in knobs.items()
+    }
 
 
 def _remove_database(simulator: Simulator, name: str) -> Reply:
@@ -198,6 +198,10 @@ def _text(request: dict[str, object], name: str, default: str | None = None) -> 
     if not isinstance(value, str) or not value:
         raise _BadRequest(f"{name} must be a non-empty string")
     return value
+
+
+def _optional_text(request: dict[str, object], name: str) -> str | None:
+    return None if request.get(name) is None else _text(request, name)
 
 
 def _optional_int(value: object) -> int | None:

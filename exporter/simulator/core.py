@@ -11,14 +11,19 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from . import reply
-from .api import API_PATHS, REFRESH_START, Api, Call
+from .api import Api
 from .control import CONTROL_PREFIX, control_reply
 from .faults import Fault, FaultContext, FaultTable, is_replacing, replacement, reshape
 from .fields import CODE_BAD_FORMAT
 from .flavor import FlavorRules, rules_for
+from .kinds import KINDS, Registry
+from .kinds.base import Settings, SimKind
+from .kinds.knobs import KnobValues
 from .options import RequestRecord, SimulatorOptions
 from .ratelimit import SlidingWindowLimiter
 from .reply import TEXT, Reply
@@ -39,17 +44,23 @@ class Simulator:
         with sim.serve("127.0.0.1", 0) as server:
             job_id = sim.start_refresh("default", "ext_books", outcome="failed")
             ...  # poll server.url with "Authorization: Bearer demo-token"
+
+    `kinds` are the job kinds it serves (every registered one by default; a test may add its
+    own). An unknown knob in `options.knobs`, or a bad value, raises ValueError here.
     """
 
-    def __init__(self, options: SimulatorOptions | None = None) -> None:
+    def __init__(self, options: SimulatorOptions | None = None, kinds: Registry = KINDS) -> None:
         self.options = options or SimulatorOptions()
+        self.kinds = kinds
         self.rules: FlavorRules = rules_for(self.options)
+        self._knobs = KnobValues(kinds.knobs(), self.options.knobs)
+        self._settings = Settings(self.options, self.rules, self._knobs)
         self._clock = self.options.clock
         self._start = self._clock()
-        uri_sources = not self.rules.json_external_source
-        self._world = World(self.options, epoch_start=self._start, uri_sources=uri_sources)
-        self._api = Api(self._world, self.rules)
-        self._faults = FaultTable()
+        self._world = World(self._settings, kinds, epoch_start=self._start)
+        self._api = Api(self._world, self._settings, kinds)
+        self._paths = self._api.paths()
+        self._faults = FaultTable(self._paths)
         self._limiter = SlidingWindowLimiter(self.options.requests_per_second)
         self._log_lock = threading.Lock()
         self._log: deque[RequestRecord] = deque(maxlen=MAX_LOGGED_REQUESTS)
@@ -86,8 +97,11 @@ class Simulator:
         token = _bearer_token(authorization)
         database: str | None = None
         answer: Reply
-        if path not in API_PATHS:
+        kind = self.kinds.of_path(path)
+        if path not in self._paths:
             answer = self._not_found(path)
+        elif kind is not None and not kind.served(self._settings):
+            answer = Reply(404, GO_NOT_FOUND, content_type=TEXT)
         elif method != "POST":
             message = f"method {method} not allowed, use POST"
             answer = replace(
@@ -100,7 +114,7 @@ class Simulator:
             answer = self._rate_limited(retry_after=1)
         else:
             call_time = self._simulated(arrival)
-            database, answer = self._answer(path, body, call_time, database_header)
+            database, answer = self._answer(path, body, call_time, token, database_header, kind)
         if self.options.latency_seconds > 0:
             delay = answer.delay_seconds + self.options.latency_seconds
             answer = replace(answer, delay_seconds=delay)
@@ -108,35 +122,47 @@ class Simulator:
         return answer
 
     def _answer(
-        self, path: str, body: bytes, now: float, database_header: str | None
+        self,
+        path: str,
+        body: bytes,
+        now: float,
+        token: str,
+        database_header: str | None,
+        kind: SimKind[Any] | None,
     ) -> tuple[str | None, Reply]:
         try:
-            request = json.loads(body)
+            parsed = json.loads(body)
         except ValueError as problem:
             message = f"can only accept json format request, error: {problem}"
             return None, reply.error(CODE_BAD_FORMAT, message)
-        if not isinstance(request, dict):
+        if not isinstance(parsed, dict):
             message = "can only accept json format request, error: body is not a JSON object"
             return None, reply.error(CODE_BAD_FORMAT, message)
-        call = Call(request, now, database_header)
-        database = self._api.database_of(path, call)
+        request = self._api.request(parsed, now, token, database_header)
+        database = self._api.database_of(path, request)
         fault = self._faults.match(database, path)
-        if fault is not None and is_replacing(fault):
-            context = FaultContext(
-                database,
-                path,
-                self.rules.rate_limit_style,
-                self.rules.rate_limit_text(self.options.requests_per_second),
+        if fault is None:
+            return database, self._api.answer(path, request)
+        context = FaultContext(
+            database,
+            path,
+            self.rules.rate_limit_style,
+            self.rules.rate_limit_text(self.options.requests_per_second),
+        )
+        if kind is not None:
+            context = replace(
+                context, sample_record=kind.sample_record, unknown_state=kind.unknown_state
             )
+        if is_replacing(fault):
             return database, replacement(fault, context)
-        answer = self._api.answer(path, call)
-        if fault is not None:
-            answer = reshape(fault, answer, path)
-        return database, answer
+        return database, reshape(fault, self._api.answer(path, request), context)
 
     def _limited(self, path: str) -> bool:
-        """Zilliz Cloud limits every endpoint; a self-hosted Milvus only the refresh trigger."""
-        return self.rules.rate_limit_scope == "every_endpoint" or path == REFRESH_START
+        """Zilliz Cloud limits every endpoint; a self-hosted Milvus only the job triggers."""
+        if self.rules.rate_limit_scope == "every_endpoint":
+            return True
+        kind = self.kinds.of_path(path)
+        return kind is not None and path in kind.trigger_paths
 
     def _rate_limited(self, retry_after: int) -> Reply:
         limit = self.options.requests_per_second
@@ -160,11 +186,49 @@ class Simulator:
 
     def simulated_time(self) -> float:
         """The epoch second an event happening now is written as: the real clock, whatever the
-        time scale (older events show their simulated age before it; see `render.py`)."""
+        time scale (older events show their simulated age before it; see `kinds/common.py`)."""
         now = self.simulated_seconds()
         return self._world.wall_base(now) + now
 
     # -- control hooks --------------------------------------------------------------------------
+
+    def start_job(
+        self,
+        kind: str,
+        database: str,
+        collection: str | None = None,
+        outcome: str | None = None,
+        duration_seconds: float = 5.0,
+        reason: str | None = None,
+    ) -> int | str:
+        """Start a job of `kind` with a chosen fate; returns its id as the list records have it.
+
+        `outcome` is one of the kind's `outcomes` (its first by default) and `duration_seconds`
+        simulated time to its end; `collection` defaults to the first of the database's
+        collections the kind runs on, unless the kind needs it named. It starts even while
+        another job of the collection runs, so tests never race the world.
+        """
+        job_kind = self.kinds.named(kind)
+        chosen = outcome or job_kind.outcomes[0]
+        if chosen not in job_kind.outcomes:
+            raise ValueError(f"unknown outcome {chosen!r}: use {', '.join(job_kind.outcomes)}")
+        if not self._world.has_database(database):
+            raise KeyError(f"unknown database {database!r}")
+        candidates = self._world.collections(database, job_kind.family)
+        noun = "external collection" if job_kind.family == "external" else "collection"
+        if collection is None and job_kind.collection_required:
+            raise KeyError(f"a {job_kind.name} job needs an {noun}")
+        name = collection or (candidates[0] if candidates else "")
+        if name not in candidates:
+            raise KeyError(f"unknown {noun} {name!r} in {database!r}")
+        why = job_kind.default_reason(chosen) if reason is None else reason
+        now = self.simulated_seconds()
+
+        def make(stream: Any) -> Any:
+            return stream.scripted(now, name, chosen, duration_seconds, why)
+
+        job = self._world.create_job(job_kind, database, now, make)
+        return job_kind.public_id(job.job_id)
 
     def start_refresh(
         self,
@@ -172,20 +236,39 @@ class Simulator:
         collection: str,
         outcome: str = "completed",
         duration_seconds: float = 5.0,
-        reason: str = "refresh failed: simulated failure",
+        reason: str | None = None,
     ) -> int:
-        """Start a refresh with a chosen fate; `duration_seconds` is simulated time to its end.
+        """Start a refresh with a chosen fate (`start_job("refresh", ...)`); returns its id.
 
-        `outcome` is "completed", "failed", "hang" (stuck InProgress) or "hang_pending". It
-        starts even while another refresh of the collection runs, so tests never race the world.
+        `outcome` is "completed", "failed", "hang" (stuck InProgress) or "hang_pending".
         """
-        if not self._world.has_database(database):
-            raise KeyError(f"unknown database {database!r}")
-        if collection not in self._world.external_collections(database):
-            raise KeyError(f"unknown external collection {collection!r} in {database!r}")
-        return self._world.start_scripted_refresh(
-            database, collection, self.simulated_seconds(), outcome, duration_seconds, reason
-        )
+        job_id = self.start_job("refresh", database, collection, outcome, duration_seconds, reason)
+        return int(job_id)
+
+    def start_import(
+        self,
+        database: str,
+        collection: str | None = None,
+        outcome: str = "completed",
+        duration_seconds: float = 5.0,
+        reason: str | None = None,
+    ) -> str:
+        """Start an import with a chosen fate; returns its job id (a string, as the API has it).
+
+        `outcome` is "completed", "failed", "manual_commit" (auto-commit off: Uncommitted, then
+        Committing) or "unknown_state" (state "None" for ever); `collection` defaults to the
+        database's first plain collection.
+        """
+        job_id = self.start_job("import", database, collection, outcome, duration_seconds, reason)
+        return str(job_id)
+
+    def knobs(self) -> dict[str, object]:
+        """Every declared knob's current value."""
+        return self._knobs.snapshot()
+
+    def set_knobs(self, values: Mapping[str, object]) -> None:
+        """Change live knobs while serving (ValueError, and no change, if one is refused)."""
+        self._knobs.set(values)
 
     def set_fault(self, fault: Fault, database: str | None = None, path: str | None = None) -> None:
         """Make requests for `database` and `path` (None: any) misbehave until cleared."""
@@ -202,31 +285,6 @@ class Simulator:
         with self._log_lock:
             self._log.clear()
 
-    def start_import(
-        self,
-        database: str,
-        collection: str | None = None,
-        outcome: str = "completed",
-        duration_seconds: float = 5.0,
-        reason: str = "import failed: simulated failure",
-    ) -> str:
-        """Start an import with a chosen fate; returns its job id (a string, as the API has it).
-
-        `outcome` is "completed", "failed", "manual_commit" (auto-commit off: Uncommitted, then
-        Committing) or "unknown_state" (state "None" for ever); `collection` defaults to the
-        database's first plain collection.
-        """
-        if not self._world.has_database(database):
-            raise KeyError(f"unknown database {database!r}")
-        plain = self._world.import_collections(database)
-        name = collection or (plain[0] if plain else "")
-        if name not in plain:
-            raise KeyError(f"unknown collection {name!r} in {database!r}")
-        job_id = self._world.start_scripted_import(
-            database, name, self.simulated_seconds(), outcome, duration_seconds, reason
-        )
-        return str(job_id)
-
     def add_database(self, name: str, collections: int | None = None) -> None:
         """Add a database (with a job history) while serving, as if someone just created it."""
         count = self.options.collections_per_database if collections is None else collections
@@ -242,11 +300,11 @@ class Simulator:
         self._world.drop_collection(database, collection)
 
     def databases(self) -> dict[str, dict[str, list[str]]]:
-        """Database -> its external collections (refresh) and plain collections (import)."""
+        """Database -> its external collections (refresh) and plain collections (the rest)."""
         return {
             name: {
-                "externalCollections": self._world.external_collections(name),
-                "importCollections": self._world.import_collections(name),
+                "externalCollections": self._world.collections(name, "external"),
+                "importCollections": self._world.collections(name, "plain"),
             }
             for name in self._world.database_names()
         }

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 from . import reply
-from .api import API_PATHS, REFRESH_PATHS, database_not_found
+from .fields import database_not_found
 from .options import RateLimitStyle
 from .reply import HTML, NO_CODE, TEXT, Reply
 
@@ -25,6 +25,7 @@ FAULT_KINDS = (
     "wrong_types",
     "unknown_state",
     "timeout",
+    "request_timeout",
     "rate_limited",
     "auth",
     "db_not_found",
@@ -32,6 +33,7 @@ FAULT_KINDS = (
     "hang_mid_body",
     "connection_close",
 )
+CODE_REQUEST_TIMEOUT = 10001
 API_PREFIX = "/v2/vectordb/jobs/"
 V2_PREFIX = "/v2/vectordb/"
 CHUNK_BYTES = 64 * 1024
@@ -65,27 +67,28 @@ class Fault:
             raise ValueError(f"unknown fault kind {self.kind!r}; known: {', '.join(FAULT_KINDS)}")
 
 
-def normalize_path(path: str | None) -> str | None:
+def normalize_path(path: str | None, known: tuple[str, ...]) -> str | None:
     """Accept "import/list" for "/v2/vectordb/jobs/import/list", "databases/list" for
     "/v2/vectordb/databases/list"."""
     if path is None:
         return None
     candidates = [path] if path.startswith("/") else [API_PREFIX + path, V2_PREFIX + path]
     for full in candidates:
-        if full in API_PATHS:
+        if full in known:
             return full
     raise ValueError(f"unknown API path {path!r}")
 
 
 class FaultTable:
-    """Active faults; the most specific (database, path) entry wins."""
+    """Active faults; the most specific (database, path) entry wins. `paths` are the API's."""
 
-    def __init__(self) -> None:
+    def __init__(self, paths: tuple[str, ...]) -> None:
+        self._paths = paths
         self._lock = threading.Lock()
         self._faults: dict[tuple[str | None, str | None], Fault] = {}
 
     def set(self, fault: Fault, database: str | None = None, path: str | None = None) -> None:
-        key = (database, normalize_path(path))
+        key = (database, normalize_path(path, self._paths))
         with self._lock:
             self._faults[key] = fault
 
@@ -104,12 +107,22 @@ class FaultTable:
             return None
 
 
+GENERIC_RECORD = (
+    b'{"jobId":"448761313698322011","collectionName":"books","state":"Completed","progress":100}'
+)
+"""What `huge_body` repeats on a path of no job kind (the database and collection lists)."""
+
+
 @dataclass(frozen=True)
 class FaultContext:
+    """The request a fault answers: `sample_record` and `unknown_state` come from its kind."""
+
     database: str | None
     path: str
     rate_limit_style: RateLimitStyle
     rate_limit_message: str
+    sample_record: bytes = GENERIC_RECORD
+    unknown_state: str = "Paused"
 
 
 RESHAPING_KINDS = ("truncated_json", "wrong_types", "unknown_state", "timeout", "hang_mid_body")
@@ -137,14 +150,16 @@ def replacement(fault: Fault, context: FaultContext) -> Reply:
         )
     if kind == "auth":
         return reply.error(1800, "user hasn't authenticated", status=401)
+    if kind == "request_timeout":  # the server gave up at the request's Request-Timeout
+        return reply.error(CODE_REQUEST_TIMEOUT, "request timeout", status=408)
     if kind == "db_not_found":
         return database_not_found(context.database or "default")
     if kind == "huge_body":
-        return _huge_body(fault.size_bytes, context.path)
+        return _huge_body(fault.size_bytes, context.sample_record)
     return Reply(0, close_without_answer=True)
 
 
-def reshape(fault: Fault, answer: Reply, path: str) -> Reply:
+def reshape(fault: Fault, answer: Reply, context: FaultContext) -> Reply:
     """Apply a fault that keeps the real answer but damages or delays it."""
     kind = fault.kind
     if kind == "truncated_json":
@@ -158,7 +173,7 @@ def reshape(fault: Fault, answer: Reply, path: str) -> Reply:
     if kind == "wrong_types":
         _break_types(data)
     else:
-        _set_unknown_state(data, "RefreshPaused" if path in REFRESH_PATHS else "Paused")
+        _set_unknown_state(data, context.unknown_state)
     return replace(answer, body=json.dumps(payload, separators=(",", ":")).encode())
 
 
@@ -205,20 +220,8 @@ def _set_unknown_state(data: object, state: str) -> None:
             record["state"] = state
 
 
-def _huge_body(size_bytes: int, path: str) -> Reply:
+def _huge_body(size_bytes: int, record: bytes) -> Reply:
     """A syntactically valid list answer of exactly `size_bytes`, produced chunk by chunk."""
-    if path in REFRESH_PATHS:
-        record = (
-            b'{"jobId":449503829274509301,"collectionName":"ext_books","state":"RefreshCompleted",'
-            b'"progress":100,"externalSource":"{\\"type\\":\\"volume\\",\\"path\\":'
-            b'\\"volume://my-volume/books\\"}","externalSpec":"***",'
-            b'"startTime":1712832000000,"endTime":1712832600000}'
-        )
-    else:
-        record = (
-            b'{"jobId":"448761313698322011","collectionName":"books","state":"Completed",'
-            b'"progress":100}'
-        )
     prefix = b'{"code":0,"data":{"records":['
     suffix = b"]}}"
     separated = b"," + record

@@ -3,13 +3,12 @@
 A field of the wrong JSON type answers code 1801 (the body cannot be bound to the request
 struct), a required field that is missing, null or empty answers 1802, and a value of the right
 type that makes no sense answers 1100. Both flavours share these rules because the same server
-code checks them. Job ids are the sharp edge callers trip on: an import describe `jobId` must be
-a JSON string, a refresh describe `jobId` a JSON number (int64).
+code checks them. How each kind reads its job id (the sharp edge callers trip on) lives in the
+kind (`kinds/`), built from these helpers.
 
-    refresh_job_id({"jobId": 449503829274509301})    # -> 449503829274509301
-    refresh_job_id({"jobId": "449503829274509301"})  # raises Invalid: code 1801
-    import_job_id({"jobId": 448761313698322011})     # raises Invalid: code 1801
-    import_job_id({})                                # raises Invalid: code 1802
+    required_string({"collectionName": "books"}, "collectionName")  # -> "books"
+    required_string({}, "collectionName")                            # raises Invalid: 1802
+    optional_string({"dbName": 7}, "dbName")                         # raises Invalid: 1801
 """
 
 from __future__ import annotations
@@ -19,6 +18,8 @@ import json
 from . import reply
 from .reply import Reply
 
+CODE_COLLECTION_NOT_FOUND = 100
+CODE_DATABASE_NOT_FOUND = 800
 CODE_INVALID_PARAMETER = 1100
 CODE_BAD_FORMAT = 1801
 CODE_MISSING_PARAMETER = 1802
@@ -30,6 +31,15 @@ class Invalid(Exception):
     def __init__(self, answer: Reply) -> None:
         super().__init__(answer.body.decode())
         self.answer = answer
+
+
+def database_not_found(database: str) -> Reply:
+    return reply.error(CODE_DATABASE_NOT_FOUND, f"database not found[database={database}]")
+
+
+def collection_not_found(database: str, collection: str) -> Reply:
+    message = f"collection not found[database={database}][collection={collection}]"
+    return reply.error(CODE_COLLECTION_NOT_FOUND, message)
 
 
 def missing(name: str) -> Reply:
@@ -68,28 +78,6 @@ def required_string(body: dict[str, object], name: str) -> str:
     if not value:
         raise Invalid(missing(name))
     return value
-
-
-def refresh_job_id(body: dict[str, object]) -> int:
-    """A JSON number without a fraction; a string of digits is a binding error like any other."""
-    value = body.get("jobId")
-    if value is None or value == 0:
-        raise Invalid(missing("jobId"))
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise Invalid(wrong_type("jobId", "int64", value))
-    return value
-
-
-def import_job_id(body: dict[str, object]) -> int:
-    """A JSON string of digits; a number is a binding error, other text an invalid parameter."""
-    value = body.get("jobId")
-    if value is None or value == "":
-        raise Invalid(missing("jobId"))
-    if not isinstance(value, str):
-        raise Invalid(wrong_type("jobId", "string", value))
-    if not (value.isascii() and value.isdigit()):
-        raise Invalid(invalid("jobId", value))
-    return int(value)
 
 
 def page_number(body: dict[str, object], name: str, default: int, maximum: int | None) -> int:

@@ -14,7 +14,7 @@ Two flavours:
 
 What both share because the same server code computes it (import progress by state, failed
 imports with no rows and no completion time, `reason` left out when empty, not-found codes, job
-id types) is not here: it lives in `schedule.py`, `render.py` and `fields.py`.
+id types) is not here: it lives in the kinds (`kinds/`) and `fields.py`.
 
 An option left at None takes the flavour's value; an option that is set wins:
 
@@ -60,10 +60,14 @@ class FlavorRules:
     success_code: int = 0
 
     def rate_limit_text(self, limit: int | None) -> str:
-        """The message of a refused request; Zilliz names the limit, Milvus does not."""
-        if self.name == "zilliz" and limit:
+        """The message of a refused request: Zilliz names the limit; Milvus adds its limiter's
+        own error after ", error: " (`request is rejected by limiter, error: rate limit
+        exceeded[rate=2]`)."""
+        if not limit:
+            return self.rate_limit_message
+        if self.name == "zilliz":
             return f"{self.rate_limit_message}[rate={limit}]"
-        return self.rate_limit_message
+        return f"{self.rate_limit_message}, error: rate limit exceeded[rate={limit}]"
 
 
 ZILLIZ = FlavorRules(

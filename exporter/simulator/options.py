@@ -7,11 +7,10 @@ from equal options (and fed the same clock) answer the same bytes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
-
-from .schedule import IMPORT_RETENTION_SECONDS
 
 Flavor = Literal["zilliz", "milvus"]
 FLAVORS: tuple[Flavor, ...] = ("zilliz", "milvus")
@@ -20,6 +19,7 @@ RATE_LIMIT_STYLES: tuple[RateLimitStyle, ...] = ("http_429", "code_1807", "code_
 RateLimitScope = Literal["every_endpoint", "refresh_trigger"]
 RATE_LIMIT_SCOPES: tuple[RateLimitScope, ...] = ("every_endpoint", "refresh_trigger")
 MAX_UTC_OFFSET_MINUTES = 14 * 60
+IMPORT_RETENTION_SECONDS = 3 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,10 @@ class SimulatorOptions:
     shorten the server's three hours to watch it forget one. `dropped_collections` names
     collections ("database/collection") that are dropped from the start: gone from
     `collections/list`, their jobs still listed for the usual retention.
+
+    `knobs` holds the knobs the job kinds declare (`kinds/`), by name, e.g.
+    ``{"restore_jobs_per_database": 2}``; a knob left out takes its declared default, and an
+    unknown name or a bad value is refused when the `Simulator` is built.
     """
 
     seed: int = 7
@@ -63,9 +67,11 @@ class SimulatorOptions:
     manual_commit_probability: float = 0.1
     import_retention_seconds: float = IMPORT_RETENTION_SECONDS
     dropped_collections: tuple[str, ...] = ()
+    knobs: Mapping[str, object] = field(default_factory=dict)
     clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "knobs", MappingProxyType(dict(self.knobs)))
         if self.flavor not in FLAVORS:
             raise ValueError(f"flavor must be one of {', '.join(FLAVORS)}")
         if self.rate_limit_style is not None and self.rate_limit_style not in RATE_LIMIT_STYLES:

@@ -18,13 +18,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "exporter"
 
 ALLOWED: dict[str, set[str]] = {
     "guards": set(),
-    "config": {"guards"},
     "exposition": set(),
-    "upstream": {"config", "guards"},
+    "upstream": {"guards"},
+    "kinds": {"upstream", "exposition", "guards"},
+    "config": {"kinds", "guards"},
     "web": {"config", "guards", "exposition"},
-    "polling": {"upstream", "config", "guards"},
-    "memory": {"polling", "upstream", "exposition", "config", "guards"},
-    "metrics": {"memory", "polling", "upstream", "exposition", "config", "guards"},
+    "polling": {"kinds", "upstream", "config", "guards"},
+    "memory": {"kinds", "polling", "upstream", "exposition", "config", "guards"},
+    "metrics": {"kinds", "memory", "polling", "upstream", "exposition", "config", "guards"},
     "simulator": set(),
 }
 """What each layer may import besides itself and the package root (``__version__``)."""

@@ -4,5 +4,7 @@ never hold a round (``describes``, ``collection_lists``), the caps on what a lis
 cost (``kept``, ``descriptors``), odd data and repeated failures logged once (``oddities``,
 ``repeats``), and the immutable snapshots handed on (``snapshots``).
 
-May import ``upstream``, ``config`` and ``guards``. Never formats a metric.
+Names no job kind: a target's list, its paging, keep rules and follow-ups come from its kind's
+declaration. May import ``kinds``, ``upstream``, ``config`` and ``guards``. Never formats a
+metric.
 """

@@ -30,28 +30,29 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import structlog
 
 from ..config.loader import ClusterConfig, Config
 from ..guards.redact import redact
 from ..guards.watchdog import Watchdog
+from ..kinds import AnyKind
 from ..upstream.client import (
     COLLECTIONS_LIST,
     DATABASES_LIST,
-    IMPORT_DESCRIBE,
     ApiError,
     MilvusClient,
+    job_list_body,
 )
 from ..upstream.ratelimit import SlidingWindowLimiter
-from ..upstream.records import IMPORT_FINISHED_STATES, ImportJob, ImportJobDetails, RefreshJob
 from ..upstream.retry import retry_delay
 from ..upstream.transport import new_session, tls_verify
 from .collection_lists import CollectionListSchedule, collections_listed, list_failed
 from .describes import DescribeSchedule
 from .descriptors import upstream_budget
 from .discovery import DiscoverySchedule, discovered, discovery_failed
-from .kept import IMPORT_RULES, REFRESH_RULES, KeepLimits, Kept, ListingKeeper, keep_listed
+from .kept import KeepLimits, ListingKeeper
 from .oddities import OddityLog
 from .repeats import RepeatedLines
 from .snapshots import ClusterRequest, CollectionsListing, CycleResult, DiscoveryOutcome, Snapshot
@@ -63,6 +64,19 @@ log = structlog.get_logger("exporter.polling.poller")
 
 RATE_LIMITED_PAUSE_SECONDS = 1.0
 STOP_CHECK_SECONDS = 0.25
+
+
+def not_served(kind: AnyKind, error: ApiError) -> ApiError:
+    """A kind that not every server serves (``Endpoints.served_since``), whose list answers
+    HTTP 404: the reason ``not_served``, said in one line. Any other failure as it is."""
+    served_since = kind.endpoints.served_since
+    if error.reason != "http_404" or not served_since:
+        return error
+    return ApiError(
+        "not_served",
+        f"this server does not serve {kind.endpoints.list} (HTTP 404): {kind.plural} need "
+        f"{served_since} or later; leave {kind.name} out of this cluster's jobs",
+    )
 
 
 class Poller:
@@ -123,7 +137,7 @@ class Poller:
         self._round_deadline = math.inf
         self._inbox: list[Snapshot] = []
         self._inbox_requests: list[ClusterRequest] = []
-        self._inbox_details: list[tuple[TargetKey, ImportJobDetails]] = []
+        self._inbox_details: list[tuple[TargetKey, Any]] = []
         self._oddities = OddityLog()
         self._repeated_failures = RepeatedLines(clock=clock)
         self._repeated_unkept = RepeatedLines(clock=clock)
@@ -131,6 +145,8 @@ class Poller:
         self._inbox_discoveries: list[tuple[DiscoveryOutcome, tuple[str, ...] | None]] = []
         self._inbox_collections: list[CollectionsListing] = []
         self._describes = DescribeSchedule(config.max_import_describes, described_finished)
+        """The follow-ups of every kind that declares one (their job ids never collide: the
+        schedule is per target, and a target is of one kind)."""
         self._keep_limits = KeepLimits(config.max_listed_jobs, config.max_listed_collections)
 
     @property
@@ -150,7 +166,7 @@ class Poller:
 
     @property
     def described_finished(self) -> dict[TargetKey, set[str]]:
-        """Finished imports already described, to hand to the poller of a reloaded config."""
+        """Finished jobs already followed up, to hand to the poller of a reloaded config."""
         return self._describes.described_finished
 
     @property
@@ -214,7 +230,7 @@ class Poller:
             requests=tuple(requests),
             started_at=started_wall,
             seconds=self._clock() - started,
-            import_details=tuple(details),
+            follow_ups=tuple(details),
             late=tuple(current.late),
             discoveries=tuple(current.discoveries),
             targets_changed=current.targets != self.targets,
@@ -245,7 +261,7 @@ class Poller:
             current.waiting.discard(snapshot.target.key)
             self._late_rounds.pop(snapshot.target.key, None)
             current.snapshots.append(snapshot)
-            self._queue_import_details(snapshot)
+            self._queue_follow_ups(snapshot)
 
     def _end_round(self, current: PollRound) -> None:
         """Deal with the targets that have not answered in time (called locked).
@@ -409,43 +425,47 @@ class Poller:
                 self._inbox.append(self._failed(target, task, error))
             self._lock.notify()
 
-    def _queue_import_details(self, snapshot: Snapshot) -> None:
-        """After an import list: describe unfinished jobs, and finished ones once, at most
-        ``max_import_describes`` per round (``describes.py``; called locked)."""
-        if not self.config.import_details or not snapshot.ok or snapshot.target.kind != "import":
+    def _queue_follow_ups(self, snapshot: Snapshot) -> None:
+        """After a list of a kind with a follow-up (``import/describe``): follow up unfinished
+        jobs, and finished ones once, at most its ``per_round`` per round, while its ``switch``
+        is on (``describes.py``; called locked)."""
+        if not snapshot.ok:
             return
-        for job_id in self._describes.pick(snapshot.target.key, snapshot.import_jobs):
+        follow_up = snapshot.target.job_kind.follow_up
+        if follow_up is None or not getattr(self.config, follow_up.switch):
+            return
+        per_round = int(getattr(self.config, follow_up.per_round))
+        for job_id in self._describes.pick(snapshot.target.key, snapshot.jobs, per_round):
             self._queue(PollTask(snapshot.target, describe_job_id=job_id))
 
     def _run_describe(self, task: PollTask) -> None:
-        """Worker: fetch one import job's details; a failure costs only those details."""
+        """Worker: one follow-up of one listed job; a failure costs only its details."""
         requests_seen: list[ClusterRequest] = []
-        details: ImportJobDetails | None = None
+        details: Any = None
         job_id = task.describe_job_id or ""
+        kind = task.target.job_kind
+        follow_up = kind.follow_up
+        assert follow_up is not None, "a follow-up of a kind that declares none"
         try:
-            client = self._client(
-                task.target.cluster, IMPORT_DESCRIBE, requests_seen, self._clock()
-            )
-            details = client.import_job_details(job_id)
+            client = self._client(task.target.cluster, follow_up.api, requests_seen, self._clock())
+            details = client.describe(follow_up.api, follow_up.body(job_id), follow_up.read)
         except ApiError as error:
             log.debug(
-                "import.describe_failed",
+                f"{kind.name}.describe_failed",
                 **log_fields(task.target),
                 job_id=job_id,
                 reason=error.reason,
             )
         except Exception:  # a bug must not take the daemon down
             log.exception(
-                "import.describe_internal_error", **log_fields(task.target), job_id=job_id
+                f"{kind.name}.describe_internal_error", **log_fields(task.target), job_id=job_id
             )
         with self._lock:
             self._in_flight -= 1
             self._inbox_requests.extend(requests_seen)
             if details is not None:
                 self._inbox_details.append((task.target.key, details))
-            finished = details is not None and (
-                details.complete_time is not None or details.state in IMPORT_FINISHED_STATES
-            )
+            finished = details is not None and follow_up.final(details)
             self._describes.tried(task.target.key, job_id, finished)
             self._lock.notify()
 
@@ -548,32 +568,33 @@ class Poller:
     def _poll_once(
         self, target: Target, task: PollTask, requests_seen: list[ClusterRequest]
     ) -> Snapshot:
+        """One list of the target's kind, as its declaration says: its path, its record
+        parser, its paging, its keep rules."""
+        kind = target.job_kind
         client = self._client(target.cluster, target.api, requests_seen, self._clock())
         polled_at = self._wall_clock()
-        refresh_jobs: tuple[RefreshJob, ...] = ()
-        import_jobs: tuple[ImportJob, ...] = ()
-        kept: Kept[RefreshJob] | Kept[ImportJob]
-        if target.kind == "refresh":
-            listing = client.list_refresh_jobs(target.database)
-            self._oddities.note(target, listing)
-            kept = refresh_kept = keep_listed(self._keep_limits, REFRESH_RULES, (listing,))
-            del listing
-            refresh_jobs = refresh_kept.jobs
-        else:
-            keeper = ListingKeeper(self._keep_limits, IMPORT_RULES)
-            for page in client.import_job_pages(target.database):
+        keeper: ListingKeeper[Any] = ListingKeeper(self._keep_limits, kind)
+        pages = client.list_pages(
+            kind.endpoints.list,
+            job_list_body(target.database),
+            kind.parse,
+            paged=kind.endpoints.paged,
+        )
+        try:
+            for page in pages:
                 self._oddities.note(target, page)
                 keeper.add(page)
                 del page  # one page at a time
-            kept = import_kept = keeper.result()
-            import_jobs = import_kept.jobs
+        except ApiError as error:
+            raise not_served(kind, error) from None
+        kept = keeper.result()
         self._oddities.note_clock_skew(target.cluster.name, client.clock_skew)
         seconds = self._clock() - task.started
         self._say_unkept(target, kept.unkept)
         log.debug(
             "poll.finished",
             **log_fields(target),
-            jobs=len(refresh_jobs) + len(import_jobs),
+            jobs=len(kept.jobs),
             skipped=sum(count for _reason, count, _message in kept.skipped),
             unkept=kept.unkept_count,
             ms=round(seconds * 1000),
@@ -582,8 +603,7 @@ class Poller:
             target=target,
             polled_at=polled_at,
             ok=True,
-            refresh_jobs=refresh_jobs,
-            import_jobs=import_jobs,
+            jobs=kept.jobs,
             seconds=seconds,
             attempts=task.attempts,
             skipped_records=kept.skipped,

@@ -4,6 +4,6 @@ HTTP sessions whose every request keeps one deadline from name resolution on (``
 ``resolver``), the strict per-(credential, path) rate limiter (``ratelimit``) and the one retry
 policy (``retry``).
 
-May import ``config`` and ``guards``. Never imports polling, metrics or web: the operator commands
-use it as the daemon does.
+May import ``guards``. Never imports config, polling, metrics or web: the operator commands use
+it as the daemon does, and the job kinds (``kinds``) read their records with its field readers.
 """

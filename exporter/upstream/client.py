@@ -1,9 +1,11 @@
 """The typed Milvus REST v2 job API client.
 
-One place decides what an answer means: HTTP status first (401/403 auth, 429 rate limited, other
-non-200 ``http_<status>``), then the JSON envelope (``code`` 0, or 200 on older Milvus, is
-success; 1800/1400/1401 auth; 8/1807 rate limited; anything else ``api_<code>``). Every failure
-is an ``ApiError`` with a bounded ``reason`` that is safe as a metric label.
+One place decides what an answer means: HTTP status first (401/403 auth, but 403 on a describe
+``forbidden``: a token that may list jobs without the privilege to describe them; 408
+``server_timeout``; 429 rate limited; other non-200 ``http_<status>``), then the JSON envelope
+(``code`` 0, or 200 on older Milvus, is success; 1800/1400/1401 auth; 8/1807 rate limited;
+10001 ``server_timeout``; anything else ``api_<code>``). Every failure is an ``ApiError`` with a
+bounded ``reason`` that is safe as a metric label.
 
 Every request is held to its timeout as a whole (``transport.watched``), not per read, and no
 page of a poll starts after the poll's own deadline. A listed record that cannot be read costs only that
@@ -72,7 +74,12 @@ MAX_TRUSTED_SERVER_AHEAD_SECONDS = 7 * 86_400.0
 """How far ahead of this host a server's ``Date`` is believed when judging its job times: a host
 whose clock is behind must not skip every record, but a server's clock is not taken on faith
 for ever either."""
-TEMPORARY_REASONS = frozenset({"timeout", "dns", "connect", "reset", "rate_limited", "too_large"})
+SERVER_TIMEOUT_CODE = 10001
+"""A request that outlived its ``Request-Timeout`` on the server (HTTP 408 on Milvus 3)."""
+DESCRIBE_SUFFIX = "/describe"
+TEMPORARY_REASONS = frozenset(
+    {"timeout", "server_timeout", "dns", "connect", "reset", "rate_limited", "too_large"}
+)
 _NUMERIC_CODE = re.compile(r"-?[0-9]{1,18}")  # ASCII only: str.isdigit() also accepts "²"
 
 
@@ -106,7 +113,28 @@ class RequestRecord:
     an answer or a readable ``Date``."""
 
 
-J = TypeVar("J", RefreshJob, ImportJob)
+J = TypeVar("J")
+RecordParser = Callable[[Any, float, dict[str, str]], J]
+"""Reads one listed record: (record, now, shared) -> a job, or raises ``RecordError``. ``now``
+bounds how far ahead a time may be; ``shared`` (one dict per answer) makes equal names one
+string."""
+
+
+def job_list_body(database: str, collection: str = "") -> dict[str, Any]:
+    """``{"dbName": ..., "collectionName": ...}``: what every job list takes (collection optional)."""
+    body: dict[str, Any] = {"dbName": database}
+    if collection:
+        body["collectionName"] = collection
+    return body
+
+
+def _refresh(record: Any, now: float, shared: dict[str, str]) -> RefreshJob:
+    return parse_refresh_job(record, now, shared)
+
+
+def _import(record: Any, now: float, shared: dict[str, str]) -> ImportJob:
+    del now  # the import list carries no times
+    return parse_import_job(record, shared)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,12 +231,8 @@ class MilvusClient:
 
     def list_refresh_jobs(self, database: str, collection: str = "") -> Listing[RefreshJob]:
         """Every refresh job of ``database`` (of one collection if given), newest first."""
-        body: dict[str, Any] = {"dbName": database}
-        if collection:
-            body["collectionName"] = collection
-        budget = self._listing_budget()
-        return self.call(
-            REFRESH_LIST, body, lambda data: _read_refresh_list(data, self._now()), budget
+        return _merge(
+            list(self.list_pages(REFRESH_LIST, job_list_body(database, collection), _refresh))
         )
 
     def list_import_jobs(self, database: str, collection: str = "") -> Listing[ImportJob]:
@@ -218,25 +242,53 @@ class MilvusClient:
     def import_job_pages(
         self, database: str, collection: str = ""
     ) -> Generator[Listing[ImportJob], None, None]:
-        """The import list of ``database`` one page at a time, each read only when the caller
-        asks for it, so a caller can fold a page into what it keeps before the next is read.
+        """The import list of ``database`` one page at a time (``list_pages``)."""
+        return self.list_pages(
+            IMPORT_LIST, job_list_body(database, collection), _import, paged=True
+        )
+
+    def list_jobs(
+        self,
+        api: str,
+        body: dict[str, Any],
+        parse: RecordParser[J],
+        *,
+        paged: bool = False,
+    ) -> Listing[J]:
+        """Every job of a list (``list_pages``), its pages merged."""
+        return _merge(list(self.list_pages(api, body, parse, paged=paged)))
+
+    def list_pages(
+        self,
+        api: str,
+        body: dict[str, Any],
+        parse: RecordParser[J],
+        *,
+        paged: bool = False,
+    ) -> Generator[Listing[J], None, None]:
+        """A job list (``api``, ``body``) one page at a time, each record read by ``parse``
+        (record, now, shared names) and each page only when the caller asks for it, so a
+        caller can fold a page into what it keeps before the next is read. An unpaged list is
+        one page; a ``paged`` one follows ``count`` / ``pageSize`` / ``currentPage`` (the
+        Zilliz Cloud import list).
 
         An answer that claims more than ``max_import_pages`` pages fails at once
         (``too_many_pages``) instead of being walked page after page for minutes; pages that
         hold more than ``max_listing_bytes`` together fail as soon as the budget runs out
         (``listing_too_large``).
         """
-        body: dict[str, Any] = {"dbName": database}
-        if collection:
-            body["collectionName"] = collection
         budget = self._listing_budget()
-        first, paging = self.call(IMPORT_LIST, body, _read_import_page, budget)
+
+        def read(data: Any) -> tuple[Listing[J], tuple[int, int, int] | None]:
+            return _read_page(data, parse, self._now(), paged)
+
+        first, paging = self.call(api, body, read, budget)
         if paging is not None:
             current, pages, page_size = paging
             if pages > self._max_import_pages:
                 raise ApiError(
                     "too_many_pages",
-                    f"the import list claims {pages} pages of {page_size}; "
+                    f"the {api.split('/')[0]} list claims {pages} pages of {page_size}; "
                     f"more than max_import_pages ({self._max_import_pages})",
                 )
         yield first
@@ -245,10 +297,7 @@ class MilvusClient:
             return
         for page in range(current + 1, pages + 1):
             more, _ = self.call(
-                IMPORT_LIST,
-                {**body, "pageSize": page_size, "currentPage": page},
-                _read_import_page,
-                budget,
+                api, {**body, "pageSize": page_size, "currentPage": page}, read, budget
             )
             yield more
             del more
@@ -294,6 +343,11 @@ class MilvusClient:
             body["externalSource"] = external_source
             body["externalSpec"] = external_spec
         return self.call(REFRESH_TRIGGER, body, _read_new_job_id)
+
+    def describe(self, api: str, body: dict[str, Any], read: Callable[[Any], T]) -> T:
+        """One job, from a describe answer's ``data`` object read by ``read``; an answer without
+        a job object, or one ``read`` cannot read (``RecordError``), is ``bad_response``."""
+        return self.call(api, body, lambda data: _parse(read, _read_object(data)))
 
     def describe_import_job(self, job_id: str) -> dict[str, Any]:
         """The raw import job detail object (rows, sizes, RFC 3339 times, per-file details)."""
@@ -388,8 +442,14 @@ class MilvusClient:
         ) as response:
             self._note_server_clock(response.headers.get("Date"))
             status = response.status_code
+            if status == 403 and api.endswith(DESCRIBE_SUFFIX):
+                raise ApiError(
+                    "forbidden", "HTTP 403: the token may list these jobs but not describe them"
+                )
             if status in (401, 403):
                 raise ApiError("auth", f"HTTP {status}: the token was refused")
+            if status == 408:
+                raise ApiError("server_timeout", "HTTP 408: the server gave up (Request-Timeout)")
             if status == 429:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 raise ApiError("rate_limited", "HTTP 429 Too Many Requests", retry_after)
@@ -555,6 +615,8 @@ def _unwrap(payload: Any) -> Any:
         raise ApiError("auth", f"code {shown}: {message}")
     if code in RATE_LIMIT_CODES:
         raise ApiError("rate_limited", f"code {shown}: {message}")
+    if code == SERVER_TIMEOUT_CODE:
+        raise ApiError("server_timeout", f"code {shown}: {message}")
     reason = f"api_{code}" if 0 < code < 100_000 else "api_other"
     raise ApiError(reason, f"code {shown}: {message}")
 
@@ -573,11 +635,6 @@ def _records(data: Any) -> list[Any]:
     if not isinstance(records, list):
         raise ApiError("bad_response", "data.records is not a list")
     return records
-
-
-def _read_refresh_list(data: Any, now: float | None = None) -> Listing[RefreshJob]:
-    shared: dict[str, str] = {}  # one copy of each collection name and source per answer
-    return _listing(_records(data), parse_refresh_job, now, shared)
 
 
 def _listing(records: list[Any], parse: Callable[..., J], *args: Any) -> Listing[J]:
@@ -654,11 +711,14 @@ def _read_new_job_id(data: Any) -> int:
         raise ApiError("bad_response", f"refresh answer: {error}") from None
 
 
-def _read_import_page(data: Any) -> tuple[Listing[ImportJob], tuple[int, int, int] | None]:
-    """One page of import jobs, and (current page, page count, page size) when paged."""
+def _read_page(
+    data: Any, parse: RecordParser[J], now: float, paged: bool
+) -> tuple[Listing[J], tuple[int, int, int] | None]:
+    """One page of jobs, and (current page, page count, page size) when ``paged`` and the
+    answer says it is one page of several."""
     shared: dict[str, str] = {}  # one copy of each collection name and state per page
-    jobs = _listing(_records(data), parse_import_job, shared)
-    if not isinstance(data, dict) or not {"count", "pageSize"} <= data.keys():
+    jobs = _listing(_records(data), parse, now, shared)
+    if not paged or not isinstance(data, dict) or not {"count", "pageSize"} <= data.keys():
         return jobs, None
     fields = (data["count"], data["pageSize"], data.get("currentPage") or 1)
     if any(isinstance(field, bool) for field in fields):  # int(True) would read as 1

@@ -286,9 +286,7 @@ RESTORE: JobKind[RestoreJob, None] = JobKind(
             "collection (a missed scrape, a restart), the last {lookback} hold it; while it "
             "sends data, that data decides at once. {held}"
         ),
-        failed_extra=(
-            " The collection holds what the restore left until a restore of it completes."
-        ),
+        failed_extra=(" The collection is not restored until a restore of it completes."),
         failed_table=(
             "The newest finished snapshot restore of each collection, when it failed (the "
             "collections MilvusRestoreJobFailed pages on), with the reason the cluster gave and "

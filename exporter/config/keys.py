@@ -468,10 +468,11 @@ class Config:
         10_000,
         Integer(minimum=0),
         "collections whose newest refresh success and failure are remembered, and (counted "
-        "separately, up to the same number) collections whose newest finished import is "
-        "remembered; beyond it the least recently listed are forgotten (counted). It also "
-        "bounds the collections with `milvus_refresh_jobs` / `milvus_import_jobs` series, per"
-        " kind: those with a running, pending or failed job first, the rest counted in "
+        "separately, up to the same number for each kind) collections whose newest finished "
+        "import or restore is remembered; beyond it the least recently listed are forgotten "
+        "(counted). It also bounds the collections with `milvus_refresh_jobs` / "
+        "`milvus_import_jobs` / `milvus_restore_jobs` series, per kind: those with a running, "
+        "pending or failed job first, the rest counted in "
         "`milvus_jobs_exporter_untracked_collections`",
     )
     collection_retention: float = key(

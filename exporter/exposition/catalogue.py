@@ -295,8 +295,9 @@ FORGOTTEN_COLLECTIONS = Metric(
     ("reason",),
     "collections forgotten: `retention` (not listed for `collection_retention`, where no "
     "`collections/list` answers), `limit` (`max_tracked_collections`) or `dropped` (confirmed "
-    "gone by `collections/list`, or its database dropped by discovery); the refresh history and "
-    "the newest finished imports each count their own",
+    "gone by `collections/list`, or its database dropped by discovery); each job kind's memory "
+    "(the refresh history, the newest finished imports, the newest finished restores) counts "
+    "its own",
 )  # fmt: skip
 API_REQUESTS = Metric(
     "milvus_jobs_exporter_api_requests", "counter",

@@ -173,4 +173,5 @@ def test_the_checks_catch_an_import_running_back_up(
 def test_the_circle_check_catches_a_circle() -> None:
     graph = {name: set(targets) for name, targets in GRAPH.items()}
     graph["exporter.upstream.records"].add("exporter.upstream.client")
-    assert ["exporter.upstream.client", "exporter.upstream.records"] in _circles(graph)
+    circle = {"exporter.upstream.client", "exporter.upstream.records"}
+    assert any(circle <= set(group) for group in _circles(graph))

@@ -38,11 +38,13 @@ from exporter.upstream.client import (
     MilvusClient,
     _import,
     _read_new_job_id,
-    _read_page,
     _read_refresh_job,
     _refresh,
     _unwrap,
     parse_retry_after,
+)
+from exporter.upstream.client import (
+    read_page as _read_page,
 )
 from exporter.upstream.records import (
     MAX_REASON_LENGTH,

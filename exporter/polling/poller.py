@@ -37,13 +37,11 @@ import structlog
 from ..config.loader import ClusterConfig, Config
 from ..guards.redact import redact
 from ..guards.watchdog import Watchdog
-from ..kinds import AnyKind
 from ..upstream.client import (
     COLLECTIONS_LIST,
     DATABASES_LIST,
     ApiError,
     MilvusClient,
-    job_list_body,
 )
 from ..upstream.ratelimit import SlidingWindowLimiter
 from ..upstream.retry import retry_delay
@@ -52,7 +50,8 @@ from .collection_lists import CollectionListSchedule, collections_listed, list_f
 from .describes import DescribeSchedule
 from .descriptors import upstream_budget
 from .discovery import DiscoverySchedule, discovered, discovery_failed
-from .kept import KeepLimits, ListingKeeper
+from .kept import KeepLimits
+from .lists import list_target
 from .oddities import OddityLog
 from .repeats import RepeatedLines
 from .snapshots import ClusterRequest, CollectionsListing, CycleResult, DiscoveryOutcome, Snapshot
@@ -64,19 +63,6 @@ log = structlog.get_logger("exporter.polling.poller")
 
 RATE_LIMITED_PAUSE_SECONDS = 1.0
 STOP_CHECK_SECONDS = 0.25
-
-
-def not_served(kind: AnyKind, error: ApiError) -> ApiError:
-    """A kind that not every server serves (``Endpoints.served_since``), whose list answers
-    HTTP 404: the reason ``not_served``, said in one line. Any other failure as it is."""
-    served_since = kind.endpoints.served_since
-    if error.reason != "http_404" or not served_since:
-        return error
-    return ApiError(
-        "not_served",
-        f"this server does not serve {kind.endpoints.list} (HTTP 404): {kind.plural} need "
-        f"{served_since} or later; leave {kind.name} out of this cluster's jobs",
-    )
 
 
 class Poller:
@@ -568,26 +554,10 @@ class Poller:
     def _poll_once(
         self, target: Target, task: PollTask, requests_seen: list[ClusterRequest]
     ) -> Snapshot:
-        """One list of the target's kind, as its declaration says: its path, its record
-        parser, its paging, its keep rules."""
-        kind = target.job_kind
+        """One list of the target's kind, as its declaration says (``lists.py``)."""
         client = self._client(target.cluster, target.api, requests_seen, self._clock())
         polled_at = self._wall_clock()
-        keeper: ListingKeeper[Any] = ListingKeeper(self._keep_limits, kind)
-        pages = client.list_pages(
-            kind.endpoints.list,
-            job_list_body(target.database),
-            kind.parse,
-            paged=kind.endpoints.paged,
-        )
-        try:
-            for page in pages:
-                self._oddities.note(target, page)
-                keeper.add(page)
-                del page  # one page at a time
-        except ApiError as error:
-            raise not_served(kind, error) from None
-        kept = keeper.result()
+        kept = list_target(client, target, self._keep_limits, self._oddities)
         self._oddities.note_clock_skew(target.cluster.name, client.clock_skew)
         seconds = self._clock() - task.started
         self._say_unkept(target, kept.unkept)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,8 +150,9 @@ def test_a_failed_restore_is_exported_with_its_state_times_reason_and_counts(fak
 
 def test_a_running_restore_ages_from_its_start_and_an_unknown_state_is_kept_as_sent(fake):
     world, url = fake
+    started_ms = int(time.time() * 1000) - 600_000  # ten minutes ago, now (not at import)
     world.restores = [
-        restore_record(20, "RestoreSnapshotExecuting", progress=55),
+        restore_record(20, "RestoreSnapshotExecuting", progress=55, startTime=started_ms),
         restore_record(21, "RestoreSnapshotNone", collection="books"),
     ]
     daemon = daemon_for(url)
@@ -160,7 +162,7 @@ def test_a_running_restore_ages_from_its_start_and_an_unknown_state_is_kept_as_s
         daemon.stop()
     running = {**JOB, "job_id": "20"}
     assert value(parsed, "milvus_restore_job_progress_ratio", **running) == 0.55
-    assert 590 <= value(parsed, "milvus_restore_job_duration_seconds", **running) < 700
+    assert 599 <= value(parsed, "milvus_restore_job_duration_seconds", **running) < 660
     assert not [name for name, labels in parsed if name == "milvus_restore_job_failure_info"]
     unknown = {**JOB, "collection": "books", "job_id": "21"}
     assert value(parsed, "milvus_restore_job_state", **unknown, state="RestoreSnapshotNone") == 1

@@ -383,7 +383,3 @@ class JobKind(Generic[J, D]):
             raise ValueError(f"{self.name}: the history memory and its series go together")
         if self.memory == NEWEST_FINISHED and self.saved is None:
             raise ValueError(f"{self.name}: a newest_finished memory needs its saved form")
-
-    def job_key(self, job: Job) -> str:
-        """A job's id as text: its ``job_id`` label, and its key in every memory."""
-        return str(job.job_id)

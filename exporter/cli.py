@@ -365,7 +365,7 @@ def run_check(args: argparse.Namespace, out: TextIO, redactor: SecretRedactor | 
             rows.append((cluster, database, kind, status, "-", "-"))
             continue
         if snapshot.ok:
-            status, jobs = "ok", str(len(snapshot.refresh_jobs) + len(snapshot.import_jobs))
+            status, jobs = "ok", str(len(snapshot.jobs))
             skipped = sum(count for _reason, count, _message in snapshot.skipped_records)
             if skipped:
                 status += f" ({skipped} unreadable records skipped)"

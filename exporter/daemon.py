@@ -31,8 +31,15 @@ from .exposition.cache import ExpositionCache
 from .exposition.families import MetricFamily
 from .log import SecretRedactor, dropped_log_lines
 from .memory.removals import log_lines
-from .memory.state import StateError, load_state, remove_leftovers, save_state, set_aside
-from .metrics.model import REFRESH_DURATION_BUCKETS, MetricsModel
+from .memory.state import (
+    StateError,
+    load_state,
+    remembered_counts,
+    remove_leftovers,
+    save_state,
+    set_aside,
+)
+from .metrics.model import MetricsModel
 from .polling.poller import Poller
 from .polling.snapshots import CycleResult
 from .polling.targets import limiter_rate
@@ -197,12 +204,7 @@ class Daemon:
                 why="a save was interrupted (the process was killed while it wrote the state)",
             )
         try:
-            saved = load_state(
-                path,
-                REFRESH_DURATION_BUCKETS,
-                self._wall_clock(),
-                self.config.max_state_file_bytes,
-            )
+            saved = load_state(path, self._wall_clock(), self.config.max_state_file_bytes)
         except StateError as error:
             self._keep_aside(path, error)
             return
@@ -223,8 +225,7 @@ class Daemon:
         log.info(
             "state.restored",
             path=path,
-            collections=len(saved.collections),
-            imports=len(saved.imports),
+            collections=remembered_counts(saved),
         )
         self._log_removals()
 

@@ -5714,6 +5714,1432 @@
           ],
           "title": "Import jobs by state over time",
           "type": "timeseries"
+        },
+        {
+          "collapsed": false,
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "gridPos": {
+            "h": 1,
+            "w": 24,
+            "x": 0,
+            "y": 81
+          },
+          "id": 103,
+          "panels": [],
+          "title": "Snapshot restores",
+          "type": "row"
+        },
+        {
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "description": "Restore jobs the clusters list right now, per state. Failed jobs stay listed for hours after a later success, so they are not coloured here: 'Collections whose restore failed' is what pages. Series of several exporters (an HA pair) count once. Values are as of the exporter's last poll of the Milvus job API, not live.",
+          "fieldConfig": {
+            "defaults": {
+              "color": {
+                "mode": "thresholds"
+              },
+              "mappings": [],
+              "thresholds": {
+                "mode": "absolute",
+                "steps": [
+                  {
+                    "color": "text",
+                    "value": null
+                  }
+                ]
+              },
+              "unit": "short"
+            },
+            "overrides": [
+              {
+                "matcher": {
+                  "id": "byName",
+                  "options": "RestoreSnapshotPending"
+                },
+                "properties": [
+                  {
+                    "id": "color",
+                    "value": {
+                      "fixedColor": "yellow",
+                      "mode": "fixed"
+                    }
+                  }
+                ]
+              },
+              {
+                "matcher": {
+                  "id": "byName",
+                  "options": "RestoreSnapshotExecuting"
+                },
+                "properties": [
+                  {
+                    "id": "color",
+                    "value": {
+                      "fixedColor": "blue",
+                      "mode": "fixed"
+                    }
+                  }
+                ]
+              },
+              {
+                "matcher": {
+                  "id": "byName",
+                  "options": "RestoreSnapshotCompleted"
+                },
+                "properties": [
+                  {
+                    "id": "color",
+                    "value": {
+                      "fixedColor": "green",
+                      "mode": "fixed"
+                    }
+                  }
+                ]
+              },
+              {
+                "matcher": {
+                  "id": "byName",
+                  "options": "RestoreSnapshotFailed"
+                },
+                "properties": [
+                  {
+                    "id": "color",
+                    "value": {
+                      "fixedColor": "text",
+                      "mode": "fixed"
+                    }
+                  }
+                ]
+              }
+            ]
+          },
+          "gridPos": {
+            "h": 5,
+            "w": 6,
+            "x": 0,
+            "y": 82
+          },
+          "id": 29,
+          "links": [],
+          "options": {
+            "colorMode": "value",
+            "graphMode": "none",
+            "justifyMode": "auto",
+            "orientation": "auto",
+            "reduceOptions": {
+              "calcs": [
+                "lastNotNull"
+              ],
+              "fields": "",
+              "values": false
+            },
+            "showPercentChange": false,
+            "textMode": "value_and_name",
+            "wideLayout": true
+          },
+          "targets": [
+            {
+              "datasource": {
+                "type": "prometheus",
+                "uid": "${datasource}"
+              },
+              "editorMode": "code",
+              "expr": "sum by (state) (max by (milvus_cluster, database, collection, state) (milvus_restore_jobs{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}))",
+              "format": "time_series",
+              "instant": true,
+              "legendFormat": "{{state}}",
+              "range": false,
+              "refId": "A"
+            }
+          ],
+          "title": "Restore jobs by state",
+          "type": "stat"
+        },
+        {
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "description": "Restore jobs whose current state is not final (state=~\"RestoreSnapshotPending|RestoreSnapshotExecuting\"). No data: no exporter polls these restores. Series of several exporters (an HA pair) count once. Values are as of the exporter's last poll of the Milvus job API, not live.",
+          "fieldConfig": {
+            "defaults": {
+              "color": {
+                "mode": "thresholds"
+              },
+              "mappings": [],
+              "thresholds": {
+                "mode": "absolute",
+                "steps": [
+                  {
+                    "color": "blue",
+                    "value": null
+                  }
+                ]
+              },
+              "unit": "short"
+            },
+            "overrides": []
+          },
+          "gridPos": {
+            "h": 5,
+            "w": 3,
+            "x": 6,
+            "y": 82
+          },
+          "id": 30,
+          "links": [],
+          "options": {
+            "colorMode": "value",
+            "graphMode": "none",
+            "justifyMode": "auto",
+            "orientation": "auto",
+            "reduceOptions": {
+              "calcs": [
+                "lastNotNull"
+              ],
+              "fields": "",
+              "values": false
+            },
+            "showPercentChange": false,
+            "textMode": "auto",
+            "wideLayout": true
+          },
+          "targets": [
+            {
+              "datasource": {
+                "type": "prometheus",
+                "uid": "${datasource}"
+              },
+              "editorMode": "code",
+              "expr": "count(\n  max by (milvus_cluster, database, collection, job_id) (max by (milvus_cluster, database, collection, job_id, state) (milvus_restore_job_state{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\", state=~\"RestoreSnapshotPending|RestoreSnapshotExecuting\"}) == 1)\n)\nor on () 0 * max(milvus_jobs_exporter_target_up{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", kind=\"restore\"})",
+              "format": "time_series",
+              "instant": true,
+              "legendFormat": "not finished",
+              "range": false,
+              "refId": "A"
+            }
+          ],
+          "title": "Restores not finished",
+          "type": "stat"
+        },
+        {
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "description": "Collections whose newest finished restore failed: what MilvusRestoreJobFailed pages on (after its for:), with the same expression. Red from 1; 0 once a later restore completes. Values are as of the exporter's last poll of the Milvus job API, not live.",
+          "fieldConfig": {
+            "defaults": {
+              "color": {
+                "mode": "thresholds"
+              },
+              "mappings": [],
+              "thresholds": {
+                "mode": "absolute",
+                "steps": [
+                  {
+                    "color": "green",
+                    "value": null
+                  },
+                  {
+                    "color": "red",
+                    "value": 1
+                  }
+                ]
+              },
+              "unit": "short"
+            },
+            "overrides": []
+          },
+          "gridPos": {
+            "h": 5,
+            "w": 4,
+            "x": 9,
+            "y": 82
+          },
+          "id": 31,
+          "links": [],
+          "options": {
+            "colorMode": "value",
+            "graphMode": "none",
+            "justifyMode": "auto",
+            "orientation": "auto",
+            "reduceOptions": {
+              "calcs": [
+                "lastNotNull"
+              ],
+              "fields": "",
+              "values": false
+            },
+            "showPercentChange": false,
+            "textMode": "auto",
+            "wideLayout": true
+          },
+          "targets": [
+            {
+              "datasource": {
+                "type": "prometheus",
+                "uid": "${datasource}"
+              },
+              "editorMode": "code",
+              "expr": "count(\n  max by (milvus_cluster, database, collection) (milvus_restore_job_failure_info{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"})\n  or\n  (\n    max by (milvus_cluster, database, collection) (\n      last_over_time(milvus_restore_job_failure_info{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[10m])\n    )\n    unless\n    max by (milvus_cluster, database, collection) (milvus_restore_jobs{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"})\n  )\n)\nor on () 0 * max(milvus_jobs_exporter_target_up{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", kind=\"restore\"})",
+              "format": "time_series",
+              "instant": true,
+              "legendFormat": "failing",
+              "range": false,
+              "refId": "A"
+            }
+          ],
+          "title": "Collections whose restore failed",
+          "type": "stat"
+        },
+        {
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "description": "Restores running with no progress for 30 minutes, or pending for over 1 hour: what MilvusRestoreJobStuck pages on (after its for: of 5 minutes). Values are as of the exporter's last poll of the Milvus job API, not live.",
+          "fieldConfig": {
+            "defaults": {
+              "color": {
+                "mode": "thresholds"
+              },
+              "mappings": [],
+              "thresholds": {
+                "mode": "absolute",
+                "steps": [
+                  {
+                    "color": "green",
+                    "value": null
+                  },
+                  {
+                    "color": "orange",
+                    "value": 1
+                  }
+                ]
+              },
+              "unit": "short"
+            },
+            "overrides": []
+          },
+          "gridPos": {
+            "h": 5,
+            "w": 3,
+            "x": 13,
+            "y": 82
+          },
+          "id": 32,
+          "links": [],
+          "options": {
+            "colorMode": "value",
+            "graphMode": "none",
+            "justifyMode": "auto",
+            "orientation": "auto",
+            "reduceOptions": {
+              "calcs": [
+                "lastNotNull"
+              ],
+              "fields": "",
+              "values": false
+            },
+            "showPercentChange": false,
+            "textMode": "auto",
+            "wideLayout": true
+          },
+          "targets": [
+            {
+              "datasource": {
+                "type": "prometheus",
+                "uid": "${datasource}"
+              },
+              "editorMode": "code",
+              "expr": "count(\n  (\n    max by (milvus_cluster, database, collection, job_id, state) (\n      last_over_time(milvus_restore_job_state{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\", state=\"RestoreSnapshotExecuting\"}[10m])\n    ) == 1\n  )\n  and on (milvus_cluster, database, collection, job_id)\n  (\n    max by (milvus_cluster, database, collection, job_id) (\n      max_over_time(milvus_restore_job_progress_ratio{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[30m])\n    )\n    - min by (milvus_cluster, database, collection, job_id) (\n      min_over_time(milvus_restore_job_progress_ratio{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[30m])\n    )\n    == 0\n  )\n  and on (milvus_cluster, database, collection, job_id)\n  (\n    max by (milvus_cluster, database, collection, job_id) (\n      last_over_time(milvus_restore_job_duration_seconds{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[10m])\n    ) > 1800\n  )\n  or\n  (\n    max by (milvus_cluster, database, collection, job_id, state) (\n      last_over_time(milvus_restore_job_state{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\", state=\"RestoreSnapshotPending\"}[10m])\n    ) == 1\n  )\n  and on (milvus_cluster, database, collection, job_id)\n  (\n    max by (milvus_cluster, database, collection, job_id) (\n      last_over_time(milvus_restore_job_duration_seconds{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[10m])\n    ) > 3600\n  )\n)\nor on () 0 * max(milvus_jobs_exporter_target_up{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", kind=\"restore\"})",
+              "format": "time_series",
+              "instant": true,
+              "legendFormat": "stuck",
+              "range": false,
+              "refId": "A"
+            }
+          ],
+          "title": "Stuck restores",
+          "type": "stat"
+        },
+        {
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "description": "p50 and p95 of the durations of the restores the exporter saw complete within the time range (milvus_restore_duration_seconds; 'none finished' when none did). The histogram has no collection label: the collection filter does not apply. Series of several exporters (an HA pair) count once.",
+          "fieldConfig": {
+            "defaults": {
+              "color": {
+                "mode": "thresholds"
+              },
+              "mappings": [
+                {
+                  "options": {
+                    "match": "nan",
+                    "result": {
+                      "index": 0,
+                      "text": "none finished"
+                    }
+                  },
+                  "type": "special"
+                }
+              ],
+              "thresholds": {
+                "mode": "absolute",
+                "steps": [
+                  {
+                    "color": "blue",
+                    "value": null
+                  }
+                ]
+              },
+              "unit": "s"
+            },
+            "overrides": []
+          },
+          "gridPos": {
+            "h": 5,
+            "w": 8,
+            "x": 16,
+            "y": 82
+          },
+          "id": 33,
+          "links": [],
+          "options": {
+            "colorMode": "value",
+            "graphMode": "none",
+            "justifyMode": "auto",
+            "orientation": "auto",
+            "reduceOptions": {
+              "calcs": [
+                "lastNotNull"
+              ],
+              "fields": "",
+              "values": false
+            },
+            "showPercentChange": false,
+            "textMode": "value_and_name",
+            "wideLayout": true
+          },
+          "targets": [
+            {
+              "datasource": {
+                "type": "prometheus",
+                "uid": "${datasource}"
+              },
+              "editorMode": "code",
+              "expr": "histogram_quantile(0.5, sum by (le) (max by (milvus_cluster, database, le) (increase(milvus_restore_duration_seconds_bucket{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", state=\"RestoreSnapshotCompleted\"}[$__range]))))",
+              "format": "time_series",
+              "instant": true,
+              "legendFormat": "p50",
+              "range": false,
+              "refId": "A"
+            },
+            {
+              "datasource": {
+                "type": "prometheus",
+                "uid": "${datasource}"
+              },
+              "editorMode": "code",
+              "expr": "histogram_quantile(0.95, sum by (le) (max by (milvus_cluster, database, le) (increase(milvus_restore_duration_seconds_bucket{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", state=\"RestoreSnapshotCompleted\"}[$__range]))))",
+              "format": "time_series",
+              "instant": true,
+              "legendFormat": "p95",
+              "range": false,
+              "refId": "B"
+            }
+          ],
+          "title": "Completed restore duration over the time range",
+          "type": "stat"
+        },
+        {
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "description": "The 50 unfinished restore jobs running longest, with their state, how long they have been running (poll time minus start; 'unknown' without a start time) and their progress. Series of several exporters (an HA pair) count once. Values are as of the exporter's last poll of the Milvus job API, not live.",
+          "fieldConfig": {
+            "defaults": {
+              "color": {
+                "mode": "thresholds"
+              },
+              "custom": {
+                "align": "auto",
+                "cellOptions": {
+                  "type": "auto"
+                },
+                "filterable": true,
+                "inspect": true
+              },
+              "mappings": [],
+              "thresholds": {
+                "mode": "absolute",
+                "steps": [
+                  {
+                    "color": "green",
+                    "value": null
+                  }
+                ]
+              },
+              "unit": "s"
+            },
+            "overrides": [
+              {
+                "matcher": {
+                  "id": "byName",
+                  "options": "Running for"
+                },
+                "properties": [
+                  {
+                    "id": "mappings",
+                    "value": [
+                      {
+                        "options": {
+                          "-1": {
+                            "color": "text",
+                            "index": 0,
+                            "text": "unknown"
+                          }
+                        },
+                        "type": "value"
+                      }
+                    ]
+                  }
+                ]
+              },
+              {
+                "matcher": {
+                  "id": "byName",
+                  "options": "Progress"
+                },
+                "properties": [
+                  {
+                    "id": "unit",
+                    "value": "percentunit"
+                  },
+                  {
+                    "id": "min",
+                    "value": 0
+                  },
+                  {
+                    "id": "max",
+                    "value": 1
+                  },
+                  {
+                    "id": "custom.cellOptions",
+                    "value": {
+                      "mode": "basic",
+                      "type": "gauge",
+                      "valueDisplayMode": "text"
+                    }
+                  }
+                ]
+              }
+            ]
+          },
+          "gridPos": {
+            "h": 8,
+            "w": 12,
+            "x": 0,
+            "y": 87
+          },
+          "id": 34,
+          "links": [],
+          "options": {
+            "cellHeight": "sm",
+            "footer": {
+              "countRows": false,
+              "fields": "",
+              "reducer": [
+                "sum"
+              ],
+              "show": false
+            },
+            "showHeader": true,
+            "sortBy": [
+              {
+                "desc": true,
+                "displayName": "Running for"
+              }
+            ]
+          },
+          "targets": [
+            {
+              "datasource": {
+                "type": "prometheus",
+                "uid": "${datasource}"
+              },
+              "editorMode": "code",
+              "expr": "max by (milvus_cluster, database, collection, job_id, state) (milvus_restore_job_state{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\", state=~\"RestoreSnapshotPending|RestoreSnapshotExecuting\"}) == 1\nand on (milvus_cluster, database, collection, job_id) topk(50,\n  max by (milvus_cluster, database, collection, job_id) (milvus_restore_job_duration_seconds{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"})\n  and on (milvus_cluster, database, collection, job_id) (max by (milvus_cluster, database, collection, job_id, state) (milvus_restore_job_state{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\", state=~\"RestoreSnapshotPending|RestoreSnapshotExecuting\"}) == 1)\n  or on (milvus_cluster, database, collection, job_id) (max by (milvus_cluster, database, collection, job_id) (max by (milvus_cluster, database, collection, job_id, state) (milvus_restore_job_state{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\", state=~\"RestoreSnapshotPending|RestoreSnapshotExecuting\"}) == 1) * 0 - 1)\n)",
+              "format": "table",
+              "instant": true,
+              "legendFormat": "__auto",
+              "range": false,
+              "refId": "A"
+            },
+            {
+              "datasource": {
+                "type": "prometheus",
+                "uid": "${datasource}"
+              },
+              "editorMode": "code",
+              "expr": "topk(50,\n  max by (milvus_cluster, database, collection, job_id) (milvus_restore_job_duration_seconds{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"})\n  and on (milvus_cluster, database, collection, job_id) (max by (milvus_cluster, database, collection, job_id, state) (milvus_restore_job_state{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\", state=~\"RestoreSnapshotPending|RestoreSnapshotExecuting\"}) == 1)\n  or on (milvus_cluster, database, collection, job_id) (max by (milvus_cluster, database, collection, job_id) (max by (milvus_cluster, database, collection, job_id, state) (milvus_restore_job_state{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\", state=~\"RestoreSnapshotPending|RestoreSnapshotExecuting\"}) == 1) * 0 - 1)\n)",
+              "format": "table",
+              "instant": true,
+              "legendFormat": "__auto",
+              "range": false,
+              "refId": "B"
+            },
+            {
+              "datasource": {
+                "type": "prometheus",
+                "uid": "${datasource}"
+              },
+              "editorMode": "code",
+              "expr": "max by (milvus_cluster, database, collection, job_id) (milvus_restore_job_progress_ratio{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"})\nand on (milvus_cluster, database, collection, job_id) topk(50,\n  max by (milvus_cluster, database, collection, job_id) (milvus_restore_job_duration_seconds{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"})\n  and on (milvus_cluster, database, collection, job_id) (max by (milvus_cluster, database, collection, job_id, state) (milvus_restore_job_state{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\", state=~\"RestoreSnapshotPending|RestoreSnapshotExecuting\"}) == 1)\n  or on (milvus_cluster, database, collection, job_id) (max by (milvus_cluster, database, collection, job_id) (max by (milvus_cluster, database, collection, job_id, state) (milvus_restore_job_state{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\", state=~\"RestoreSnapshotPending|RestoreSnapshotExecuting\"}) == 1) * 0 - 1)\n)",
+              "format": "table",
+              "instant": true,
+              "legendFormat": "__auto",
+              "range": false,
+              "refId": "C"
+            }
+          ],
+          "title": "Unfinished restores, longest first",
+          "transformations": [
+            {
+              "id": "merge",
+              "options": {}
+            },
+            {
+              "id": "organize",
+              "options": {
+                "excludeByName": {
+                  "Time": true,
+                  "Value #A": true,
+                  "__name__": true,
+                  "instance": true,
+                  "job": true
+                },
+                "includeByName": {},
+                "indexByName": {
+                  "Value #B": 5,
+                  "Value #C": 6,
+                  "collection": 2,
+                  "database": 1,
+                  "job_id": 3,
+                  "milvus_cluster": 0,
+                  "state": 4
+                },
+                "renameByName": {
+                  "Value #B": "Running for",
+                  "Value #C": "Progress",
+                  "collection": "Collection",
+                  "database": "Database",
+                  "job_id": "Job ID",
+                  "milvus_cluster": "Cluster",
+                  "state": "State"
+                }
+              }
+            }
+          ],
+          "type": "table"
+        },
+        {
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "description": "The newest finished snapshot restore of each collection, when it failed (the collections MilvusRestoreJobFailed pages on), with the reason the cluster gave and when the restore started. Newest first, at most 50. Values are as of the exporter's last poll of the Milvus job API, not live.",
+          "fieldConfig": {
+            "defaults": {
+              "color": {
+                "mode": "thresholds"
+              },
+              "custom": {
+                "align": "auto",
+                "cellOptions": {
+                  "type": "auto"
+                },
+                "filterable": true,
+                "inspect": true
+              },
+              "mappings": [],
+              "thresholds": {
+                "mode": "absolute",
+                "steps": [
+                  {
+                    "color": "green",
+                    "value": null
+                  }
+                ]
+              },
+              "unit": "dateTimeAsIso"
+            },
+            "overrides": [
+              {
+                "matcher": {
+                  "id": "byName",
+                  "options": "Started"
+                },
+                "properties": [
+                  {
+                    "id": "mappings",
+                    "value": [
+                      {
+                        "options": {
+                          "-1": {
+                            "color": "text",
+                            "index": 0,
+                            "text": "unknown"
+                          }
+                        },
+                        "type": "value"
+                      }
+                    ]
+                  }
+                ]
+              }
+            ]
+          },
+          "gridPos": {
+            "h": 8,
+            "w": 12,
+            "x": 12,
+            "y": 87
+          },
+          "id": 35,
+          "links": [],
+          "options": {
+            "cellHeight": "sm",
+            "footer": {
+              "countRows": false,
+              "fields": "",
+              "reducer": [
+                "sum"
+              ],
+              "show": false
+            },
+            "showHeader": true,
+            "sortBy": [
+              {
+                "desc": true,
+                "displayName": "Started"
+              }
+            ]
+          },
+          "targets": [
+            {
+              "datasource": {
+                "type": "prometheus",
+                "uid": "${datasource}"
+              },
+              "editorMode": "code",
+              "expr": "max by (milvus_cluster, database, collection, job_id, reason) (milvus_restore_job_failure_info{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"})\nand on (milvus_cluster, database, collection, job_id) topk(50,\n  max by (milvus_cluster, database, collection, job_id) (milvus_restore_job_start_timestamp_seconds{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}) * 1000\n  and on (milvus_cluster, database, collection, job_id) (max by (milvus_cluster, database, collection, job_id, reason) (milvus_restore_job_failure_info{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}))\n  or on (milvus_cluster, database, collection, job_id) (max by (milvus_cluster, database, collection, job_id) (max by (milvus_cluster, database, collection, job_id, reason) (milvus_restore_job_failure_info{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"})) * 0 - 1)\n)",
+              "format": "table",
+              "instant": true,
+              "legendFormat": "__auto",
+              "range": false,
+              "refId": "A"
+            },
+            {
+              "datasource": {
+                "type": "prometheus",
+                "uid": "${datasource}"
+              },
+              "editorMode": "code",
+              "expr": "topk(50,\n  max by (milvus_cluster, database, collection, job_id) (milvus_restore_job_start_timestamp_seconds{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}) * 1000\n  and on (milvus_cluster, database, collection, job_id) (max by (milvus_cluster, database, collection, job_id, reason) (milvus_restore_job_failure_info{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}))\n  or on (milvus_cluster, database, collection, job_id) (max by (milvus_cluster, database, collection, job_id) (max by (milvus_cluster, database, collection, job_id, reason) (milvus_restore_job_failure_info{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"})) * 0 - 1)\n)",
+              "format": "table",
+              "instant": true,
+              "legendFormat": "__auto",
+              "range": false,
+              "refId": "B"
+            }
+          ],
+          "title": "Failed restores",
+          "transformations": [
+            {
+              "id": "merge",
+              "options": {}
+            },
+            {
+              "id": "organize",
+              "options": {
+                "excludeByName": {
+                  "Time": true,
+                  "Value #A": true,
+                  "__name__": true,
+                  "instance": true,
+                  "job": true
+                },
+                "includeByName": {},
+                "indexByName": {
+                  "Value #B": 5,
+                  "collection": 2,
+                  "database": 1,
+                  "job_id": 3,
+                  "milvus_cluster": 0,
+                  "reason": 4
+                },
+                "renameByName": {
+                  "Value #B": "Started",
+                  "collection": "Collection",
+                  "database": "Database",
+                  "job_id": "Job ID",
+                  "milvus_cluster": "Cluster",
+                  "reason": "Reason"
+                }
+              }
+            }
+          ],
+          "type": "table"
+        },
+        {
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "description": "Restore jobs running with no progress for 30 minutes, or pending for over 1 hour, longest first (at most 50): the jobs MilvusRestoreJobStuck pages on. Values are as of the exporter's last poll of the Milvus job API, not live.",
+          "fieldConfig": {
+            "defaults": {
+              "color": {
+                "mode": "thresholds"
+              },
+              "custom": {
+                "align": "auto",
+                "cellOptions": {
+                  "type": "auto"
+                },
+                "filterable": true,
+                "inspect": true
+              },
+              "mappings": [],
+              "thresholds": {
+                "mode": "absolute",
+                "steps": [
+                  {
+                    "color": "green",
+                    "value": null
+                  }
+                ]
+              },
+              "unit": "s"
+            },
+            "overrides": [
+              {
+                "matcher": {
+                  "id": "byName",
+                  "options": "Progress"
+                },
+                "properties": [
+                  {
+                    "id": "unit",
+                    "value": "percentunit"
+                  },
+                  {
+                    "id": "min",
+                    "value": 0
+                  },
+                  {
+                    "id": "max",
+                    "value": 1
+                  },
+                  {
+                    "id": "custom.cellOptions",
+                    "value": {
+                      "mode": "basic",
+                      "type": "gauge",
+                      "valueDisplayMode": "text"
+                    }
+                  }
+                ]
+              }
+            ]
+          },
+          "gridPos": {
+            "h": 8,
+            "w": 12,
+            "x": 0,
+            "y": 95
+          },
+          "id": 36,
+          "links": [],
+          "options": {
+            "cellHeight": "sm",
+            "footer": {
+              "countRows": false,
+              "fields": "",
+              "reducer": [
+                "sum"
+              ],
+              "show": false
+            },
+            "showHeader": true,
+            "sortBy": [
+              {
+                "desc": true,
+                "displayName": "Running for"
+              }
+            ]
+          },
+          "targets": [
+            {
+              "datasource": {
+                "type": "prometheus",
+                "uid": "${datasource}"
+              },
+              "editorMode": "code",
+              "expr": "(\n  (\n    max by (milvus_cluster, database, collection, job_id, state) (\n      last_over_time(milvus_restore_job_state{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\", state=\"RestoreSnapshotExecuting\"}[10m])\n    ) == 1\n  )\n  and on (milvus_cluster, database, collection, job_id)\n  (\n    max by (milvus_cluster, database, collection, job_id) (\n      max_over_time(milvus_restore_job_progress_ratio{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[30m])\n    )\n    - min by (milvus_cluster, database, collection, job_id) (\n      min_over_time(milvus_restore_job_progress_ratio{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[30m])\n    )\n    == 0\n  )\n  and on (milvus_cluster, database, collection, job_id)\n  (\n    max by (milvus_cluster, database, collection, job_id) (\n      last_over_time(milvus_restore_job_duration_seconds{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[10m])\n    ) > 1800\n  )\n  or\n  (\n    max by (milvus_cluster, database, collection, job_id, state) (\n      last_over_time(milvus_restore_job_state{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\", state=\"RestoreSnapshotPending\"}[10m])\n    ) == 1\n  )\n  and on (milvus_cluster, database, collection, job_id)\n  (\n    max by (milvus_cluster, database, collection, job_id) (\n      last_over_time(milvus_restore_job_duration_seconds{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[10m])\n    ) > 3600\n  )\n)\nand on (milvus_cluster, database, collection, job_id) topk(50,\n  max by (milvus_cluster, database, collection, job_id) (last_over_time(milvus_restore_job_duration_seconds{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[10m]))\n  and on (milvus_cluster, database, collection, job_id) (\n    (\n      max by (milvus_cluster, database, collection, job_id, state) (\n        last_over_time(milvus_restore_job_state{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\", state=\"RestoreSnapshotExecuting\"}[10m])\n      ) == 1\n    )\n    and on (milvus_cluster, database, collection, job_id)\n    (\n      max by (milvus_cluster, database, collection, job_id) (\n        max_over_time(milvus_restore_job_progress_ratio{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[30m])\n      )\n      - min by (milvus_cluster, database, collection, job_id) (\n        min_over_time(milvus_restore_job_progress_ratio{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[30m])\n      )\n      == 0\n    )\n    and on (milvus_cluster, database, collection, job_id)\n    (\n      max by (milvus_cluster, database, collection, job_id) (\n        last_over_time(milvus_restore_job_duration_seconds{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[10m])\n      ) > 1800\n    )\n    or\n    (\n      max by (milvus_cluster, database, collection, job_id, state) (\n        last_over_time(milvus_restore_job_state{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\", state=\"RestoreSnapshotPending\"}[10m])\n      ) == 1\n    )\n    and on (milvus_cluster, database, collection, job_id)\n    (\n      max by (milvus_cluster, database, collection, job_id) (\n        last_over_time(milvus_restore_job_duration_seconds{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[10m])\n      ) > 3600\n    )\n  )\n)",
+              "format": "table",
+              "instant": true,
+              "legendFormat": "__auto",
+              "range": false,
+              "refId": "A"
+            },
+            {
+              "datasource": {
+                "type": "prometheus",
+                "uid": "${datasource}"
+              },
+              "editorMode": "code",
+              "expr": "topk(50,\n  max by (milvus_cluster, database, collection, job_id) (last_over_time(milvus_restore_job_duration_seconds{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[10m]))\n  and on (milvus_cluster, database, collection, job_id) (\n    (\n      max by (milvus_cluster, database, collection, job_id, state) (\n        last_over_time(milvus_restore_job_state{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\", state=\"RestoreSnapshotExecuting\"}[10m])\n      ) == 1\n    )\n    and on (milvus_cluster, database, collection, job_id)\n    (\n      max by (milvus_cluster, database, collection, job_id) (\n        max_over_time(milvus_restore_job_progress_ratio{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[30m])\n      )\n      - min by (milvus_cluster, database, collection, job_id) (\n        min_over_time(milvus_restore_job_progress_ratio{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[30m])\n      )\n      == 0\n    )\n    and on (milvus_cluster, database, collection, job_id)\n    (\n      max by (milvus_cluster, database, collection, job_id) (\n        last_over_time(milvus_restore_job_duration_seconds{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[10m])\n      ) > 1800\n    )\n    or\n    (\n      max by (milvus_cluster, database, collection, job_id, state) (\n        last_over_time(milvus_restore_job_state{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\", state=\"RestoreSnapshotPending\"}[10m])\n      ) == 1\n    )\n    and on (milvus_cluster, database, collection, job_id)\n    (\n      max by (milvus_cluster, database, collection, job_id) (\n        last_over_time(milvus_restore_job_duration_seconds{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[10m])\n      ) > 3600\n    )\n  )\n)",
+              "format": "table",
+              "instant": true,
+              "legendFormat": "__auto",
+              "range": false,
+              "refId": "B"
+            },
+            {
+              "datasource": {
+                "type": "prometheus",
+                "uid": "${datasource}"
+              },
+              "editorMode": "code",
+              "expr": "max by (milvus_cluster, database, collection, job_id) (milvus_restore_job_progress_ratio{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"})\nand on (milvus_cluster, database, collection, job_id) topk(50,\n  max by (milvus_cluster, database, collection, job_id) (last_over_time(milvus_restore_job_duration_seconds{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[10m]))\n  and on (milvus_cluster, database, collection, job_id) (\n    (\n      max by (milvus_cluster, database, collection, job_id, state) (\n        last_over_time(milvus_restore_job_state{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\", state=\"RestoreSnapshotExecuting\"}[10m])\n      ) == 1\n    )\n    and on (milvus_cluster, database, collection, job_id)\n    (\n      max by (milvus_cluster, database, collection, job_id) (\n        max_over_time(milvus_restore_job_progress_ratio{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[30m])\n      )\n      - min by (milvus_cluster, database, collection, job_id) (\n        min_over_time(milvus_restore_job_progress_ratio{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[30m])\n      )\n      == 0\n    )\n    and on (milvus_cluster, database, collection, job_id)\n    (\n      max by (milvus_cluster, database, collection, job_id) (\n        last_over_time(milvus_restore_job_duration_seconds{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[10m])\n      ) > 1800\n    )\n    or\n    (\n      max by (milvus_cluster, database, collection, job_id, state) (\n        last_over_time(milvus_restore_job_state{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\", state=\"RestoreSnapshotPending\"}[10m])\n      ) == 1\n    )\n    and on (milvus_cluster, database, collection, job_id)\n    (\n      max by (milvus_cluster, database, collection, job_id) (\n        last_over_time(milvus_restore_job_duration_seconds{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[10m])\n      ) > 3600\n    )\n  )\n)",
+              "format": "table",
+              "instant": true,
+              "legendFormat": "__auto",
+              "range": false,
+              "refId": "C"
+            }
+          ],
+          "title": "Stuck restore jobs",
+          "transformations": [
+            {
+              "id": "merge",
+              "options": {}
+            },
+            {
+              "id": "organize",
+              "options": {
+                "excludeByName": {
+                  "Time": true,
+                  "Value #A": true,
+                  "__name__": true,
+                  "instance": true,
+                  "job": true
+                },
+                "includeByName": {},
+                "indexByName": {
+                  "Value #B": 5,
+                  "Value #C": 6,
+                  "collection": 2,
+                  "database": 1,
+                  "job_id": 3,
+                  "milvus_cluster": 0,
+                  "state": 4
+                },
+                "renameByName": {
+                  "Value #B": "Running for",
+                  "Value #C": "Progress",
+                  "collection": "Collection",
+                  "database": "Database",
+                  "job_id": "Job ID",
+                  "milvus_cluster": "Cluster",
+                  "state": "State"
+                }
+              }
+            }
+          ],
+          "type": "table"
+        },
+        {
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "description": "Running time (poll time minus start) of the 10 unfinished restore jobs running longest at the end of the time range (jobs finished by then are left out). Series of several exporters (an HA pair) count once. Values are as of the exporter's last poll of the Milvus job API, not live.",
+          "fieldConfig": {
+            "defaults": {
+              "color": {
+                "mode": "palette-classic"
+              },
+              "custom": {
+                "axisBorderShow": false,
+                "axisCenteredZero": false,
+                "axisColorMode": "text",
+                "axisLabel": "",
+                "axisPlacement": "auto",
+                "barAlignment": 0,
+                "drawStyle": "line",
+                "fillOpacity": 10,
+                "gradientMode": "none",
+                "hideFrom": {
+                  "legend": false,
+                  "tooltip": false,
+                  "viz": false
+                },
+                "insertNulls": false,
+                "lineInterpolation": "linear",
+                "lineWidth": 1,
+                "pointSize": 4,
+                "scaleDistribution": {
+                  "type": "linear"
+                },
+                "showPoints": "auto",
+                "spanNulls": false,
+                "stacking": {
+                  "group": "A",
+                  "mode": "none"
+                },
+                "thresholdsStyle": {
+                  "mode": "off"
+                }
+              },
+              "mappings": [],
+              "min": 0,
+              "thresholds": {
+                "mode": "absolute",
+                "steps": [
+                  {
+                    "color": "green",
+                    "value": null
+                  }
+                ]
+              },
+              "unit": "s"
+            },
+            "overrides": []
+          },
+          "gridPos": {
+            "h": 8,
+            "w": 12,
+            "x": 12,
+            "y": 95
+          },
+          "id": 37,
+          "links": [],
+          "options": {
+            "legend": {
+              "calcs": [
+                "lastNotNull",
+                "max"
+              ],
+              "displayMode": "table",
+              "placement": "right",
+              "showLegend": true
+            },
+            "tooltip": {
+              "mode": "multi",
+              "sort": "desc"
+            }
+          },
+          "targets": [
+            {
+              "datasource": {
+                "type": "prometheus",
+                "uid": "${datasource}"
+              },
+              "editorMode": "code",
+              "expr": "max by (milvus_cluster, database, collection, job_id) (milvus_restore_job_duration_seconds{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"})\nand on (milvus_cluster, database, collection, job_id) topk(10,\n  max by (milvus_cluster, database, collection, job_id) (last_over_time(milvus_restore_job_duration_seconds{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[$__range] @ end()))\n  and on (milvus_cluster, database, collection, job_id)\n  (max by (milvus_cluster, database, collection, job_id) (last_over_time(milvus_restore_job_state{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\", state=~\"RestoreSnapshotPending|RestoreSnapshotExecuting\"}[$__range] @ end())) == 1)\n)",
+              "format": "time_series",
+              "instant": false,
+              "legendFormat": "{{milvus_cluster}} / {{database}} / {{collection}} #{{job_id}}",
+              "range": true,
+              "refId": "A"
+            }
+          ],
+          "title": "Duration of the longest unfinished restores",
+          "type": "timeseries"
+        },
+        {
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "description": "Progress, 0 to 100 %, of the 10 unfinished restore jobs running longest at the end of the time range (jobs finished by then are left out). Series of several exporters (an HA pair) count once. Values are as of the exporter's last poll of the Milvus job API, not live.",
+          "fieldConfig": {
+            "defaults": {
+              "color": {
+                "mode": "palette-classic"
+              },
+              "custom": {
+                "axisBorderShow": false,
+                "axisCenteredZero": false,
+                "axisColorMode": "text",
+                "axisLabel": "",
+                "axisPlacement": "auto",
+                "barAlignment": 0,
+                "drawStyle": "line",
+                "fillOpacity": 10,
+                "gradientMode": "none",
+                "hideFrom": {
+                  "legend": false,
+                  "tooltip": false,
+                  "viz": false
+                },
+                "insertNulls": false,
+                "lineInterpolation": "linear",
+                "lineWidth": 1,
+                "pointSize": 4,
+                "scaleDistribution": {
+                  "type": "linear"
+                },
+                "showPoints": "auto",
+                "spanNulls": false,
+                "stacking": {
+                  "group": "A",
+                  "mode": "none"
+                },
+                "thresholdsStyle": {
+                  "mode": "off"
+                }
+              },
+              "mappings": [],
+              "max": 1,
+              "min": 0,
+              "thresholds": {
+                "mode": "absolute",
+                "steps": [
+                  {
+                    "color": "green",
+                    "value": null
+                  }
+                ]
+              },
+              "unit": "percentunit"
+            },
+            "overrides": []
+          },
+          "gridPos": {
+            "h": 8,
+            "w": 12,
+            "x": 0,
+            "y": 103
+          },
+          "id": 38,
+          "links": [],
+          "options": {
+            "legend": {
+              "calcs": [
+                "lastNotNull",
+                "max"
+              ],
+              "displayMode": "table",
+              "placement": "right",
+              "showLegend": true
+            },
+            "tooltip": {
+              "mode": "multi",
+              "sort": "desc"
+            }
+          },
+          "targets": [
+            {
+              "datasource": {
+                "type": "prometheus",
+                "uid": "${datasource}"
+              },
+              "editorMode": "code",
+              "expr": "max by (milvus_cluster, database, collection, job_id) (milvus_restore_job_progress_ratio{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"})\nand on (milvus_cluster, database, collection, job_id) topk(10,\n  max by (milvus_cluster, database, collection, job_id) (last_over_time(milvus_restore_job_duration_seconds{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}[$__range] @ end()))\n  and on (milvus_cluster, database, collection, job_id)\n  (max by (milvus_cluster, database, collection, job_id) (last_over_time(milvus_restore_job_state{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\", state=~\"RestoreSnapshotPending|RestoreSnapshotExecuting\"}[$__range] @ end())) == 1)\n)",
+              "format": "time_series",
+              "instant": false,
+              "legendFormat": "{{milvus_cluster}} / {{database}} / {{collection}} #{{job_id}}",
+              "range": true,
+              "refId": "A"
+            }
+          ],
+          "title": "Progress of the longest unfinished restores",
+          "type": "timeseries"
+        },
+        {
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "description": "Quantiles of the durations of the restores the exporter saw finish in the day before each point, per final state (milvus_restore_duration_seconds): a day, because restores finish a few times a day and a shorter window is mostly empty. The collection filter does not apply. Series of several exporters (an HA pair) count once.",
+          "fieldConfig": {
+            "defaults": {
+              "color": {
+                "mode": "palette-classic"
+              },
+              "custom": {
+                "axisBorderShow": false,
+                "axisCenteredZero": false,
+                "axisColorMode": "text",
+                "axisLabel": "",
+                "axisPlacement": "auto",
+                "barAlignment": 0,
+                "drawStyle": "line",
+                "fillOpacity": 10,
+                "gradientMode": "none",
+                "hideFrom": {
+                  "legend": false,
+                  "tooltip": false,
+                  "viz": false
+                },
+                "insertNulls": false,
+                "lineInterpolation": "linear",
+                "lineWidth": 1,
+                "pointSize": 4,
+                "scaleDistribution": {
+                  "type": "linear"
+                },
+                "showPoints": "auto",
+                "spanNulls": false,
+                "stacking": {
+                  "group": "A",
+                  "mode": "none"
+                },
+                "thresholdsStyle": {
+                  "mode": "off"
+                }
+              },
+              "mappings": [],
+              "min": 0,
+              "thresholds": {
+                "mode": "absolute",
+                "steps": [
+                  {
+                    "color": "green",
+                    "value": null
+                  }
+                ]
+              },
+              "unit": "s"
+            },
+            "overrides": []
+          },
+          "gridPos": {
+            "h": 8,
+            "w": 12,
+            "x": 12,
+            "y": 103
+          },
+          "id": 39,
+          "links": [],
+          "options": {
+            "legend": {
+              "calcs": [
+                "lastNotNull",
+                "max"
+              ],
+              "displayMode": "table",
+              "placement": "right",
+              "showLegend": true
+            },
+            "tooltip": {
+              "mode": "multi",
+              "sort": "desc"
+            }
+          },
+          "targets": [
+            {
+              "datasource": {
+                "type": "prometheus",
+                "uid": "${datasource}"
+              },
+              "editorMode": "code",
+              "expr": "histogram_quantile(0.5, sum by (le, state) (max by (milvus_cluster, database, state, le) (increase(milvus_restore_duration_seconds_bucket{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\"}[1d]))))",
+              "format": "time_series",
+              "instant": false,
+              "legendFormat": "p50 {{state}}",
+              "range": true,
+              "refId": "A"
+            },
+            {
+              "datasource": {
+                "type": "prometheus",
+                "uid": "${datasource}"
+              },
+              "editorMode": "code",
+              "expr": "histogram_quantile(0.95, sum by (le, state) (max by (milvus_cluster, database, state, le) (increase(milvus_restore_duration_seconds_bucket{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\"}[1d]))))",
+              "format": "time_series",
+              "instant": false,
+              "legendFormat": "p95 {{state}}",
+              "range": true,
+              "refId": "B"
+            }
+          ],
+          "title": "Restore duration p50 / p95 over the past day",
+          "type": "timeseries"
+        },
+        {
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "description": "Listed restore jobs per state, stacked. Series of several exporters (an HA pair) count once. Values are as of the exporter's last poll of the Milvus job API, not live.",
+          "fieldConfig": {
+            "defaults": {
+              "color": {
+                "mode": "palette-classic"
+              },
+              "custom": {
+                "axisBorderShow": false,
+                "axisCenteredZero": false,
+                "axisColorMode": "text",
+                "axisLabel": "",
+                "axisPlacement": "auto",
+                "barAlignment": 0,
+                "drawStyle": "line",
+                "fillOpacity": 30,
+                "gradientMode": "none",
+                "hideFrom": {
+                  "legend": false,
+                  "tooltip": false,
+                  "viz": false
+                },
+                "insertNulls": false,
+                "lineInterpolation": "linear",
+                "lineWidth": 1,
+                "pointSize": 4,
+                "scaleDistribution": {
+                  "type": "linear"
+                },
+                "showPoints": "auto",
+                "spanNulls": false,
+                "stacking": {
+                  "group": "A",
+                  "mode": "normal"
+                },
+                "thresholdsStyle": {
+                  "mode": "off"
+                }
+              },
+              "mappings": [],
+              "min": 0,
+              "thresholds": {
+                "mode": "absolute",
+                "steps": [
+                  {
+                    "color": "green",
+                    "value": null
+                  }
+                ]
+              },
+              "unit": "short"
+            },
+            "overrides": [
+              {
+                "matcher": {
+                  "id": "byName",
+                  "options": "RestoreSnapshotPending"
+                },
+                "properties": [
+                  {
+                    "id": "color",
+                    "value": {
+                      "fixedColor": "yellow",
+                      "mode": "fixed"
+                    }
+                  }
+                ]
+              },
+              {
+                "matcher": {
+                  "id": "byName",
+                  "options": "RestoreSnapshotExecuting"
+                },
+                "properties": [
+                  {
+                    "id": "color",
+                    "value": {
+                      "fixedColor": "blue",
+                      "mode": "fixed"
+                    }
+                  }
+                ]
+              },
+              {
+                "matcher": {
+                  "id": "byName",
+                  "options": "RestoreSnapshotCompleted"
+                },
+                "properties": [
+                  {
+                    "id": "color",
+                    "value": {
+                      "fixedColor": "green",
+                      "mode": "fixed"
+                    }
+                  }
+                ]
+              },
+              {
+                "matcher": {
+                  "id": "byName",
+                  "options": "RestoreSnapshotFailed"
+                },
+                "properties": [
+                  {
+                    "id": "color",
+                    "value": {
+                      "fixedColor": "text",
+                      "mode": "fixed"
+                    }
+                  }
+                ]
+              }
+            ]
+          },
+          "gridPos": {
+            "h": 8,
+            "w": 12,
+            "x": 0,
+            "y": 111
+          },
+          "id": 40,
+          "links": [],
+          "options": {
+            "legend": {
+              "calcs": [
+                "lastNotNull",
+                "max"
+              ],
+              "displayMode": "table",
+              "placement": "right",
+              "showLegend": true
+            },
+            "tooltip": {
+              "mode": "multi",
+              "sort": "desc"
+            }
+          },
+          "targets": [
+            {
+              "datasource": {
+                "type": "prometheus",
+                "uid": "${datasource}"
+              },
+              "editorMode": "code",
+              "expr": "sum by (state) (max by (milvus_cluster, database, collection, state) (milvus_restore_jobs{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\", database=~\"$database\", collection=~\"$collection\"}))",
+              "format": "time_series",
+              "instant": false,
+              "legendFormat": "{{state}}",
+              "range": true,
+              "refId": "A"
+            }
+          ],
+          "title": "Restore jobs by state over time",
+          "type": "timeseries"
         }
       ],
       "refresh": "30s",
@@ -5944,6 +7370,20 @@
             }
           },
           {
+            "alert": "MilvusRestoreJobFailed",
+            "annotations": {
+              "dashboard_url": "@@grafanaURL@@/d/milvus-jobs-overview?var-milvus_cluster={{ $labels.milvus_cluster | urlquery }}&var-database={{ $labels.database | urlquery }}&var-collection={{ $labels.collection | urlquery }}&viewPanel=35",
+              "description": "The newest snapshot restore of collection {{ $labels.collection }} in database {{ $labels.database }} on cluster {{ $labels.milvus_cluster }} failed ({{ with printf \"sort_desc(max by (job_id, reason) (timestamp(milvus_restore_job_failure_info{milvus_cluster='%[1]s',database='%[2]s',collection='%[3]s'}) or max_over_time(timestamp(milvus_restore_job_failure_info{milvus_cluster='%[1]s',database='%[2]s',collection='%[3]s'})[10m:1m])))\" $labels.milvus_cluster $labels.database $labels.collection | query }}{{ with . | first }}job {{ .Labels.job_id }}, reason: {{ .Labels.reason }}{{ end }}{{ else }}{{ with printf \"sort_desc(max by (job_id, reason) (timestamp(milvus_restore_job_failure_info{milvus_cluster='%[1]s',database='%[2]s',collection='%[3]s'}) or max_over_time(timestamp(milvus_restore_job_failure_info{milvus_cluster='%[1]s',database='%[2]s',collection='%[3]s'})[2d:5m])))\" $labels.milvus_cluster $labels.database $labels.collection | query }}{{ with . | first }}job {{ .Labels.job_id }}, reason: {{ .Labels.reason }}{{ end }}, as last reported{{ else }}job and reason unknown{{ end }}{{ end }}). The collection is not restored until a restore of it completes.",
+              "runbook_url": "@@runbookURL@@#milvusrestorejobfailed",
+              "summary": "Restore of {{ $labels.collection }} failed on {{ $labels.milvus_cluster }}"
+            },
+            "expr": "(\n  max by (milvus_cluster, database, collection) (milvus_restore_job_failure_info)\n  or\n  (\n    max by (milvus_cluster, database, collection) (\n      last_over_time(milvus_restore_job_failure_info[10m])\n    )\n    unless\n    max by (milvus_cluster, database, collection) (milvus_restore_jobs)\n  )\n)\nor\n(\n  max by (milvus_cluster, database, collection) (\n    last_over_time(ALERTS{alertname=\"MilvusRestoreJobFailed\", alertstate=\"firing\"}[10m])\n  )\n  unless on (milvus_cluster, database)\n  max by (milvus_cluster, database) (\n    last_over_time(milvus_jobs_exporter_target_up{kind=\"restore\"}[10m])\n  )\n  and on (milvus_cluster, database)\n  max by (milvus_cluster, database) (ALERTS{alertname=\"MilvusJobsExporterTargetLost\", kind=\"restore\"})\n)\n",
+            "for": "1m",
+            "labels": {
+              "severity": "critical"
+            }
+          },
+          {
             "alert": "MilvusRefreshJobFailureChanged",
             "annotations": {
               "dashboard_url": "@@grafanaURL@@/d/milvus-jobs-overview?var-milvus_cluster={{ $labels.milvus_cluster | urlquery }}&var-database={{ $labels.database | urlquery }}&var-collection={{ $labels.collection | urlquery }}&viewPanel=11",
@@ -5972,14 +7412,42 @@
             }
           },
           {
+            "alert": "MilvusRestoreJobFailureChanged",
+            "annotations": {
+              "dashboard_url": "@@grafanaURL@@/d/milvus-jobs-overview?var-milvus_cluster={{ $labels.milvus_cluster | urlquery }}&var-database={{ $labels.database | urlquery }}&var-collection={{ $labels.collection | urlquery }}&viewPanel=35",
+              "description": "Restore of {{ $labels.collection }} in database {{ $labels.database }} on cluster {{ $labels.milvus_cluster }} has a new newest failure while MilvusRestoreJobFailed is open: job {{ $labels.job_id }}, reason: {{ $labels.reason }}.",
+              "runbook_url": "@@runbookURL@@#milvusrestorejobfailurechanged",
+              "summary": "Restore of {{ $labels.collection }} failed again on {{ $labels.milvus_cluster }}"
+            },
+            "expr": "max by (milvus_cluster, database, collection, job_id, reason) (milvus_restore_job_failure_info)\nand on (milvus_cluster, database, collection)\n(\n  max by (milvus_cluster, database, collection, job_id, reason) (\n    last_over_time(milvus_restore_job_failure_info[15m])\n  )\n  unless on (milvus_cluster, database, collection, job_id, reason)\n  max by (milvus_cluster, database, collection, job_id, reason) (milvus_restore_job_failure_info)\n)\nand on (milvus_cluster, database, collection)\nmax by (milvus_cluster, database, collection) (ALERTS{alertname=\"MilvusRestoreJobFailed\", alertstate=\"firing\"})\n",
+            "for": "0s",
+            "labels": {
+              "severity": "critical"
+            }
+          },
+          {
             "alert": "MilvusRefreshJobStuck",
             "annotations": {
               "dashboard_url": "@@grafanaURL@@/d/milvus-jobs-overview?var-milvus_cluster={{ $labels.milvus_cluster | urlquery }}&var-database={{ $labels.database | urlquery }}&var-collection={{ $labels.collection | urlquery }}&viewPanel=13",
-              "description": "Refresh job {{ $labels.job_id }} of external collection {{ $labels.collection }} in database {{ $labels.database }} on cluster {{ $labels.milvus_cluster }} {{ if eq $labels.state \"RefreshPending\" }}has been pending for over 1 hour{{ else }}has made no progress for 30 minutes{{ end }}.",
+              "description": "Refresh job {{ $labels.job_id }} of external collection {{ $labels.collection }} in database {{ $labels.database }} on cluster {{ $labels.milvus_cluster }} {{ if eq $labels.state \"RefreshPending\" }}has been pending for over 1 hour{{ with printf \"max by (reason) (last_over_time(milvus_refresh_job_pending_reason_info{milvus_cluster='%s',database='%s',collection='%s',job_id='%s'}[10m]))\" $labels.milvus_cluster $labels.database $labels.collection $labels.job_id | query }} (the server keeps retrying: {{ . | first | label \"reason\" }}){{ end }}{{ else }}has made no progress for 30 minutes{{ end }}.",
               "runbook_url": "@@runbookURL@@#milvusrefreshjobstuck",
               "summary": "Refresh of {{ $labels.collection }} on {{ $labels.milvus_cluster }} looks stuck"
             },
             "expr": "(\n  (\n    (\n      (\n        max by (milvus_cluster, database, collection, job_id, state) (\n          last_over_time(milvus_refresh_job_state{state=\"RefreshInProgress\"}[10m])\n        ) == 1\n      )\n      and on (milvus_cluster, database, collection, job_id)\n      (\n        max by (milvus_cluster, database, collection, job_id) (\n          max_over_time(milvus_refresh_job_progress_ratio[30m])\n        )\n        - min by (milvus_cluster, database, collection, job_id) (\n          min_over_time(milvus_refresh_job_progress_ratio[30m])\n        )\n        == 0\n      )\n      and on (milvus_cluster, database, collection, job_id)\n      (\n        max by (milvus_cluster, database, collection, job_id) (\n          last_over_time(milvus_refresh_job_duration_seconds[10m])\n        ) > 1800\n      )\n      or\n      (\n        max by (milvus_cluster, database, collection, job_id, state) (\n          last_over_time(milvus_refresh_job_state{state=\"RefreshPending\"}[10m])\n        ) == 1\n      )\n      and on (milvus_cluster, database, collection, job_id)\n      (\n        max by (milvus_cluster, database, collection, job_id) (\n          last_over_time(milvus_refresh_job_duration_seconds[10m])\n        ) > 3600\n      )\n    )\n    and on (milvus_cluster, database)\n    (max by (milvus_cluster, database) (last_over_time(milvus_jobs_exporter_target_up{kind=\"refresh\"}[10m])) == 1)\n  )\n  or\n  (\n    max by (milvus_cluster, database, collection, job_id, state) (\n      ALERTS{alertname=\"MilvusRefreshJobStuck\", alertstate=\"firing\"}\n    )\n    and on (milvus_cluster, database)\n    (max by (milvus_cluster, database) (last_over_time(milvus_jobs_exporter_target_up{kind=\"refresh\"}[10m])) == 0)\n  )\n)\nor\n(\n  max by (milvus_cluster, database, collection, job_id, state) (\n    last_over_time(ALERTS{alertname=\"MilvusRefreshJobStuck\", alertstate=\"firing\"}[10m])\n  )\n  unless on (milvus_cluster, database)\n  max by (milvus_cluster, database) (\n    last_over_time(milvus_jobs_exporter_target_up{kind=\"refresh\"}[10m])\n  )\n  and on (milvus_cluster, database)\n  max by (milvus_cluster, database) (ALERTS{alertname=\"MilvusJobsExporterTargetLost\", kind=\"refresh\"})\n)\n",
+            "for": "5m",
+            "labels": {
+              "severity": "warning"
+            }
+          },
+          {
+            "alert": "MilvusRestoreJobStuck",
+            "annotations": {
+              "dashboard_url": "@@grafanaURL@@/d/milvus-jobs-overview?var-milvus_cluster={{ $labels.milvus_cluster | urlquery }}&var-database={{ $labels.database | urlquery }}&var-collection={{ $labels.collection | urlquery }}&viewPanel=36",
+              "description": "Restore job {{ $labels.job_id }} of collection {{ $labels.collection }} in database {{ $labels.database }} on cluster {{ $labels.milvus_cluster }} {{ if eq $labels.state \"RestoreSnapshotPending\" }}has been pending for over 1 hour{{ else }}has made no progress for 30 minutes{{ end }}.",
+              "runbook_url": "@@runbookURL@@#milvusrestorejobstuck",
+              "summary": "Restore of {{ $labels.collection }} on {{ $labels.milvus_cluster }} looks stuck"
+            },
+            "expr": "(\n  (\n    (\n      (\n        max by (milvus_cluster, database, collection, job_id, state) (\n          last_over_time(milvus_restore_job_state{state=\"RestoreSnapshotExecuting\"}[10m])\n        ) == 1\n      )\n      and on (milvus_cluster, database, collection, job_id)\n      (\n        max by (milvus_cluster, database, collection, job_id) (\n          max_over_time(milvus_restore_job_progress_ratio[30m])\n        )\n        - min by (milvus_cluster, database, collection, job_id) (\n          min_over_time(milvus_restore_job_progress_ratio[30m])\n        )\n        == 0\n      )\n      and on (milvus_cluster, database, collection, job_id)\n      (\n        max by (milvus_cluster, database, collection, job_id) (\n          last_over_time(milvus_restore_job_duration_seconds[10m])\n        ) > 1800\n      )\n      or\n      (\n        max by (milvus_cluster, database, collection, job_id, state) (\n          last_over_time(milvus_restore_job_state{state=\"RestoreSnapshotPending\"}[10m])\n        ) == 1\n      )\n      and on (milvus_cluster, database, collection, job_id)\n      (\n        max by (milvus_cluster, database, collection, job_id) (\n          last_over_time(milvus_restore_job_duration_seconds[10m])\n        ) > 3600\n      )\n    )\n    and on (milvus_cluster, database)\n    (max by (milvus_cluster, database) (last_over_time(milvus_jobs_exporter_target_up{kind=\"restore\"}[10m])) == 1)\n  )\n  or\n  (\n    max by (milvus_cluster, database, collection, job_id, state) (\n      ALERTS{alertname=\"MilvusRestoreJobStuck\", alertstate=\"firing\"}\n    )\n    and on (milvus_cluster, database)\n    (max by (milvus_cluster, database) (last_over_time(milvus_jobs_exporter_target_up{kind=\"restore\"}[10m])) == 0)\n  )\n)\nor\n(\n  max by (milvus_cluster, database, collection, job_id, state) (\n    last_over_time(ALERTS{alertname=\"MilvusRestoreJobStuck\", alertstate=\"firing\"}[10m])\n  )\n  unless on (milvus_cluster, database)\n  max by (milvus_cluster, database) (\n    last_over_time(milvus_jobs_exporter_target_up{kind=\"restore\"}[10m])\n  )\n  and on (milvus_cluster, database)\n  max by (milvus_cluster, database) (ALERTS{alertname=\"MilvusJobsExporterTargetLost\", kind=\"restore\"})\n)\n",
             "for": "5m",
             "labels": {
               "severity": "warning"

@@ -1,5 +1,6 @@
 """PromQL that an alert rule and a dashboard panel share, so a panel shows what its alert
-decides: which collections fail, how stale a collection is, which refreshes are stuck.
+decides: which collections fail, how stale a collection is, which jobs are stuck. The job
+expressions take the series a kind declares, so every kind is asked the same way.
 
 Each function takes ``matchers`` (the dashboard's variable matchers; none in a rule) and returns
 an expression laid out on several lines, as the rule file shows it. Every aggregation is ``max
@@ -32,30 +33,28 @@ def last(metric: str, matchers: tuple[str, ...], lookback: str, key: str) -> str
     return f"max by ({key}) (\n  last_over_time({selector(metric, *matchers)}[{lookback}])\n)"
 
 
-def refresh_failing(matchers: tuple[str, ...], lookback: str) -> str:
-    """Collections whose newest finished refresh failed: the last failure is newer than the last
-    success, or there is no success at all. Value: the failure's end time."""
-    failure = last(
-        "milvus_refresh_last_failure_timestamp_seconds", matchers, lookback, COLLECTION_KEY
-    )
-    success = last(
-        "milvus_refresh_last_success_timestamp_seconds", matchers, lookback, COLLECTION_KEY
-    )
-    return f"{failure}\n>\n(\n{indent(success)}\n  or\n{indent('0 * ' + failure)}\n)"
+def history_failing(failure: str, success: str, matchers: tuple[str, ...], lookback: str) -> str:
+    """Collections whose newest finished job failed, for a kind that remembers each
+    collection's newest success and failure (refresh: ``failure`` and ``success`` are its last
+    failure and success timestamps): the last failure is newer than the last success, or there
+    is no success at all. Value: the failure's end time."""
+    failed = last(failure, matchers, lookback, COLLECTION_KEY)
+    succeeded = last(success, matchers, lookback, COLLECTION_KEY)
+    return f"{failed}\n>\n(\n{indent(succeeded)}\n  or\n{indent('0 * ' + failed)}\n)"
 
 
-def import_failing(matchers: tuple[str, ...], lookback: str) -> str:
-    """Collections whose newest finished import failed. While the exporter sends data about the
-    collection, that data decides; while it sends none (a missed scrape, a restart), the last
-    ``lookback`` holds the failure."""
-    info = selector("milvus_import_job_failure_info", *matchers)
+def newest_failing(info: str, counts: str, matchers: tuple[str, ...], lookback: str) -> str:
+    """Collections whose newest finished job failed, for a kind that remembers each
+    collection's newest finished job (import, restore: ``info`` its failure info, ``counts`` its
+    jobs per collection). While the exporter sends data about the collection, that data decides;
+    while it sends none (a missed scrape, a restart), the last ``lookback`` holds the failure."""
     return (
-        f"max by ({COLLECTION_KEY}) ({info})\n"
+        f"max by ({COLLECTION_KEY}) ({selector(info, *matchers)})\n"
         "or\n"
         "(\n"
-        f"{indent(last('milvus_import_job_failure_info', matchers, lookback, COLLECTION_KEY))}\n"
+        f"{indent(last(info, matchers, lookback, COLLECTION_KEY))}\n"
         "  unless\n"
-        f"  max by ({COLLECTION_KEY}) ({selector('milvus_import_jobs', *matchers)})\n"
+        f"  max by ({COLLECTION_KEY}) ({selector(counts, *matchers)})\n"
         ")"
     )
 
@@ -68,25 +67,38 @@ def time_since_refresh(matchers: tuple[str, ...], lookback: str) -> str:
     return f"time()\n- {success}"
 
 
-def stuck_refreshes(
-    matchers: tuple[str, ...], lookback: str, without_progress: Duration, pending: Duration
+def state_matcher(states: tuple[str, ...]) -> str:
+    """``state="A"`` for one state, ``state=~"A|B"`` for several."""
+    return f'state="{states[0]}"' if len(states) == 1 else f'state=~"{"|".join(states)}"'
+
+
+def stuck_jobs(
+    prefix: str,
+    running: tuple[str, ...],
+    pending: tuple[str, ...],
+    matchers: tuple[str, ...],
+    lookback: str,
+    without_progress: Duration,
+    pending_for: Duration,
 ) -> str:
-    """Refresh jobs (labels: the job and its state) running with no progress for
-    ``without_progress`` (and at least that old), or pending for longer than ``pending``.
+    """Jobs of the kind whose series start with ``prefix`` (labels: the job and its state) in
+    a ``running`` state with no progress for ``without_progress`` (and at least that old), or
+    in a ``pending`` one for longer than ``pending_for``. A progress that falls (a refresh in
+    its index-wait phase) is a change: not stuck.
 
     Progress is compared across every exporter instance (max of maxima minus min of minima), so
     a restarted exporter with a new instance label does not look frozen.
     """
 
-    def state(name: str) -> str:
-        series = selector("milvus_refresh_job_state", *matchers, f'state="{name}"')
+    def state(states: tuple[str, ...]) -> str:
+        series = selector(f"{prefix}_job_state", *matchers, state_matcher(states))
         return f"max by ({JOB_KEY}, state) (\n  last_over_time({series}[{lookback}])\n) == 1"
 
     def older_than(seconds: float) -> str:
-        duration = last("milvus_refresh_job_duration_seconds", matchers, lookback, JOB_KEY)
+        duration = last(f"{prefix}_job_duration_seconds", matchers, lookback, JOB_KEY)
         return f"{duration} > {seconds}"
 
-    progress = selector("milvus_refresh_job_progress_ratio", *matchers)
+    progress = selector(f"{prefix}_job_progress_ratio", *matchers)
     frozen = (
         f"max by ({JOB_KEY}) (\n"
         f"  max_over_time({progress}[{without_progress.text}])\n"
@@ -98,12 +110,12 @@ def stuck_refreshes(
     )
     on = f"and on ({JOB_KEY})"
     return (
-        f"(\n{indent(state('RefreshInProgress'))}\n)\n"
+        f"(\n{indent(state(running))}\n)\n"
         f"{on}\n(\n{indent(frozen)}\n)\n"
         f"{on}\n(\n{indent(older_than(without_progress.seconds))}\n)\n"
         "or\n"
-        f"(\n{indent(state('RefreshPending'))}\n)\n"
-        f"{on}\n(\n{indent(older_than(pending.seconds))}\n)"
+        f"(\n{indent(state(pending))}\n)\n"
+        f"{on}\n(\n{indent(older_than(pending_for.seconds))}\n)"
     )
 
 

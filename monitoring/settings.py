@@ -11,13 +11,15 @@ the file is reported at once, with its key::
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from exporter.config.durations import parse_duration
+from exporter.kinds import KINDS
 
 THRESHOLDS_FILE = Path(__file__).resolve().parents[1] / "prometheus" / "thresholds.yml"
 
@@ -69,11 +71,13 @@ class Duration:
         )
 
 
+FAILED_FOR = "{kind}_failed_for"
+"""Each job kind's ``for:`` of its failed-job alert: ``refresh_failed_for``, ..."""
+
+
 @dataclass(frozen=True)
 class Alerts:
     lookback: Duration
-    refresh_failed_for: Duration
-    import_failed_for: Duration
     stuck_without_progress: Duration
     stuck_pending: Duration
     stuck_for: Duration
@@ -93,6 +97,9 @@ class Alerts:
     target_lost_for: Duration
     sight_horizon: Duration
     failure_changed_window: Duration
+    failed_for: Mapping[str, Duration] = field(default_factory=dict)
+    """Per job kind, the ``for:`` of its failed-job alert (the keys ``<kind>_failed_for``, one
+    for each kind the exporter declares)."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,11 @@ class Settings:
 
 
 def _fields(record: type) -> dict[str, str]:
-    return {name: str(kind) for name, kind in record.__annotations__.items()}
+    return {
+        name: str(kind)
+        for name, kind in record.__annotations__.items()
+        if not str(kind).startswith("Mapping")
+    }
 
 
 def load_settings(path: Path = THRESHOLDS_FILE) -> Settings:
@@ -134,7 +145,8 @@ def load_settings(path: Path = THRESHOLDS_FILE) -> Settings:
     for name, url in links.items():
         if url and not url.startswith(("http://", "https://")):
             problems.append(f"{name}: {url!r} is not an http:// or https:// URL")
-    alerts = reader.record(top, "alerts", Alerts)
+    per_kind = {FAILED_FOR.format(kind=kind.name): kind.name for kind in KINDS}
+    alerts = reader.record(top, "alerts", Alerts, per_kind)
     dashboards = reader.record(top, "dashboards", Dashboards)
     if problems:
         raise SettingsError("\n".join(f"{path}: {problem}" for problem in problems))
@@ -164,10 +176,23 @@ class _Reader:
             self.problems.append(f"{key}: expected a string")
         return value if isinstance(value, str) else ""
 
-    def record(self, node: dict[str, Any], key: str, record: type) -> Any:
+    def record(
+        self,
+        node: dict[str, Any],
+        key: str,
+        record: type,
+        per_kind: Mapping[str, str] | None = None,
+    ) -> Any:
+        """A section read into ``record``; ``per_kind`` maps more keys of the section (one per
+        job kind) to the kind whose duration each gives (``record.failed_for``)."""
         fields = _fields(record)
-        section = self.mapping(node.get(key, {}), key, set(fields))
+        per_kind = per_kind or {}
+        section = self.mapping(node.get(key, {}), key, set(fields) | set(per_kind))
         values: dict[str, Any] = {}
+        if per_kind:
+            values["failed_for"] = {
+                kind: self.duration(section, key, name) for name, kind in per_kind.items()
+            }
         for name, kind in fields.items():
             value = section.get(name)
             if kind == "int":

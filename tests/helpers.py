@@ -47,7 +47,7 @@ def ok(
     refresh: tuple[RefreshJob, ...] = (),
     imports: tuple[ImportJob, ...] = (),
 ) -> Snapshot:
-    return Snapshot(target=target, polled_at=at, ok=True, refresh_jobs=refresh, import_jobs=imports)
+    return Snapshot(target=target, polled_at=at, ok=True, jobs=(*refresh, *imports))
 
 
 def failed(target: Target, at: float, reason: str = "timeout") -> Snapshot:

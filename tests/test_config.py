@@ -541,7 +541,7 @@ def test_every_problem_is_reported_at_once() -> None:
         "config.yaml:1: poll_interval: expected a duration with a unit such as 30s or 5m, got 30",
         "config.yaml:5: clusters[0].endpoint: must start with http:// or https:// followed by a host, got 'in01.example.com'",
         "config.yaml:6: clusters[0].token: environment variable MILVUS_TOKEN is not set",
-        "config.yaml:9: clusters[1].jobs[1]: unknown job kind 'imprt' (did you mean 'import'?); use refresh and/or import",
+        "config.yaml:9: clusters[1].jobs[1]: unknown job kind 'imprt' (did you mean 'import'?); use refresh, import and/or restore",
     ]
 
 

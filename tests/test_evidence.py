@@ -213,7 +213,7 @@ def test_what_was_confirmed_gone_stays_gone_across_a_restart(tmp_path):
     )  # fmt: skip
     path = tmp_path / "state.json"
     save_state(path, first.saved_state(), T0 + 40)
-    saved = load_state(path, (1.0,))
+    saved = load_state(path)
     assert saved is not None
 
     second = model()
@@ -233,5 +233,5 @@ def test_a_state_file_without_gone_collections_still_loads(tmp_path):
              "imports_seen": [], "refresh_durations": [], "import_durations": []}
         )
     )  # fmt: skip
-    saved = load_state(path, (1.0,))
+    saved = load_state(path)
     assert saved is not None and saved.gone == [] and saved.watched == set()

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from exporter.config.loader import ClusterConfig
 from exporter.memory.state import load_state, save_state
-from exporter.metrics.model import REFRESH_DURATION_BUCKETS, MetricsModel
+from exporter.metrics.model import MetricsModel
 from exporter.simulator import Simulator, SimulatorOptions
 from exporter.upstream.records import ImportJobDetails
 
@@ -71,7 +71,7 @@ def test_the_remembered_import_keeps_its_details():
     failed = import_job("20", "Failed", reason="row count mismatch")
     first = cycle(ok(IMPORT, T0, imports=(failed,)))
     details = ImportJobDetails("20", "Failed", 7, 100, 4096, T0 - 60, None, "books")
-    subject.update(replace(first, import_details=((IMPORT.key, details),)), T0)
+    subject.update(replace(first, follow_ups=((IMPORT.key, details),)), T0)
     later = T0 + 4 * 3600
     parsed = samples(subject.update(cycle(ok(IMPORT, later, imports=())), later))
     assert value(parsed, "milvus_import_job_imported_rows", **FAILED) == 7
@@ -144,7 +144,7 @@ def test_a_restart_serves_the_remembered_failed_import_before_the_first_poll(tmp
     path = tmp_path / "state.json"
     save_state(path, before.saved_state(), T0 + 4 * 3600)
 
-    loaded = load_state(path, REFRESH_DURATION_BUCKETS)
+    loaded = load_state(path)
     assert loaded is not None
     after = model()
     after.restore(loaded)
@@ -225,9 +225,9 @@ def test_a_state_file_written_before_imports_were_remembered_still_loads(tmp_pat
         '{"version": 1, "written_at": 1, "collections": [], "refresh_seen": [],'
         ' "imports_seen": [], "refresh_durations": [], "import_durations": []}'
     )
-    loaded = load_state(path, REFRESH_DURATION_BUCKETS)
+    loaded = load_state(path)
     assert loaded is not None
-    assert loaded.imports == []
+    assert loaded.of("import").newest_finished == []
 
 
 def test_an_import_entry_that_cannot_be_read_costs_only_itself(tmp_path):
@@ -236,14 +236,16 @@ def test_an_import_entry_that_cannot_be_read_costs_only_itself(tmp_path):
     path = tmp_path / "state.json"
     save_state(path, before.saved_state(), T0)
     document = json.loads(path.read_text())
-    good = document["imports"][0]
-    document["imports"] = [
+    section = document["kinds"]["import"]
+    good = section["newest_finished"][0]
+    section["newest_finished"] = [
         {**good, "collection": "songs", "order": "not a pair"},
         {**good, "job": {**good["job"], "progress_ratio": 7.5}},  # outside 0..1
         good,
     ]
     path.write_text(json.dumps(document))
-    loaded = load_state(path, REFRESH_DURATION_BUCKETS)
+    loaded = load_state(path)
     assert loaded is not None
-    assert [key for key, _entry in loaded.imports] == [("prod", "default", "books")]
-    assert loaded.imports[0][1].job.reason == "row count mismatch"
+    remembered = loaded.of("import").newest_finished
+    assert [key for key, _entry in remembered] == [("prod", "default", "books")]
+    assert remembered[0][1].job.reason == "row count mismatch"

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from exporter.polling.kept import (
-    IMPORT_RULES,
-    REFRESH_RULES,
-    KeepLimits,
-    ListingKeeper,
-    keep_listed,
-)
+from exporter.kinds.imports import IMPORT
+from exporter.kinds.refresh import REFRESH
+from exporter.polling.kept import KeepLimits, ListingKeeper, keep_listed
 from exporter.upstream.client import Listing
 from exporter.upstream.records import ImportJob, RefreshJob
 
@@ -33,7 +29,7 @@ def test_under_the_caps_everything_is_kept_as_listed_with_exact_counts():
         refresh(1, "RefreshCompleted", "a", T0 - 200),
         refresh(9, "RefreshFailed", "b", T0 - 50),
     )
-    kept = keep_listed(WIDE, REFRESH_RULES, [Listing(jobs)])
+    kept = keep_listed(WIDE, REFRESH, [Listing(jobs)])
     assert kept.jobs == jobs
     assert kept.counts == {
         "a": {"RefreshInProgress": 1, "RefreshCompleted": 2},
@@ -44,7 +40,7 @@ def test_under_the_caps_everything_is_kept_as_listed_with_exact_counts():
 
 def test_a_record_listed_twice_counts_once():
     job = import_job("7", "Importing", "books")
-    kept = keep_listed(WIDE, IMPORT_RULES, [Listing((job,)), Listing((job,))])
+    kept = keep_listed(WIDE, IMPORT, [Listing((job,)), Listing((job,))])
     assert kept.jobs == (job,)
     assert kept.counts == {"books": {"Importing": 1}}
 
@@ -57,7 +53,7 @@ def test_over_the_job_cap_unfinished_then_newest_failures_then_newest_successes_
         refresh(4, "RefreshInProgress", "running", T0 - 5000),
         refresh(5, "RefreshCompleted", "old_success", T0 - 2000),  # older than job 1
     )
-    kept = keep_listed(KeepLimits(jobs=3, collections=100), REFRESH_RULES, [Listing(jobs)])
+    kept = keep_listed(KeepLimits(jobs=3, collections=100), REFRESH, [Listing(jobs)])
     # the running job, then the only newest failure, then the newest of the newest successes
     assert sorted(ids(kept.jobs)) == ["2", "3", "4"]
     assert kept.unkept["max_listed_jobs"] == 2
@@ -72,15 +68,15 @@ def test_an_older_failure_is_never_kept_without_the_newer_success_that_resolves_
         refresh(3, "RefreshInProgress", "other", T0),
         refresh(4, "RefreshInProgress", "more", T0),
     )
-    kept = keep_listed(KeepLimits(jobs=3, collections=100), REFRESH_RULES, [Listing(jobs)])
+    kept = keep_listed(KeepLimits(jobs=3, collections=100), REFRESH, [Listing(jobs)])
     assert sorted(ids(kept.jobs)) == ["1", "3", "4"]
 
-    two = keep_listed(KeepLimits(jobs=2, collections=100), REFRESH_RULES, [Listing(jobs)])
+    two = keep_listed(KeepLimits(jobs=2, collections=100), REFRESH, [Listing(jobs)])
     assert sorted(ids(two.jobs)) == ["3", "4"]  # neither finished job of books: not one alone
 
 
 def test_a_newest_job_trimmed_on_an_earlier_page_is_not_replaced_by_an_older_one():
-    keeper = ListingKeeper(KeepLimits(jobs=1, collections=100), IMPORT_RULES)
+    keeper = ListingKeeper(KeepLimits(jobs=1, collections=100), IMPORT)
     keeper.add(Listing((import_job("500", "Importing", "a"), import_job("90", "Completed", "b"))))
     keeper.add(Listing((import_job("10", "Failed", "b"),)))  # older than the trimmed success
     kept = keeper.result()
@@ -90,7 +86,7 @@ def test_a_newest_job_trimmed_on_an_earlier_page_is_not_replaced_by_an_older_one
 
 def test_collections_past_the_cap_are_left_out_whole_and_counted():
     jobs = tuple(import_job(str(index), "Importing", f"c{index % 5}") for index in range(20))
-    kept = keep_listed(KeepLimits(jobs=1_000, collections=2), IMPORT_RULES, [Listing(jobs)])
+    kept = keep_listed(KeepLimits(jobs=1_000, collections=2), IMPORT, [Listing(jobs)])
     assert set(kept.counts) == {"c0", "c1"}
     assert kept.counts["c0"] == {"Importing": 4}
     assert {job.collection for job in kept.jobs} == {"c0", "c1"}
@@ -98,7 +94,7 @@ def test_collections_past_the_cap_are_left_out_whole_and_counted():
 
 
 def test_a_long_list_is_held_to_twice_the_cap_while_it_is_read():
-    keeper = ListingKeeper(KeepLimits(jobs=10, collections=1_000), IMPORT_RULES)
+    keeper = ListingKeeper(KeepLimits(jobs=10, collections=1_000), IMPORT)
     page = tuple(import_job(str(index), "Importing", f"c{index}") for index in range(500))
     held = []
     for job in page:

@@ -18,13 +18,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "exporter"
 
 ALLOWED: dict[str, set[str]] = {
     "guards": set(),
-    "config": {"guards"},
     "exposition": set(),
-    "upstream": {"config", "guards"},
+    "upstream": {"guards"},
+    "kinds": {"upstream", "exposition", "guards"},
+    "config": {"kinds", "guards"},
     "web": {"config", "guards", "exposition"},
-    "polling": {"upstream", "config", "guards"},
-    "memory": {"polling", "upstream", "exposition", "config", "guards"},
-    "metrics": {"memory", "polling", "upstream", "exposition", "config", "guards"},
+    "polling": {"kinds", "upstream", "config", "guards"},
+    "memory": {"kinds", "polling", "upstream", "exposition", "config", "guards"},
+    "metrics": {"kinds", "memory", "polling", "upstream", "exposition", "config", "guards"},
     "simulator": set(),
 }
 """What each layer may import besides itself and the package root (``__version__``)."""
@@ -172,4 +173,5 @@ def test_the_checks_catch_an_import_running_back_up(
 def test_the_circle_check_catches_a_circle() -> None:
     graph = {name: set(targets) for name, targets in GRAPH.items()}
     graph["exporter.upstream.records"].add("exporter.upstream.client")
-    assert ["exporter.upstream.client", "exporter.upstream.records"] in _circles(graph)
+    circle = {"exporter.upstream.client", "exporter.upstream.records"}
+    assert any(circle <= set(group) for group in _circles(graph))

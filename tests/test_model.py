@@ -324,7 +324,7 @@ def test_import_details_add_rows_bytes_times_and_a_duration_observed_once_at_fin
     subject.update(first, T0)
     with_details = cycle(ok(IMPORT, T0 + 30, imports=(running,)))
     with_details = replace(
-        with_details, import_details=((IMPORT.key, _details("30", "Importing", T0 - 60, None)),)
+        with_details, follow_ups=((IMPORT.key, _details("30", "Importing", T0 - 60, None)),)
     )
     parsed = samples(subject.update(with_details, T0 + 30))
     labels = {
@@ -344,7 +344,7 @@ def test_import_details_add_rows_bytes_times_and_a_duration_observed_once_at_fin
     finished = cycle(ok(IMPORT, T0 + 60, imports=(done,)))
     finished = replace(
         finished,
-        import_details=((IMPORT.key, _details("30", "Completed", T0 - 60, T0 + 45, rows=100)),),
+        follow_ups=((IMPORT.key, _details("30", "Completed", T0 - 60, T0 + 45, rows=100)),),
     )
     parsed = samples(subject.update(finished, T0 + 60))
     histogram = {"milvus_cluster": "prod", "database": "default", "state": "Completed"}
@@ -359,7 +359,7 @@ def test_imports_already_finished_at_the_first_poll_are_not_observed():
     done = import_job("7", "Completed", progress=1.0)
     first = cycle(ok(IMPORT, T0, imports=(done,)))
     first = replace(
-        first, import_details=((IMPORT.key, _details("7", "Completed", T0 - 600, T0 - 60)),)
+        first, follow_ups=((IMPORT.key, _details("7", "Completed", T0 - 600, T0 - 60)),)
     )
     parsed = samples(subject.update(first, T0))
     assert series(parsed, "milvus_import_duration_seconds_count") == []
@@ -420,7 +420,7 @@ def test_a_newer_failed_import_is_not_hidden_by_an_older_one_whose_id_sorts_high
         subject.update(
             replace(
                 cycle(ok(IMPORT, T0 + 30, imports=(older_done, newer_failed))),
-                import_details=((IMPORT.key, details),),
+                follow_ups=((IMPORT.key, details),),
             ),
             T0 + 30,
         )

@@ -36,12 +36,15 @@ from exporter.upstream.client import (
     ApiError,
     Listing,
     MilvusClient,
-    _read_import_page,
+    _import,
     _read_new_job_id,
     _read_refresh_job,
-    _read_refresh_list,
+    _refresh,
     _unwrap,
     parse_retry_after,
+)
+from exporter.upstream.client import (
+    read_page as _read_page,
 )
 from exporter.upstream.records import (
     MAX_REASON_LENGTH,
@@ -58,7 +61,7 @@ FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 SLOW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 BOUNDED_REASON = re.compile(
-    r"bad_response|bad_json|auth|rate_limited|too_many_pages|api_[1-9][0-9]{0,4}|api_other"
+    r"bad_response|bad_json|auth|rate_limited|server_timeout|too_many_pages|api_[1-9][0-9]{0,4}|api_other"
 )
 LABEL_SAFE_STATE = re.compile(r"[A-Za-z0-9_.-]+")
 ENDPOINT = "https://in01.example.com:19530"
@@ -302,6 +305,14 @@ def check_import_page(page: tuple[Listing[ImportJob], tuple[int, int, int] | Non
 
 def check_new_job_id(job_id: int) -> None:
     assert isinstance(job_id, int) and 0 <= job_id < 2**63
+
+
+def _read_refresh_list(data: Any) -> Listing[RefreshJob]:
+    return _read_page(data, _refresh, time.time(), paged=False)[0]
+
+
+def _read_import_page(data: Any) -> tuple[Listing[ImportJob], tuple[int, int, int] | None]:
+    return _read_page(data, _import, time.time(), paged=True)
 
 
 READERS: list[tuple[Callable[[Any], Any], Callable[[Any], None]]] = [

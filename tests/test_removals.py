@@ -155,7 +155,7 @@ def restarted(tmp_path, first: MetricsModel, settings: Config, listed=None) -> M
     does before its first poll."""
     path = tmp_path / "state.json"
     save_state(path, first.saved_state(), T0 + 40)
-    saved = load_state(path, (1.0,))
+    saved = load_state(path)
     assert saved is not None
     second = MetricsModel(1000, 30.0)
     second.restore(saved)

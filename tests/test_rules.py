@@ -187,9 +187,12 @@ DASHBOARDS = {
 JOB_ALERTS = {
     "MilvusRefreshJobFailed",
     "MilvusImportJobFailed",
+    "MilvusRestoreJobFailed",
     "MilvusRefreshJobFailureChanged",
     "MilvusImportJobFailureChanged",
+    "MilvusRestoreJobFailureChanged",
     "MilvusRefreshJobStuck",
+    "MilvusRestoreJobStuck",
     "MilvusExternalCollectionStale",
 }
 

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from exporter.memory.history import CollectionHistory
-from exporter.memory.state import SavedState, save_state
+from exporter.memory.state import KindMemory, SavedState, save_state
 
 from . import hostile
 from .conftest import TOKEN_A
@@ -36,10 +36,17 @@ def write_state(path: Path) -> None:
     save_state(
         path,
         SavedState(
-            collections=[
-                (("prod", "default", f"ext_{index:07d}"), CollectionHistory(at, None, at, "", ""))
-                for index in range(COLLECTIONS)
-            ]
+            kinds={
+                "refresh": KindMemory(
+                    history=[
+                        (
+                            ("prod", "default", f"ext_{index:07d}"),
+                            CollectionHistory(at, None, at, "", ""),
+                        )
+                        for index in range(COLLECTIONS)
+                    ]
+                )
+            }
         ),
         WRITTEN_AT,
     )

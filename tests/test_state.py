@@ -17,10 +17,11 @@ from prometheus_client.openmetrics.parser import (
 from exporter.config.loader import ClusterConfig, Config
 from exporter.daemon import Daemon
 from exporter.exposition.families import HistogramState
+from exporter.kinds.restore import RestoreJob
 from exporter.memory.history import CollectionHistory
-from exporter.memory.imports import RememberedImport
+from exporter.memory.newest_finished import RememberedJob
 from exporter.memory.removals import RemovedTarget
-from exporter.memory.state import SavedState, StateError, load_state, save_state
+from exporter.memory.state import KindMemory, SavedState, StateError, load_state, save_state
 from exporter.metrics.model import REFRESH_DURATION_BUCKETS, MetricsModel
 from exporter.upstream.records import ImportJob, ImportJobDetails
 
@@ -37,21 +38,28 @@ def test_a_saved_state_reads_back_as_it_was(tmp_path):
     histogram = HistogramState(REFRESH_DURATION_BUCKETS)
     histogram.observe(42.0)
     saved = SavedState(
-        collections=[
-            (("prod", "default", "ext_books"), CollectionHistory(T0, T0 + 5, T0 + 9, "7", "boom"))
-        ],
-        refresh_seen={("prod", "default"): {("ext_books", "7")}},
-        imports_seen={("prod", "default"): {"job-abc"}},
-        refresh_durations={("prod", "default", "RefreshFailed"): histogram},
+        kinds={
+            "refresh": KindMemory(
+                history=[
+                    (
+                        ("prod", "default", "ext_books"),
+                        CollectionHistory(T0, T0 + 5, T0 + 9, "7", "boom"),
+                    )
+                ],
+                seen={("prod", "default"): {"7"}},
+                durations={("prod", "default", "RefreshFailed"): histogram},
+            ),
+            "import": KindMemory(seen={("prod", "default"): {"job-abc"}}),
+        }
     )
     save_state(path, saved, T0)
-    loaded = load_state(path, REFRESH_DURATION_BUCKETS)
+    loaded = load_state(path)
     assert loaded == saved
     assert [entry.name for entry in tmp_path.iterdir()] == ["state.json"]  # no temporary left
 
 
 def test_a_missing_state_file_is_a_first_start(tmp_path):
-    assert load_state(tmp_path / "absent.json", REFRESH_DURATION_BUCKETS) is None
+    assert load_state(tmp_path / "absent.json") is None
 
 
 @pytest.mark.parametrize(
@@ -67,7 +75,7 @@ def test_a_state_file_that_cannot_be_used_is_one_line_and_never_fatal(tmp_path, 
     path = tmp_path / "state.json"
     path.write_bytes(content)
     with pytest.raises(StateError) as caught:
-        load_state(path, REFRESH_DURATION_BUCKETS)
+        load_state(path)
     assert "\n" not in str(caught.value)
     config = Config(
         clusters=(ClusterConfig("prod", "http://127.0.0.1:1", "t"),), state_file=str(path)
@@ -88,9 +96,9 @@ def test_a_state_file_that_cannot_be_used_is_one_line_and_never_fatal(tmp_path, 
 def test_an_unusable_entry_costs_only_itself_not_the_file(tmp_path, content):
     path = tmp_path / "state.json"
     path.write_bytes(content)
-    loaded = load_state(path, REFRESH_DURATION_BUCKETS)
+    loaded = load_state(path)
     assert loaded is not None
-    assert loaded.collections == []
+    assert loaded.of("refresh").history == []
     assert loaded.dropped == {"collections": 1}
 
 
@@ -141,7 +149,7 @@ def test_a_restarted_daemon_serves_what_the_server_has_forgotten(tmp_path):
         first = Daemon(config)
         first.run_cycle()
         first.stop()
-        assert json.loads(state.read_text())["collections"]
+        assert json.loads(state.read_text())["kinds"]["refresh"]["history"]
 
     with hostile.hostile_server({"default": hostile.records()}) as forgetful:  # lists nothing now
         cluster = ClusterConfig("prod", forgetful.url, TOKEN_A, jobs=("refresh",))
@@ -312,7 +320,7 @@ def test_restored_values_are_checked_entry_by_entry_and_a_bad_one_costs_only_its
         "collections": 4,
         "refresh_seen": 1,
         "refresh_durations": 3,
-    }
+    }  # a file of an older version counts by its own sections
 
 
 def test_a_state_file_over_the_size_limit_is_kept_aside_and_start_is_quick(tmp_path):
@@ -344,7 +352,9 @@ def test_a_state_too_large_to_be_read_back_is_not_written_and_the_previous_file_
         (("prod", "default", f"c{index}"), CollectionHistory(T0, None, T0)) for index in range(100)
     ]
     with pytest.raises(OSError) as caught:
-        save_state(path, SavedState(collections=many), T0, max_bytes=2048)
+        save_state(
+            path, SavedState(kinds={"refresh": KindMemory(history=many)}), T0, max_bytes=2048
+        )
     assert "max_state_file_bytes (2048)" in str(caught.value)
     assert path.read_bytes() == before
     assert [entry.name for entry in tmp_path.iterdir()] == ["state.json"]
@@ -352,7 +362,7 @@ def test_a_state_too_large_to_be_read_back_is_not_written_and_the_previous_file_
 
 def test_a_state_file_of_a_newer_format_is_kept_aside_not_overwritten(tmp_path):
     path = tmp_path / "state.json"
-    newer = b'{"version": 3, "collections_by_name": {}}'
+    newer = b'{"version": 4, "collections_by_name": {}}'
     path.write_bytes(newer)
     with hostile.hostile_server({}) as server:
         cluster = ClusterConfig("prod", server.url, TOKEN_A, jobs=("refresh",))
@@ -363,8 +373,8 @@ def test_a_state_file_of_a_newer_format_is_kept_aside_not_overwritten(tmp_path):
             daemon = Daemon(config)
             daemon.run_cycle()  # saves its own state
             daemon.stop()
-    assert (tmp_path / "state.json.v3.bak").read_bytes() == newer
-    assert json.loads(path.read_text())["version"] == 2
+    assert (tmp_path / "state.json.v4.bak").read_bytes() == newer
+    assert json.loads(path.read_text())["version"] == 3
     said = [line for line in logs if line["event"] == "state.newer_format"]
     assert len(said) == 1
 
@@ -431,14 +441,15 @@ def test_kill_9_during_a_save_leaves_no_temporary_after_the_restart(tmp_path):
         finally:
             restarted.kill()
             restarted.wait(timeout=10)
-    assert load_state(state, REFRESH_DURATION_BUCKETS, max_bytes=2**26) is not None  # whole
+    assert load_state(state, max_bytes=2**26) is not None  # whole
 
 
-# --- the format: entries keyed by field name (version 2), version 1 still read -------------------
+# --- the format: each kind under its name (version 3), versions 1 and 2 still read --------------
 
 
-def every_section() -> SavedState:
-    """A state with an entry in each section, imports with and without details."""
+def legacy_sections() -> SavedState:
+    """A state with an entry in each section versions 1 and 2 had (refresh and import), imports
+    with and without details."""
     histogram = HistogramState(REFRESH_DURATION_BUCKETS)
     histogram.observe(42.0)
     failed = ImportJob("4487", "books", "Failed", 0.3, "row count mismatch")
@@ -446,24 +457,36 @@ def every_section() -> SavedState:
         "4487", "Failed", 7, 100, 4096, T0 - 600, None, "books", 0.3, "row count mismatch"
     )
     return SavedState(
-        collections=[
-            (("prod", "default", "ext_books"), CollectionHistory(T0, T0 + 5, T0 + 9, "7", "boom")),
-            (("prod", "default", "ext_films"), CollectionHistory(None, None, T0 + 9)),
-        ],
-        imports=[
-            (("prod", "default", "books"), RememberedImport(failed, details, (T0 - 600, "k"), T0)),
-            (
-                ("prod", "default", "songs"),
-                RememberedImport(
-                    ImportJob("job-a1", "songs", "Completed", 1.0), None, (T0, "job-a1"), T0
-                ),
+        kinds={
+            "refresh": KindMemory(
+                history=[
+                    (
+                        ("prod", "default", "ext_books"),
+                        CollectionHistory(T0, T0 + 5, T0 + 9, "7", "boom"),
+                    ),
+                    (("prod", "default", "ext_films"), CollectionHistory(None, None, T0 + 9)),
+                ],
+                seen={("prod", "default"): {"7", "8"}},
+                durations={("prod", "default", "RefreshFailed"): histogram},
             ),
-        ],
-        refresh_seen={("prod", "default"): {("ext_books", "7"), ("ext_films", "8")}},
-        imports_seen={("prod", "default"): {"4487", "job-a1"}},
-        refresh_durations={("prod", "default", "RefreshFailed"): histogram},
-        import_durations={
-            ("prod", "default", "Completed"): HistogramState(REFRESH_DURATION_BUCKETS)
+            "import": KindMemory(
+                newest_finished=[
+                    (
+                        ("prod", "default", "books"),
+                        RememberedJob(failed, details, (T0 - 600, "k"), T0),
+                    ),
+                    (
+                        ("prod", "default", "songs"),
+                        RememberedJob(
+                            ImportJob("job-a1", "songs", "Completed", 1.0), None, (T0, "job-a1"), T0
+                        ),
+                    ),
+                ],
+                seen={("prod", "default"): {"4487", "job-a1"}},
+                durations={
+                    ("prod", "default", "Completed"): HistogramState(REFRESH_DURATION_BUCKETS)
+                },
+            ),
         },
         watched={("prod", "default", "refresh"), ("prod", "default", "import")},
         removed=[RemovedTarget(("staging", "default", "refresh"), "config", T0 + 1)],
@@ -471,8 +494,29 @@ def every_section() -> SavedState:
     )
 
 
+RESTORE_FAILED = RestoreJob(
+    449, "films", "RestoreSnapshotFailed", 0.4, T0 - 300, 12.5, "segment copy failed", snapshot="s1"
+)
+
+
+def every_section() -> SavedState:
+    """``legacy_sections()`` and a kind that came later: a failed restore remembered."""
+    state = legacy_sections()
+    state.kinds["restore"] = KindMemory(
+        newest_finished=[
+            (
+                ("prod", "default", "films"),
+                RememberedJob(RESTORE_FAILED, None, (T0 - 300, f"{449:020d}"), T0),
+            )
+        ],
+        seen={("prod", "default"): {"449"}},
+    )
+    state.watched.add(("prod", "default", "restore"))
+    return state
+
+
 def version_1_document() -> dict:
-    """``every_section()`` as version 1 wrote it: positional lists."""
+    """``legacy_sections()`` as version 1 wrote it: positional lists."""
     buckets = [0] * len(REFRESH_DURATION_BUCKETS)
     failed_buckets = list(buckets)
     failed_buckets[REFRESH_DURATION_BUCKETS.index(60.0)] = 1
@@ -509,10 +553,59 @@ def version_1_document() -> dict:
     }
 
 
+def version_2_document() -> dict:
+    """``legacy_sections()`` as version 2 wrote it: every entry keyed, the refresh and import
+    memories in sections of their own."""
+    failed_buckets = [0] * len(REFRESH_DURATION_BUCKETS)
+    failed_buckets[REFRESH_DURATION_BUCKETS.index(60.0)] = 1
+    database = {"cluster": "prod", "database": "default"}
+    return {
+        "version": 2,
+        "written_at": T0,
+        "collections": [
+            {**database, "collection": "ext_books", "last_success": T0, "last_failure": T0 + 5,
+             "last_listed": T0 + 9, "failure_job_id": "7", "failure_reason": "boom"},
+            {**database, "collection": "ext_films", "last_success": None, "last_failure": None,
+             "last_listed": T0 + 9, "failure_job_id": "", "failure_reason": ""},
+        ],
+        "imports": [
+            {**database, "collection": "books", "last_listed": T0,
+             "order": {"time": T0 - 600, "id": "k"},
+             "job": {"job_id": "4487", "collection": "books", "state": "Failed",
+                     "progress_ratio": 0.3, "reason": "row count mismatch"},
+             "details": {"state": "Failed", "imported_rows": 7, "total_rows": 100,
+                         "file_size_bytes": 4096, "create_time": T0 - 600, "complete_time": None,
+                         "progress_ratio": 0.3, "reason": "row count mismatch"}},
+            {**database, "collection": "songs", "last_listed": T0,
+             "order": {"time": T0, "id": "job-a1"},
+             "job": {"job_id": "job-a1", "collection": "songs", "state": "Completed",
+                     "progress_ratio": 1.0, "reason": ""},
+             "details": None},
+        ],
+        "refresh_seen": [
+            {**database, "collections": [{"collection": "ext_books", "job_ids": ["7"]},
+                                         {"collection": "ext_films", "job_ids": ["8"]}]}
+        ],
+        "imports_seen": [{**database, "job_ids": ["4487", "job-a1"]}],
+        "refresh_durations": [
+            {**database, "state": "RefreshFailed", "buckets": failed_buckets, "sum": 42.0,
+             "count": 1}
+        ],
+        "import_durations": [
+            {**database, "state": "Completed", "buckets": [0] * len(REFRESH_DURATION_BUCKETS),
+             "sum": 0.0, "count": 0}
+        ],
+        "watched": [{**database, "kind": "import"}, {**database, "kind": "refresh"}],
+        "removed": [{"cluster": "staging", "database": "default", "kind": "refresh",
+                     "cause": "config", "at": T0 + 1}],
+        "gone": [{**database, "collection": "ext_old", "at": T0 + 2}],
+    }  # fmt: skip
+
+
 def loaded_from(tmp_path, document: dict) -> SavedState:
     path = tmp_path / "state.json"
     path.write_text(json.dumps(document))
-    loaded = load_state(path, REFRESH_DURATION_BUCKETS, now=T0)
+    loaded = load_state(path, now=T0)
     assert loaded is not None
     return loaded
 
@@ -520,36 +613,43 @@ def loaded_from(tmp_path, document: dict) -> SavedState:
 def test_every_section_reads_back_as_it_was_saved(tmp_path):
     path = tmp_path / "state.json"
     save_state(path, every_section(), T0)
-    loaded = load_state(path, REFRESH_DURATION_BUCKETS, now=T0)
+    loaded = load_state(path, now=T0)
     assert loaded == every_section()
     assert loaded is not None and loaded.dropped == {}
 
 
-def test_every_entry_is_written_as_an_object_keyed_by_field_name(tmp_path):
+def test_each_kind_is_kept_under_its_name_and_every_entry_is_keyed_by_field_name(tmp_path):
     path = tmp_path / "state.json"
     save_state(path, every_section(), T0)
     document = json.loads(path.read_text())
-    assert document["version"] == 2
-    sections = [value for value in document.values() if isinstance(value, list)]
-    assert len(sections) == 9
+    assert document["version"] == 3
+    assert set(document["kinds"]) == {"refresh", "import", "restore"}
+    assert set(document["kinds"]["refresh"]) == {"history", "seen", "durations"}
+    assert set(document["kinds"]["restore"]) == {"newest_finished", "seen", "durations"}
+    sections = [
+        *(entries for kind in document["kinds"].values() for entries in kind.values()),
+        document["watched"],
+        document["removed"],
+        document["gone"],
+    ]
     for entries in sections:
-        assert entries and all(isinstance(entry, dict) for entry in entries), entries
-    (seen,) = document["refresh_seen"]
-    assert all(isinstance(collection, dict) for collection in seen["collections"])
+        assert all(isinstance(entry, dict) for entry in entries), entries
+    (restore,) = document["kinds"]["restore"]["newest_finished"]
+    assert restore["job"]["job_id"] == "449" and restore["job"]["time_cost"] == 12.5
 
 
-def test_a_version_1_file_with_every_section_loads(tmp_path):
-    loaded = loaded_from(tmp_path, version_1_document())
-    assert loaded == every_section()
+@pytest.mark.parametrize(
+    "document",
+    [pytest.param(version_1_document, id="v1"), pytest.param(version_2_document, id="v2")],
+)
+def test_a_file_of_an_older_version_loads_every_section_and_saves_as_version_3(tmp_path, document):
+    loaded = loaded_from(tmp_path, document())
+    assert loaded == legacy_sections()
     assert loaded.dropped == {}
-
-
-def test_a_version_1_file_saves_as_version_2_with_nothing_lost(tmp_path):
-    loaded = loaded_from(tmp_path, version_1_document())
     path = tmp_path / "state.json"
     save_state(path, loaded, T0)
-    assert json.loads(path.read_text())["version"] == 2
-    assert load_state(path, REFRESH_DURATION_BUCKETS, now=T0) == every_section()
+    assert json.loads(path.read_text())["version"] == 3
+    assert load_state(path, now=T0) == legacy_sections()
 
 
 def with_added_field(value):
@@ -561,41 +661,88 @@ def with_added_field(value):
     return value
 
 
-def test_a_version_2_entry_with_a_field_this_exporter_does_not_know_still_loads(tmp_path):
+def test_an_entry_with_a_field_this_exporter_does_not_know_still_loads(tmp_path):
     """A positional entry with one field more failed to unpack and was dropped: a newer
     exporter that added a field cost the older one every entry on a downgrade."""
     path = tmp_path / "state.json"
     save_state(path, every_section(), T0)
-    document = with_added_field(json.loads(path.read_text()))
+    document = json.loads(path.read_text())
+    document["kinds"] = {
+        name: with_added_field(sections) for name, sections in document["kinds"].items()
+    }
+    for section in ("watched", "removed", "gone"):
+        document[section] = with_added_field(document[section])
     loaded = loaded_from(tmp_path, document)
     assert loaded == every_section()
     assert loaded.dropped == {}
+
+
+def test_the_memory_of_a_kind_this_exporter_does_not_declare_is_written_back_unchanged(tmp_path):
+    """A newer exporter's kind survives a downgrade and the upgrade after it."""
+    path = tmp_path / "state.json"
+    save_state(path, every_section(), T0)
+    document = json.loads(path.read_text())
+    later = {"newest_finished": [{"cluster": "prod", "anything": [1, 2]}], "seen": []}
+    document["kinds"]["export"] = later
+    loaded = loaded_from(tmp_path, document)
+    assert loaded.unknown_kinds == {"export": later}
+    save_state(path, loaded, T0)
+    assert json.loads(path.read_text())["kinds"]["export"] == later
+
+
+@pytest.mark.parametrize(
+    ("where", "field", "counted"),
+    [
+        pytest.param(("refresh", "history"), "last_listed", "kinds.refresh.history", id="history"),
+        pytest.param(("refresh", "history"), "collection", "kinds.refresh.history", id="name"),
+        pytest.param(
+            ("import", "newest_finished"), "job", "kinds.import.newest_finished", id="import-job"
+        ),
+        pytest.param(
+            ("restore", "newest_finished"), "order", "kinds.restore.newest_finished", id="restore"
+        ),
+        pytest.param(("import", "seen"), "job_ids", "kinds.import.seen", id="seen"),
+        pytest.param(("refresh", "durations"), "buckets", "kinds.refresh.durations", id="buckets"),
+        pytest.param(("watched",), "kind", "watched", id="watched-kind"),
+        pytest.param(("removed",), "at", "removed", id="removal-time"),
+        pytest.param(("gone",), "cluster", "gone", id="gone-cluster"),
+    ],
+)
+def test_an_entry_missing_a_required_field_is_dropped_alone_and_counted(
+    tmp_path, where, field, counted
+):
+    path = tmp_path / "state.json"
+    save_state(path, every_section(), T0)
+    document = json.loads(path.read_text())
+    section = document
+    for name in where[:-1]:
+        section = section["kinds"][name]
+    entries = section[where[-1]]
+    damaged = {key: value for key, value in entries[0].items() if key != field}
+    section[where[-1]] = [damaged, *entries]
+    loaded = loaded_from(tmp_path, document)
+    assert loaded == every_section()
+    assert loaded.dropped == {counted: 1}
 
 
 @pytest.mark.parametrize(
     ("section", "field"),
     [
         pytest.param("collections", "last_listed", id="collection-listed"),
-        pytest.param("collections", "collection", id="collection-name"),
         pytest.param("imports", "job", id="import-job"),
         pytest.param("refresh_seen", "collections", id="seen-jobs"),
         pytest.param("imports_seen", "job_ids", id="seen-imports"),
         pytest.param("refresh_durations", "buckets", id="histogram-buckets"),
-        pytest.param("watched", "kind", id="watched-kind"),
-        pytest.param("removed", "at", id="removal-time"),
-        pytest.param("gone", "cluster", id="gone-cluster"),
     ],
 )
 def test_a_version_2_entry_missing_a_required_field_is_dropped_alone_and_counted(
     tmp_path, section, field
 ):
-    path = tmp_path / "state.json"
-    save_state(path, every_section(), T0)
-    document = json.loads(path.read_text())
+    document = version_2_document()
     damaged = {key: value for key, value in document[section][0].items() if key != field}
     document[section] = [damaged, *document[section]]
     loaded = loaded_from(tmp_path, document)
-    assert loaded == every_section()
+    assert loaded == legacy_sections()
     assert loaded.dropped == {section: 1}
 
 
@@ -622,8 +769,10 @@ def test_optional_fields_of_a_version_2_entry_may_be_left_out(tmp_path):
         ],
     }
     loaded = loaded_from(tmp_path, document)
-    assert loaded.collections == [(("prod", "default", "c"), CollectionHistory(None, None, T0))]
-    ((key, remembered),) = loaded.imports
+    assert loaded.of("refresh").history == [
+        (("prod", "default", "c"), CollectionHistory(None, None, T0))
+    ]
+    ((key, remembered),) = loaded.of("import").newest_finished
     assert key == ("prod", "default", "songs") and remembered.details is None
     assert remembered.job == ImportJob("job-a1", "songs", "Completed", 1.0)
     assert loaded.dropped == {}

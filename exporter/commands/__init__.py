@@ -28,7 +28,7 @@ from typing import TextIO
 
 from ..config.loader import Config, load_config
 from ..log import SecretRedactor
-from .arguments import add_commands
+from .arguments import REFRESH_COMMAND, add_commands
 from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, CommandError
 from .jobs_describe import describe_request, run_describe
 from .jobs_list import list_request, run_list
@@ -39,7 +39,7 @@ from .upstream import Upstream
 
 __all__ = ["COMMANDS", "add_commands", "run"]
 
-COMMANDS = ("jobs", "refresh")
+COMMANDS = ("jobs", REFRESH_COMMAND)
 
 Command = Callable[[Config, Upstream, Console], int]
 
@@ -87,7 +87,7 @@ def run(
 
 def _parse_command(args: argparse.Namespace) -> Command:
     """Check the arguments that need no config, and pick the command: nothing is sent yet."""
-    if args.command == "refresh":
+    if args.command == REFRESH_COMMAND:
         refresh = refresh_request(args)
         return lambda config, upstream, console: run_refresh(refresh, config, upstream, console)
     if args.jobs_command == "list":

@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 
 from ..config.durations import parse_duration
-from ..config.loader import JOB_KINDS
+from ..kinds import KINDS, kind_named
 from .errors import EXIT_USAGE, CommandError
 
+REFRESH_COMMAND = "refresh"
+"""The verb of the command that starts a refresh (the one place it is spelled)."""
 DEFAULT_WAIT_TIMEOUT = "2h"
 DEFAULT_WAIT_INTERVAL = "2s"
 MAX_INT64_DIGITS = 19
@@ -21,7 +23,9 @@ MAX_INT64_DIGITS = 19
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``jobs list|describe|wait`` and ``refresh`` on the CLI's sub-command parser."""
-    jobs = commands.add_parser("jobs", help="list, describe and wait for refresh and import jobs")
+    jobs = commands.add_parser(
+        "jobs", help=f"list and describe {_and(KINDS.names)} jobs, wait for refresh jobs"
+    )
     actions = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
 
     listing = actions.add_parser(
@@ -31,7 +35,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     listing.add_argument("--cluster", metavar="C", help="only this configured cluster")
     listing.add_argument("--database", metavar="D", help="only this configured database")
     listing.add_argument("--collection", metavar="X", help="only jobs of this collection")
-    listing.add_argument("--kind", choices=JOB_KINDS, help="only refresh or only import jobs")
+    listing.add_argument(
+        "--kind", choices=KINDS.names, help="only jobs of this kind (clusters[].jobs)"
+    )
     listing.add_argument(
         "--state",
         metavar="S",
@@ -43,7 +49,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     describe = actions.add_parser("describe", help="show one job in detail")
     _add_config_argument(describe)
     _add_cluster_argument(describe)
-    describe.add_argument("--kind", choices=JOB_KINDS, default="refresh", help="default: refresh")
+    describe.add_argument(
+        "--kind", choices=KINDS.names, default=KINDS[0].name, help=f"default: {KINDS[0].name}"
+    )
     _add_output_argument(describe)
     describe.add_argument("job_id", metavar="JOB_ID")
 
@@ -54,7 +62,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     wait.add_argument("job_id", metavar="JOB_ID")
 
     refresh = commands.add_parser(
-        "refresh", help="start a refresh of an external collection and print its job id"
+        REFRESH_COMMAND, help="start a refresh of an external collection and print its job id"
     )
     _add_config_argument(refresh)
     _add_cluster_argument(refresh)
@@ -105,20 +113,35 @@ def _add_wait_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def job_id(text: str, kind: str) -> str:
-    """``JOB_ID`` as the server wants it: refresh ids are int64 numbers, import ids any text
-    (digits on Milvus, ``job-xxxx`` on the Zilliz Cloud control plane)."""
+    """``JOB_ID`` as the server wants it: the ids of a kind with numeric ids are int64 numbers
+    (refresh, restore), the others any text (import: digits on Milvus, ``job-xxxx`` on the
+    Zilliz Cloud control plane)."""
     cleaned = text.strip()
-    if kind == "refresh" and not (
+    numeric = kind_named(kind).endpoints.numeric_ids
+    if numeric and not (
         cleaned.isascii() and cleaned.isdigit() and len(cleaned) <= MAX_INT64_DIGITS
     ):
+        others = "; ".join(
+            f"for {_article(other.noun)} {other.noun} job add --kind {other.name}"
+            for other in KINDS
+            if not other.endpoints.numeric_ids
+        )
         raise CommandError(
-            f"JOB_ID {text!r} is not a refresh job id (a number); "
-            "for an import job add --kind import",
+            f"JOB_ID {text!r} is not a {kind_named(kind).noun} job id (a number)"
+            + (f"; {others}" if others else ""),
             EXIT_USAGE,
         )
     if not cleaned:
         raise CommandError("JOB_ID is empty", EXIT_USAGE)
-    return str(int(cleaned)) if kind == "refresh" else cleaned
+    return str(int(cleaned)) if numeric else cleaned
+
+
+def _article(noun: str) -> str:
+    return "an" if noun[:1] in "aeiou" else "a"
+
+
+def _and(names: tuple[str, ...]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def duration(text: str | None, default: str, flag: str) -> float:

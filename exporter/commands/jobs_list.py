@@ -20,34 +20,28 @@ from typing import Any
 
 from ..config.loader import ClusterConfig, Config
 from ..config.reader import suggest
+from ..kinds import KINDS
+from ..kinds.declaration import Job
 from ..polling.targets import Target, databases_of
-from ..upstream.client import ApiError
-from ..upstream.records import (
-    IMPORT_EXTRA_STATES,
-    IMPORT_STATES,
-    REFRESH_STATES,
-    ImportJob,
-    RefreshJob,
-)
+from ..upstream.client import ApiError, job_list_body
 from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandError
 from .terminal import (
     REASON_COLUMN_WIDTH,
-    STATE_GROUPS,
     Console,
     explain,
     local_time,
     percent,
     percent_text,
-    refresh_duration,
     rfc3339,
     rounded,
     short_duration,
+    state_group,
     table,
     trim,
 )
 from .upstream import Upstream, find_cluster
 
-KNOWN_STATES = (*REFRESH_STATES, *IMPORT_STATES, *sorted(IMPORT_EXTRA_STATES))
+KNOWN_STATES = tuple(dict.fromkeys(state for kind in KINDS for state in kind.states.listed))
 STATE_GROUP_NAMES = ("pending", "running", "completed", "failed")
 STATE_FILTERS = (*STATE_GROUP_NAMES, *KNOWN_STATES)
 SUGGESTED_STATES = (
@@ -115,7 +109,7 @@ def target_label(target: Target) -> str:
 
 @dataclass(frozen=True)
 class JobRow:
-    """One listed job, either kind, as the table and the JSON output show it."""
+    """One listed job, of any kind, as the table and the JSON output show it."""
 
     cluster: str
     database: str
@@ -130,35 +124,21 @@ class JobRow:
     reason: str
 
     @classmethod
-    def of_refresh(cls, target: Target, job: RefreshJob, now: float) -> JobRow:
+    def of(cls, target: Target, job: Job, now: float) -> JobRow:
+        """Times as the listed record gives them (its kind's ``times``): the import list
+        carries none, so an import's start, end and duration stay unknown."""
+        times = target.job_kind.times
         return cls(
             cluster=target.cluster.name,
             database=target.database,
-            kind="refresh",
+            kind=target.kind,
             collection=job.collection,
             job_id=str(job.job_id),
             state=job.state,
             progress_ratio=job.progress_ratio,
-            start_time=job.start_time,
-            end_time=job.end_time,
-            duration_seconds=refresh_duration(job, now),
-            reason=job.reason,
-        )
-
-    @classmethod
-    def of_import(cls, target: Target, job: ImportJob) -> JobRow:
-        """The import list carries no times: start, end and duration stay unknown."""
-        return cls(
-            cluster=target.cluster.name,
-            database=target.database,
-            kind="import",
-            collection=job.collection,
-            job_id=job.job_id,
-            state=job.state,
-            progress_ratio=job.progress_ratio,
-            start_time=None,
-            end_time=None,
-            duration_seconds=None,
+            start_time=times.started(job, None),
+            end_time=times.ended(job, None),
+            duration_seconds=times.duration(job, None, now),
             reason=job.reason,
         )
 
@@ -166,7 +146,7 @@ class JobRow:
         if request.collection is not None and self.collection != request.collection:
             return False
         if request.states:
-            group = STATE_GROUPS.get(self.state, "")
+            group = state_group(self.state)
             return self.state.lower() in request.states or group in request.states
         return True
 
@@ -267,23 +247,19 @@ def discover(
 
 
 def list_target(upstream: Upstream, target: Target) -> list[JobRow]:
-    """One target's jobs, newest first: refresh by start time, import by numeric job id."""
-    cluster, database = target.cluster, target.database
-    if target.kind == "refresh":
-        refresh_jobs = list(
-            upstream.call(cluster, lambda client: client.list_refresh_jobs(database)).jobs
-        )
-        now = time.time()
-        refresh_jobs.sort(
-            key=lambda job: (job.start_time if job.start_time is not None else -1.0, job.job_id),
-            reverse=True,
-        )
-        return [JobRow.of_refresh(target, job, now) for job in refresh_jobs]
-    import_jobs = list(
-        upstream.call(cluster, lambda client: client.list_import_jobs(database)).jobs
+    """One target's jobs (every page), newest first by its kind's order (``ordering.listed``:
+    refresh by start time, import by numeric job id)."""
+    kind = target.job_kind
+    body = job_list_body(target.database)
+    listing = upstream.call(
+        target.cluster,
+        lambda client: client.list_jobs(
+            kind.endpoints.list, body, kind.parse, paged=kind.endpoints.paged
+        ),
     )
-    import_jobs.sort(key=lambda job: job.order_key, reverse=True)
-    return [JobRow.of_import(target, job) for job in import_jobs]
+    jobs = sorted(listing.jobs, key=kind.ordering.listed, reverse=True)
+    now = time.time()
+    return [JobRow.of(target, job, now) for job in jobs]
 
 
 def run_list(request: ListRequest, config: Config, upstream: Upstream, console: Console) -> int:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from ..config.durations import format_duration
 from ..config.loader import ClusterConfig, Config
+from ..kinds.refresh import REFRESH
 from ..upstream.client import ApiError
 from ..upstream.records import RefreshJob
 from ..upstream.retry import is_temporary
@@ -39,7 +40,7 @@ def wait_request(args: argparse.Namespace) -> WaitRequest:
     return WaitRequest(
         config_path=args.config,
         cluster=args.cluster,
-        job_id=int(arguments.job_id(args.job_id, "refresh")),
+        job_id=int(arguments.job_id(args.job_id, REFRESH.name)),
         timeout=timeout,
         interval=interval,
     )
@@ -140,8 +141,10 @@ def run_wait(request: WaitRequest, config: Config, upstream: Upstream, console: 
         ) from None
     except ApiError as error:
         view.close()
-        if is_not_found(error, "refresh"):
-            raise CommandError(not_found_line(cluster, "refresh", request.job_id, error)) from None
+        if is_not_found(error, REFRESH.name):
+            raise CommandError(
+                not_found_line(cluster, REFRESH.name, request.job_id, error)
+            ) from None
         raise CommandError(
             f"{cluster.name}: describe refresh job {request.job_id}: {explain(error)}"
         ) from None

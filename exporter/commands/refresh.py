@@ -17,6 +17,7 @@ import shlex
 from dataclasses import dataclass
 
 from ..config.loader import ClusterConfig, Config
+from ..kinds.refresh import REFRESH
 from ..upstream.client import ApiError
 from ..upstream.records import RefreshJob
 from . import arguments
@@ -107,7 +108,7 @@ def run_refresh(
             EXIT_INTERRUPTED,
             [
                 f"check with: {PROGRAM} jobs list --config {quoted} --cluster "
-                f"{shlex.quote(cluster.name)} --kind refresh --collection "
+                f"{shlex.quote(cluster.name)} --kind {REFRESH.name} --collection "
                 f"{shlex.quote(request.collection)}"
             ],
         ) from None

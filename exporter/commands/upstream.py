@@ -21,6 +21,7 @@ import requests
 from ..config.loader import ClusterConfig, Config
 from ..config.reader import suggest
 from ..guards.watchdog import Watchdog
+from ..kinds import kind_named
 from ..upstream.client import ApiError, MilvusClient, RequestRecord
 from ..upstream.ratelimit import SlidingWindowLimiter
 from ..upstream.retry import RetryIf, is_temporary, retry_delay
@@ -29,23 +30,18 @@ from .errors import EXIT_USAGE, CommandError
 
 T = TypeVar("T")
 
-NOT_FOUND_REASONS = {
-    "refresh": frozenset({"api_1100", "api_1802"}),
-    "import": frozenset({"api_2100", "api_2101", "api_1802"}),
-}
-"""What a server answers for a job it does not know, by kind: 1100 for a refresh job, 2100 for
-an import job (2101 on the newest servers); 1802, which documents and older simulators used for
-both. Each kind's codes are read only for that kind: 1100 about an import job would be some
-other invalid parameter, not a missing job."""
-
 
 def is_not_found(error: ApiError, kind: str) -> bool:
-    """Whether ``error`` says the ``kind`` job asked about does not exist (any more)."""
-    return error.reason in NOT_FOUND_REASONS.get(kind, frozenset())
+    """Whether ``error`` says the ``kind`` job asked about does not exist (any more): one of
+    the codes its declaration names (``Endpoints.not_found``: 1100 for a refresh job, 2100 or
+    2101 for an import or restore job, 1802 where documents and older simulators used it).
+    Each kind's codes are read only for that kind: 1100 about an import job would be some other
+    invalid parameter, not a missing job."""
+    return error.reason in kind_named(kind).endpoints.not_found
 
 
 def not_found_line(cluster: ClusterConfig, kind: str, job_id: str | int, error: ApiError) -> str:
-    """The one line for a job the server does not know, the same shape for either kind, with
+    """The one line for a job the server does not know, the same shape for every kind, with
     the server's own words in parentheses."""
     return f"{cluster.name}: {kind} job {job_id} not found ({error.message})"
 

@@ -5,6 +5,7 @@ is declared (``schema``); every key of the exporter's config file, declared once
 file into them (``loader``); and the keys table of docs/configuration.md, generated from the
 declarations (``reference``).
 
-May import ``guards``. The web config (``--web.config.file``) lives in ``web`` and reads its file
-through ``reader``.
+May import ``guards`` and ``kinds`` (a cluster's ``jobs`` are checked against the declared kinds,
+and its default is the kinds declared default). The web config (``--web.config.file``) lives in
+``web`` and reads its file through ``reader``.
 """

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..kinds import KINDS
 from .reader import suggest, type_name
 from .schema import (
     Alongside,
@@ -38,7 +39,8 @@ from .schema import (
     required,
 )
 
-JOB_KINDS = ("refresh", "import")
+JOB_KINDS = KINDS.defaults
+"""The kinds a cluster without ``jobs`` polls (each declared in ``exporter/kinds/``)."""
 PATTERN_CHARACTERS = frozenset("*?[")
 """A database item holding any of these is a shell-style pattern (Milvus names never do)."""
 DEFAULT_PORT = 9969
@@ -99,14 +101,33 @@ def _endpoint(reading: Reading, value: str, path: str, so_far: Arguments) -> str
 def _job_kinds(
     reading: Reading, kinds: tuple[str, ...], path: str, so_far: Arguments
 ) -> tuple[str, ...]:
+    """Kinds the registry declares (read when the config is, so a kind a test adds counts)."""
+    names = KINDS.names
     for index, kind in enumerate(kinds):
-        if kind not in JOB_KINDS:
+        if kind not in names:
             reading.fail(
                 f"{path}[{index}]",
                 f"unknown job kind {reading.shown(f'{path}[{index}]', kind)}"
-                f"{suggest(kind, JOB_KINDS)}; use refresh and/or import",
+                f"{suggest(kind, names)}; use {_and_or(names)}",
             )
     return tuple(dict.fromkeys(kinds))
+
+
+def _and_or(names: tuple[str, ...]) -> str:
+    """``refresh and/or import``; ``refresh, import and/or restore``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and/or {names[-1]}"
+
+
+def _jobs_doc() -> str:
+    """The docs line of ``jobs``: which kinds exist, which are polled by default."""
+    described = ", ".join(
+        f"`{kind.name}` ({kind.title[0].lower()}{kind.title[1:]}"
+        + ("" if kind.default else "; only where named")
+        + (f", {kind.endpoints.served_since} and later" if kind.endpoints.served_since else "")
+        + ")"
+        for kind in KINDS
+    )
+    return f"job kinds to poll: {described}"
 
 
 def _readable_file(reading: Reading, value: str, path: str, so_far: Arguments) -> str:
@@ -248,7 +269,7 @@ class ClusterConfig:
         'databases to poll: names, or shell-style patterns (`"*"`, `"prod_*"`, `"[ab]*"`) '
         'matched against the cluster\'s own database list (see "Database discovery" below)',
     )
-    jobs: tuple[str, ...] = key(JOB_KINDS, Names(check=_job_kinds), "job kinds to poll")
+    jobs: tuple[str, ...] = key(JOB_KINDS, Names(check=_job_kinds), _jobs_doc())
     token_file: str | None = key(
         None, Alongside("token"), "file holding the token (whitespace trimmed); instead of `token`"
     )
@@ -447,10 +468,11 @@ class Config:
         10_000,
         Integer(minimum=0),
         "collections whose newest refresh success and failure are remembered, and (counted "
-        "separately, up to the same number) collections whose newest finished import is "
-        "remembered; beyond it the least recently listed are forgotten (counted). It also "
-        "bounds the collections with `milvus_refresh_jobs` / `milvus_import_jobs` series, per"
-        " kind: those with a running, pending or failed job first, the rest counted in "
+        "separately, up to the same number for each kind) collections whose newest finished "
+        "import or restore is remembered; beyond it the least recently listed are forgotten "
+        "(counted). It also bounds the collections with `milvus_refresh_jobs` / "
+        "`milvus_import_jobs` / `milvus_restore_jobs` series, per kind: those with a running, "
+        "pending or failed job first, the rest counted in "
         "`milvus_jobs_exporter_untracked_collections`",
     )
     collection_retention: float = key(

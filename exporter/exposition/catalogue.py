@@ -3,8 +3,9 @@
 The model and the daemon fill these declared families; ``docs/metrics.md`` is generated from
 this file (``python -m monitoring generate``; a test fails while it is stale);
 the dashboard and alert tests check their queries against it. To add a metric: declare it here,
-in its group, then fill it where its data is (``model.py`` for polled data, ``health.py`` for
-the exporter's own health, ``daemon.py`` for config and process state).
+in its group, then fill it where its data is (a job kind's declaration in ``exporter/kinds/``
+for a job's series, ``health.py`` for the exporter's own health, ``daemon.py`` for config and
+process state).
 
 The order of each group is the order of the families on /metrics.
 """
@@ -81,6 +82,15 @@ REFRESH_JOB_FAILURE = Metric(
     "milvus_refresh_job_failure_info", "gauge",
     f"Failure reason of a failed refresh job. {POLLED}",
     (*JOB, "reason"), "1 for a failed job; reason trimmed to 200 characters",
+)  # fmt: skip
+REFRESH_JOB_PENDING_REASON = Metric(
+    "milvus_refresh_job_pending_reason_info", "gauge",
+    "The error a pending refresh job keeps retrying (its reason while RefreshPending). "
+    f"{POLLED}",
+    (*JOB, "reason"),
+    "1 for a `RefreshPending` job whose server reports a reason: the transient error it keeps "
+    "retrying (input errors fail the job at once instead); reason trimmed to 200 characters; "
+    "`MilvusRefreshJobStuck` quotes it",
 )  # fmt: skip
 REFRESH_JOBS = Metric(
     "milvus_refresh_jobs", "gauge",
@@ -195,6 +205,57 @@ UNKNOWN_STATE_JOBS = Metric(
     TARGET, "listed jobs in a state the exporter does not know",
 )  # fmt: skip
 
+# --- Snapshot restore jobs (kinds/restore.py) --------------------------------------------------
+RESTORE_JOB_PROGRESS = Metric(
+    "milvus_restore_job_progress_ratio", "gauge",
+    f"Progress of a snapshot restore job, 0 to 1 (segments copied of all). {POLLED}",
+    JOB, "progress 0..1 (segments copied of all)", "ratio",
+)  # fmt: skip
+RESTORE_JOB_STATE = Metric(
+    "milvus_restore_job_state", "gauge",
+    f"Snapshot restore job state: 1 for the current state, else 0. {POLLED}",
+    (*JOB, "state"),
+    "1 for the current state, 0 for each other documented state (`RestoreSnapshotPending`, "
+    "`RestoreSnapshotExecuting`, `RestoreSnapshotCompleted`, `RestoreSnapshotFailed`); an "
+    "unknown state (`RestoreSnapshotNone` included) appears with 1 while current",
+)  # fmt: skip
+RESTORE_JOB_START = Metric(
+    "milvus_restore_job_start_timestamp_seconds", "gauge",
+    f"When a snapshot restore job started (Unix time). {POLLED}",
+    JOB, "start time (Unix seconds; `startTime` is epoch milliseconds upstream)", "seconds",
+)  # fmt: skip
+RESTORE_JOB_DURATION = Metric(
+    "milvus_restore_job_duration_seconds", "gauge",
+    "The server's time cost of a finished snapshot restore job, or poll time minus start while "
+    f"it runs. {POLLED}",
+    JOB,
+    "`timeCost` (milliseconds upstream) of a finished restore; poll time - start while it runs",
+    "seconds",
+)  # fmt: skip
+RESTORE_JOB_FAILURE = Metric(
+    "milvus_restore_job_failure_info", "gauge",
+    "Failure reason of a failed snapshot restore job: the newest finished restore of a "
+    f"collection, remembered after the server forgets it. {POLLED}",
+    (*JOB, "reason"),
+    "1 for the newest finished restore of a collection if it failed (kept after the server "
+    "forgets the job, and across restarts with `state_file`, until a later restore of the "
+    "collection finishes); reason trimmed to 200 characters",
+)  # fmt: skip
+RESTORE_JOBS = Metric(
+    "milvus_restore_jobs", "gauge",
+    f"Number of listed snapshot restore jobs per collection and state. {POLLED}",
+    (*COLLECTION, "state"), "listed jobs per state (every documented state, 0 included)",
+)  # fmt: skip
+RESTORE_DURATION = Metric(
+    "milvus_restore_duration_seconds", "histogram",
+    "Duration (the server's time cost) of snapshot restore jobs the exporter saw finish, by "
+    "final state.",
+    ("milvus_cluster", "database", "state"),
+    "time costs of the restores the exporter saw finish (those that finished while it was "
+    "stopped too, with `state_file`)",
+    "seconds",
+)  # fmt: skip
+
 # --- The exporter's own health (health.py) ---------------------------------------------------
 TARGET_UP = Metric(
     "milvus_jobs_exporter_target_up", "gauge",
@@ -234,8 +295,9 @@ FORGOTTEN_COLLECTIONS = Metric(
     ("reason",),
     "collections forgotten: `retention` (not listed for `collection_retention`, where no "
     "`collections/list` answers), `limit` (`max_tracked_collections`) or `dropped` (confirmed "
-    "gone by `collections/list`, or its database dropped by discovery); the refresh history and "
-    "the newest finished imports each count their own",
+    "gone by `collections/list`, or its database dropped by discovery); each job kind's memory "
+    "(the refresh history, the newest finished imports, the newest finished restores) counts "
+    "its own",
 )  # fmt: skip
 API_REQUESTS = Metric(
     "milvus_jobs_exporter_api_requests", "counter",
@@ -432,13 +494,18 @@ LAST_POLL_CYCLE_AGE = Metric(
 
 REFRESH_METRICS = (
     REFRESH_JOB_PROGRESS, REFRESH_JOB_STATE, REFRESH_JOB_START, REFRESH_JOB_END,
-    REFRESH_JOB_DURATION, REFRESH_JOB_FAILURE, REFRESH_JOBS, REFRESH_LAST_SUCCESS,
+    REFRESH_JOB_DURATION, REFRESH_JOB_FAILURE, REFRESH_JOB_PENDING_REASON, REFRESH_JOBS,
+    REFRESH_LAST_SUCCESS,
     REFRESH_LAST_FAILURE, REFRESH_LAST_FAILURE_INFO, REFRESH_DURATION,
 )  # fmt: skip
 IMPORT_METRICS = (
     IMPORT_JOB_PROGRESS, IMPORT_JOB_STATE, IMPORT_JOB_FAILURE, IMPORT_JOBS,
     IMPORT_JOB_IMPORTED_ROWS, IMPORT_JOB_TOTAL_ROWS, IMPORT_JOB_FILE_SIZE, IMPORT_JOB_CREATE,
     IMPORT_JOB_COMPLETE, IMPORT_JOB_DURATION, IMPORT_DURATION, UNKNOWN_STATE_JOBS,
+)  # fmt: skip
+RESTORE_METRICS = (
+    RESTORE_JOB_PROGRESS, RESTORE_JOB_STATE, RESTORE_JOB_START, RESTORE_JOB_DURATION,
+    RESTORE_JOB_FAILURE, RESTORE_JOBS, RESTORE_DURATION,
 )  # fmt: skip
 HEALTH_METRICS = (
     TARGET_UP, TARGET_ERROR, TARGET_LAST_SUCCESS, POLL_ERRORS, SKIPPED_RECORDS,
@@ -459,6 +526,7 @@ LIVE_METRICS = (LOG_LINES_DROPPED, LAST_POLL_CYCLE_AGE)
 GROUPS: tuple[tuple[str, tuple[Metric, ...]], ...] = (
     ("Refresh jobs of external collections", REFRESH_METRICS),
     ("Bulk import jobs", IMPORT_METRICS),
+    ("Snapshot restore jobs", RESTORE_METRICS),
     ("The exporter's own health", HEALTH_METRICS),
     ("Database discovery", DISCOVERY_METRICS),
     ("Evidence that a target or collection is gone", EVIDENCE_METRICS),

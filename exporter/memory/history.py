@@ -1,4 +1,5 @@
-"""What the exporter remembers of each collection beyond the server's short memory.
+"""The ``HISTORY`` memory of a job kind: what the exporter remembers of each collection beyond
+the server's short memory, its newest success and failure (refresh declares it).
 
 The server lists finished refreshes for about a day. "No successful refresh for longer than a
 day" is exactly what the stale alert is for, so the newest completed and the newest failed
@@ -11,7 +12,7 @@ days: its jobs are all older than the server keeps, or it is gone) is forgotten,
 forgotten by age, and one confirmed gone (``evidence.py``) is forgotten at once (``dropped``).
 All three are counted by reason, so a forgotten collection is never a silent one. Without the bound, an upstream inventing new
 collection names on every poll grew the exporter by 160 MB in 40 seconds. ``BoundedCollections``
-holds these bounds once; ``import_memory.py`` keeps the newest finished import of each collection
+holds these bounds once; ``newest_finished.py`` keeps the newest finished job of each collection
 under the same ones.
 """
 
@@ -22,7 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from ..upstream.records import RefreshJob
+from ..kinds import AnyKind
+from ..kinds.declaration import Job
 
 CollectionKey = tuple[str, str, str]
 """(cluster, database, collection)"""
@@ -111,13 +113,17 @@ class BoundedCollections(Generic[E]):
             self._entries.setdefault(key, entry)
 
 
-class RefreshHistory(BoundedCollections[CollectionHistory]):
-    """Newest completed and failed refresh of every collection, bounded in count and age."""
+class JobHistory(BoundedCollections[CollectionHistory]):
+    """Newest success and failure of every collection of one kind, bounded in count and age."""
 
-    def observe(
-        self, cluster: str, database: str, jobs: Iterable[RefreshJob], listed_at: float
-    ) -> None:
-        """Take one successful listing of a database's refresh jobs into account."""
+    def __init__(self, max_collections: int, retention_seconds: float, kind: AnyKind) -> None:
+        super().__init__(max_collections, retention_seconds)
+        self.kind = kind
+
+    def observe(self, cluster: str, database: str, jobs: Iterable[Job], listed_at: float) -> None:
+        """Take one successful listing of a database's jobs into account: a job that ended
+        (its kind's ``times.ended``) in the succeeded or failed state."""
+        ended, states = self.kind.times.ended, self.kind.states
         for job in jobs:
             key = (cluster, database, job.collection)
             entry = self._entries.get(key)
@@ -125,14 +131,14 @@ class RefreshHistory(BoundedCollections[CollectionHistory]):
                 entry = self._entries[key] = CollectionHistory(None, None, listed_at)
             else:
                 entry.last_listed = max(entry.last_listed, listed_at)
-            end = job.end_time
+            end = ended(job, None)
             if end is None:
                 continue
-            if job.state == "RefreshCompleted" and (
+            if job.state == states.succeeded and (
                 entry.last_success is None or end > entry.last_success
             ):
                 entry.last_success = end
-            elif job.state == "RefreshFailed" and (
+            elif job.state == states.failed and (
                 entry.last_failure is None or end > entry.last_failure
             ):
                 entry.last_failure = end

@@ -3,9 +3,10 @@
 The server keeps finished jobs for about a day. Without this file a restarted exporter knew only
 what the server still listed: a failure never followed by a success, or the last success of a
 collection idle for more than a day, was gone, and the alerts on them resolved for good. The
-file holds what the model cannot get back from the server: each collection's newest success and
-failure (``history.py``), each collection's newest finished import (``import_memory.py``), which
-finished jobs the duration histograms have already counted, and the histograms themselves.
+file holds what the model cannot get back from the server, for each job kind under its name
+(``kinds``): its memory (each collection's newest success and failure for a ``history`` kind,
+its newest finished job for a ``newest_finished`` one), which finished jobs its duration
+histogram has already counted (``seen``), and the histograms themselves (``durations``).
 
 Writes are atomic (a temporary file ``.state.json.XXXXXXXX.tmp`` in the same directory, flushed
 and renamed over the old one), so a crash mid-write leaves the previous file; the temporary a
@@ -14,53 +15,49 @@ kill left behind is removed at the next start (``remove_leftovers``: only files 
 written (the previous file stays). A missing file is a first start. A file that cannot be used
 is logged once and never fatal; when it would otherwise be lost to the next save (over the size
 limit, a newer format, not a state file at all) it is first kept aside (``set_aside``:
-``state.json.too-large.bak``, ``state.json.v3.bak``, ``state.json.unreadable.bak``).
+``state.json.too-large.bak``, ``state.json.v4.bak``, ``state.json.unreadable.bak``).
 
-Every restored value is checked, entry by entry: names are strings, times finite and plausible
-(from 2015 to a day ahead), counts non-negative integers, a histogram's buckets within its count
-and its sum finite and non-negative. A bad entry costs only itself and is counted by section
-(``SavedState.dropped``); before, one negative bucket count was served as it was (and the
-OpenMetrics parser refused the whole page), and one unreadable collection cost the whole file.
+Every restored value is checked, entry by entry (``kinds/saved.py``): names are strings, times
+finite and plausible (from 2015 to a day ahead), counts non-negative integers, a histogram's
+buckets its kind's, within its count and its sum finite and non-negative. A bad entry costs only
+itself and is counted by section (``SavedState.dropped``).
 
-Version 2 writes every entry as an object keyed by field name. Version 1 wrote most of them as
-positional lists, so an entry with a field added was one an older exporter could not unpack, and
-dropped; now a field this exporter does not know is ignored, a field it knows but that is absent
-takes its default when it has one (a time that may be null, a reason that may be empty), and an
-entry without a required field (a name, ``last_listed``) is dropped alone and counted. A version 1
-file is still read, each entry turned into the keyed form and checked the same way (``_V1``);
-the next save writes version 2. A version 3 file (a newer exporter's) is kept aside, not read.
-So a new field goes in without changing ``VERSION`` (older exporters ignore it, and this reader
-gives it a default when a file lacks it); ``VERSION`` goes up only for a change an older reader
-would misread.
+Every entry is an object keyed by field name: a field this exporter does not know is ignored, a
+field it knows but that is absent takes its default when it has one, and an entry without a
+required field is dropped alone and counted. The memory of a kind this exporter does not declare
+(a newer exporter's) is kept as it was read and written back unchanged.
 
-Sections came later within version 1, and a file without one reads as an empty section (an older
-exporter ignores the key): ``imports``, each collection's newest finished import
-(``imports.py``; its ``details[]`` files are not kept: no remembered series reads them);
-``watched``, the targets this exporter watched, so a restart with a config that no longer names
-one says it was removed (``removals.py``); ``removed``, the removal markers not yet expired; and
-``gone``, the collections confirmed gone upstream whose old jobs the server may still list
-(``evidence.py``), so a restart does not bring their failures back.
+Version 3 keeps each kind's memory under its name. Versions 1 and 2 kept the refresh and import
+memories in sections of their own (``collections``, ``imports``, ``refresh_seen``, ...; each
+kind's declaration names its ``Legacy`` sections): they are still read (``legacy.py``), and the
+next save writes version 3. ``VERSION`` went up because a version 2 exporter reading a version 3
+file would have found none of its sections, started empty and overwritten the file; now it
+keeps the file aside (``state.json.v3.bak``). A new field or kind goes in without changing it.
 
-    {"version": 2, "written_at": 1732358400.0,
-     "collections": [{"cluster": "prod", "database": "default", "collection": "ext_books",
+Sections shared by every kind: ``watched``, the targets this exporter watched, so a restart with
+a config that no longer names one says it was removed (``removals.py``); ``removed``, the
+removal markers not yet expired; and ``gone``, the collections confirmed gone upstream whose old
+jobs the server may still list (``evidence.py``), so a restart does not bring their failures
+back.
+
+    {"version": 3, "written_at": 1732358400.0,
+     "kinds": {
+       "refresh": {
+         "history": [{"cluster": "prod", "database": "default", "collection": "ext_books",
                       "last_success": 1732350000.0, "last_failure": null,
                       "last_listed": 1732358400.0, "failure_job_id": "", "failure_reason": ""}],
-     "imports": [{"cluster": "prod", "database": "default", "collection": "books",
-                  "last_listed": 1732358400.0,
-                  "order": {"time": 1732340000.0, "id": "00000000000000004487..."},
-                  "job": {"job_id": "4487...", "collection": "books", "state": "Failed",
-                          "progress_ratio": 0.3, "reason": "row count mismatch"},
-                  "details": {"state": "Failed", "imported_rows": 7, "total_rows": 100,
-                              "file_size_bytes": 4096, "create_time": 1732340000.0,
-                              "complete_time": null, "progress_ratio": 0.3,
-                              "reason": "row ..."}}],
-     "refresh_seen": [{"cluster": "prod", "database": "default",
-                       "collections": [{"collection": "ext_books", "job_ids": ["4495..."]}]}],
-     "imports_seen": [{"cluster": "prod", "database": "default", "job_ids": ["4487..."]}],
-     "refresh_durations": [{"cluster": "prod", "database": "default",
-                            "state": "RefreshCompleted", "buckets": [0, 3, ...],
-                            "sum": 900.0, "count": 5}],
-     "import_durations": [],
+         "seen": [{"cluster": "prod", "database": "default", "job_ids": ["4495..."]}],
+         "durations": [{"cluster": "prod", "database": "default", "state": "RefreshCompleted",
+                        "buckets": [0, 3, ...], "sum": 900.0, "count": 5}]},
+       "import": {
+         "newest_finished": [{"cluster": "prod", "database": "default", "collection": "books",
+                              "last_listed": 1732358400.0,
+                              "order": {"time": 1732340000.0, "id": "00000000000000004487..."},
+                              "job": {"job_id": "4487...", "collection": "books",
+                                      "state": "Failed", "progress_ratio": 0.3,
+                                      "reason": "row count mismatch"},
+                              "details": {"state": "Failed", "imported_rows": 7, ...}}],
+         "seen": [], "durations": []}},
      "watched": [{"cluster": "prod", "database": "default", "kind": "refresh"}],
      "removed": [{"cluster": "staging", "database": "default", "kind": "refresh",
                   "cause": "config", "at": 1732358000.0}],
@@ -72,30 +69,42 @@ from __future__ import annotations
 
 import errno
 import json
-import math
 import os
 import re
 import tempfile
-import time
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from ..exposition.families import HistogramState
-from ..upstream.records import (
-    EARLIEST_PLAUSIBLE_TIME,
-    LATEST_PLAUSIBLE_AHEAD_SECONDS,
-    ImportJob,
-    ImportJobDetails,
-)
+from ..kinds import AnyKind
+from ..kinds.declaration import HISTORY
 from .history import CollectionHistory, CollectionKey
-from .imports import RememberedImport
-from .removals import RemovedTarget
+from .legacy import legacy_kinds, upgraded
+from .newest_finished import RememberedJob
+from .reading import (
+    Entry,
+    HistogramKey,
+    KindMemory,
+    Reader,
+    SavedState,
+    TargetKey,
+    declared,
+)
 
-VERSION = 2
-"""The format this exporter writes; it reads this one and every older one (1)."""
+__all__ = [
+    "VERSION",
+    "KindMemory",
+    "SavedState",
+    "StateError",
+    "load_state",
+    "remembered_counts",
+    "remove_leftovers",
+    "save_state",
+    "set_aside",
+]
+
+VERSION = 3
+"""The format this exporter writes; it reads this one and every older one (1, 2)."""
 MAX_STATE_FILE_BYTES = 16 * 1024 * 1024
 """The default ``max_state_file_bytes``. Reading a state file costs about seven times its size
 in memory for a moment (a 40 MiB file peaked at 296 MB), so 16 MiB stays within the shipped
@@ -105,11 +114,6 @@ TEMPORARY_SUFFIX = ".tmp"
 _RANDOM_PART = r"[a-z0-9_]{8}"
 """What ``tempfile.mkstemp`` puts between our prefix and suffix."""
 ASIDE_ATTEMPTS = 100
-
-DatabaseKey = tuple[str, str]
-HistogramKey = tuple[str, str, str]
-TargetKey = tuple[str, str, str]
-T = TypeVar("T")
 
 
 class StateError(Exception):
@@ -124,23 +128,6 @@ class StateError(Exception):
         self.event = event
 
 
-@dataclass
-class SavedState:
-    """Everything the model remembers that the server may no longer know."""
-
-    collections: list[tuple[CollectionKey, CollectionHistory]] = field(default_factory=list)
-    imports: list[tuple[CollectionKey, RememberedImport]] = field(default_factory=list)
-    refresh_seen: dict[DatabaseKey, set[tuple[str, str]]] = field(default_factory=dict)
-    imports_seen: dict[DatabaseKey, set[str]] = field(default_factory=dict)
-    refresh_durations: dict[HistogramKey, HistogramState] = field(default_factory=dict)
-    import_durations: dict[HistogramKey, HistogramState] = field(default_factory=dict)
-    watched: set[TargetKey] = field(default_factory=set)
-    removed: list[RemovedTarget] = field(default_factory=list)
-    gone: list[tuple[CollectionKey, float]] = field(default_factory=list)
-    dropped: dict[str, int] = field(default_factory=dict, compare=False)
-    """Entries of a loaded file left out as unusable, by section."""
-
-
 def save_state(
     path: str | os.PathLike[str],
     state: SavedState,
@@ -150,21 +137,13 @@ def save_state(
     """Write ``state`` to ``path`` atomically; raises ``OSError`` when the disk says no, or
     when the state is larger than ``max_bytes`` (the next start would not read it)."""
     target = Path(path)
+    kinds: dict[str, Any] = dict(state.unknown_kinds)
+    for name, memory in sorted(state.kinds.items()):
+        kinds[name] = _kind_sections(declared(name), memory)
     document = {
         "version": VERSION,
         "written_at": now,
-        "collections": [_collection_entry(key, entry) for key, entry in state.collections],
-        "imports": [_import_entry(key, entry) for key, entry in state.imports],
-        "refresh_seen": [
-            {**_database(key), "collections": _seen_by_collection(jobs)}
-            for key, jobs in sorted(state.refresh_seen.items())
-        ],
-        "imports_seen": [
-            {**_database(key), "job_ids": sorted(jobs)}
-            for key, jobs in sorted(state.imports_seen.items())
-        ],
-        "refresh_durations": _histograms(state.refresh_durations),
-        "import_durations": _histograms(state.import_durations),
+        "kinds": kinds,
         "watched": [_target(key) for key in sorted(state.watched)],
         "removed": [
             {**_target(removal.key), "cause": removal.cause, "at": removal.at}
@@ -243,7 +222,6 @@ def set_aside(path: str | os.PathLike[str], tag: str) -> Path | None:
 
 def load_state(
     path: str | os.PathLike[str],
-    bounds: tuple[float, ...],
     now: float | None = None,
     max_bytes: int = MAX_STATE_FILE_BYTES,
 ) -> SavedState | None:
@@ -283,276 +261,27 @@ def load_state(
             aside=f"v{version}",
             event="state.newer_format",
         )
-    if version not in (1, VERSION) or isinstance(version, bool) or not isinstance(document, dict):
+    if (
+        version not in (1, 2, VERSION)
+        or isinstance(version, bool)
+        or not isinstance(document, dict)
+    ):
         raise StateError(
             f"{path} is not a state file of version 1 to {VERSION}", aside="unreadable"
         )
-    reader = _Reader(bounds, now, upgrade=version == 1)
+    reader = Reader(now, upgraded if version == 1 else None)
+    if version == VERSION:
+        kinds, unknown = reader.kinds(document.get("kinds", {}))
+    else:
+        kinds, unknown = legacy_kinds(reader, document), {}
     return SavedState(
-        collections=reader.entries(document, "collections", reader.collection),
-        imports=reader.entries(document, "imports", reader.remembered_import),
-        refresh_seen=dict(reader.entries(document, "refresh_seen", reader.refresh_seen)),
-        imports_seen=dict(reader.entries(document, "imports_seen", reader.imports_seen)),
-        refresh_durations=dict(
-            reader.entries(document, "refresh_durations", reader.histogram, "histogram")
-        ),
-        import_durations=dict(
-            reader.entries(document, "import_durations", reader.histogram, "histogram")
-        ),
+        kinds=kinds,
         watched=set(reader.entries(document, "watched", reader.target)),
         removed=reader.entries(document, "removed", reader.removal),
         gone=reader.entries(document, "gone", reader.gone),
+        unknown_kinds=unknown,
         dropped=dict(reader.dropped),
     )
-
-
-Entry = dict[str, Any]
-
-
-class _Reader:
-    """Reads a loaded document's sections entry by entry; a bad entry is dropped and counted.
-
-    Every entry is read in the keyed form of version 2; ``upgrade`` turns a version 1 entry
-    into it first (``_V1``), so both versions pass the same checks."""
-
-    def __init__(self, bounds: tuple[float, ...], now: float | None, upgrade: bool) -> None:
-        self.bounds = bounds
-        self.latest = (time.time() if now is None else now) + LATEST_PLAUSIBLE_AHEAD_SECONDS
-        self.upgrade = upgrade
-        self.dropped: Counter[str] = Counter()
-
-    def entries(
-        self,
-        document: dict[str, Any],
-        section: str,
-        read: Callable[[Entry], T],
-        shape: str | None = None,
-    ) -> list[T]:
-        """The entries of ``section`` that can be read; ``shape`` names their version 1 form
-        when it is not the section's own name."""
-        items = document.get(section, [])
-        if not isinstance(items, list):
-            self.dropped[section] += 1
-            return []
-        upgrade = _V1[shape or section] if self.upgrade else _keyed
-        out = []
-        for item in items:
-            try:
-                out.append(read(upgrade(item)))
-            except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
-                self.dropped[section] += 1
-        return out
-
-    def time(self, value: Any) -> float | None:
-        """An optional time: None, or finite and from 2015 to a day ahead."""
-        if value is None:
-            return None
-        return self.required_time(value)
-
-    def required_time(self, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError("a time is not a number")
-        number = float(value)
-        if not EARLIEST_PLAUSIBLE_TIME <= number <= self.latest:  # NaN fails both
-            raise ValueError("a time is not plausible")
-        return number
-
-    def collection(self, entry: Entry) -> tuple[CollectionKey, CollectionHistory]:
-        return (
-            _collection_key(entry),
-            CollectionHistory(
-                last_success=self.time(entry.get("last_success")),
-                last_failure=self.time(entry.get("last_failure")),
-                last_listed=self.required_time(entry["last_listed"]),
-                failure_job_id=_text(entry.get("failure_job_id", "")),
-                failure_reason=_text(entry.get("failure_reason", "")),
-            ),
-        )
-
-    def refresh_seen(self, entry: Entry) -> tuple[DatabaseKey, set[tuple[str, str]]]:
-        seen: set[tuple[str, str]] = set()
-        for item in _list(entry["collections"]):
-            collection = _keyed(item)
-            name = _text(collection["collection"])
-            seen.update((name, _identifier(job)) for job in _list(collection["job_ids"]))
-        return (_text(entry["cluster"]), _text(entry["database"])), seen
-
-    def imports_seen(self, entry: Entry) -> tuple[DatabaseKey, set[str]]:
-        jobs = {_identifier(job) for job in _list(entry["job_ids"])}
-        return (_text(entry["cluster"]), _text(entry["database"])), jobs
-
-    def histogram(self, entry: Entry) -> tuple[HistogramKey, HistogramState]:
-        counts, total = entry["buckets"], entry["sum"]
-        if not isinstance(counts, list) or len(counts) != len(self.bounds):
-            raise ValueError("the buckets changed, or are not a list")
-        buckets = [_required_count(number) for number in counts]
-        observed = _required_count(entry["count"])
-        if sum(buckets) > observed:
-            raise ValueError("the buckets hold more observations than the count")
-        if isinstance(total, bool) or not isinstance(total, (int, float)):
-            raise ValueError("a sum is not a number")
-        if not 0.0 <= float(total) < math.inf:  # NaN fails too
-            raise ValueError("a sum is not finite and non-negative")
-        key = (_text(entry["cluster"]), _text(entry["database"]), _text(entry["state"]))
-        return key, HistogramState(self.bounds, buckets, float(total), observed)
-
-    def target(self, entry: Entry) -> TargetKey:
-        return (_text(entry["cluster"]), _text(entry["database"]), _text(entry["kind"]))
-
-    def removal(self, entry: Entry) -> RemovedTarget:
-        return RemovedTarget(
-            self.target(entry), _text(entry["cause"]), self.required_time(entry["at"])
-        )
-
-    def gone(self, entry: Entry) -> tuple[CollectionKey, float]:
-        return _collection_key(entry), self.required_time(entry["at"])
-
-    def remembered_import(self, entry: Entry) -> tuple[CollectionKey, RememberedImport]:
-        order, listed = _keyed(entry["order"]), _keyed(entry["job"])
-        job = ImportJob(
-            _identifier(listed["job_id"]),
-            _text(listed["collection"]),
-            _text(listed["state"]),
-            _ratio(listed["progress_ratio"]),
-            _text(listed.get("reason", "")),
-        )
-        details = None
-        described = entry.get("details")
-        if described is not None:
-            described = _keyed(described)
-            details = ImportJobDetails(
-                job_id=job.job_id,
-                state=_text(described["state"]),
-                imported_rows=_count(described.get("imported_rows")),
-                total_rows=_count(described.get("total_rows")),
-                file_size_bytes=_count(described.get("file_size_bytes")),
-                create_time=self.time(described.get("create_time")),
-                complete_time=self.time(described.get("complete_time")),
-                collection=job.collection,
-                progress_ratio=_ratio(described.get("progress_ratio", 0.0)),
-                reason=_text(described.get("reason", "")),
-            )
-        return (
-            _collection_key(entry),
-            RememberedImport(
-                job,
-                details,
-                (self.required_time(order["time"]), _identifier(order["id"])),
-                self.required_time(entry["last_listed"]),
-            ),
-        )
-
-
-def _list(value: Any) -> list[Any]:
-    if not isinstance(value, list):
-        raise TypeError("expected a list")
-    return value
-
-
-def _keyed(item: Any) -> Entry:
-    """A version 2 entry: an object keyed by field name (unknown fields are not looked at)."""
-    if not isinstance(item, dict):
-        raise TypeError("an entry is not an object")
-    return item
-
-
-def _columns(*names: str) -> Callable[[Any], Entry]:
-    """A version 1 entry that was a list of exactly these fields, in this order."""
-
-    def upgrade(item: Any) -> Entry:
-        if not isinstance(item, list) or len(item) != len(names):
-            raise ValueError(f"expected a list of {len(names)} fields")
-        return dict(zip(names, item, strict=True))
-
-    return upgrade
-
-
-def _v1_refresh_seen(item: Any) -> Entry:
-    """Version 1 listed each seen job as a [collection, job id] pair."""
-    entry = _columns("cluster", "database", "jobs")(item)
-    pairs = [_columns("collection", "job_id")(pair) for pair in _list(entry.pop("jobs"))]
-    by_collection: dict[Any, list[Any]] = {}
-    for pair in pairs:
-        by_collection.setdefault(_text(pair["collection"]), []).append(pair["job_id"])
-    entry["collections"] = [
-        {"collection": name, "job_ids": job_ids} for name, job_ids in by_collection.items()
-    ]
-    return entry
-
-
-def _v1_import(item: Any) -> Entry:
-    entry = _keyed(item)
-    cluster, database, collection = entry["key"]
-    details = entry["details"]
-    return {
-        "cluster": cluster,
-        "database": database,
-        "collection": collection,
-        "last_listed": entry["last_listed"],
-        "order": _columns("time", "id")(entry["order"]),
-        "job": _columns("job_id", "collection", "state", "progress_ratio", "reason")(entry["job"]),
-        "details": None if details is None else _V1_DETAILS(details),
-    }
-
-
-_V1_DETAILS = _columns(
-    "state",
-    "imported_rows",
-    "total_rows",
-    "file_size_bytes",
-    "create_time",
-    "complete_time",
-    "progress_ratio",
-    "reason",
-)
-_V1: dict[str, Callable[[Any], Entry]] = {
-    "collections": _columns(
-        "cluster",
-        "database",
-        "collection",
-        "last_success",
-        "last_failure",
-        "last_listed",
-        "failure_job_id",
-        "failure_reason",
-    ),
-    "imports": _v1_import,
-    "refresh_seen": _v1_refresh_seen,
-    "imports_seen": _columns("cluster", "database", "job_ids"),
-    "histogram": _columns("cluster", "database", "state", "buckets", "sum", "count"),
-    "watched": _columns("cluster", "database", "kind"),
-    "removed": _columns("cluster", "database", "kind", "cause", "at"),
-    "gone": _columns("cluster", "database", "collection", "at"),
-}
-"""How each section's entries were laid out in version 1, as the fields of version 2."""
-
-
-def _collection_key(entry: Entry) -> CollectionKey:
-    return (_text(entry["cluster"]), _text(entry["database"]), _text(entry["collection"]))
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError("a name is not a string")
-    return value
-
-
-def _identifier(value: Any) -> str:
-    """A job id: written as a string; a number (an older hand-edited file) is read as one."""
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise TypeError("a job id is not a string")
-    return str(value)
-
-
-def _required_count(value: Any) -> int:
-    count = _count(value)
-    if count is None:
-        raise ValueError("a count is missing")
-    return count
-
-
-def _database(key: DatabaseKey) -> Entry:
-    return {"cluster": key[0], "database": key[1]}
 
 
 def _collection(key: CollectionKey) -> Entry:
@@ -563,12 +292,21 @@ def _target(key: TargetKey) -> Entry:
     return {"cluster": key[0], "database": key[1], "kind": key[2]}
 
 
-def _seen_by_collection(jobs: set[tuple[str, str]]) -> list[Entry]:
-    """Seen refresh jobs grouped by collection: each name written once, not once per job."""
-    by_collection: dict[str, list[str]] = {}
-    for collection, job_id in sorted(jobs):
-        by_collection.setdefault(collection, []).append(job_id)
-    return [{"collection": name, "job_ids": ids} for name, ids in by_collection.items()]
+def _kind_sections(kind: AnyKind | None, memory: KindMemory) -> Entry:
+    """One kind's memory as its section of ``kinds``."""
+    sections: Entry = {}
+    if memory.history or (kind is not None and kind.memory == HISTORY):
+        sections[HISTORY] = [_collection_entry(key, entry) for key, entry in memory.history]
+    if kind is not None and kind.saved is not None:
+        sections[kind.memory] = [
+            _remembered_entry(kind, key, entry) for key, entry in memory.newest_finished
+        ]
+    sections["seen"] = [
+        {"cluster": key[0], "database": key[1], "job_ids": sorted(jobs)}
+        for key, jobs in sorted(memory.seen.items())
+    ]
+    sections["durations"] = _histograms(memory.durations)
+    return sections
 
 
 def _collection_entry(key: CollectionKey, entry: CollectionHistory) -> Entry:
@@ -582,47 +320,19 @@ def _collection_entry(key: CollectionKey, entry: CollectionHistory) -> Entry:
     }
 
 
-def _import_entry(key: CollectionKey, entry: RememberedImport) -> Entry:
-    job, details = entry.job, entry.details
+def _remembered_entry(kind: AnyKind, key: CollectionKey, entry: RememberedJob) -> Entry:
+    saved = kind.saved
+    assert saved is not None
+    details = None
+    if entry.details is not None and saved.details is not None:
+        details = saved.details(entry.details)
     return {
         **_collection(key),
         "last_listed": entry.last_listed,
         "order": {"time": entry.order[0], "id": entry.order[1]},
-        "job": {
-            "job_id": job.job_id,
-            "collection": job.collection,
-            "state": job.state,
-            "progress_ratio": job.progress_ratio,
-            "reason": job.reason,
-        },
-        "details": None
-        if details is None
-        else {
-            "state": details.state,
-            "imported_rows": details.imported_rows,
-            "total_rows": details.total_rows,
-            "file_size_bytes": details.file_size_bytes,
-            "create_time": details.create_time,
-            "complete_time": details.complete_time,
-            "progress_ratio": details.progress_ratio,
-            "reason": details.reason,
-        },
+        "job": saved.job(entry.job),
+        "details": details,
     }
-
-
-def _ratio(value: Any) -> float:
-    number = float(value)
-    if not 0.0 <= number <= 1.0:
-        raise ValueError("a progress ratio is outside 0..1")
-    return number
-
-
-def _count(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError("a count is not a non-negative integer")
-    return value
 
 
 def _histograms(histograms: dict[HistogramKey, HistogramState]) -> list[Entry]:
@@ -637,3 +347,11 @@ def _histograms(histograms: dict[HistogramKey, HistogramState]) -> list[Entry]:
         }
         for (cluster, database, state), histogram in sorted(histograms.items())
     ]
+
+
+def remembered_counts(state: SavedState) -> dict[str, int]:
+    """Collections remembered per kind, for the log line of a restore."""
+    return {
+        name: len(memory.history) + len(memory.newest_finished)
+        for name, memory in state.kinds.items()
+    }

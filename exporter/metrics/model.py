@@ -1,12 +1,14 @@
 """From poll snapshots to metric families: the rules of what is exported.
 
 No I/O and no threads: ``MetricsModel.update`` takes one ``CycleResult`` and the time, and returns
-the complete list of families for that moment. It keeps only what the rules need across cycles:
-the last good snapshot of each target (its series keep their last values for as long as the
-target is down, so an outage pages as an outage and resolves no job alert), the newest success
-and failure of every collection (``history.py``), the newest finished import of every collection
-(``import_memory.py``), counters, histogram buckets and which finished
-jobs were already counted. ``saved_state`` / ``restore`` carry the memory across a restart.
+the complete list of families for that moment. It names no job kind: what a target's jobs mean
+(their states, their order, their series, their memory) comes from its kind's declaration. It
+keeps only what the rules need across cycles: the last good snapshot of each target (its series
+keep their last values for as long as the target is down, so an outage pages as an outage and
+resolves no job alert), each kind's memory in its declared strategy (``memory/memories.py``: the
+newest success and failure of every collection, or its newest finished job), counters, histogram
+buckets and which finished jobs were already counted. ``saved_state`` / ``restore`` carry the
+memory across a restart.
 
 A collection's series stop only on evidence: a later job of it, the collection or its database
 confirmed gone by ``collections/list`` (``evidence.py``: its jobs are left out of every series
@@ -27,55 +29,35 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TypeVar
+from typing import Any
 
 from ..exposition import catalogue as m
-from ..exposition.families import HistogramState, MetricFamily, histogram_family
+from ..exposition.families import MetricFamily, histogram_family
+from ..kinds import KINDS, AnyKind, UnknownKind
+from ..kinds.declaration import DURATION_BUCKETS, Job
 from ..memory.evidence import NEVER, CollectionEvidence, DatabaseKey
-from ..memory.history import RefreshHistory
-from ..memory.imports import ImportMemory
+from ..memory.memories import KindMemories
+from ..memory.newest_finished import NewestFinished
 from ..memory.removals import RemovedTarget, RemovedTargets
-from ..memory.state import SavedState
+from ..memory.state import KindMemory, SavedState
 from ..polling.snapshots import CollectionsListing, CycleResult, Snapshot
 from ..polling.targets import Target, TargetKey
 from ..polling.watchlist import REMOVAL_CAUSES, Watchlist
-from ..upstream.records import (
-    IMPORT_STATES,
-    REFRESH_STATES,
-    ImportJob,
-    ImportJobDetails,
-    RefreshJob,
-)
 from .health import ExporterHealth, TargetRow
 from .series import (
     CollectionCounts,
     Families,
     Tracked,
     collection_series,
-    import_job_series,
-    import_order,
+    job_order,
     new_families,
-    refresh_job_series,
-    refresh_order,
     within_collection_limit,
     write_collection_counts,
+    write_job,
 )
 
-J = TypeVar("J", RefreshJob, ImportJob)
-
-REFRESH_DURATION_BUCKETS = (
-    10.0,
-    30.0,
-    60.0,
-    120.0,
-    300.0,
-    600.0,
-    1200.0,
-    1800.0,
-    3600.0,
-    7200.0,
-    14400.0,
-)
+REFRESH_DURATION_BUCKETS = DURATION_BUCKETS
+"""The duration histograms' buckets (every kind's, ``kinds.declaration.DURATION_BUCKETS``)."""
 
 
 @dataclass
@@ -85,15 +67,16 @@ class _TargetState:
     reason: str = ""
     last_good: Snapshot | None = None
     last_success_time: float | None = None
-    accounted_finished: set[tuple[str, str]] | None = None
-    """Finished jobs already seen (collection, job id); None until the first good poll."""
-    import_details: dict[str, ImportJobDetails] = field(default_factory=dict)
-    """Latest ``import/describe`` answer per listed import job id."""
-    accounted_imports: set[str] | None = None
-    """Import jobs whose finish was already seen (or that were finished at the first poll)."""
-    import_first_seen: dict[str, float] = field(default_factory=dict)
-    """When each listed import job was first seen: what orders imports without a create time."""
-    known_jobs: set[int | str] | None = None
+    accounted: set[str] | None = None
+    """Finished jobs (by id) whose duration was counted, or that were finished already at the
+    first good poll; None until the first good poll."""
+    details: dict[str, Any] = field(default_factory=dict)
+    """The latest follow-up answer (``import/describe``) per listed job id."""
+    first_seen: dict[str, float] = field(default_factory=dict)
+    """When each listed job was first seen: what orders jobs whose records carry no time."""
+    listed: dict[str, Job] = field(default_factory=dict)
+    """The jobs of the last good poll by id (what a follow-up answer is about)."""
+    known_jobs: set[str] | None = None
     """Ids of the jobs of the last good poll; None before the first, whose jobs are not news."""
     collections: frozenset[str] = frozenset()
     """The collections with a job in the last good poll."""
@@ -114,13 +97,10 @@ class MetricsModel:
         self.max_tracked_collections = max_tracked_collections
         self.poll_interval = poll_interval
         self._targets: dict[TargetKey, _TargetState] = {}
-        self._history = RefreshHistory(max_tracked_collections, collection_retention)
-        self._imports = ImportMemory(max_tracked_collections, collection_retention)
+        self._memories = KindMemories(max_tracked_collections, collection_retention)
         self._restored = SavedState()
         """Counted jobs from a state file, handed to each target when it first appears."""
         self._health = ExporterHealth()
-        self._refresh_durations: dict[tuple[str, str, str], HistogramState] = {}
-        self._import_durations: dict[tuple[str, str, str], HistogramState] = {}
         self._evidence = CollectionEvidence()
         self._removed_targets = RemovedTargets()
         self._awaiting: set[TargetKey] = set()
@@ -143,61 +123,70 @@ class MetricsModel:
         self.max_tracked_jobs = max_tracked_jobs
         self.max_tracked_collections = max_tracked_collections
         self.poll_interval = poll_interval
-        self._history.configure(max_tracked_collections, collection_retention)
-        self._imports.configure(max_tracked_collections, collection_retention)
+        self._memories.configure(max_tracked_collections, collection_retention)
 
     def update(self, cycle: CycleResult, now: float) -> list[MetricFamily]:
         self.reconcile(cycle.targets, cycle.watchlist, now)
         self._adopt_targets(cycle.targets)
         for snapshot in cycle.snapshots:
             self._apply_snapshot(snapshot)
-        for key, details in cycle.import_details:
-            self._apply_import_details(key, details)
-        for snapshot in cycle.snapshots:  # after the details: they decide which import is newest
-            self._remember_newest_imports(snapshot)
+        for key, details in cycle.follow_ups:
+            self._apply_details(key, details)
+        for snapshot in cycle.snapshots:  # after the details: they may time a job and order it
+            self._observe_durations(snapshot)
+            self._remember(snapshot)
         for listing in cycle.collection_lists:
             self._apply_collections_listing(listing)
         watched = set(self._targets) | self._awaiting
-        self._history.prune(now, {key[:2] for key in watched if key[2] == "refresh"})
-        self._imports.prune(now, {key[:2] for key in watched if key[2] == "import"})
+        self._memories.prune(now, watched)
         self._prune_evidence(watched)
         self._health.record_cycle(cycle, now)
         return self.families(now)
 
     def saved_state(self) -> SavedState:
         """What a restart must not forget (see ``state.py``)."""
-        refresh_seen = dict(self._restored.refresh_seen)
-        imports_seen = dict(self._restored.imports_seen)
-        for (cluster, database, kind), state in self._targets.items():
-            if kind == "refresh" and state.accounted_finished is not None:
-                refresh_seen[(cluster, database)] = set(state.accounted_finished)
-            elif kind == "import" and state.accounted_imports is not None:
-                imports_seen[(cluster, database)] = set(state.accounted_imports)
+        kinds: dict[str, KindMemory] = {}
+        for name, restored in self._restored.kinds.items():
+            if restored.seen:
+                kinds[name] = KindMemory(seen=dict(restored.seen))
+        for kind, history in self._memories.histories():
+            kinds.setdefault(kind.name, KindMemory()).history = history.items()
+        for kind, newest in self._memories.newest_finished():
+            kinds.setdefault(kind.name, KindMemory()).newest_finished = newest.items()
+        for (cluster, database, name), state in self._targets.items():
+            if state.accounted is not None:
+                kinds.setdefault(name, KindMemory()).seen[(cluster, database)] = set(
+                    state.accounted
+                )
+        for name, histograms in self._memories.durations.items():
+            if histograms:
+                kinds.setdefault(name, KindMemory()).durations = dict(histograms)
         return SavedState(
-            collections=self._history.items(),
-            imports=self._imports.items(),
-            refresh_seen=refresh_seen,
-            imports_seen=imports_seen,
-            refresh_durations=dict(self._refresh_durations),
-            import_durations=dict(self._import_durations),
+            kinds=kinds,
             watched=set(self._targets) | self._awaiting,
             removed=self._removed_targets.items(),
             gone=self._evidence.gone_items(),
+            unknown_kinds=dict(self._restored.unknown_kinds),
         )
 
     def restore(self, saved: SavedState) -> None:
         """Take back what an earlier run remembered (call before the first ``update``, then
         ``reconcile`` with the new config's targets)."""
-        self._history.restore(saved.collections)
-        self._imports.restore(saved.imports)
+        for name, memory in saved.kinds.items():
+            kind = _declared(name)
+            if kind is None:
+                continue
+            remembered = self._memories.of(kind)
+            if isinstance(remembered, NewestFinished):
+                remembered.restore(memory.newest_finished)
+            else:
+                remembered.restore(memory.history)
+            for key, histogram in memory.durations.items():
+                self._memories.durations.setdefault(name, {}).setdefault(key, histogram)
         self._awaiting |= saved.watched
         self._removed_targets.restore(saved.removed)
         self._evidence.restore(saved.gone)
         self._restored = saved
-        for key, histogram in saved.refresh_durations.items():
-            self._refresh_durations.setdefault(key, histogram)
-        for key, histogram in saved.import_durations.items():
-            self._import_durations.setdefault(key, histogram)
 
     def discovery_status(self, cluster: str) -> tuple[bool | None, int, str, float | None]:
         """(last discovery ok, databases matched, reason, last success) of a pattern cluster."""
@@ -228,12 +217,13 @@ class MetricsModel:
                     awaiting.add(key)
                 continue
             self._targets.pop(key, None)
-            memory = self._history if key[2] == "refresh" else self._imports
-            cluster, database, _kind = key
-            memory.forget(
-                [(cluster, database, name) for name in memory.collections_of(cluster, database)],
-                "dropped" if fate == "dropped" else None,
-            )
+            cluster, database, name = key
+            memory = self._memories.named(name)
+            if memory is not None:
+                memory.forget(
+                    [(cluster, database, c) for c in memory.collections_of(cluster, database)],
+                    "dropped" if fate == "dropped" else None,
+                )
             if fate in REMOVAL_CAUSES:
                 removal = RemovedTarget(key, fate, now)
                 self._removed_targets.mark(removal)
@@ -250,25 +240,13 @@ class MetricsModel:
             self._awaiting.discard(key)
             state = self._targets.get(key)
             if state is None:
-                self._targets[key] = _TargetState(
-                    target,
-                    accounted_finished=self._restored.refresh_seen.pop(key[:2], None)
-                    if key[2] == "refresh"
-                    else None,
-                    accounted_imports=self._restored.imports_seen.pop(key[:2], None)
-                    if key[2] == "import"
-                    else None,
-                )
+                restored = self._restored.kinds.get(key[2])
+                seen = None if restored is None else restored.seen.pop(key[:2], None)
+                self._targets[key] = _TargetState(target, accounted=seen)
             else:
                 state.target = target
         self._health.forget(set(self._targets))
-        kept = set(self._targets) | self._awaiting
-        self._refresh_durations = {
-            k: v for k, v in self._refresh_durations.items() if (k[0], k[1], "refresh") in kept
-        }
-        self._import_durations = {
-            k: v for k, v in self._import_durations.items() if (k[0], k[1], "import") in kept
-        }
+        self._memories.keep_durations(set(self._targets) | self._awaiting)
 
     def _apply_snapshot(self, snapshot: Snapshot) -> None:
         state = self._targets.get(snapshot.target.key)
@@ -281,46 +259,41 @@ class MetricsModel:
             return
         state.last_good = snapshot
         state.last_success_time = snapshot.polled_at
-        cluster, database, _kind = snapshot.target.key
         self._note_news(state, snapshot)
-        if snapshot.target.kind == "refresh":
-            self._observe_finished_refreshes(state, snapshot)
-            visible = self._visible(cluster, database, snapshot.refresh_jobs)
-            self._history.observe(cluster, database, visible, snapshot.polled_at)
+        listed = {str(job.job_id): job for job in snapshot.jobs}
+        state.listed = listed
+        state.details = {k: v for k, v in state.details.items() if k in listed}
+        first_seen = {k: v for k, v in state.first_seen.items() if k in listed}
+        for job_id in listed.keys() - first_seen.keys():
+            first_seen[job_id] = snapshot.polled_at
+        state.first_seen = first_seen
+        if state.accounted is None:  # the first good poll sets a baseline: its jobs are not news
+            state.accounted = {job_id for job_id, job in listed.items() if job.finished}
         else:
-            listed = {job.job_id for job in snapshot.import_jobs}
-            state.import_details = {k: v for k, v in state.import_details.items() if k in listed}
-            first_seen = {k: v for k, v in state.import_first_seen.items() if k in listed}
-            for job_id in listed - first_seen.keys():
-                first_seen[job_id] = snapshot.polled_at
-            state.import_first_seen = first_seen
-            finished = {job.job_id for job in snapshot.import_jobs if job.finished}
-            if state.accounted_imports is None:
-                state.accounted_imports = finished
-            else:
-                state.accounted_imports &= listed
+            state.accounted &= listed.keys()
 
     def _note_news(self, state: _TargetState, snapshot: Snapshot) -> None:
         """What a good poll teaches of each collection's age (``evidence.py``): its jobs' start
         times, and the time of the poll for a job seen for the first time since the first."""
-        jobs: tuple[RefreshJob | ImportJob, ...] = snapshot.refresh_jobs or snapshot.import_jobs
-        ids: set[int | str] = {job.job_id for job in jobs}
+        jobs = snapshot.jobs
+        ids = {str(job.job_id) for job in jobs}
         known, state.known_jobs = state.known_jobs, ids
         state.collections = frozenset(job.collection for job in jobs)
         if known is not None and known >= ids:
             return  # nothing new: the usual poll
+        started = snapshot.target.job_kind.times.started
         newest: dict[str, float] = {}
         for job in jobs:
-            if known is not None and job.job_id in known:
+            if known is not None and str(job.job_id) in known:
                 continue
-            at = job.start_time if isinstance(job, RefreshJob) else None
+            at = started(job, None)
             if known is not None:
                 at = max(at or NEVER, snapshot.polled_at)
             if at is not None and at > newest.get(job.collection, NEVER):
                 newest[job.collection] = at
         self._evidence.saw(snapshot.target.key[:2], newest)
 
-    def _visible(self, cluster: str, database: str, jobs: tuple[J, ...]) -> tuple[J, ...]:
+    def _visible(self, cluster: str, database: str, jobs: tuple[Job, ...]) -> tuple[Job, ...]:
         """The jobs not of a collection confirmed gone (all of them, nearly always)."""
         if not self._evidence.hides((cluster, database)):
             return jobs
@@ -343,11 +316,10 @@ class MetricsModel:
             return  # no longer watched: removed while the list was on its way
         known = set().union(
             *(state.collections for state in states),
-            self._history.collections_of(cluster, database),
-            self._imports.collections_of(cluster, database),
+            self._memories.collections_of(cluster, database),
         )
         gone = [(cluster, database, name) for name in self._evidence.apply(listing, known)]
-        for memory in (self._history, self._imports):
+        for memory in self._memories.all():
             memory.forget(gone, "dropped")
             if listing.ok:
                 memory.listed(cluster, database, listing.names, listing.listed_at)
@@ -368,113 +340,110 @@ class MetricsModel:
             collections = listed.get(key[:2])
             if collections is not None:
                 collections |= state.collections
-        self._evidence.prune(listed, self._history.keys() | self._imports.keys())
+        self._evidence.prune(listed, self._memories.keys())
 
-    def _apply_import_details(self, key: TargetKey, details: ImportJobDetails) -> None:
-        """Keep a job's details; observe its duration once, when the exporter sees it finish."""
+    def _apply_details(self, key: TargetKey, details: Any) -> None:
+        """Keep a follow-up answer for its job; what it says of the job's start is evidence."""
         state = self._targets.get(key)
-        if state is None or state.accounted_imports is None:
+        if state is None or state.accounted is None:
             return
-        state.import_details[details.job_id] = details
-        if details.create_time is not None and details.collection:
-            self._evidence.saw(key[:2], {details.collection: details.create_time})
-        if details.complete_time is None or details.create_time is None:
+        kind = state.target.job_kind
+        follow_up = kind.follow_up
+        if follow_up is None:
             return
-        if details.job_id in state.accounted_imports:
-            return
-        state.accounted_imports.add(details.job_id)
-        if details.complete_time >= details.create_time:
-            histogram = self._import_durations.setdefault(
-                (key[0], key[1], details.state), HistogramState(REFRESH_DURATION_BUCKETS)
-            )
-            histogram.observe(details.complete_time - details.create_time)
+        job_id = follow_up.job_id(details)
+        state.details[job_id] = details
+        job = state.listed.get(job_id)
+        started = None if job is None else kind.times.started(job, details)
+        if job is not None and started is not None and job.collection:
+            self._evidence.saw(key[:2], {job.collection: started})
 
-    def _remember_newest_imports(self, snapshot: Snapshot) -> None:
+    def _observe_durations(self, snapshot: Snapshot) -> None:
+        """Observe each job the exporter sees finish, once, when its kind can time it
+        (``Series.observed``: a refresh from its own times, an import from its details)."""
         state = self._targets.get(snapshot.target.key)
-        if state is None or not snapshot.ok or snapshot.target.kind != "import":
+        if state is None or not snapshot.ok or state.accounted is None:
             return
-        order = import_order(state.import_details, state.import_first_seen)
-        cluster, database, _kind = snapshot.target.key
-        self._imports.observe(
-            cluster,
-            database,
-            self._visible(cluster, database, snapshot.import_jobs),
-            lambda job: order(job)[1:],
-            state.import_details,
-            snapshot.polled_at,
-        )
-
-    def _observe_finished_refreshes(self, state: _TargetState, snapshot: Snapshot) -> None:
-        """Observe each refresh the exporter sees finish; the first good poll only sets a baseline."""
-        finished = {
-            (job.collection, str(job.job_id)): job for job in snapshot.refresh_jobs if job.finished
-        }
-        if state.accounted_finished is None:
-            state.accounted_finished = set(finished)
-            return
-        cluster, database, _kind = snapshot.target.key
-        for key, job in finished.items():
-            if key in state.accounted_finished:
+        kind = state.target.job_kind
+        observed = kind.series.observed
+        cluster, database, name = snapshot.target.key
+        for job_id, job in state.listed.items():
+            if job_id in state.accounted:
                 continue
-            if (
-                job.start_time is not None
-                and job.end_time is not None
-                and job.end_time >= job.start_time
-            ):
-                histogram = self._refresh_durations.setdefault(
-                    (cluster, database, job.state), HistogramState(REFRESH_DURATION_BUCKETS)
-                )
-                histogram.observe(job.end_time - job.start_time)
-        state.accounted_finished = set(finished)
+            timed = observed(job, state.details.get(job_id))
+            if timed is None:
+                continue
+            state.accounted.add(job_id)
+            final_state, seconds = timed
+            if seconds >= 0:
+                key = (cluster, database, final_state)
+                self._memories.histogram(name, key, kind.series.buckets).observe(seconds)
+
+    def _remember(self, snapshot: Snapshot) -> None:
+        """Take a good poll into its kind's memory (only what is not confirmed gone)."""
+        state = self._targets.get(snapshot.target.key)
+        if state is None or not snapshot.ok:
+            return
+        kind = state.target.job_kind
+        cluster, database, _name = snapshot.target.key
+        visible = self._visible(cluster, database, snapshot.jobs)
+        memory = self._memories.of(kind)
+        if isinstance(memory, NewestFinished):
+            order = job_order(kind, state.details, state.first_seen)
+            memory.observe(
+                cluster,
+                database,
+                visible,
+                lambda job: order(job)[1:],
+                state.details,
+                snapshot.polled_at,
+            )
+        else:
+            memory.observe(cluster, database, visible, snapshot.polled_at)
 
     def families(self, now: float) -> list[MetricFamily]:
-        out = new_families((*m.REFRESH_METRICS, *m.IMPORT_METRICS))
+        kinds = {kind.name: kind for kind in KINDS}
+        metrics = _ordered((*(metric for kind in KINDS for metric in kind.series.metrics),))
+        out = new_families((*metrics, m.UNKNOWN_STATE_JOBS))
         candidates: list[Tracked] = []
-        refresh_counts: list[CollectionCounts] = []
-        import_counts: list[CollectionCounts] = []
-        listed_imports: set[tuple[str, str, str]] = set()
+        counts: dict[str, list[CollectionCounts]] = {name: [] for name in kinds}
+        listed: set[tuple[str, str, str, str]] = set()
         for key, state in sorted(self._targets.items()):
             snapshot = state.last_good  # kept while the target is down: last known state
-            if snapshot is None:
+            kind = kinds.get(key[2])
+            if snapshot is None or kind is None:
                 continue
-            cluster, database, _kind = key
-            refreshes = self._visible(cluster, database, snapshot.refresh_jobs)
-            imports = self._visible(cluster, database, snapshot.import_jobs)
-            gone = self._gone(cluster, database)
-            jobs: tuple[RefreshJob | ImportJob, ...] = refreshes or imports
+            cluster, database, name = key
+            jobs = self._visible(cluster, database, snapshot.jobs)
             out[m.UNKNOWN_STATE_JOBS].add(
-                (("milvus_cluster", key[0]), ("database", key[1]), ("kind", key[2])),
+                (("milvus_cluster", cluster), ("database", database), ("kind", name)),
                 float(sum(1 for job in jobs if not job.known_state)),
             )
-            if state.target.kind == "refresh":
-                candidates += collection_series(
-                    refresh_counts, snapshot, refreshes, refresh_order, gone=gone
-                )
-            else:
-                candidates += collection_series(
-                    import_counts,
-                    snapshot,
-                    imports,
-                    import_order(state.import_details, state.import_first_seen),
-                    partial(self._imports.remembered, cluster, database),
-                    gone=gone,
-                )
-                listed_imports.update((cluster, database, job.collection) for job in imports)
-        self._write_collection_counts(out, refresh_counts, import_counts)
-        candidates += self._unlisted_remembered_imports(listed_imports)
-        self._finish_time_series(out)
+            memory = self._memories.of(kind)
+            remembered = None
+            if isinstance(memory, NewestFinished):
+                remembered = partial(memory.remembered, cluster, database)
+                listed.update((cluster, database, name, job.collection) for job in jobs)
+            candidates += collection_series(
+                counts[name],
+                snapshot,
+                jobs,
+                job_order(kind, state.details, state.first_seen),
+                remembered,
+                gone=self._gone(cluster, database),
+            )
+        self._write_collection_counts(out, kinds, counts)
+        candidates += self._unlisted_remembered(kinds, listed)
+        self._write_history(out)
         for item in self._apply_cardinality_guard(candidates):
-            if isinstance(item.job, RefreshJob):
-                refresh_job_series(out, item.key, item.job, item.polled_at)
-            else:
-                details = item.details
-                if details is None and item.key in self._targets:
-                    details = self._targets[item.key].import_details.get(item.job.job_id)
-                import_job_series(out, item.key, item.job, details, item.polled_at)
-        for metric, histograms in (
-            (m.REFRESH_DURATION, self._refresh_durations),
-            (m.IMPORT_DURATION, self._import_durations),
-        ):
+            details = item.details
+            target = self._targets.get(item.key)
+            if details is None and target is not None:
+                details = target.details.get(str(item.job.job_id))
+            write_job(out, kinds[item.key[2]], item.key, item.job, details, item.polled_at)
+        for name, kind in kinds.items():
+            histograms = self._memories.durations.get(name, {})
+            metric = kind.series.durations
             out[metric] = histogram_family(
                 metric.name,
                 metric.help,
@@ -494,11 +463,11 @@ class MetricsModel:
             for key, state in self._targets.items()
         ]
         return [
-            *(out[metric] for metric in (*m.REFRESH_METRICS, *m.IMPORT_METRICS)),
+            *(out[metric] for metric in _ordered((*metrics, m.UNKNOWN_STATE_JOBS))),
             *self._health.families(
                 rows,
-                len(self._history),
-                self._history.forgotten + self._imports.forgotten,
+                self._memories.tracked,
+                self._memories.forgotten,
                 self.untracked_jobs,
                 self.untracked_collections,
             ),
@@ -509,60 +478,68 @@ class MetricsModel:
     def _write_collection_counts(
         self,
         out: Families,
-        refresh_counts: list[CollectionCounts],
-        import_counts: list[CollectionCounts],
+        kinds: dict[str, AnyKind],
+        counts: dict[str, list[CollectionCounts]],
     ) -> None:
         """The per-collection count series, of at most ``max_tracked_collections`` collections
         of each kind; the rest are counted in ``untracked_collections``."""
         self.untracked_collections = 0
-        for metric, rows, documented, succeeded in (
-            (m.REFRESH_JOBS, refresh_counts, REFRESH_STATES, "RefreshCompleted"),
-            (m.IMPORT_JOBS, import_counts, IMPORT_STATES, "Completed"),
-        ):
-            shown, left_out = within_collection_limit(rows, self.max_tracked_collections, succeeded)
-            write_collection_counts(out[metric], shown, documented)
+        for name, rows in counts.items():
+            states = kinds[name].states
+            shown, left_out = within_collection_limit(
+                rows, self.max_tracked_collections, states.succeeded
+            )
+            write_collection_counts(out[kinds[name].series.counts], shown, states.documented)
             self.untracked_collections += left_out
 
-    def _unlisted_remembered_imports(self, listed: set[tuple[str, str, str]]) -> list[Tracked]:
-        """The newest finished import of each collection the server no longer lists (or whose
+    def _unlisted_remembered(
+        self, kinds: dict[str, AnyKind], listed: set[tuple[str, str, str, str]]
+    ) -> list[Tracked]:
+        """The newest finished job of each collection the server no longer lists (or whose
         target has not answered since a restart): the failure it may be stays a failure."""
         return [
             Tracked(
-                (cluster, database, "import"),
+                (cluster, database, kind.name),
                 entry.job,
                 True,
                 entry.order[0],
                 entry.last_listed,
                 entry.details,
             )
-            for (cluster, database, collection), entry in self._imports.items()
-            if (cluster, database, collection) not in listed
+            for kind, memory in self._memories.newest_finished()
+            if kind.name in kinds
+            for (cluster, database, collection), entry in memory.items()
+            if (cluster, database, kind.name, collection) not in listed
             and not self._evidence.hidden((cluster, database, collection))
         ]
 
-    def _finish_time_series(self, out: Families) -> None:
-        """Every remembered collection, whether its target answers right now or not: these
-        are facts about the past that an outage does not change."""
-        for (cluster, database, collection), entry in self._history.items():
-            if self._evidence.hidden((cluster, database, collection)):
+    def _write_history(self, out: Families) -> None:
+        """Every remembered collection of a ``history`` kind, whether its target answers right
+        now or not: these are facts about the past that an outage does not change."""
+        for kind, history in self._memories.histories():
+            series = kind.series.history
+            if series is None or series.last_success not in out:
                 continue
-            labels = (
-                ("milvus_cluster", cluster),
-                ("database", database),
-                ("collection", collection),
-            )
-            if entry.last_success is not None:
-                out[m.REFRESH_LAST_SUCCESS].add(labels, entry.last_success)
-            if entry.last_failure is not None:
-                out[m.REFRESH_LAST_FAILURE].add(labels, entry.last_failure)
-                out[m.REFRESH_LAST_FAILURE_INFO].add(
-                    (
-                        *labels,
-                        ("job_id", entry.failure_job_id or "unknown"),
-                        ("reason", entry.failure_reason or "unknown"),
-                    ),
-                    1.0,
+            for (cluster, database, collection), entry in history.items():
+                if self._evidence.hidden((cluster, database, collection)):
+                    continue
+                labels = (
+                    ("milvus_cluster", cluster),
+                    ("database", database),
+                    ("collection", collection),
                 )
+                if entry.last_success is not None:
+                    out[series.last_success].add(labels, entry.last_success)
+                if entry.last_failure is not None:
+                    out[series.last_failure].add(labels, entry.last_failure)
+                    out[series.failure_info].add(
+                        (
+                            *labels,
+                            ("job_id", entry.failure_job_id or "unknown"),
+                            ("reason", entry.failure_reason or "unknown"),
+                        ),
+                        1.0,
+                    )
 
     def _apply_cardinality_guard(self, candidates: list[Tracked]) -> list[Tracked]:
         """Keep at most ``max_tracked_jobs``; leave out the oldest finished jobs first."""
@@ -580,3 +557,24 @@ class MetricsModel:
         ordered_for_removal = finished + unfinished
         removed = {id(item) for item in ordered_for_removal[:excess]}
         return [item for item in candidates if id(item) not in removed]
+
+
+def _declared(name: str) -> AnyKind | None:
+    try:
+        return KINDS.named(name)
+    except UnknownKind:
+        return None
+
+
+_POSITION = {metric: index for index, metric in enumerate(m.CATALOGUE)}
+
+
+def _ordered(metrics: tuple[m.Metric, ...]) -> tuple[m.Metric, ...]:
+    """The catalogue's order (the order on /metrics); a kind's metric the catalogue does not
+    declare (a test's) after the declared ones, in the order given."""
+    unique = tuple(dict.fromkeys(metrics))
+    return tuple(
+        sorted(
+            unique, key=lambda metric: (_POSITION.get(metric, len(_POSITION)), unique.index(metric))
+        )
+    )

@@ -1,4 +1,5 @@
-"""What one job and one collection look like on /metrics: the sample writers of the model.
+"""What one job and one collection look like on /metrics: the one sample writer of the model,
+driven by the series each kind declares (``Series``: catalogue metrics and their getters).
 
 Pure functions from records to samples in the declared families (``catalogue.py``). Labels of a
 job are rendered once and shared by its samples: a job has up to nine samples, and rendering
@@ -10,22 +11,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 from ..exposition import catalogue as m
 from ..exposition.families import MetricFamily, escape_label_value, render_label_pairs
-from ..memory.imports import RememberedImport
+from ..kinds import AnyKind
+from ..kinds.declaration import Job, ReasonSeries, StateSeries, Value, View
+from ..memory.newest_finished import RememberedJob
 from ..polling.snapshots import Snapshot
 from ..polling.targets import TargetKey
-from ..upstream.records import (
-    IMPORT_STATES,
-    REFRESH_STATES,
-    ImportJob,
-    ImportJobDetails,
-    RefreshJob,
-)
 
 Families = dict[m.Metric, MetricFamily]
-Job = RefreshJob | ImportJob
 JobOrder = Callable[[Job], tuple[float, float, str]]
 """(age for the cardinality guard, then what decides which finished job is the newest)."""
 
@@ -34,7 +31,7 @@ JobOrder = Callable[[Job], tuple[float, float, str]]
 class Tracked:
     """A job that may get per-job series, with what the cardinality guard sorts by.
 
-    ``details`` is set for a remembered import (``import_memory.py``), which may no longer be
+    ``details`` is set for a remembered job (``newest_finished.py``), which may no longer be
     listed, so its target no longer has its details."""
 
     key: TargetKey
@@ -42,42 +39,33 @@ class Tracked:
     finished: bool
     age_key: float
     polled_at: float
-    details: ImportJobDetails | None = None
+    details: Any = None
 
 
 def new_families(metrics: Sequence[m.Metric]) -> Families:
     return {metric: metric.family() for metric in metrics}
 
 
-def refresh_order(job: Job) -> tuple[float, float, str]:
-    """Newer refreshes started later; for the guard a finished one ages from its end."""
-    assert isinstance(job, RefreshJob)
-    start = job.start_time or 0.0
-    age = (job.end_time or start) if job.finished else start
-    return (age, start, f"{job.job_id:020d}")
-
-
-def import_order(details: dict[str, ImportJobDetails], first_seen: dict[str, float]) -> JobOrder:
-    """Imports by create time (``import/describe``), else by when the exporter first saw them,
-    then by id: Zilliz Cloud's ``job-xxxx`` ids do not sort by age, and a newer failed import
-    must not hide behind an older completed one whose id happens to sort higher."""
+def job_order(
+    kind: AnyKind, details: Mapping[str, Any], first_seen: Mapping[str, float]
+) -> JobOrder:
+    """A kind's order of its jobs (``Ordering``): (age, then newest time and id key), each job
+    read with its follow-up details and when the exporter first saw it, when known."""
+    newest, age = kind.ordering.newest, kind.ordering.age
 
     def order(job: Job) -> tuple[float, float, str]:
-        assert isinstance(job, ImportJob)
-        known = details.get(job.job_id)
-        created = known.create_time if known is not None else None
-        if created is None:
-            created = first_seen.get(job.job_id, 0.0)
-        number, text = job.order_key
-        return (created, created, f"{number:020d}{text}")
+        key = str(job.job_id)
+        known, seen = details.get(key), first_seen.get(key)
+        time, id_key = newest(job, known, seen)
+        return (age(job, known, seen), time, id_key)
 
     return order
 
 
 @dataclass(frozen=True, slots=True)
 class CollectionCounts:
-    """One listed collection's jobs by state: its samples of ``milvus_refresh_jobs`` /
-    ``milvus_import_jobs``."""
+    """One listed collection's jobs by state: its samples of its kind's counts
+    (``milvus_refresh_jobs``)."""
 
     key: TargetKey
     collection: str
@@ -93,14 +81,14 @@ def collection_series(
     snapshot: Snapshot,
     listed: Sequence[Job],
     order: JobOrder,
-    remembered: Callable[[str], RememberedImport | None] | None = None,
+    remembered: Callable[[str], RememberedJob | None] | None = None,
     *,
     gone: Callable[[str], bool] | None = None,
 ) -> list[Tracked]:
     """Count the jobs of each collection by state (into ``counted``); return the jobs that may
     get per-job series: every unfinished one and the newest finished one per collection, which
-    is the remembered one (``remembered(collection)``) when there is one: it is never older
-    than the listed ones.
+    is the remembered one (``remembered(collection)``, for a ``newest_finished`` kind) when there
+    is one: it is never older than the listed ones.
 
     The counts are the snapshot's own (``Snapshot.collection_counts``: every listed job of each
     kept collection) when it has them, else those of ``listed``; a collection ``gone`` (confirmed
@@ -180,12 +168,16 @@ def job_label_prefix(key: TargetKey, collection: str, job_id: str) -> str:
     )
 
 
-_STATE_SUFFIXES = {state: f',state="{state}"}}' for state in (*REFRESH_STATES, *IMPORT_STATES)}
+@cache
+def _state_suffix(state: str) -> str:
+    """``,state="RefreshFailed"}`` for a documented state, rendered once (cached)."""
+    return f',state="{escape_label_value(state)}"}}'
 
 
-def _with_state(prefix: str, state: str) -> str:
-    suffix = _STATE_SUFFIXES.get(state) or f',state="{escape_label_value(state)}"}}'
-    return "{" + prefix + suffix
+def _with_state(prefix: str, state: str, documented: tuple[str, ...]) -> str:
+    if state in documented:
+        return "{" + prefix + _state_suffix(state)
+    return "{" + prefix + f',state="{escape_label_value(state)}"}}'
 
 
 def _state_samples(
@@ -193,62 +185,35 @@ def _state_samples(
 ) -> None:
     """The enum as 0/1 samples: every documented state, and a state the docs do not know as sent."""
     for state_name in documented:
-        family.add_rendered(_with_state(prefix, state_name), 1.0 if state == state_name else 0.0)
+        family.add_rendered(
+            _with_state(prefix, state_name, documented), 1.0 if state == state_name else 0.0
+        )
     if state not in documented:
-        family.add_rendered(_with_state(prefix, state), 1.0)
+        family.add_rendered(_with_state(prefix, state, documented), 1.0)
 
 
-def _failure_sample(family: MetricFamily, prefix: str, reason: str) -> None:
+def _reason_sample(family: MetricFamily, prefix: str, reason: str) -> None:
     escaped = escape_label_value(reason or "unknown")
     family.add_rendered("{" + prefix + f',reason="{escaped}"}}', 1.0)
 
 
-def refresh_job_series(out: Families, key: TargetKey, job: RefreshJob, polled_at: float) -> None:
+def write_job(
+    out: Families, kind: AnyKind, key: TargetKey, job: Job, details: Any, polled_at: float
+) -> None:
+    """One job's series, as its kind declares them (``Series.per_job``): each ``Value`` its
+    getter gives (none when it gives None), the state enum, and each reason series whose
+    condition holds."""
     prefix = job_label_prefix(key, job.collection, str(job.job_id))
     labels = "{" + prefix + "}"
-    out[m.REFRESH_JOB_PROGRESS].add_rendered(labels, job.progress_ratio)
-    _state_samples(out[m.REFRESH_JOB_STATE], prefix, REFRESH_STATES, job.state)
-    start, end = job.start_time, job.end_time
-    if start is not None:
-        out[m.REFRESH_JOB_START].add_rendered(labels, start)
-    if end is not None:
-        out[m.REFRESH_JOB_END].add_rendered(labels, end)
-    if start is not None:
-        if job.finished and end is not None:
-            out[m.REFRESH_JOB_DURATION].add_rendered(labels, max(0.0, end - start))
-        elif not job.finished:
-            out[m.REFRESH_JOB_DURATION].add_rendered(labels, max(0.0, polled_at - start))
-    if job.state == "RefreshFailed":
-        _failure_sample(out[m.REFRESH_JOB_FAILURE], prefix, job.reason)
-
-
-def import_job_series(
-    out: Families,
-    key: TargetKey,
-    job: ImportJob,
-    details: ImportJobDetails | None,
-    polled_at: float,
-) -> None:
-    prefix = job_label_prefix(key, job.collection, job.job_id)
-    labels = "{" + prefix + "}"
-    out[m.IMPORT_JOB_PROGRESS].add_rendered(labels, job.progress_ratio)
-    _state_samples(out[m.IMPORT_JOB_STATE], prefix, IMPORT_STATES, job.state)
-    if job.state == "Failed":
-        _failure_sample(out[m.IMPORT_JOB_FAILURE], prefix, job.reason)
-    if details is None:
-        return
-    for metric, number in (
-        (m.IMPORT_JOB_IMPORTED_ROWS, details.imported_rows),
-        (m.IMPORT_JOB_TOTAL_ROWS, details.total_rows),
-        (m.IMPORT_JOB_FILE_SIZE, details.file_size_bytes),
-        (m.IMPORT_JOB_CREATE, details.create_time),
-        (m.IMPORT_JOB_COMPLETE, details.complete_time),
-    ):
-        if number is not None:
-            out[metric].add_rendered(labels, float(number))
-    created, completed = details.create_time, details.complete_time
-    if created is not None:
-        if completed is not None:
-            out[m.IMPORT_JOB_DURATION].add_rendered(labels, max(0.0, completed - created))
-        elif not job.finished:
-            out[m.IMPORT_JOB_DURATION].add_rendered(labels, max(0.0, polled_at - created))
+    view = View(job, details, polled_at)
+    documented = kind.states.documented
+    for part in kind.series.per_job:
+        family = out[part.metric]
+        if isinstance(part, Value):
+            number = part.read(view)
+            if number is not None:
+                family.add_rendered(labels, float(number))
+        elif isinstance(part, StateSeries):
+            _state_samples(family, prefix, documented, job.state)
+        elif isinstance(part, ReasonSeries) and part.when(job):
+            _reason_sample(family, prefix, job.reason)

@@ -1,5 +1,6 @@
-"""Which listed imports get an ``import/describe`` this round: at most ``max_import_describes``
-per target, those waiting longest first; the rest wait for a later round.
+"""Which listed jobs get their kind's follow-up this round (``FollowUp``: ``import/describe``):
+at most its ``per_round`` (``max_import_describes``) per target, those waiting longest first;
+the rest wait for a later round.
 
 The import list carries no rows, sizes or times, so the exporter describes every import that is
 not finished, each round, and every finished one once (its final details). Without a bound, a
@@ -18,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeVar
 
-from ..upstream.records import ImportJob
+from ..kinds.declaration import Job
 from .targets import TargetKey
 
 
@@ -32,25 +33,28 @@ class DescribeSchedule:
         self.described_finished: dict[TargetKey, set[str]] = (
             {} if described_finished is None else described_finished
         )
-        """Finished import jobs whose final details were fetched: described once, not again."""
+        """Finished jobs whose final details were fetched: described once, not again."""
         self._last_tried: dict[TargetKey, dict[str, int]] = {}
         self._round = 0
         self.carried: dict[TargetKey, int] = {}
         """Per target, the describes due at its last listing that were left for later rounds."""
 
-    def pick(self, key: TargetKey, listed: Sequence[ImportJob]) -> list[str]:
+    def pick(
+        self, key: TargetKey, listed: Sequence[Job], per_round: int | None = None
+    ) -> list[str]:
         """The job ids to describe after this listing of target ``key``: unfinished jobs and
-        finished ones not yet described, never tried first, then the longest waiting."""
+        finished ones not yet described, never tried first, then the longest waiting; at most
+        ``per_round`` (default: the schedule's)."""
         self._round += 1
-        listed_ids = {job.job_id for job in listed}
+        listed_ids = {str(job.job_id) for job in listed}
         done = self.described_finished.setdefault(key, set())
         done &= listed_ids  # forget jobs the server no longer lists
         tried = self._last_tried.setdefault(key, {})
         for job_id in [job_id for job_id in tried if job_id not in listed_ids]:
             del tried[job_id]
-        due = [job.job_id for job in listed if not (job.finished and job.job_id in done)]
+        due = [str(job.job_id) for job in listed if not (job.finished and str(job.job_id) in done)]
         due.sort(key=lambda job_id: tried.get(job_id, -1))  # stable: listing order among equals
-        chosen = due[: self.per_round]
+        chosen = due[: self.per_round if per_round is None else per_round]
         self.carried[key] = len(due) - len(chosen)
         return chosen
 

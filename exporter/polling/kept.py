@@ -11,7 +11,7 @@ one page, never the whole answer.
 Under both caps everything is kept, exactly as listed. Over them:
 
 - **Collections** are taken in the order the server lists them (the refresh list is newest
-  first); the jobs of a collection past the cap are not kept and not counted in its series.
+  first); which job is newer is the kind's ``ordering.listed``; the jobs of a collection past the cap are not kept and not counted in its series.
   Every kept collection's counts (``counts``) cover all its listed jobs, kept or not, so
   ``milvus_refresh_jobs`` / ``milvus_import_jobs`` stay exact for the collections shown.
 - **Jobs** are kept in this order, newest first within each step: unfinished jobs; each
@@ -28,19 +28,20 @@ What is not kept is counted by the cap that left it out (``unkept``):
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from ..kinds import AnyKind
+from ..kinds.declaration import Job
 from ..upstream.client import Listing
-from ..upstream.records import ImportJob, RefreshJob
 
 JOBS_LIMIT = "max_listed_jobs"
 COLLECTIONS_LIMIT = "max_listed_collections"
 LIMITS = (JOBS_LIMIT, COLLECTIONS_LIMIT)
 """The ``limit`` label values: each names the config key that left jobs out."""
 
-J = TypeVar("J", RefreshJob, ImportJob)
+J = TypeVar("J", bound=Job)
 JobKey = tuple[str, object]
 """(collection, job id): a record listed twice (a page boundary moved) counts once."""
 
@@ -51,30 +52,6 @@ class KeepLimits:
 
     jobs: int
     collections: int
-
-
-@dataclass(frozen=True)
-class KindRules(Generic[J]):
-    """What differs between job kinds here: which job is newer, and which state is a success."""
-
-    recency: Callable[[J], Any]
-    """A sort key: larger is newer. Only jobs of one kind are ever compared."""
-    succeeded: str
-
-
-def refresh_recency(job: RefreshJob) -> tuple[float, int]:
-    """Refreshes of a collection never overlap: a later start is a newer job."""
-    return (job.start_time or 0.0, job.job_id)
-
-
-def import_recency(job: ImportJob) -> tuple[int, str]:
-    """The import list carries no times: newer imports have larger numeric ids (Milvus); the
-    ``job-xxxx`` ids of Zilliz Cloud only give a stable order."""
-    return job.order_key
-
-
-REFRESH_RULES: KindRules[RefreshJob] = KindRules(refresh_recency, "RefreshCompleted")
-IMPORT_RULES: KindRules[ImportJob] = KindRules(import_recency, "Completed")
 
 
 @dataclass(frozen=True)
@@ -109,9 +86,13 @@ class _Collection:
 class ListingKeeper(Generic[J]):
     """Folds the pages of one list answer into what is kept (see the module docstring)."""
 
-    def __init__(self, limits: KeepLimits, rules: KindRules[J]) -> None:
+    def __init__(self, limits: KeepLimits, kind: AnyKind) -> None:
+        """What differs between kinds here comes from ``kind``: which job is newer (its
+        ``ordering.listed``; only jobs of one kind are ever compared) and which state is a
+        success."""
         self._limits = limits
-        self._rules: KindRules[J] = rules
+        self._recency = kind.ordering.listed
+        self._succeeded = kind.states.succeeded
         self._jobs: dict[JobKey, J] = {}
         self._collections: dict[str, _Collection] = {}
         self._unkept: Counter[str] = Counter()
@@ -160,7 +141,7 @@ class ListingKeeper(Generic[J]):
             entry = self._collections[job.collection] = _Collection()
         entry.states[job.state] += 1
         if job.finished:
-            recency = self._rules.recency(job)
+            recency = self._recency(job)
             best = entry.newest.get(job.state)
             if best is None or recency > best[0]:
                 entry.newest[job.state] = (recency, key)
@@ -170,7 +151,7 @@ class ListingKeeper(Generic[J]):
         excess = len(self._jobs) - self._limits.jobs
         if excess <= 0:
             return
-        ranked = sorted(self._jobs, key=lambda key: self._rules.recency(self._jobs[key]))
+        ranked = sorted(self._jobs, key=lambda key: self._recency(self._jobs[key]))
         ranked.reverse()  # newest first; the sort by step below keeps that order within a step
         newest = {name: entry.newest_finished() for name, entry in self._collections.items()}
         ranked.sort(key=lambda key: self._step(key, newest))
@@ -185,7 +166,7 @@ class ListingKeeper(Generic[J]):
         if not job.finished:
             return 0
         if newest.get(job.collection) == key:
-            return 1 if job.state != self._rules.succeeded else 2
+            return 1 if job.state != self._succeeded else 2
         entry = self._collections[job.collection]
         return 3 if entry.newest[job.state][1] == key else 4
 
@@ -204,9 +185,9 @@ class ListingKeeper(Generic[J]):
             self._unkept[JOBS_LIMIT] += 1
 
 
-def keep_listed(limits: KeepLimits, rules: KindRules[J], pages: Iterable[Listing[J]]) -> Kept[J]:
+def keep_listed(limits: KeepLimits, kind: AnyKind, pages: Iterable[Listing[J]]) -> Kept[J]:
     """Fold every page of a list answer (one for an unpaged answer) into what is kept."""
-    keeper = ListingKeeper(limits, rules)
+    keeper: ListingKeeper[J] = ListingKeeper(limits, kind)
     for page in pages:
         keeper.add(page)
     return keeper.result()

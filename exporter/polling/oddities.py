@@ -11,8 +11,8 @@ from collections.abc import Iterable
 
 import structlog
 
+from ..kinds.declaration import Job
 from ..upstream.client import Listing
-from ..upstream.records import ImportJob, RefreshJob
 from .targets import Target
 
 log = structlog.get_logger("exporter.polling.poller")
@@ -31,7 +31,7 @@ class OddityLog:
         self._said: set[tuple[object, ...]] = set()
         self._lock = threading.Lock()
 
-    def note(self, target: Target, listing: Listing[RefreshJob] | Listing[ImportJob]) -> None:
+    def note(self, target: Target, listing: Listing[Job]) -> None:
         """Log unknown states, out-of-range progress and skipped records once, not every poll."""
         for reason, count, message in listing.skipped:
             self._say_once(
@@ -42,7 +42,7 @@ class OddityLog:
                 records=count,
                 example=message,
             )
-        jobs: Iterable[RefreshJob | ImportJob] = listing.jobs
+        jobs: Iterable[Job] = listing.jobs
         for job in jobs:
             if not job.known_state:
                 self._say_once(

@@ -30,6 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import structlog
 
@@ -39,19 +40,18 @@ from ..guards.watchdog import Watchdog
 from ..upstream.client import (
     COLLECTIONS_LIST,
     DATABASES_LIST,
-    IMPORT_DESCRIBE,
     ApiError,
     MilvusClient,
 )
 from ..upstream.ratelimit import SlidingWindowLimiter
-from ..upstream.records import IMPORT_FINISHED_STATES, ImportJob, ImportJobDetails, RefreshJob
 from ..upstream.retry import retry_delay
 from ..upstream.transport import new_session, tls_verify
 from .collection_lists import CollectionListSchedule, collections_listed, list_failed
 from .describes import DescribeSchedule
 from .descriptors import upstream_budget
 from .discovery import DiscoverySchedule, discovered, discovery_failed
-from .kept import IMPORT_RULES, REFRESH_RULES, KeepLimits, Kept, ListingKeeper, keep_listed
+from .kept import KeepLimits
+from .lists import list_target
 from .oddities import OddityLog
 from .repeats import RepeatedLines
 from .snapshots import ClusterRequest, CollectionsListing, CycleResult, DiscoveryOutcome, Snapshot
@@ -123,7 +123,7 @@ class Poller:
         self._round_deadline = math.inf
         self._inbox: list[Snapshot] = []
         self._inbox_requests: list[ClusterRequest] = []
-        self._inbox_details: list[tuple[TargetKey, ImportJobDetails]] = []
+        self._inbox_details: list[tuple[TargetKey, Any]] = []
         self._oddities = OddityLog()
         self._repeated_failures = RepeatedLines(clock=clock)
         self._repeated_unkept = RepeatedLines(clock=clock)
@@ -131,6 +131,8 @@ class Poller:
         self._inbox_discoveries: list[tuple[DiscoveryOutcome, tuple[str, ...] | None]] = []
         self._inbox_collections: list[CollectionsListing] = []
         self._describes = DescribeSchedule(config.max_import_describes, described_finished)
+        """The follow-ups of every kind that declares one (their job ids never collide: the
+        schedule is per target, and a target is of one kind)."""
         self._keep_limits = KeepLimits(config.max_listed_jobs, config.max_listed_collections)
 
     @property
@@ -150,7 +152,7 @@ class Poller:
 
     @property
     def described_finished(self) -> dict[TargetKey, set[str]]:
-        """Finished imports already described, to hand to the poller of a reloaded config."""
+        """Finished jobs already followed up, to hand to the poller of a reloaded config."""
         return self._describes.described_finished
 
     @property
@@ -214,7 +216,7 @@ class Poller:
             requests=tuple(requests),
             started_at=started_wall,
             seconds=self._clock() - started,
-            import_details=tuple(details),
+            follow_ups=tuple(details),
             late=tuple(current.late),
             discoveries=tuple(current.discoveries),
             targets_changed=current.targets != self.targets,
@@ -245,7 +247,7 @@ class Poller:
             current.waiting.discard(snapshot.target.key)
             self._late_rounds.pop(snapshot.target.key, None)
             current.snapshots.append(snapshot)
-            self._queue_import_details(snapshot)
+            self._queue_follow_ups(snapshot)
 
     def _end_round(self, current: PollRound) -> None:
         """Deal with the targets that have not answered in time (called locked).
@@ -409,43 +411,47 @@ class Poller:
                 self._inbox.append(self._failed(target, task, error))
             self._lock.notify()
 
-    def _queue_import_details(self, snapshot: Snapshot) -> None:
-        """After an import list: describe unfinished jobs, and finished ones once, at most
-        ``max_import_describes`` per round (``describes.py``; called locked)."""
-        if not self.config.import_details or not snapshot.ok or snapshot.target.kind != "import":
+    def _queue_follow_ups(self, snapshot: Snapshot) -> None:
+        """After a list of a kind with a follow-up (``import/describe``): follow up unfinished
+        jobs, and finished ones once, at most its ``per_round`` per round, while its ``switch``
+        is on (``describes.py``; called locked)."""
+        if not snapshot.ok:
             return
-        for job_id in self._describes.pick(snapshot.target.key, snapshot.import_jobs):
+        follow_up = snapshot.target.job_kind.follow_up
+        if follow_up is None or not getattr(self.config, follow_up.switch):
+            return
+        per_round = int(getattr(self.config, follow_up.per_round))
+        for job_id in self._describes.pick(snapshot.target.key, snapshot.jobs, per_round):
             self._queue(PollTask(snapshot.target, describe_job_id=job_id))
 
     def _run_describe(self, task: PollTask) -> None:
-        """Worker: fetch one import job's details; a failure costs only those details."""
+        """Worker: one follow-up of one listed job; a failure costs only its details."""
         requests_seen: list[ClusterRequest] = []
-        details: ImportJobDetails | None = None
+        details: Any = None
         job_id = task.describe_job_id or ""
+        kind = task.target.job_kind
+        follow_up = kind.follow_up
+        assert follow_up is not None, "a follow-up of a kind that declares none"
         try:
-            client = self._client(
-                task.target.cluster, IMPORT_DESCRIBE, requests_seen, self._clock()
-            )
-            details = client.import_job_details(job_id)
+            client = self._client(task.target.cluster, follow_up.api, requests_seen, self._clock())
+            details = client.describe(follow_up.api, follow_up.body(job_id), follow_up.read)
         except ApiError as error:
             log.debug(
-                "import.describe_failed",
+                f"{kind.name}.describe_failed",
                 **log_fields(task.target),
                 job_id=job_id,
                 reason=error.reason,
             )
         except Exception:  # a bug must not take the daemon down
             log.exception(
-                "import.describe_internal_error", **log_fields(task.target), job_id=job_id
+                f"{kind.name}.describe_internal_error", **log_fields(task.target), job_id=job_id
             )
         with self._lock:
             self._in_flight -= 1
             self._inbox_requests.extend(requests_seen)
             if details is not None:
                 self._inbox_details.append((task.target.key, details))
-            finished = details is not None and (
-                details.complete_time is not None or details.state in IMPORT_FINISHED_STATES
-            )
+            finished = details is not None and follow_up.final(details)
             self._describes.tried(task.target.key, job_id, finished)
             self._lock.notify()
 
@@ -548,32 +554,17 @@ class Poller:
     def _poll_once(
         self, target: Target, task: PollTask, requests_seen: list[ClusterRequest]
     ) -> Snapshot:
+        """One list of the target's kind, as its declaration says (``lists.py``)."""
         client = self._client(target.cluster, target.api, requests_seen, self._clock())
         polled_at = self._wall_clock()
-        refresh_jobs: tuple[RefreshJob, ...] = ()
-        import_jobs: tuple[ImportJob, ...] = ()
-        kept: Kept[RefreshJob] | Kept[ImportJob]
-        if target.kind == "refresh":
-            listing = client.list_refresh_jobs(target.database)
-            self._oddities.note(target, listing)
-            kept = refresh_kept = keep_listed(self._keep_limits, REFRESH_RULES, (listing,))
-            del listing
-            refresh_jobs = refresh_kept.jobs
-        else:
-            keeper = ListingKeeper(self._keep_limits, IMPORT_RULES)
-            for page in client.import_job_pages(target.database):
-                self._oddities.note(target, page)
-                keeper.add(page)
-                del page  # one page at a time
-            kept = import_kept = keeper.result()
-            import_jobs = import_kept.jobs
+        kept = list_target(client, target, self._keep_limits, self._oddities)
         self._oddities.note_clock_skew(target.cluster.name, client.clock_skew)
         seconds = self._clock() - task.started
         self._say_unkept(target, kept.unkept)
         log.debug(
             "poll.finished",
             **log_fields(target),
-            jobs=len(refresh_jobs) + len(import_jobs),
+            jobs=len(kept.jobs),
             skipped=sum(count for _reason, count, _message in kept.skipped),
             unkept=kept.unkept_count,
             ms=round(seconds * 1000),
@@ -582,8 +573,7 @@ class Poller:
             target=target,
             polled_at=polled_at,
             ok=True,
-            refresh_jobs=refresh_jobs,
-            import_jobs=import_jobs,
+            jobs=kept.jobs,
             seconds=seconds,
             attempts=task.attempts,
             skipped_records=kept.skipped,

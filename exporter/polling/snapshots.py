@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from ..kinds.declaration import Job
 from ..upstream.client import RequestRecord
-from ..upstream.records import ImportJob, ImportJobDetails, RefreshJob
 from .targets import Target, TargetKey
 
 if TYPE_CHECKING:
@@ -25,9 +25,10 @@ class Snapshot:
     ``skipped_records`` holds (reason, count, first message) for listed records that could not
     be read: they cost only themselves, the target stays up with the rest.
 
-    The jobs are those kept of what was listed (``kept.py``): ``collection_counts`` then holds
-    every kept collection's listed jobs by state, and ``unkept`` the listed jobs left out by
-    each limit. Without ``collection_counts`` the jobs are all that was listed.
+    The jobs, records of the target's kind, are those kept of what was listed (``kept.py``):
+    ``collection_counts`` then holds every kept collection's listed jobs by state, and
+    ``unkept`` the listed jobs left out by each limit. Without ``collection_counts`` the jobs
+    are all that was listed.
     """
 
     target: Target
@@ -35,8 +36,7 @@ class Snapshot:
     ok: bool
     reason: str = ""
     message: str = ""
-    refresh_jobs: tuple[RefreshJob, ...] = ()
-    import_jobs: tuple[ImportJob, ...] = ()
+    jobs: tuple[Job, ...] = ()
     seconds: float = 0.0
     attempts: int = 1
     skipped_records: tuple[tuple[str, int, str], ...] = ()
@@ -59,8 +59,9 @@ class CycleResult:
     requests: tuple[ClusterRequest, ...]
     started_at: float
     seconds: float
-    import_details: tuple[tuple[TargetKey, ImportJobDetails], ...] = ()
-    """(target key, details) from ``import/describe`` for listed import jobs."""
+    follow_ups: tuple[tuple[TargetKey, Any], ...] = ()
+    """(target key, details): the answers of the follow-ups of listed jobs (``import/describe``),
+    as their kind's ``FollowUp.read`` read them."""
     late: tuple[TargetKey, ...] = ()
     """Targets that had not answered when the round ended (still running or still queued)."""
     discoveries: tuple[DiscoveryOutcome, ...] = ()

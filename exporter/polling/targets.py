@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..config.loader import ClusterConfig, Config
-from ..upstream.client import IMPORT_LIST, REFRESH_LIST
+from ..kinds import AnyKind, kind_named
 
 TargetKey = tuple[str, str, str]
 """(cluster name, database, kind)"""
@@ -31,8 +31,14 @@ class Target:
         return (self.cluster.name, self.database, self.kind)
 
     @property
+    def job_kind(self) -> AnyKind:
+        """The declaration of its kind (``UnknownKind`` for a name none declares)."""
+        return kind_named(self.kind)
+
+    @property
     def api(self) -> str:
-        return REFRESH_LIST if self.kind == "refresh" else IMPORT_LIST
+        """The list it polls: its kind's, never another's."""
+        return self.job_kind.endpoints.list
 
 
 MAX_DATABASE_NAME_LENGTH = 255

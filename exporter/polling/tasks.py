@@ -1,7 +1,8 @@
 """The units of work of a poll round: one request to make (a task) and one round's harvest.
 
 A task is a list poll of a target (it decides whether the target answered) or a follow-up that
-costs only itself when it fails: an ``import/describe`` of a listed import, a ``databases/list``
+costs only itself when it fails: its kind's follow-up of a listed job (``import/describe``), a
+``databases/list``
 of a pattern cluster (discovery), a ``collections/list`` of a watched database (the evidence
 that a collection is gone). Each names the API path it takes a rate-limit slot on.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..upstream.client import COLLECTIONS_LIST, DATABASES_LIST, IMPORT_DESCRIBE
+from ..upstream.client import COLLECTIONS_LIST, DATABASES_LIST
 from .snapshots import CollectionsListing, DiscoveryOutcome, Snapshot
 from .targets import Target, TargetKey
 
@@ -22,7 +23,7 @@ class PollTask:
     not_before: float = 0.0
     started: float = 0.0
     describe_job_id: str | None = None
-    """Set for an ``import/describe`` follow-up of an import list; None for the list itself."""
+    """Set for the follow-up (``FollowUp``) of a listed job; None for the list itself."""
     discover: bool = False
     """A ``databases/list`` call for ``target.cluster`` (its database and kind are unused)."""
     list_collections: bool = False
@@ -49,7 +50,11 @@ class PollTask:
             return DATABASES_LIST
         if self.list_collections:
             return COLLECTIONS_LIST
-        return self.target.api if self.describe_job_id is None else IMPORT_DESCRIBE
+        if self.describe_job_id is None:
+            return self.target.api
+        follow_up = self.target.job_kind.follow_up
+        assert follow_up is not None, "a follow-up of a kind that declares none"
+        return follow_up.api
 
 
 @dataclass

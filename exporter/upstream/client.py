@@ -1,9 +1,11 @@
 """The typed Milvus REST v2 job API client.
 
-One place decides what an answer means: HTTP status first (401/403 auth, 429 rate limited, other
-non-200 ``http_<status>``), then the JSON envelope (``code`` 0, or 200 on older Milvus, is
-success; 1800/1400/1401 auth; 8/1807 rate limited; anything else ``api_<code>``). Every failure
-is an ``ApiError`` with a bounded ``reason`` that is safe as a metric label.
+One place decides what an answer means: HTTP status first (401/403 auth, but 403 on a describe
+``forbidden``: a token that may list jobs without the privilege to describe them; 408
+``server_timeout``; 429 rate limited; other non-200 ``http_<status>``), then the JSON envelope
+(``code`` 0, or 200 on older Milvus, is success; 1800/1400/1401 auth; 8/1807 rate limited;
+10001 ``server_timeout``; anything else ``api_<code>``). Every failure is an ``ApiError`` with a
+bounded ``reason`` that is safe as a metric label.
 
 Every request is held to its timeout as a whole (``transport.watched``), not per read, and no
 page of a poll starts after the poll's own deadline. A listed record that cannot be read costs only that
@@ -14,24 +16,21 @@ from __future__ import annotations
 
 import datetime
 import email.utils
-import http.client
 import json
 import math
 import re
-import socket
-import ssl
 import time
-from collections import Counter
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import requests
-import urllib3.exceptions
 
 from .. import __version__
 from ..guards.redact import Scrubber
 from ..guards.watchdog import Watchdog
+from .errors import ApiError, first_line, transport_error
+from .listing import J, Listing, RecordParser, job_list_body, merge, read_page
 from .records import (
     ImportJob,
     ImportJobDetails,
@@ -42,7 +41,6 @@ from .records import (
     parse_refresh_job,
     read_json_integer,
 )
-from .resolver import ResolutionError
 from .transport import BearerAuth, watched
 
 USER_AGENT = f"milvus-jobs-exporter/{__version__}"
@@ -72,26 +70,10 @@ MAX_TRUSTED_SERVER_AHEAD_SECONDS = 7 * 86_400.0
 """How far ahead of this host a server's ``Date`` is believed when judging its job times: a host
 whose clock is behind must not skip every record, but a server's clock is not taken on faith
 for ever either."""
-TEMPORARY_REASONS = frozenset({"timeout", "dns", "connect", "reset", "rate_limited", "too_large"})
+SERVER_TIMEOUT_CODE = 10001
+"""A request that outlived its ``Request-Timeout`` on the server (HTTP 408 on Milvus 3)."""
+DESCRIBE_SUFFIX = "/describe"
 _NUMERIC_CODE = re.compile(r"-?[0-9]{1,18}")  # ASCII only: str.isdigit() also accepts "²"
-
-
-class ApiError(Exception):
-    """A failed API call. ``reason`` is bounded (a label); ``message`` is for humans and logs."""
-
-    def __init__(self, reason: str, message: str, retry_after: float | None = None) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
-        self.message = message
-        self.retry_after = retry_after
-
-    def __str__(self) -> str:
-        return f"{self.reason}: {self.message}"
-
-    @property
-    def temporary(self) -> bool:
-        """Worth retrying: the same request may well succeed a moment later."""
-        return self.reason in TEMPORARY_REASONS or self.reason.startswith("http_5")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,22 +88,13 @@ class RequestRecord:
     an answer or a readable ``Date``."""
 
 
-J = TypeVar("J", RefreshJob, ImportJob)
+def _refresh(record: Any, now: float, shared: dict[str, str]) -> RefreshJob:
+    return parse_refresh_job(record, now, shared)
 
 
-@dataclass(frozen=True, slots=True)
-class Listing(Generic[J]):
-    """The readable jobs of a list answer, and the records that were skipped.
-
-    ``skipped`` holds (reason, count, first message) per ``RecordError`` reason.
-    """
-
-    jobs: tuple[J, ...]
-    skipped: tuple[tuple[str, int, str], ...] = ()
-
-    @property
-    def skipped_count(self) -> int:
-        return sum(count for _reason, count, _message in self.skipped)
+def _import(record: Any, now: float, shared: dict[str, str]) -> ImportJob:
+    del now  # the import list carries no times
+    return parse_import_job(record, shared)
 
 
 @dataclass(slots=True)
@@ -203,40 +176,64 @@ class MilvusClient:
 
     def list_refresh_jobs(self, database: str, collection: str = "") -> Listing[RefreshJob]:
         """Every refresh job of ``database`` (of one collection if given), newest first."""
-        body: dict[str, Any] = {"dbName": database}
-        if collection:
-            body["collectionName"] = collection
-        budget = self._listing_budget()
-        return self.call(
-            REFRESH_LIST, body, lambda data: _read_refresh_list(data, self._now()), budget
+        return merge(
+            list(self.list_pages(REFRESH_LIST, job_list_body(database, collection), _refresh))
         )
 
     def list_import_jobs(self, database: str, collection: str = "") -> Listing[ImportJob]:
         """Every import job of ``database``, following pages on the Zilliz Cloud control plane."""
-        return _merge(list(self.import_job_pages(database, collection)))
+        return merge(list(self.import_job_pages(database, collection)))
 
     def import_job_pages(
         self, database: str, collection: str = ""
     ) -> Generator[Listing[ImportJob], None, None]:
-        """The import list of ``database`` one page at a time, each read only when the caller
-        asks for it, so a caller can fold a page into what it keeps before the next is read.
+        """The import list of ``database`` one page at a time (``list_pages``)."""
+        return self.list_pages(
+            IMPORT_LIST, job_list_body(database, collection), _import, paged=True
+        )
+
+    def list_jobs(
+        self,
+        api: str,
+        body: dict[str, Any],
+        parse: RecordParser[J],
+        *,
+        paged: bool = False,
+    ) -> Listing[J]:
+        """Every job of a list (``list_pages``), its pages merged."""
+        return merge(list(self.list_pages(api, body, parse, paged=paged)))
+
+    def list_pages(
+        self,
+        api: str,
+        body: dict[str, Any],
+        parse: RecordParser[J],
+        *,
+        paged: bool = False,
+    ) -> Generator[Listing[J], None, None]:
+        """A job list (``api``, ``body``) one page at a time, each record read by ``parse``
+        (record, now, shared names) and each page only when the caller asks for it, so a
+        caller can fold a page into what it keeps before the next is read. An unpaged list is
+        one page; a ``paged`` one follows ``count`` / ``pageSize`` / ``currentPage`` (the
+        Zilliz Cloud import list).
 
         An answer that claims more than ``max_import_pages`` pages fails at once
         (``too_many_pages``) instead of being walked page after page for minutes; pages that
         hold more than ``max_listing_bytes`` together fail as soon as the budget runs out
         (``listing_too_large``).
         """
-        body: dict[str, Any] = {"dbName": database}
-        if collection:
-            body["collectionName"] = collection
         budget = self._listing_budget()
-        first, paging = self.call(IMPORT_LIST, body, _read_import_page, budget)
+
+        def read(data: Any) -> tuple[Listing[J], tuple[int, int, int] | None]:
+            return read_page(data, parse, self._now(), paged)
+
+        first, paging = self.call(api, body, read, budget)
         if paging is not None:
             current, pages, page_size = paging
             if pages > self._max_import_pages:
                 raise ApiError(
                     "too_many_pages",
-                    f"the import list claims {pages} pages of {page_size}; "
+                    f"the {api.split('/')[0]} list claims {pages} pages of {page_size}; "
                     f"more than max_import_pages ({self._max_import_pages})",
                 )
         yield first
@@ -245,10 +242,7 @@ class MilvusClient:
             return
         for page in range(current + 1, pages + 1):
             more, _ = self.call(
-                IMPORT_LIST,
-                {**body, "pageSize": page_size, "currentPage": page},
-                _read_import_page,
-                budget,
+                api, {**body, "pageSize": page_size, "currentPage": page}, read, budget
             )
             yield more
             del more
@@ -294,6 +288,11 @@ class MilvusClient:
             body["externalSource"] = external_source
             body["externalSpec"] = external_spec
         return self.call(REFRESH_TRIGGER, body, _read_new_job_id)
+
+    def describe(self, api: str, body: dict[str, Any], read: Callable[[Any], T]) -> T:
+        """One job, from a describe answer's ``data`` object read by ``read``; an answer without
+        a job object, or one ``read`` cannot read (``RecordError``), is ``bad_response``."""
+        return self.call(api, body, lambda data: _parse(read, _read_object(data)))
 
     def describe_import_job(self, job_id: str) -> dict[str, Any]:
         """The raw import job detail object (rows, sizes, RFC 3339 times, per-file details)."""
@@ -359,7 +358,7 @@ class MilvusClient:
                     raise cut from None
                 raise
             except (requests.exceptions.RequestException, OSError, ValueError) as error:
-                failure = _transport_error(error, self.timeout)
+                failure = transport_error(error, self.timeout)
                 if watch.fired and failure.reason != "dns":
                     raise cut from None  # the watchdog cut the socket: time ran out
                 raise failure from None  # (a lookup given up at the deadline stays dns)
@@ -388,8 +387,14 @@ class MilvusClient:
         ) as response:
             self._note_server_clock(response.headers.get("Date"))
             status = response.status_code
+            if status == 403 and api.endswith(DESCRIBE_SUFFIX):
+                raise ApiError(
+                    "forbidden", "HTTP 403: the token may list these jobs but not describe them"
+                )
             if status in (401, 403):
                 raise ApiError("auth", f"HTTP {status}: the token was refused")
+            if status == 408:
+                raise ApiError("server_timeout", "HTTP 408: the server gave up (Request-Timeout)")
             if status == 429:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 raise ApiError("rate_limited", "HTTP 429 Too Many Requests", retry_after)
@@ -458,84 +463,6 @@ def _decode_json(text: str) -> Any:
         return json.loads(text, parse_int=read_json_integer)
 
 
-_RESOLUTION_FAILURES = (
-    ResolutionError,
-    urllib3.exceptions.NameResolutionError,
-    socket.gaierror,
-)
-_CONNECT_FAILURES = (
-    urllib3.exceptions.NewConnectionError,
-    ConnectionRefusedError,
-)
-_BAD_ENCODINGS = (requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError)
-_MALFORMED_ANSWERS = (
-    requests.exceptions.InvalidHeader,
-    urllib3.exceptions.InvalidHeader,
-    urllib3.exceptions.HeaderParsingError,
-    http.client.LineTooLong,
-)
-_BROKEN_CONNECTIONS = (
-    ConnectionResetError,
-    BrokenPipeError,
-    ConnectionAbortedError,
-    http.client.IncompleteRead,
-    http.client.RemoteDisconnected,
-    urllib3.exceptions.ProtocolError,
-    requests.exceptions.ChunkedEncodingError,
-)
-_TIMEOUTS = (urllib3.exceptions.TimeoutError, TimeoutError, socket.timeout)
-
-
-def _transport_error(error: BaseException, timeout: float) -> ApiError:
-    """What went wrong below HTTP, named by what happened: ``tls``, ``dns`` (the name could not
-    be resolved in time), ``connect`` (no connection was made), ``timeout``, ``bad_encoding``
-    (a body its ``Content-Encoding`` cannot decode), ``bad_response`` (an answer that breaks
-    HTTP's framing: two different ``Content-Length``s, endless 1xx answers), or ``reset`` (the
-    connection broke before the answer was whole)."""
-    message = _first_line(error)
-    causes = list(_causes(error))
-    if isinstance(error, requests.exceptions.SSLError) or any(
-        isinstance(cause, ssl.SSLError) for cause in causes
-    ):
-        return ApiError("tls", message)
-    resolution = next((c for c in causes if isinstance(c, ResolutionError)), None)
-    if resolution is not None:
-        return ApiError("dns", _first_line(resolution))
-    if any(isinstance(cause, _RESOLUTION_FAILURES) for cause in causes):
-        return ApiError("dns", message)
-    if any(isinstance(cause, _BAD_ENCODINGS) for cause in causes):
-        return ApiError("bad_encoding", f"the body cannot be decoded: {message}")
-    if any(isinstance(cause, _MALFORMED_ANSWERS) for cause in causes) or any(
-        type(cause) is http.client.HTTPException for cause in causes
-    ):
-        return ApiError("bad_response", f"not a valid HTTP answer: {message}")
-    # Before timeouts: urllib3's NewConnectionError is a subclass of its ConnectTimeoutError.
-    if any(isinstance(cause, _CONNECT_FAILURES) for cause in causes):
-        return ApiError("connect", message)
-    lowered = str(error).lower()
-    if (
-        isinstance(error, requests.exceptions.Timeout)
-        or any(isinstance(cause, _TIMEOUTS) for cause in causes)
-        or "timed out" in lowered
-    ):
-        return ApiError("timeout", f"no answer within {timeout:g}s")
-    if any(isinstance(cause, _BROKEN_CONNECTIONS) for cause in causes) or any(
-        word in lowered for word in ("reset", "broken", "aborted", "incompleteread")
-    ):
-        return ApiError("reset", message)
-    return ApiError("connect", message)
-
-
-def _causes(error: BaseException, depth: int = 0) -> Iterator[BaseException]:
-    """``error`` and what it wraps: urllib3 and requests nest the real cause in args."""
-    if depth > 6:
-        return
-    yield error
-    for inner in (*error.args, getattr(error, "reason", None), error.__cause__, error.__context__):
-        if isinstance(inner, BaseException) and inner is not error:
-            yield from _causes(inner, depth + 1)
-
-
 def _unwrap(payload: Any) -> Any:
     """Check the ``{"code": ..., "data": ...}`` envelope and return ``data``."""
     if not isinstance(payload, dict):
@@ -549,71 +476,16 @@ def _unwrap(payload: Any) -> Any:
         raise ApiError("bad_response", "answer has no numeric code")
     if code in SUCCESS_CODES:
         return payload.get("data")
-    message = _first_line(payload.get("message", ""))[:200]
+    message = first_line(payload.get("message", ""))[:200]
     shown = code if abs(code) < 10**18 else "out of range"  # str() refuses over 4300 digits
     if code in AUTH_CODES:
         raise ApiError("auth", f"code {shown}: {message}")
     if code in RATE_LIMIT_CODES:
         raise ApiError("rate_limited", f"code {shown}: {message}")
+    if code == SERVER_TIMEOUT_CODE:
+        raise ApiError("server_timeout", f"code {shown}: {message}")
     reason = f"api_{code}" if 0 < code < 100_000 else "api_other"
     raise ApiError(reason, f"code {shown}: {message}")
-
-
-def _records(data: Any) -> list[Any]:
-    """``data.records``; an empty ``data`` means no jobs. Older servers put the list in ``data``."""
-    if data is None:
-        return []
-    if isinstance(data, list):
-        return data
-    if not isinstance(data, dict):
-        raise ApiError("bad_response", "data is not an object")
-    records = data.get("records")
-    if records is None:
-        return []
-    if not isinstance(records, list):
-        raise ApiError("bad_response", "data.records is not a list")
-    return records
-
-
-def _read_refresh_list(data: Any, now: float | None = None) -> Listing[RefreshJob]:
-    shared: dict[str, str] = {}  # one copy of each collection name and source per answer
-    return _listing(_records(data), parse_refresh_job, now, shared)
-
-
-def _listing(records: list[Any], parse: Callable[..., J], *args: Any) -> Listing[J]:
-    """Parse every record; skip (and count by reason) the ones that cannot be read.
-
-    Each decoded record is let go once it is read: a page of 167,000 records held 60 MB of
-    them next to the jobs made from them."""
-    jobs: list[J] = []
-    skipped: Counter[str] = Counter()
-    first_message: dict[str, str] = {}
-    for index, record in enumerate(records):
-        records[index] = None
-        try:
-            jobs.append(parse(record, *args))
-        except RecordError as error:
-            skipped[error.reason] += 1
-            first_message.setdefault(error.reason, str(error))
-    return Listing(
-        tuple(jobs),
-        tuple((reason, count, first_message[reason]) for reason, count in sorted(skipped.items())),
-    )
-
-
-def _merge(listings: list[Listing[J]]) -> Listing[J]:
-    if len(listings) == 1:
-        return listings[0]
-    counts: Counter[str] = Counter()
-    first_message: dict[str, str] = {}
-    for listing in listings:
-        for reason, count, message in listing.skipped:
-            counts[reason] += count
-            first_message.setdefault(reason, message)
-    return Listing(
-        tuple(job for listing in listings for job in listing.jobs),
-        tuple((reason, counts[reason], first_message[reason]) for reason in sorted(counts)),
-    )
 
 
 def _names(what: str) -> Callable[[Any], tuple[str, ...]]:
@@ -652,26 +524,6 @@ def _read_new_job_id(data: Any) -> int:
         ).job_id
     except RecordError as error:
         raise ApiError("bad_response", f"refresh answer: {error}") from None
-
-
-def _read_import_page(data: Any) -> tuple[Listing[ImportJob], tuple[int, int, int] | None]:
-    """One page of import jobs, and (current page, page count, page size) when paged."""
-    shared: dict[str, str] = {}  # one copy of each collection name and state per page
-    jobs = _listing(_records(data), parse_import_job, shared)
-    if not isinstance(data, dict) or not {"count", "pageSize"} <= data.keys():
-        return jobs, None
-    fields = (data["count"], data["pageSize"], data.get("currentPage") or 1)
-    if any(isinstance(field, bool) for field in fields):  # int(True) would read as 1
-        raise ApiError("bad_response", "paging fields are not numbers")
-    try:
-        count, page_size, current = (int(field) for field in fields)
-    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
-        raise ApiError("bad_response", "paging fields are not numbers") from None
-    if page_size <= 0:
-        return jobs, None
-    pages = max(0, -(-count // page_size))  # ceiling without a float to overflow
-    # A current page below 1 would make the caller walk from there: read it as the first page.
-    return jobs, (max(current, 1), pages, page_size)
 
 
 def _parse(parser: Callable[[Any], Any], record: Any) -> Any:
@@ -718,11 +570,3 @@ def parse_retry_after(value: str | None) -> float | None:
         # overflow near year 9999 east of UTC); HTTP dates are always GMT.
         moment = moment.replace(tzinfo=datetime.timezone.utc)
     return min(max(0.0, moment.timestamp() - time.time()), MAX_RETRY_AFTER)
-
-
-def _first_line(value: Any) -> str:
-    try:
-        text = str(value)
-    except (ValueError, RecursionError):  # an int over 4300 digits, or nesting too deep
-        return f"a {type(value).__name__} that cannot be shown"
-    return text.splitlines()[0] if text else ""

@@ -129,7 +129,7 @@ class ImportJob:
     @property
     def order_key(self) -> tuple[int, str]:
         """Newer jobs have larger numeric ids; ``job-xxxx`` ids sort after by text."""
-        return (int(self.job_id), "") if _is_digits(self.job_id) else (-1, self.job_id)
+        return (int(self.job_id), "") if is_digits(self.job_id) else (-1, self.job_id)
 
 
 def parse_refresh_job(
@@ -145,21 +145,21 @@ def parse_refresh_job(
     if not isinstance(record, dict):
         raise RecordError(f"expected a job object, got {type(record).__name__}")
     latest = (time.time() if now is None else now) + LATEST_PLAUSIBLE_AHEAD_SECONDS
-    progress, out_of_range = _progress(record.get("progress"))
+    progress, out_of_range = read_progress(record.get("progress"))
     return RefreshJob(
-        job_id=_int64(record.get("jobId"), "jobId"),
-        collection=_shared(_name(record.get("collectionName"), "collectionName"), shared),
-        state=_state(record.get("state")),
+        job_id=read_int64(record.get("jobId"), "jobId"),
+        collection=shared_text(read_name(record.get("collectionName"), "collectionName"), shared),
+        state=read_state(record.get("state")),
         progress_ratio=progress,
-        start_time=_epoch_millis(record.get("startTime"), "startTime", latest),
-        end_time=_epoch_millis(record.get("endTime"), "endTime", latest),
-        reason=_reason(record.get("reason")),
+        start_time=read_epoch_millis(record.get("startTime"), "startTime", latest),
+        end_time=read_epoch_millis(record.get("endTime"), "endTime", latest),
+        reason=read_reason(record.get("reason")),
         progress_out_of_range=out_of_range,
-        external_source=_shared(_source(record.get("externalSource")), shared),
+        external_source=shared_text(_source(record.get("externalSource")), shared),
     )
 
 
-def _shared(text: str, shared: dict[str, str] | None) -> str:
+def shared_text(text: str, shared: dict[str, str] | None) -> str:
     """The first string equal to ``text`` seen in ``shared`` (``text`` itself when new)."""
     return text if shared is None else shared.setdefault(text, text)
 
@@ -169,13 +169,13 @@ def parse_import_job(record: Any, shared: dict[str, str] | None = None) -> Impor
     ``parse_refresh_job`` (collection names and states)."""
     if not isinstance(record, dict):
         raise RecordError(f"expected a job object, got {type(record).__name__}")
-    progress, out_of_range = _progress(record.get("progress"))
+    progress, out_of_range = read_progress(record.get("progress"))
     return ImportJob(
         job_id=_import_job_id(record.get("jobId")),
-        collection=_shared(_name(record.get("collectionName"), "collectionName"), shared),
-        state=_shared(_state(record.get("state")), shared),
+        collection=shared_text(read_name(record.get("collectionName"), "collectionName"), shared),
+        state=shared_text(read_state(record.get("state")), shared),
         progress_ratio=progress,
-        reason=_reason(record.get("reason")),
+        reason=read_reason(record.get("reason")),
         progress_out_of_range=out_of_range,
     )
 
@@ -186,20 +186,20 @@ def sanitize_state(value: str) -> str:
     return cleaned or "unknown"
 
 
-def _int64(value: Any, field: str, reason: str = "bad_job_id") -> int:
+def read_int64(value: Any, field: str, reason: str = "bad_job_id") -> int:
     if isinstance(value, bool):
         raise RecordError(f"{field} must be an integer, got a boolean", reason)
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and _is_digits(value.strip()):
+    elif isinstance(value, str) and is_digits(value.strip()):
         digits = value.strip().lstrip("0") or "0"
         if len(digits) > 19:  # also keeps int() away from its 4300-digit ValueError
-            raise RecordError(f"{field} {_describe(value)} is outside the int64 range", reason)
+            raise RecordError(f"{field} {describe_value(value)} is outside the int64 range", reason)
         number = int(digits)
     elif isinstance(value, float) and value.is_integer():
         number = int(value)
     else:
-        raise RecordError(f"{field} must be an int64, got {_describe(value)}", reason)
+        raise RecordError(f"{field} must be an int64, got {describe_value(value)}", reason)
     if not 0 <= number < 2**63:
         shown = str(number) if abs(number) < 10**30 else "with more than 30 digits"
         raise RecordError(f"{field} {shown} is outside the int64 range", reason)
@@ -209,23 +209,27 @@ def _int64(value: Any, field: str, reason: str = "bad_job_id") -> int:
 def _import_job_id(value: Any) -> str:
     if isinstance(value, str) and value.strip() and len(value) <= MAX_NAME_LENGTH:
         text = value.strip()
-        return str(int(text)) if _is_digits(text) else text
-    return str(_int64(value, "jobId"))
+        return str(int(text)) if is_digits(text) else text
+    return str(read_int64(value, "jobId"))
 
 
-def _name(value: Any, field: str) -> str:
+def read_name(value: Any, field: str) -> str:
     if not isinstance(value, str):
-        raise RecordError(f"{field} must be a string, got {_describe(value)}", "bad_collection")
+        raise RecordError(
+            f"{field} must be a string, got {describe_value(value)}", "bad_collection"
+        )
     return value[:MAX_NAME_LENGTH]
 
 
-def _state(value: Any) -> str:
+def read_state(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise RecordError(f"state must be a non-empty string, got {_describe(value)}", "bad_state")
+        raise RecordError(
+            f"state must be a non-empty string, got {describe_value(value)}", "bad_state"
+        )
     return sanitize_state(value)
 
 
-def _progress(value: Any) -> tuple[float, bool]:
+def read_progress(value: Any) -> tuple[float, bool]:
     """Percent 0..100 -> ratio 0..1, clamped; the flag says whether clamping happened."""
     if value is None:
         return 0.0, False
@@ -236,16 +240,16 @@ def _progress(value: Any) -> tuple[float, bool]:
             value = float(value)
         except ValueError:
             raise RecordError(
-                f"progress must be a number, got {_describe(value)}", "bad_progress"
+                f"progress must be a number, got {describe_value(value)}", "bad_progress"
             ) from None
     if not isinstance(value, (int, float)) or value != value:
-        raise RecordError(f"progress must be a number, got {_describe(value)}", "bad_progress")
+        raise RecordError(f"progress must be a number, got {describe_value(value)}", "bad_progress")
     # Clamp before float(): an int beyond 1e308 (JSON allows it) would overflow the conversion.
     clamped = float(min(max(value, 0), 100))
     return clamped / 100.0, clamped != value
 
 
-def _epoch_millis(value: Any, field: str, latest: float) -> float | None:
+def read_epoch_millis(value: Any, field: str, latest: float) -> float | None:
     """Epoch milliseconds -> seconds; 0, missing or null means "not set"."""
     if value is None or value == "":
         return None
@@ -256,10 +260,12 @@ def _epoch_millis(value: Any, field: str, latest: float) -> float | None:
             value = int(value)
         except ValueError:
             raise RecordError(
-                f"{field} must be epoch milliseconds, got {_describe(value)}", "bad_time"
+                f"{field} must be epoch milliseconds, got {describe_value(value)}", "bad_time"
             ) from None
     if not isinstance(value, (int, float)) or value < 0:
-        raise RecordError(f"{field} must be epoch milliseconds, got {_describe(value)}", "bad_time")
+        raise RecordError(
+            f"{field} must be epoch milliseconds, got {describe_value(value)}", "bad_time"
+        )
     if value >= MAX_EPOCH_MILLIS or not math.isfinite(value):
         # Checked before any float conversion, which overflows for ints beyond 1e308.
         raise RecordError(f"{field} is not a plausible time in epoch milliseconds", "bad_time")
@@ -275,7 +281,7 @@ def _epoch_millis(value: Any, field: str, latest: float) -> float | None:
     return seconds
 
 
-def _reason(value: Any) -> str:
+def read_reason(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
@@ -296,12 +302,12 @@ def _source(value: Any) -> str:
     return value if len(value) <= MAX_SOURCE_LENGTH else value[: MAX_SOURCE_LENGTH - 3] + "..."
 
 
-def _is_digits(text: str) -> bool:
+def is_digits(text: str) -> bool:
     """ASCII digits only: ``str.isdigit`` also accepts ``"²"``, which ``int()`` refuses."""
     return text.isascii() and text.isdigit()
 
 
-def _describe(value: Any) -> str:
+def describe_value(value: Any) -> str:
     if isinstance(value, OversizedInteger):
         return f"an integer of {value.digits} digits"
     if isinstance(value, str):
@@ -366,26 +372,44 @@ def parse_import_details(record: Any) -> ImportJobDetails:
     A job-level field that cannot be read raises ``RecordError``; a bad ``details[]`` entry is
     skipped and counted instead. A missing ``collectionName`` reads as empty: the daemon only
     needs the rows, bytes and times, and must not lose them to a field it does not use.
+
+    Until pre-import ends (progress up to 40, 50 for V3 jobs) a real server answers rows 0 of 0,
+    ``fileSize`` 0 and ``details: []``: its tasks, which the counts are sums over, do not exist
+    yet. Those zeros are not counts, so they read as unknown (None), and nothing divides by a
+    total or reports a size before there is one (``pre_import``).
     """
     if not isinstance(record, dict):
         raise RecordError(f"expected a job object, got {type(record).__name__}")
     collection = record.get("collectionName")
-    progress, _out_of_range = _progress(record.get("progress"))
+    progress, _out_of_range = read_progress(record.get("progress"))
     files, skipped = _file_entries(record.get("details"))
+    counts = tuple(
+        read_count(record.get(field), field) for field in ("importedRows", "totalRows", "fileSize")
+    )
+    if pre_import(record.get("details"), counts):
+        counts = (None, None, None)
+    imported_rows, total_rows, file_size = counts
     return ImportJobDetails(
         job_id=_import_job_id(record.get("jobId")),
-        state=_state(record.get("state")),
-        imported_rows=_count(record.get("importedRows"), "importedRows"),
-        total_rows=_count(record.get("totalRows"), "totalRows"),
-        file_size_bytes=_count(record.get("fileSize"), "fileSize"),
-        create_time=_rfc3339(record.get("createTime"), "createTime"),
-        complete_time=_rfc3339(record.get("completeTime"), "completeTime"),
-        collection="" if collection is None else _name(collection, "collectionName"),
+        state=read_state(record.get("state")),
+        imported_rows=imported_rows,
+        total_rows=total_rows,
+        file_size_bytes=file_size,
+        create_time=read_rfc3339(record.get("createTime"), "createTime"),
+        complete_time=read_rfc3339(record.get("completeTime"), "completeTime"),
+        collection="" if collection is None else read_name(collection, "collectionName"),
         progress_ratio=progress,
-        reason=_reason(record.get("reason")),
+        reason=read_reason(record.get("reason")),
         files=files,
         skipped_files=skipped,
     )
+
+
+def pre_import(details: Any, counts: tuple[int | None, ...]) -> bool:
+    """Whether an ``import/describe`` answer comes from before its tasks exist: no file
+    described (``details: []``) and every count 0 or absent. A finished import of an empty file still
+    describes the file, so its zeros stay counts."""
+    return isinstance(details, list) and not details and all(not count for count in counts)
 
 
 def parse_import_file_details(entry: Any) -> ImportFileDetails:
@@ -399,13 +423,13 @@ def parse_import_file_details(entry: Any) -> ImportFileDetails:
     progress = entry.get("progress")
     return ImportFileDetails(
         file_name=_file_name(entry.get("fileName")),
-        state=_state(entry["state"]) if entry.get("state") not in (None, "") else "",
-        progress_ratio=None if progress is None else _progress(progress)[0],
-        imported_rows=_count(entry.get("importedRows"), "importedRows"),
-        total_rows=_count(entry.get("totalRows"), "totalRows"),
-        file_size_bytes=_count(entry.get("fileSize"), "fileSize"),
-        complete_time=_rfc3339(entry.get("completeTime"), "completeTime"),
-        reason=_reason(entry.get("reason")),
+        state=read_state(entry["state"]) if entry.get("state") not in (None, "") else "",
+        progress_ratio=None if progress is None else read_progress(progress)[0],
+        imported_rows=read_count(entry.get("importedRows"), "importedRows"),
+        total_rows=read_count(entry.get("totalRows"), "totalRows"),
+        file_size_bytes=read_count(entry.get("fileSize"), "fileSize"),
+        complete_time=read_rfc3339(entry.get("completeTime"), "completeTime"),
+        reason=read_reason(entry.get("reason")),
     )
 
 
@@ -416,7 +440,7 @@ def _file_entries(
     if details is None:
         return (), ()
     if not isinstance(details, list):
-        message = f"details must be a list, got {_describe(details)}"
+        message = f"details must be a list, got {describe_value(details)}"
         return (), (("not_an_object", 1, message),)
     files: list[ImportFileDetails] = []
     counts: dict[str, int] = {}
@@ -435,25 +459,29 @@ def _file_name(value: Any) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise RecordError(f"fileName must be a string, got {_describe(value)}", "bad_file_name")
+        raise RecordError(
+            f"fileName must be a string, got {describe_value(value)}", "bad_file_name"
+        )
     if len(value) <= MAX_FILE_NAME_LENGTH:
         return value
     return value[: MAX_FILE_NAME_LENGTH - 3] + "..."
 
 
-def _count(value: Any, field: str) -> int | None:
+def read_count(value: Any, field: str) -> int | None:
     """A non-negative integer (number or string of digits); missing means unknown."""
     if value is None or value == "":
         return None
-    return _int64(value, field, "bad_count")
+    return read_int64(value, field, "bad_count")
 
 
-def _rfc3339(value: Any, field: str) -> float | None:
+def read_rfc3339(value: Any, field: str) -> float | None:
     """``2024-04-11T10:00:00Z`` (or with an offset) -> epoch seconds; empty means not set."""
     if value is None or value == "":
         return None
     if not isinstance(value, str) or len(value) > 64:
-        raise RecordError(f"{field} must be an RFC 3339 time, got {_describe(value)}", "bad_time")
+        raise RecordError(
+            f"{field} must be an RFC 3339 time, got {describe_value(value)}", "bad_time"
+        )
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
@@ -461,7 +489,7 @@ def _rfc3339(value: Any, field: str) -> float | None:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise RecordError(
-            f"{field} must be an RFC 3339 time, got {_describe(value)}", "bad_time"
+            f"{field} must be an RFC 3339 time, got {describe_value(value)}", "bad_time"
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -48,7 +48,6 @@ from urllib3.exceptions import (
 )
 from urllib3.util.connection import allowed_gai_family
 
-from ..config.loader import ClusterConfig
 from ..guards.watchdog import Watch, Watchdog
 from .resolver import SHARED, ResolutionError, Resolver
 
@@ -310,7 +309,17 @@ def new_session(pool_size: int, resolver: Resolver = SHARED) -> requests.Session
     return session
 
 
-def tls_verify(cluster: ClusterConfig) -> bool | str:
+class TlsSettings(Protocol):
+    """What of a cluster's config decides how its certificate is checked (``ClusterConfig``)."""
+
+    @property
+    def tls_insecure_skip_verify(self) -> bool: ...
+
+    @property
+    def tls_ca_file(self) -> str | None: ...
+
+
+def tls_verify(cluster: TlsSettings) -> bool | str:
     """What ``requests`` should verify the cluster's certificate against."""
     if cluster.tls_insecure_skip_verify:
         return False

@@ -1,5 +1,6 @@
 """One section of the overview per job kind, drawn by one function, ``job_kind_section``, from a
-``JobKind``: the panels every kind has, and the kind's own (``overview.py`` defines the kinds).
+``JobKind``: the panels every kind has, and the kind's own (``overview.py`` makes each from the
+exporter's declaration of the kind).
 
 Three rules hold for every panel:
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .. import expressions
 from ..expressions import COLLECTION_KEY, JOB_KEY, selector
@@ -63,7 +65,8 @@ DEDUPLICATED = "Series of several exporters (an HA pair) count once."
 
 @dataclass(frozen=True)
 class JobKind:
-    """What differs between the refresh section and the import section.
+    """What differs between the sections of two kinds (``overview.section_of`` makes it from
+    the exporter's declaration of the kind).
 
     ``metric`` is the prefix of the kind's series (``milvus_refresh``); ``unfinished`` matches
     the state series of jobs not finished; ``failing`` is the expression of the alert
@@ -88,6 +91,8 @@ class JobKind:
     extra_stats: tuple[Callable[[Section], Json], ...] = ()
     extra_tables: tuple[Callable[[Section], Json], ...] = ()
     extra_graphs: tuple[Callable[[Section], Json], ...] = ()
+    declared: Any = None
+    """The exporter's declaration of the kind (``exporter.kinds``), for what is read from it."""
 
 
 @dataclass(frozen=True)

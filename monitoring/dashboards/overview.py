@@ -1,11 +1,15 @@
-"""The "Milvus jobs overview" dashboard: what refreshes and imports are doing, per cluster and
-collection: a Polling row, then one section per job kind (``job_section.py``), refreshes with
-their stuck and stale panels, imports with the rows they imported.
+"""The "Milvus jobs overview" dashboard: what the jobs of every kind are doing, per cluster and
+collection: a Polling row, then one section per job kind the exporter declares
+(``job_section.py``, built from the declaration by ``section_of``), with stuck panels for the
+kinds that have a stuck alert, refreshes with their stale panels, imports with the rows they
+imported.
 """
 
 from __future__ import annotations
 
-from .. import expressions
+from exporter.kinds import AnyKind
+
+from .. import expressions, kinds
 from ..expressions import COLLECTION_KEY, JOB_KEY, selector
 from ..settings import Settings
 from .job_section import (
@@ -45,27 +49,52 @@ from .panels import (
     zero_while_reported,
 )
 
-# --- Refresh only -----------------------------------------------------------------------------
+# --- Stuck jobs, for the kinds that have a stuck alert -------------------------------------
 
 
 def stuck(s: Section) -> str:
-    alerts = s.settings.alerts
-    return expressions.stuck_refreshes(
-        JOB, s.lookback, alerts.stuck_without_progress, alerts.stuck_pending
-    )
+    return kinds.stuck(s.kind.declared, JOB, s.settings)
 
 
 def stuck_count(s: Section) -> Json:
     alerts = s.settings.alerts
+    k = s.kind
     return stat(
-        "Stuck refreshes",
-        f"Refreshes running with no progress for {alerts.stuck_without_progress.words}, or "
-        f"pending for over {alerts.stuck_pending.words}: what MilvusRefreshJobStuck pages on "
-        f"(after its for: of {alerts.stuck_for.words}). {POLLED}",
+        f"Stuck {k.plural}",
+        f"{k.plural.capitalize()} running with no progress for "
+        f"{alerts.stuck_without_progress.words}, or pending for over {alerts.stuck_pending.words}: "
+        f"what {kinds.alert(k.declared, 'Stuck')} pages on (after its for: of "
+        f"{alerts.stuck_for.words}). {POLLED}",
         [target(s.count(stuck(s)), "stuck", instant=True)],
         unit="short",
         steps=thresholds("green", (1, "orange")),
     )
+
+
+def stuck_table(s: Section) -> Json:
+    alerts = s.settings.alerts
+    k = s.kind
+    duration = selector(f"{k.metric}_job_duration_seconds", *JOB)
+    longest = (
+        f"topk({TABLE_ROWS},\n"
+        f"  max by ({JOB_KEY}) (last_over_time({duration}[{s.lookback}]))\n"
+        f"  and on ({JOB_KEY}) (\n{expressions.indent(stuck(s), 4)}\n  )\n"
+        ")"
+    )
+    return longest_running_table(
+        s,
+        f"Stuck {k.noun} jobs",
+        f"{k.noun.capitalize()} jobs running with no progress for "
+        f"{alerts.stuck_without_progress.words}, or pending for over {alerts.stuck_pending.words}, "
+        f"longest first (at most {TABLE_ROWS}): the jobs {kinds.alert(k.declared, 'Stuck')} "
+        f"pages on. {POLLED}",
+        f"(\n{expressions.indent(stuck(s))}\n)",
+        longest,
+        [],
+    )
+
+
+# --- Refresh only: staleness ----------------------------------------------------------------
 
 
 def stale_count(s: Section) -> Json:
@@ -98,30 +127,13 @@ def time_since_refresh(s: Section) -> Json:
     )
 
 
-def stuck_table(s: Section) -> Json:
-    alerts = s.settings.alerts
-    duration = selector("milvus_refresh_job_duration_seconds", *JOB)
-    longest = (
-        f"topk({TABLE_ROWS},\n"
-        f"  max by ({JOB_KEY}) (last_over_time({duration}[{s.lookback}]))\n"
-        f"  and on ({JOB_KEY}) (\n{expressions.indent(stuck(s), 4)}\n  )\n"
-        ")"
-    )
-    return longest_running_table(
-        s,
-        "Stuck refresh jobs",
-        f"Refresh jobs running with no progress for {alerts.stuck_without_progress.words}, or "
-        f"pending for over {alerts.stuck_pending.words}, longest first (at most {TABLE_ROWS}): "
-        f"the jobs MilvusRefreshJobStuck pages on. {POLLED}",
-        f"(\n{expressions.indent(stuck(s))}\n)",
-        longest,
-        [],
-    )
+# --- The failed-jobs table, by the kind's memory --------------------------------------------
 
 
-def refresh_failed_rows(s: Section) -> tuple[str, str]:
+def history_failed_rows(s: Section) -> tuple[str, str]:
+    """A kind that remembers each collection's newest success and failure (refresh)."""
     info = s.series("last_failure_info")
-    failing = expressions.indent(expressions.refresh_failing(JOB, s.lookback))
+    failing = expressions.indent(kinds.failing(s.kind.declared, JOB, s.lookback))
     return (
         f"max by ({COLLECTION_KEY}, job_id, reason) ({info})\nand on ({COLLECTION_KEY}) (\n"
         f"{failing}\n)",
@@ -129,75 +141,31 @@ def refresh_failed_rows(s: Section) -> tuple[str, str]:
     )
 
 
-def refresh_failed_when(s: Section) -> tuple[str, str]:
+def history_failed_when(s: Section) -> tuple[str, str]:
     return (
-        f"(\n{expressions.indent(expressions.refresh_failing(JOB, s.lookback))}\n) * 1000",
+        f"(\n{expressions.indent(kinds.failing(s.kind.declared, JOB, s.lookback))}\n) * 1000",
         "Failed at",
     )
 
 
-# --- Import only ------------------------------------------------------------------------------
-
-
-def import_failed_rows(s: Section) -> tuple[str, str]:
+def newest_failed_rows(s: Section) -> tuple[str, str]:
+    """A kind that remembers each collection's newest finished job (import, restore)."""
     return f"max by ({JOB_KEY}, reason) ({s.series('job_failure_info')})", JOB_KEY
 
 
-def import_failed_when(s: Section) -> tuple[str, str]:
-    rows, key = import_failed_rows(s)
-    created = f"max by ({key}) ({s.series('job_create_timestamp_seconds')}) * 1000\nand on ({key}) ({rows})"
-    return or_unknown(created, rows, key), "Created"
+def newest_failed_when(s: Section) -> tuple[str, str]:
+    rows, key = newest_failed_rows(s)
+    series, title = s.kind.declared.alerting.failed_time
+    when = f"max by ({key}) ({s.series(series)}) * 1000\nand on ({key}) ({rows})"
+    return or_unknown(when, rows, key), title
 
 
-# --- The two kinds ----------------------------------------------------------------------------
+# --- Each kind's section --------------------------------------------------------------------
 
-REFRESH = JobKind(
-    kind="refresh",
-    metric="milvus_refresh",
-    noun="refresh",
-    plural="refreshes",
-    row_title="Refreshes of external collections",
-    state_colors={
-        "RefreshPending": "yellow",
-        "RefreshInProgress": "blue",
-        "RefreshCompleted": "green",
-        "RefreshFailed": "text",
-    },
-    completed_state="RefreshCompleted",
-    unfinished='state=~"RefreshPending|RefreshInProgress"',
-    failing=expressions.refresh_failing,
-    failing_alert="MilvusRefreshJobFailed",
-    failed_description="Collections whose newest finished refresh failed (its failure is newer "
-    "than its last success: the collections MilvusRefreshJobFailed pages on), with the job and "
-    "the reason the cluster gave (trimmed to 200 characters) and when the refresh ended.",
-    failed_rows=refresh_failed_rows,
-    failed_when=refresh_failed_when,
-    extra_stats=(stuck_count, stale_count),
-    extra_tables=(time_since_refresh, stuck_table),
-)
-
-IMPORT = JobKind(
-    kind="import",
-    metric="milvus_import",
-    noun="import",
-    plural="imports",
-    row_title="Bulk imports",
-    state_colors={
-        "Pending": "yellow",
-        "Importing": "blue",
-        "Completed": "green",
-        "Failed": "text",
-    },
-    completed_state="Completed",
-    unfinished='state!~"Completed|Failed"',
-    failing=expressions.import_failing,
-    failing_alert="MilvusImportJobFailed",
-    failed_description="The newest finished import of each collection, when it failed (the "
-    "collections MilvusImportJobFailed pages on), with the reason the cluster gave and when the "
-    "job was created ('unknown' without import_details).",
-    failed_rows=import_failed_rows,
-    failed_when=import_failed_when,
-    extra_graphs=(
+EXTRA_STATS = {"refresh": (stale_count,)}
+EXTRA_TABLES = {"refresh": (time_since_refresh,)}
+EXTRA_GRAPHS = {
+    "import": (
         longest_unfinished_graph(
             "job_imported_rows",
             "Rows imported by the longest unfinished {plural}",
@@ -205,7 +173,34 @@ IMPORT = JobKind(
             "short",
         ),
     ),
-)
+}
+"""What only one kind has, by kind name: refresh's staleness, import's rows."""
+
+
+def section_of(kind: AnyKind) -> JobKind:
+    """A kind's section of the overview, from its declaration (and its extras above)."""
+    has_history = kind.series.history is not None
+    stuck_stats = (stuck_count,) if kind.alerting.stuck else ()
+    stuck_tables = (stuck_table,) if kind.alerting.stuck else ()
+    return JobKind(
+        kind=kind.name,
+        metric=kind.metric_prefix,
+        noun=kind.noun,
+        plural=kind.plural,
+        row_title=kind.alerting.row_title,
+        state_colors=kinds.state_colours(kind),
+        completed_state=kind.states.succeeded,
+        unfinished=kinds.unfinished(kind),
+        failing=lambda matchers, lookback: kinds.failing(kind, matchers, lookback),
+        failing_alert=kinds.alert(kind, "Failed"),
+        failed_description=kind.alerting.failed_table,
+        failed_rows=history_failed_rows if has_history else newest_failed_rows,
+        failed_when=history_failed_when if has_history else newest_failed_when,
+        extra_stats=(*stuck_stats, *EXTRA_STATS.get(kind.name, ())),
+        extra_tables=(*EXTRA_TABLES.get(kind.name, ()), *stuck_tables),
+        extra_graphs=EXTRA_GRAPHS.get(kind.name, ()),
+        declared=kind,
+    )
 
 
 def polling_row(grid: Grid, settings: Settings, exporter: Json) -> None:
@@ -287,8 +282,8 @@ def overview_dashboard(settings: Settings, exporter: Json) -> Json:
     """Milvus jobs overview; ``exporter`` is the exporter dashboard, for links to its panels."""
     grid = Grid()
     polling_row(grid, settings, exporter)
-    for kind in (REFRESH, IMPORT):
-        job_kind_section(grid, kind, settings)
+    for kind in kinds.kinds():
+        job_kind_section(grid, section_of(kind), settings)
     targets = selector("milvus_jobs_exporter_target_up", *SCRAPE)
     variables = [
         *scrape_variables(settings.scrape_job_selector),

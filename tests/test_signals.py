@@ -28,6 +28,8 @@ pytestmark = pytest.mark.slow
 
 COLLECTIONS = 100_000
 WRITTEN_AT = 1_700_000_000.0
+STATE_LIMIT = 64 * 1024 * 1024
+"""Above the 16 MiB default: the point is a restore slow enough to signal into."""
 
 
 def write_state(path: Path) -> None:
@@ -49,6 +51,7 @@ def write_state(path: Path) -> None:
             }
         ),
         WRITTEN_AT,
+        max_bytes=STATE_LIMIT,
     )
 
 
@@ -72,6 +75,7 @@ def slow_starting_exporter(
     config = tmp_path / "config.yaml"
     config.write_text(
         f"poll_interval: 1s\nrequest_timeout: 500ms\nmax_retries: 0\nstate_file: {state_path}\n"
+        f"max_state_file_bytes: {STATE_LIMIT}\n"
         f"clusters:\n  - name: prod\n    endpoint: {upstream}\n    token: {TOKEN_A}\n"
         "    databases: [default]\n    jobs: [refresh]\n"
     )

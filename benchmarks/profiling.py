@@ -12,6 +12,7 @@ import contextlib
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -29,7 +30,10 @@ class Profiler:
         self.pid: int | None = None
         self.phases: list[tuple[str, float, bool]] = []
         """(phase, wall seconds, GIL-only)"""
-        self._py_spy = shutil.which("py-spy")
+        # the venv's bin is not on PATH when the venv's python is run by its path
+        self._py_spy = shutil.which("py-spy") or shutil.which(
+            "py-spy", path=str(Path(sys.executable).parent)
+        )
         if self._py_spy is None:
             raise RuntimeError("--profile needs py-spy: pip install py-spy")
 
@@ -116,3 +120,57 @@ def summary(path: Path, phase: str, seconds: float, gil_only: bool, top: int = 1
         for function, count in counter.most_common(top):
             lines.append(f"   {100.0 * count / max(samples, 1):6.1f}%  {function}")
     return "\n".join(lines)
+
+
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("exposition", ("exporter/exposition/cache.py", "gzip.py", "zlib")),
+    ("series rendering", ("exporter/metrics/series.py", "exporter/exposition/families.py")),
+    ("model", ("exporter/metrics/", "exporter/memory/")),
+    ("kept/caps", ("exporter/polling/kept.py", "exporter/polling/describes.py")),
+    ("parsing", ("exporter/upstream/records.py", "json/", "exporter/upstream/client.py")),
+    (
+        "HTTP",
+        (
+            "exporter/upstream/transport.py",
+            "exporter/guards/",
+            "requests/",
+            "urllib3/",
+            "http/client.py",
+            "socket.py",
+            "ssl.py",
+            "email/",
+        ),
+    ),
+    ("scheduling", ("exporter/polling/", "exporter/upstream/ratelimit.py", "concurrent/")),
+    ("web (scrapes)", ("exporter/web/", "socketserver.py", "http/server.py")),
+    ("logging", ("structlog/", "exporter/log.py", "logging/")),
+    ("daemon", ("exporter/daemon.py", "exporter/cli.py")),
+)
+"""Where a sample's time belongs: the layer of its innermost frame that names one (the stack
+read from the leaf up), so ``json`` decoding called by the client counts as parsing and
+``socket`` reads as HTTP. Earlier rows win when one frame matches two."""
+
+
+def _layer_of(frame: str) -> str | None:
+    for layer, markers in LAYERS:
+        if any(marker in frame for marker in markers):
+            return layer
+    return None
+
+
+def layer_shares(path: Path) -> dict[str, float]:
+    """Percent of the samples in a raw py-spy file spent in each layer, largest first."""
+    counts: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        layer = "other"
+        for frame in reversed(stack.split(";")):
+            found = _layer_of(_function(frame))
+            if found is not None:
+                layer = found
+                break
+        counts[layer] += int(count_text)
+    total = sum(counts.values()) or 1
+    return {layer: round(100.0 * count / total, 1) for layer, count in counts.most_common()}

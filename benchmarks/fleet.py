@@ -61,7 +61,7 @@ import requests
 from . import report
 from .fleet_upstream import LIMIT_PATH, STATS_PATH, TOKEN, Fleet
 from .harness import GZIP, LOOPBACK, Process, RawHttpClient, World, free_port, memory_of
-from .profiling import Profiler, layer_shares, summary
+from .profiling import Profiler, layer_shares, summary, thread_names
 from .upstream import database_names, token_names
 
 POLL_INTERVAL_SECONDS = 15.0
@@ -88,6 +88,9 @@ class Settings:
     poll_interval: float = POLL_INTERVAL_SECONDS
     request_timeout: float | None = None
     max_tracked_jobs: int | None = None
+    quiet: tuple[float, float] | None = None
+    """(load, seconds): wait up to that long for the 1-minute load to fall that low before the
+    measured cycles (``--quiet-load``)."""
     cold_cycles: int = COLD_CYCLES
     warm_cycles: int = WARM_CYCLES
     cycles: int = CYCLES
@@ -134,11 +137,50 @@ class Settings:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (``/proc/PID/stat`` fields 14 and 15)."""
-    with open(f"/proc/{pid}/stat") as stat:
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """User + system CPU time of a process (or of one of its threads) so far (fields 14 and 15
+    of ``/proc/PID/stat``, or of ``/proc/PID/task/TID/stat``)."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    with open(path) as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU time so far of each live thread of a process (``/proc/PID/task/TID/stat``)."""
+    out: dict[int, float] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            out[int(tid)] = cpu_seconds(pid, int(tid))
+    return out
+
+
+THREAD_GROUPS = (
+    ("poll-loop", "poll loop (scheduler, model, series, publish)"),
+    ("poll_", "pool workers (HTTP, parsing, kept)"),
+    ("http", "web server (scrapes)"),
+    ("MainThread", "main thread"),
+)
+
+
+def thread_group(name: str) -> str:
+    for prefix, group in THREAD_GROUPS:
+        if name.startswith(prefix):
+            return group
+    return "other threads"
+
+
+def cpu_by_thread_group(
+    before: dict[int, float], after: dict[int, float], names: dict[int, str], total: float
+) -> dict[str, float]:
+    """CPU seconds of the window per group of threads; threads that ended within it (the
+    plain loop's workers, a scrape's thread) are what is left of the process total."""
+    out: dict[str, float] = {}
+    for tid, seconds in after.items():
+        group = thread_group(names.get(tid, ""))
+        out[group] = out.get(group, 0.0) + seconds - before.get(tid, 0.0)
+    out["threads that ended"] = max(0.0, total - sum(out.values()))
+    return out
 
 
 def reset_peak(pid: int) -> bool:
@@ -181,6 +223,14 @@ class Scrape:
                 out[name] = out.get(name, 0.0) + value
         return out
 
+    def gc_collections(self) -> dict[str, float]:
+        """Garbage collections so far by generation (prometheus_client's ``GCCollector``)."""
+        return {
+            dict(labels).get("generation", ""): value
+            for (name, labels), value in self.series.items()
+            if name == "python_gc_collections_total"
+        }
+
     def targets(self) -> tuple[int, int]:
         """(targets, targets up) from ``milvus_jobs_exporter_target_up``."""
         values = [
@@ -191,12 +241,27 @@ class Scrape:
         return len(values), sum(1 for value in values if value == 1.0)
 
 
+def _regions(page: bytes) -> Iterator[tuple[int, int]]:
+    """Where the series read here sit: the garbage collector's family, and everything from the
+    first ``milvus_jobs_exporter_`` family on (after the job families, which are the bulk)."""
+    gc = page.find(b"# HELP python_gc_collections")
+    if gc >= 0:
+        yield gc, page.find(b"# HELP", gc + 1)
+    own = page.find(b"# HELP milvus_jobs_exporter_")
+    if own >= 0:
+        yield own, len(page)
+
+
 def parse_scrape(page: bytes) -> Scrape:
     series: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-    start = page.find(b"milvus_jobs_exporter_")
-    for match in _SERIES.finditer(page, max(start - 200, 0)):
+    matches = (
+        match
+        for start, end in _regions(page)
+        for match in _SERIES.finditer(page, start, end if end >= 0 else len(page))
+    )
+    for match in matches:
         name = match.group(1).decode()
-        if not name.startswith("milvus_jobs_exporter_"):
+        if not name.startswith(("milvus_jobs_exporter_", "python_gc_collections")):
             continue
         labels = tuple(sorted(_LABEL.findall((match.group(2) or b"").decode())))
         series[(name, labels)] = float(match.group(3))
@@ -211,7 +276,7 @@ def scrape(client: RawHttpClient, port: int) -> tuple[Scrape, int]:
     body = bytes(answer.body)
     if answer.headers.get("content-encoding") == "gzip":
         body = gzip.decompress(body)
-    samples = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+    samples = body.count(b"\n") - body.count(b"\n#") - body.startswith(b"#")
     return parse_scrape(body), samples
 
 
@@ -223,7 +288,8 @@ class CycleLine:
     poll_s: float
     publish_s: float | None
     requests: int
-    overrun: bool = False
+    by_api: dict[str, int] = field(default_factory=dict)
+    """Requests of the cycle by ``api`` (the plain loop logs them; the exporter does not)."""
 
 
 def _epoch(stamp: str) -> float:
@@ -241,7 +307,6 @@ class Subject:
         self._read = 0
         self.cycles: list[CycleLine] = []
         self.overruns = 0
-        self._overrun_pending = False
 
     def _scan(self) -> None:
         """Take new ``cycle.finished`` (and ``cycle.overrun``) lines from the log."""
@@ -256,7 +321,6 @@ class Subject:
                 event = json.loads(line)
                 if event.get("event") == "cycle.overrun":
                     self.overruns += 1
-                    self._overrun_pending = True
                 elif event.get("event") == "cycle.finished":
                     publish = event.get("publish_ms")
                     self.cycles.append(
@@ -265,6 +329,10 @@ class Subject:
                             poll_s=event["ms"] / 1000.0,
                             publish_s=None if publish is None else publish / 1000.0,
                             requests=int(event.get("requests", 0)),
+                            by_api={
+                                api.removeprefix("/v2/vectordb/").removeprefix("jobs/"): int(n)
+                                for api, n in (event.get("by_api") or {}).items()
+                            },
                         )
                     )
 
@@ -316,6 +384,10 @@ class Window:
     upstream_cpu_s: float
     targets: int
     targets_up: int
+    gc_per_cycle: dict[str, float]
+    """Garbage collections per cycle, by generation."""
+    cpu_by_thread: dict[str, float]
+    """CPU seconds per cycle by group of threads (empty without py-spy to name them)."""
 
     @property
     def cpu_per_cycle_s(self) -> float:
@@ -326,66 +398,96 @@ class Window:
         return [poll + publish for poll, publish in zip(self.poll_s, self.publish_s, strict=True)]
 
 
+def wait_for_quiet(threshold: float, longest: float) -> float:
+    """Wait (at most ``longest`` seconds) for the 1-minute load to fall to ``threshold``: other
+    engineers share the machine, and a loaded machine inflates every CPU figure. Returns the
+    load when the wait ended, whether it fell or not."""
+    deadline = time.monotonic() + longest
+    while (load := os.getloadavg()[0]) > threshold and time.monotonic() < deadline:
+        time.sleep(5)
+    return load
+
+
 def measure_window(
-    subject: Subject, count: int, interval: float, upstream: Upstream | None = None
+    subject: Subject,
+    count: int,
+    interval: float,
+    upstream: Upstream | None = None,
+    quiet: tuple[float, float] | None = None,
 ) -> Window:
-    """``count`` cycles, started right after one was published (the subject is idle then);
-    the upstream's CPU and (the lean fake's) counts are read over the same cycles."""
+    """``count`` cycles, from right after one was published (the subject waits for its next
+    one then) to right after the last; the upstream's CPU and (the lean fake's) counts are read
+    over the same cycles.
+
+    The counters are read before the cycle that opens the window and after the last one, by
+    scrapes outside the CPU window: a scrape of the plain loop renders its whole registry
+    (about a second at 50 databases), which belongs to the scrape path, not the poll. The
+    exporter answers from cached bytes; its page after each cycle says when the cycle was
+    published, which the plain loop writes in its log line instead."""
     timeout = (count + 2) * interval * 3 + CYCLE_TIMEOUT_SLACK_SECONDS
-    (before_line,) = subject.wait_cycles(1, timeout)
+    if quiet is not None:
+        wait_for_quiet(*quiet)
+    subject.wait_cycles(1, timeout)
     before, _ = subject.scrape()
-    overruns_before = subject.overruns
+    (opening,) = subject.wait_cycles(1, timeout)
     pid = subject.process.pid
     cpu_before = cpu_seconds(pid)
+    threads_before = thread_cpu_seconds(pid)
     wall_before = time.monotonic()
     load = os.getloadavg()[0]
+    overruns_before = subject.overruns
     stats_before = upstream.stats() if upstream else {}
     upstream_cpu = cpu_seconds(upstream.pid) if upstream else 0.0
+    logged = opening.publish_s is not None  # the plain loop logs its publish and requests
+    published = [] if logged else [_published(subject)]
     lines: list[CycleLine] = []
-    published: list[float] = [
-        before.value("milvus_jobs_exporter_last_poll_cycle_timestamp_seconds")
-    ]
-    after = before
-    samples = 0
     for _ in range(count):
         lines += subject.wait_cycles(1, timeout)
         cpu_now = cpu_seconds(pid)
+        threads_now = thread_cpu_seconds(pid)
         wall_now = time.monotonic()
-        if upstream:
-            upstream_cpu_now = cpu_seconds(upstream.pid)
-        after, samples = subject.scrape()
-        published.append(after.value("milvus_jobs_exporter_last_poll_cycle_timestamp_seconds"))
-    cycles = int(
+        upstream_cpu_now = cpu_seconds(upstream.pid) if upstream else 0.0
+        if not logged:
+            published.append(_published(subject))
+    after, samples = subject.scrape()
+    names = thread_names(pid)
+    counted = int(
         after.value("milvus_jobs_exporter_poll_cycles_total")
         - before.value("milvus_jobs_exporter_poll_cycles_total")
     )
-    if cycles != count:
-        raise RuntimeError(f"{subject.name}: the counter says {cycles} cycles, the log {count}")
+    if counted != count + 1:  # the window's cycles and the one that opened it
+        raise RuntimeError(
+            f"{subject.name}: the counter says {counted} cycles, the log {count + 1}"
+        )
     poll = [line.poll_s for line in lines]
-    if all(line.publish_s is not None for line in lines):  # the plain loop logs it
+    by_api: dict[str, float] = {}
+    limited = 0.0
+    if logged:
         publish = [float(line.publish_s or 0.0) for line in lines]
-        starts = [line.at - line.poll_s - float(line.publish_s or 0.0) for line in lines]
-        starts.insert(0, before_line.at - before_line.poll_s - float(before_line.publish_s or 0))
-    else:  # the exporter: published at the cycle timestamp, logged when the publish ended
+        starts = [
+            line.at - line.poll_s - float(line.publish_s or 0.0) for line in (opening, *lines)
+        ]
+        for line in lines:
+            for api, number in line.by_api.items():
+                by_api[api] = by_api.get(api, 0.0) + number / count
+    else:  # the exporter: published at the cycle timestamp, logged once the publish ended
         publish = [
             max(0.0, line.at - stamp) for line, stamp in zip(lines, published[1:], strict=True)
         ]
         starts = [
-            stamp - poll_s
-            for stamp, poll_s in zip(published, [before_line.poll_s, *poll], strict=True)
+            stamp - poll_s for stamp, poll_s in zip(published, [opening.poll_s, *poll], strict=True)
         ]
-    by_api: dict[str, float] = {}
-    limited = 0.0
     old = before.requests_by_api()
     for (api, outcome), value in after.requests_by_api().items():
-        grown = (value - old.get((api, outcome), 0.0)) / cycles
-        by_api[api] = by_api.get(api, 0.0) + grown
+        grown = (value - old.get((api, outcome), 0.0)) / counted
+        if not logged:
+            by_api[api] = by_api.get(api, 0.0) + grown
         if outcome == "rate_limited":
             limited += grown
     memory = memory_of(pid)
-    stats = _stats_growth(stats_before, upstream.stats() if upstream else {}, cycles)
+    stats = _stats_growth(stats_before, upstream.stats() if upstream else {}, count)
     return Window(
-        cycles=cycles,
+        cycles=count,
         cpu_s=cpu_now - cpu_before,
         wall_s=wall_now - wall_before,
         poll_s=poll,
@@ -400,10 +502,28 @@ def measure_window(
         overruns=subject.overruns - overruns_before,
         load_1m=load,
         upstream_stats=stats,
-        upstream_cpu_s=upstream_cpu_now - upstream_cpu if upstream else 0.0,
+        upstream_cpu_s=upstream_cpu_now - upstream_cpu,
         targets=after.targets()[0],
         targets_up=after.targets()[1],
+        cpu_by_thread={
+            group: round(seconds / count, 3)
+            for group, seconds in cpu_by_thread_group(
+                threads_before, threads_now, names, cpu_now - cpu_before
+            ).items()
+        }
+        if names
+        else {},
+        gc_per_cycle={
+            generation: round((count - before.gc_collections().get(generation, 0.0)) / counted, 1)
+            for generation, count in sorted(after.gc_collections().items())
+        },
     )
+
+
+def _published(subject: Subject) -> float:
+    """When the exporter published its last cycle (a cached gzip scrape: milliseconds)."""
+    page, _ = subject.scrape()
+    return page.value("milvus_jobs_exporter_last_poll_cycle_timestamp_seconds")
 
 
 # -- the upstreams ------------------------------------------------------------------------------
@@ -484,6 +604,10 @@ class Point:
     samples: int
     targets: int
     targets_up: int
+    gc_per_cycle: dict[str, float]
+    """Garbage collections per cycle by generation: a generation-2 one walks every object."""
+    cpu_by_thread: dict[str, float]
+    """CPU seconds per cycle by group of threads (the poll loop, the pool workers, ...)."""
     cold_peak_rss_mb: float
     """VmHWM over the first cycles from start (every finished import not yet described)."""
     peak_rss_mb: float
@@ -537,6 +661,8 @@ def _point(
         samples=window.samples,
         targets=window.targets,
         targets_up=window.targets_up,
+        gc_per_cycle=window.gc_per_cycle,
+        cpu_by_thread=window.cpu_by_thread,
         cold_peak_rss_mb=round(cold_peak, 1),
         peak_rss_mb=round(window.peak_rss_mb, 1),
         rss_mb=round(window.rss_mb, 1),
@@ -627,7 +753,7 @@ def run_exporter(settings: Settings, upstream: Upstream, profiler: Profiler | No
         warm_up_described = upstream.stats().get("finished_described")
         reset = reset_peak(subject.process.pid)
         subject.wait_cycles(settings.warm_cycles, phase_timeout * max(settings.warm_cycles, 1))
-        window = measure_window(subject, settings.cycles, interval, upstream)
+        window = measure_window(subject, settings.cycles, interval, upstream, settings.quiet)
         if profiler is not None and settings.profile_cycles:
             profiler.attach(subject.process.pid)
             subject.wait_cycles(1, phase_timeout)
@@ -658,7 +784,7 @@ def run_plain_loop(settings: Settings, upstream: Upstream) -> Point:
         cold_peak = memory_of(process.pid).peak_mb
         reset = reset_peak(process.pid)
         subject.wait_cycles(settings.warm_cycles, phase_timeout * max(settings.warm_cycles, 1))
-        window = measure_window(subject, settings.cycles, interval, upstream)
+        window = measure_window(subject, settings.cycles, interval, upstream, settings.quiet)
     point = _point("plain loop", upstream, settings, window, cold_peak, reset)
     point.config_changes = []
     return point
@@ -724,6 +850,15 @@ def print_points(points: Sequence[Point], fleets: dict[int, Fleet]) -> None:
                 f"{api} {count:g}" for api, count in point.requests_per_round.items()
             )
             print(f"   {point.subject} ({point.upstream}) requests per round: {by_api}")
+            gc = ", ".join(f"gen {gen} {count:g}" for gen, count in point.gc_per_cycle.items())
+            print(f"      garbage collections per cycle: {gc}")
+            if point.cpu_by_thread:
+                split = ", ".join(
+                    f"{group} {seconds:.2f} s"
+                    for group, seconds in sorted(point.cpu_by_thread.items(), key=lambda x: -x[1])
+                    if seconds >= 0.005
+                )
+                print(f"      CPU per cycle by thread: {split}")
             backlog = point.describe_series
             if backlog:
                 print(f"      describe series: {backlog}")
@@ -824,15 +959,26 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "--page-size", type=int, default=0, help="import list page size (default 1000)"
     )
     parser.add_argument("--profile", type=Path, default=None, help="py-spy the exporter into DIR")
+    parser.add_argument(
+        "--quiet-load",
+        type=float,
+        default=None,
+        metavar="LOAD",
+        help="before each measured window, wait up to --quiet-wait seconds for the 1-minute "
+        "load to fall to LOAD (the machine is shared)",
+    )
+    parser.add_argument("--quiet-wait", type=float, default=600.0, help="seconds (default 600)")
     args = parser.parse_args(argv)
     databases = args.databases or ([QUICK_FLEET.databases] if args.quick else list(FULL_DATABASES))
-    profiler = Profiler(args.profile) if args.profile else None
+    profiler = Profiler(args.profile, native=True) if args.profile else None
     print("7. Fleet: the poll path of one round, the exporter against a plain loop")
     print(f"   load before: {os.getloadavg()[0]:.2f} (1 min)")
     points: list[Point] = []
     fleets: dict[int, Fleet] = {}
     for count in databases:
         settings = settings_for(count, args)
+        if args.quiet_load is not None:
+            settings = replace(settings, quiet=(args.quiet_load, args.quiet_wait))
         fleets[count] = settings.fleet
         with lean_upstream(settings.fleet) as upstream:
             points.append(run_exporter(settings, upstream, profiler))

@@ -9,6 +9,7 @@ samples: *self* is time in the function's own code, *total* includes what it cal
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import signal
 import subprocess
@@ -24,16 +25,17 @@ PLUMBING = ("threading.py", "concurrent/futures/thread.py", "socketserver.py")
 
 
 class Profiler:
-    def __init__(self, directory: str | Path) -> None:
+    """``native`` adds the C frames (``py-spy --native``): the garbage collector shows as
+    ``gc_collect_main`` instead of as time in whichever Python function allocated."""
+
+    def __init__(self, directory: str | Path, native: bool = False) -> None:
         self.directory = Path(directory)
+        self.native = native
         self.directory.mkdir(parents=True, exist_ok=True)
         self.pid: int | None = None
         self.phases: list[tuple[str, float, bool]] = []
         """(phase, wall seconds, GIL-only)"""
-        # the venv's bin is not on PATH when the venv's python is run by its path
-        self._py_spy = shutil.which("py-spy") or shutil.which(
-            "py-spy", path=str(Path(sys.executable).parent)
-        )
+        self._py_spy = find_py_spy()
         if self._py_spy is None:
             raise RuntimeError("--profile needs py-spy: pip install py-spy")
 
@@ -50,6 +52,8 @@ class Profiler:
         command += ["--rate", str(SAMPLES_PER_SECOND), "--output", str(output)]
         if gil_only:
             command.append("--gil")
+        if self.native:
+            command.append("--native")
         recorder = _start(command)
         started = time.monotonic()
         try:
@@ -65,6 +69,29 @@ class Profiler:
             path = self.directory / f"{phase}.txt"
             if path.exists():
                 print(summary(path, phase, seconds, gil_only, top))
+
+
+def find_py_spy() -> str | None:
+    """py-spy on PATH, or beside this Python (a venv's bin is not on PATH when the venv's
+    python is run by its path)."""
+    return shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+
+
+_THREAD = re.compile(r'^Thread (\d+) \([a-z]+\)(?:: "(.*)")?', re.MULTILINE)
+
+
+def thread_names(pid: int) -> dict[int, str]:
+    """OS thread id -> Python thread name, from one ``py-spy dump`` (empty without py-spy)."""
+    py_spy = find_py_spy()
+    if py_spy is None:
+        return {}
+    try:
+        dumped = subprocess.run(
+            [py_spy, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    return {int(tid): name or "" for tid, name in _THREAD.findall(dumped.stdout)}
 
 
 def _start(command: list[str]) -> subprocess.Popen[bytes]:
@@ -123,6 +150,7 @@ def summary(path: Path, phase: str, seconds: float, gil_only: bool, top: int = 1
 
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("garbage collection", ("gc_collect", "gcmodule")),
     ("exposition", ("exporter/exposition/cache.py", "gzip.py", "zlib")),
     ("series rendering", ("exporter/metrics/series.py", "exporter/exposition/families.py")),
     ("model", ("exporter/metrics/", "exporter/memory/")),

@@ -162,6 +162,7 @@ def test_quick_fleet_run_reports_every_figure_of_the_exporter_and_the_plain_loop
         assert point["rss_mb"] > 0 and point["peak_rss_mb"] > 0 and point["cold_peak_rss_mb"] > 0
         assert point["requests_per_round"]["external_collection/list"] == fleet["databases"]
         assert point["rate_limited_per_round"] == 0
+        assert set(point["gc_per_cycle"]) == {"0", "1", "2"}
     pages = -(-fleet["imports"] // fleet["page_size"])
     running = fleet["databases"] * fleet["running_imports"]
     for subject in ("exporter", "plain loop"):

@@ -137,13 +137,18 @@ class Settings:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int, tid: int | None = None) -> float:
-    """User + system CPU time of a process (or of one of its threads) so far (fields 14 and 15
-    of ``/proc/PID/stat``, or of ``/proc/PID/task/TID/stat``)."""
+def cpu_times(pid: int, tid: int | None = None) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process (or of one of its threads) so far: fields 14 and
+    15 of ``/proc/PID/stat`` (or of ``/proc/PID/task/TID/stat``)."""
     path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
     with open(path) as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
+
+
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """User + system CPU seconds of a process (or of one of its threads) so far."""
+    return sum(cpu_times(pid, tid))
 
 
 def thread_cpu_seconds(pid: int) -> dict[int, float]:
@@ -365,6 +370,8 @@ class Window:
 
     cycles: int
     cpu_s: float
+    system_s: float
+    """Of ``cpu_s``, the time in the kernel (socket reads, futex waits of contending threads)."""
     wall_s: float
     poll_s: list[float]
     publish_s: list[float]
@@ -432,6 +439,7 @@ def measure_window(
     (opening,) = subject.wait_cycles(1, timeout)
     pid = subject.process.pid
     cpu_before = cpu_seconds(pid)
+    system_before = cpu_times(pid)[1]
     threads_before = thread_cpu_seconds(pid)
     wall_before = time.monotonic()
     load = os.getloadavg()[0]
@@ -444,6 +452,7 @@ def measure_window(
     for _ in range(count):
         lines += subject.wait_cycles(1, timeout)
         cpu_now = cpu_seconds(pid)
+        system_now = cpu_times(pid)[1]
         threads_now = thread_cpu_seconds(pid)
         wall_now = time.monotonic()
         upstream_cpu_now = cpu_seconds(upstream.pid) if upstream else 0.0
@@ -489,6 +498,7 @@ def measure_window(
     return Window(
         cycles=count,
         cpu_s=cpu_now - cpu_before,
+        system_s=system_now - system_before,
         wall_s=wall_now - wall_before,
         poll_s=poll,
         publish_s=publish,
@@ -586,6 +596,8 @@ class Point:
     load_1m: float
     """The 1-minute load average when the measured cycles started (the machine is shared)."""
     cpu_per_cycle_s: float
+    system_per_cycle_s: float
+    """Of the CPU per cycle, the kernel's part."""
     cpu_s: float
     cycles: int
     poll_interval_s: float
@@ -643,6 +655,7 @@ def _point(
         databases=settings.fleet.databases,
         load_1m=round(window.load_1m, 2),
         cpu_per_cycle_s=round(window.cpu_per_cycle_s, 3),
+        system_per_cycle_s=round(window.system_s / window.cycles, 3),
         cpu_s=round(window.cpu_s, 2),
         cycles=window.cycles,
         poll_interval_s=interval,
@@ -851,7 +864,10 @@ def print_points(points: Sequence[Point], fleets: dict[int, Fleet]) -> None:
             )
             print(f"   {point.subject} ({point.upstream}) requests per round: {by_api}")
             gc = ", ".join(f"gen {gen} {count:g}" for gen, count in point.gc_per_cycle.items())
-            print(f"      garbage collections per cycle: {gc}")
+            print(
+                f"      garbage collections per cycle: {gc}; of the CPU per cycle, "
+                f"{point.system_per_cycle_s:.2f} s in the kernel"
+            )
             if point.cpu_by_thread:
                 split = ", ".join(
                     f"{group} {seconds:.2f} s"

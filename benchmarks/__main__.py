@@ -11,9 +11,13 @@
    the fastest documented settings (full runs only: the defaults take about five minutes)
 6. listed imports: memory and /metrics of one target listing 200,000 and 500,000 imports at
    the default limits (full runs only: about four minutes)
+7. fleet: CPU, time and memory of one poll round at 50 and 200 databases (100,000 and 400,000
+   refresh records), the exporter against a plain loop polling the same lean fake upstream
+   (full runs only: about twenty minutes; ``python -m benchmarks.fleet --simulator --profile
+   DIR`` adds the simulator row and a py-spy profile)
 
 Each part also runs alone: ``python -m benchmarks.scrape`` (``polling``, ``scale``, ``startup``,
-``paging``, ``listing``).
+``paging``, ``listing``, ``fleet``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import listing, paging, polling, report, scale, scrape, startup
+from . import fleet, listing, paging, polling, report, scale, scrape, startup
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,10 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     started_up = startup.main(common)
     print()
     listed: dict[str, Any] = {"verdicts": []}
+    fleets: dict[str, Any] = {"verdicts": []}
     if not args.quick:  # their own smoke tests: tests/test_benchmarks.py runs them with --quick
         paging.main(common)
         print()
         listed = listing.main(common)
+        print()
+        fleets = fleet.main(common)
         print()
 
     verdicts: list[dict[str, Any]] = [
@@ -65,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         *polled["verdicts"],
         *started_up["verdicts"],
         *listed["verdicts"],
+        *fleets["verdicts"],
     ]
     del scaled  # the scale curve has no pass/fail target of its own
     missed = [verdict["what"] for verdict in verdicts if not verdict["met"]]

@@ -69,17 +69,24 @@ def memory_of(pid: int) -> Memory:
 # -- processes ---------------------------------------------------------------------------------
 
 
-def _environment() -> dict[str, str]:
-    environment = dict(os.environ)
+def _environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    environment = {**os.environ, **(extra or {})}
     path = environment.get("PYTHONPATH")
     environment["PYTHONPATH"] = str(REPOSITORY) + (os.pathsep + path if path else "")
     return environment
 
 
 class Process:
-    """A child Python process (``python -m module args``), its stderr in a temporary file."""
+    """A child Python process (``python -m module args``), its stderr in a temporary file;
+    ``environment`` adds to (or overrides) the benchmark's own environment variables."""
 
-    def __init__(self, module: str, args: Sequence[str], name: str) -> None:
+    def __init__(
+        self,
+        module: str,
+        args: Sequence[str],
+        name: str,
+        environment: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self._directory = tempfile.TemporaryDirectory(prefix=f"bench-{name}-")
         self.log_path = Path(self._directory.name) / "stderr.log"
@@ -88,7 +95,7 @@ class Process:
             self.popen = subprocess.Popen(
                 [sys.executable, "-m", module, *args],
                 cwd=REPOSITORY,
-                env=_environment(),
+                env=_environment(environment),
                 stdout=subprocess.PIPE,
                 stderr=log,
                 text=True,

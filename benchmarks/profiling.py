@@ -9,9 +9,11 @@ samples: *self* is time in the function's own code, *total* includes what it cal
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,13 +25,17 @@ PLUMBING = ("threading.py", "concurrent/futures/thread.py", "socketserver.py")
 
 
 class Profiler:
-    def __init__(self, directory: str | Path) -> None:
+    """``native`` adds the C frames (``py-spy --native``): the garbage collector shows as
+    ``gc_collect_main`` instead of as time in whichever Python function allocated."""
+
+    def __init__(self, directory: str | Path, native: bool = False) -> None:
         self.directory = Path(directory)
+        self.native = native
         self.directory.mkdir(parents=True, exist_ok=True)
         self.pid: int | None = None
         self.phases: list[tuple[str, float, bool]] = []
         """(phase, wall seconds, GIL-only)"""
-        self._py_spy = shutil.which("py-spy")
+        self._py_spy = find_py_spy()
         if self._py_spy is None:
             raise RuntimeError("--profile needs py-spy: pip install py-spy")
 
@@ -46,6 +52,8 @@ class Profiler:
         command += ["--rate", str(SAMPLES_PER_SECOND), "--output", str(output)]
         if gil_only:
             command.append("--gil")
+        if self.native:
+            command.append("--native")
         recorder = _start(command)
         started = time.monotonic()
         try:
@@ -61,6 +69,29 @@ class Profiler:
             path = self.directory / f"{phase}.txt"
             if path.exists():
                 print(summary(path, phase, seconds, gil_only, top))
+
+
+def find_py_spy() -> str | None:
+    """py-spy on PATH, or beside this Python (a venv's bin is not on PATH when the venv's
+    python is run by its path)."""
+    return shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+
+
+_THREAD = re.compile(r'^Thread (\d+) \([a-z]+\)(?:: "(.*)")?', re.MULTILINE)
+
+
+def thread_names(pid: int) -> dict[int, str]:
+    """OS thread id -> Python thread name, from one ``py-spy dump`` (empty without py-spy)."""
+    py_spy = find_py_spy()
+    if py_spy is None:
+        return {}
+    try:
+        dumped = subprocess.run(
+            [py_spy, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    return {int(tid): name or "" for tid, name in _THREAD.findall(dumped.stdout)}
 
 
 def _start(command: list[str]) -> subprocess.Popen[bytes]:
@@ -116,3 +147,58 @@ def summary(path: Path, phase: str, seconds: float, gil_only: bool, top: int = 1
         for function, count in counter.most_common(top):
             lines.append(f"   {100.0 * count / max(samples, 1):6.1f}%  {function}")
     return "\n".join(lines)
+
+
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("garbage collection", ("gc_collect", "gcmodule")),
+    ("exposition", ("exporter/exposition/cache.py", "gzip.py", "zlib")),
+    ("series rendering", ("exporter/metrics/series.py", "exporter/exposition/families.py")),
+    ("model", ("exporter/metrics/", "exporter/memory/")),
+    ("kept/caps", ("exporter/polling/kept.py", "exporter/polling/describes.py")),
+    ("parsing", ("exporter/upstream/records.py", "json/", "exporter/upstream/client.py")),
+    (
+        "HTTP",
+        (
+            "exporter/upstream/transport.py",
+            "exporter/guards/",
+            "requests/",
+            "urllib3/",
+            "http/client.py",
+            "socket.py",
+            "ssl.py",
+            "email/",
+        ),
+    ),
+    ("scheduling", ("exporter/polling/", "exporter/upstream/ratelimit.py", "concurrent/")),
+    ("web (scrapes)", ("exporter/web/", "socketserver.py", "http/server.py")),
+    ("logging", ("structlog/", "exporter/log.py", "logging/")),
+    ("daemon", ("exporter/daemon.py", "exporter/cli.py")),
+)
+"""Where a sample's time belongs: the layer of its innermost frame that names one (the stack
+read from the leaf up), so ``json`` decoding called by the client counts as parsing and
+``socket`` reads as HTTP. Earlier rows win when one frame matches two."""
+
+
+def _layer_of(frame: str) -> str | None:
+    for layer, markers in LAYERS:
+        if any(marker in frame for marker in markers):
+            return layer
+    return None
+
+
+def layer_shares(path: Path) -> dict[str, float]:
+    """Percent of the samples in a raw py-spy file spent in each layer, largest first."""
+    counts: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        layer = "other"
+        for frame in reversed(stack.split(";")):
+            found = _layer_of(_function(frame))
+            if found is not None:
+                layer = found
+                break
+        counts[layer] += int(count_text)
+    total = sum(counts.values()) or 1
+    return {layer: round(100.0 * count / total, 1) for layer, count in counts.most_common()}

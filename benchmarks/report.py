@@ -1,9 +1,10 @@
 """Tables on stdout and ``benchmarks/results.json``, shared by every benchmark part.
 
 Each part saves its section of ``results.json`` under its own key (``scrape``, ``polling``,
-``scale``, ``startup``), next to a description of the machine, so running one part refreshes
-its figures and leaves the others as they were. ``--quick`` runs save nothing unless given
-``--output``: their small sizes are for smoke tests, not for the README.
+``scale``, ``startup``, ``paging``, ``listing``, ``fleet``), next to a description of the
+machine, so running one part refreshes its figures and leaves the others as they were.
+``--quick`` runs save nothing unless given ``--output``: their small sizes are for smoke tests,
+not for the README.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks import report
 from benchmarks.harness import RawHttpClient, floor_server
-from benchmarks.profiling import summary
+from benchmarks.profiling import layer_shares, summary
 
 pytestmark = pytest.mark.slow
 
@@ -113,3 +113,66 @@ def test_quick_listing_run_measures_every_shape_with_the_target_up(tmp_path):
     assert len(points) == 3
     assert all(point["target_up"] and point["samples"] > 0 for point in points)
     assert all(point["peak_rss_mb"] > 0 for point in points)
+
+
+def test_profile_layers_take_each_sample_from_its_innermost_known_frame(tmp_path):
+    collapsed = tmp_path / "phase.txt"
+    collapsed.write_text(
+        "run (/x/exporter/daemon.py:1);update (/x/exporter/metrics/model.py:2) 5\n"
+        "run (/x/exporter/daemon.py:1);_poll_once (/x/exporter/polling/poller.py:3);"
+        "call (/x/exporter/upstream/client.py:4);loads (/usr/lib/python3.11/json/decoder.py:5) 3\n"
+        "_poll_once (/x/exporter/polling/poller.py:3);recv_into (/usr/lib/python3.11/socket.py:6) 2\n"
+    )
+    assert layer_shares(collapsed) == {"model": 50.0, "parsing": 30.0, "HTTP": 20.0}
+
+
+def test_quick_fleet_run_reports_every_figure_of_the_exporter_and_the_plain_loop(tmp_path):
+    output = tmp_path / "results.json"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.fleet",
+            "--quick",
+            "--simulator",
+            "--output",
+            str(output),
+        ],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:] + completed.stdout[-3000:]
+    assert "7. Fleet" in completed.stdout
+    result = json.loads(output.read_text())["fleet"]
+    fleet = result["fleets"]["2"]
+    points = {(point["subject"], point["upstream"]): point for point in result["points"]}
+    assert set(points) == {
+        ("exporter", "lean fake"),
+        ("plain loop", "lean fake"),
+        ("exporter", "simulator"),
+    }
+    for point in points.values():
+        assert point["cycles"] == 2
+        assert point["targets_up"] == point["targets"] == 2 * fleet["databases"]
+        assert point["cpu_per_cycle_s"] > 0
+        assert 0 < point["poll_s_median"] <= point["cycle_s_median"] <= point["cycle_s_max"]
+        assert point["interval_s_median"] > 0
+        assert point["rss_mb"] > 0 and point["peak_rss_mb"] > 0 and point["cold_peak_rss_mb"] > 0
+        assert point["requests_per_round"]["external_collection/list"] == fleet["databases"]
+        assert point["rate_limited_per_round"] == 0
+        assert set(point["gc_per_cycle"]) == {"0", "1", "2"}
+    pages = -(-fleet["imports"] // fleet["page_size"])
+    running = fleet["databases"] * fleet["running_imports"]
+    for subject in ("exporter", "plain loop"):
+        point = points[(subject, "lean fake")]
+        assert point["requests_per_round"]["import/list"] == fleet["databases"] * pages
+        # every finished import was described in the warm-up: only the running ones are left
+        described = point["requests_per_round"]["import/describe"]
+        assert described == point["upstream_stats"]["running_described"]
+        assert 0 < described <= running
+    assert points[("plain loop", "lean fake")]["requests_per_round"]["import/describe"] == running
+    exporter = points[("exporter", "lean fake")]
+    assert exporter["warm_up_described"] == fleet["databases"] * fleet["imports"] - running
+    assert exporter["peak_reset"] is True

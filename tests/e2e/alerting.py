@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
+from .rule_times import shortened_rules
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -85,13 +86,10 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
 
 
 def rules_with_for(destination: Path, seconds: float | None) -> Path:
-    """The shipped rules, with every ``for:`` set to ``seconds`` (None: as shipped)."""
-    text = (REPO / "prometheus" / "alerts.yml").read_text()
-    if seconds is not None:
-        text = re.sub(r"(?m)^(\s+for:)\s*\S+", rf"\1 {seconds:g}s", text)
-    path = destination / "alerts.yml"
-    path.write_text(text)
-    return path
+    """The shipped rules with every ``for:`` set to ``seconds`` (None: as shipped); the older
+    spelling of ``shortened_rules(destination, hold=seconds)``, which also cuts the lookback
+    and other ranges."""
+    return shortened_rules(destination, hold=seconds)
 
 
 @contextmanager

@@ -35,7 +35,7 @@ from .alerting import (
     binary,
     exporter_process,
     prometheus_process,
-    rules_with_for,
+    shortened_rules,
     wait_until,
 )
 from .test_prometheus import _dashboard_queries
@@ -85,7 +85,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         urls = [running.enter_context(exporter_process(workdir, name, config)) for name in "XY"]
         wait_until(lambda: all(answers(url + "/readyz") for url in urls), 30, "both ready")
         addresses = [url.removeprefix("http://") for url in urls]
-        rules = rules_with_for(workdir, None)
+        rules = shortened_rules(workdir)
         single_dir, pair_dir = workdir / "single", workdir / "pair"
         single_dir.mkdir()
         pair_dir.mkdir()

@@ -29,7 +29,7 @@ from .alerting import (
     binary,
     exporter_process,
     prometheus_process,
-    rules_with_for,
+    shortened_rules,
     wait_until,
 )
 
@@ -135,7 +135,7 @@ clusters:
         )
         prometheus = running.enter_context(
             prometheus_process(
-                workdir, [exporter_url.removeprefix("http://")], rules_with_for(workdir, 0)
+                workdir, [exporter_url.removeprefix("http://")], shortened_rules(workdir, hold=0)
             )
         )
         wait_until(lambda: answers(exporter_url + "/readyz"), 30, "the exporter to be ready")

@@ -49,6 +49,8 @@ SECONDS = 10.0
 PER_EXPORTER = 0.5
 """Relative tolerance of an exporter's own rates and sizes, sampled by two servers."""
 TIME_DEPENDENT = ("time()", "job_duration_seconds", "last_success_timestamp_seconds")
+RANGE = 15
+"""Seconds of ``$__range``: enough scrapes (one a second) for every range function to have data."""
 
 
 @dataclass
@@ -98,14 +100,22 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
             return bool(single_up and pair_up) and pair_up[0]["value"][1] == "2"
 
         wait_until(both_scrape_everything, 60, "both servers to scrape their exporters")
-        time.sleep(40)  # ranges ($__range = 30s below) full of samples on both servers
+
+        def ranges_full() -> bool:  # every target scraped RANGE times within the last RANGE
+            fullest = f"min(count_over_time(up[{RANGE}s]))"
+            return all(
+                (found := server.query(fullest)) and float(found[0]["value"][1]) >= RANGE - 1
+                for server in (single, pair)
+            )
+
+        wait_until(ranges_full, 60, f"{RANGE}s of samples on both servers")
         yield Pair(single, pair, addresses[0])
 
 
 def _substituted(expr: str, instance: str) -> str:
     for variable, value in (
         ("$__rate_interval", "10s"),
-        ("$__range", "30s"),
+        ("$__range", f"{RANGE}s"),
         ("$instance", instance),
     ):
         expr = expr.replace(variable, value)

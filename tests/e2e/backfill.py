@@ -23,7 +23,7 @@ import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from .alerting import binary
+from .alerting import batch, binary
 
 
 def openmetrics(exposition: Iterable[str], at: float, target: Mapping[str, str]) -> Iterable[str]:
@@ -57,8 +57,9 @@ def create_blocks(samples: Iterable[str], tsdb: Path) -> None:
         for line in samples:
             output.write(line + "\n")
     try:
+        command = [promtool, "tsdb", "create-blocks-from", "openmetrics", str(source), str(tsdb)]
         result = subprocess.run(
-            [promtool, "tsdb", "create-blocks-from", "openmetrics", str(source), str(tsdb)],
+            batch(command),
             capture_output=True,
             text=True,
             timeout=300,

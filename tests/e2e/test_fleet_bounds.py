@@ -9,7 +9,8 @@ every 60 s waited up to a minute for its phase. Then every query of both dashboa
 evaluated, instant and (for graphs) over a range, and none may return more series than its
 ``topk``/``bottomk`` bound, nor more than ``MAX_SERIES`` when it has none: a dashboard draws the
 same number of lines for ten jobs or a hundred thousand. The queries run two at a time: they
-are the CPU of this test, and Prometheus has a core for each.
+are the CPU of this test, and Prometheus has a core for each. promtool and Prometheus run
+``nice``: in a parallel run they use what the tests waiting on the clock leave.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 import pytest
 import requests
 
-from .alerting import REPO, answers, binary, free_port, start, stop, wait_until
+from .alerting import REPO, answers, batch, binary, free_port, start, stop, wait_until
 from .backfill import create_blocks, openmetrics
 from .test_prometheus import _dashboard_queries
 
@@ -159,8 +160,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     config.write_text("global:\n  scrape_interval: 60s\n")  # scrapes nothing: all is backfilled
     port = free_port()
     process = start(
-        [executable, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--query.max-samples=50000000"],
+        batch([executable, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
+               f"--web.listen-address=127.0.0.1:{port}", "--query.max-samples=50000000"]),
         workdir / "prometheus.log",
     )  # fmt: skip
     try:

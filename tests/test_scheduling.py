@@ -101,10 +101,12 @@ def run_suite(directory: Path, *arguments: str) -> list[tuple[str, str]]:
     ]
 
 
-def test_the_longest_files_start_first_by_the_durations_file_then_by_the_markers(tmp_path):
+def test_the_longest_files_start_first_and_the_run_records_what_each_cost(tmp_path):
     durations = tmp_path / "durations.json"
-    durations.write_text(json.dumps({"test_d_known.py::test_known": 100.0}))
-    ran = run_suite(tmp_path, "-n", "1", "--durations-file", str(durations))
+    durations.write_text(
+        json.dumps({"gone.py::test_old": 5.0, "test_d_known.py::test_known": 100.0})
+    )
+    ran = run_suite(tmp_path, "-n", "1", "--durations-file", str(durations), "--record-durations")
     assert [name for name, _worker in ran] == [
         "known",  # 100 s in the file
         "soak",  # soak: 60 s
@@ -114,13 +116,24 @@ def test_the_longest_files_start_first_by_the_durations_file_then_by_the_markers
         "second",
         "third",
     ]
+    recorded = json.loads(durations.read_text())
+    assert sorted(recorded) == [  # every test that ran; the file of a test that is gone dropped
+        "test_a_shared.py::test_first",
+        "test_a_shared.py::test_second",
+        "test_a_shared.py::test_third",
+        "test_b_soak.py::test_soak",
+        "test_c_slow.py::test_slow",
+        "test_d_known.py::test_known",
+    ]
+    assert recorded["test_d_known.py::test_known"] < 100.0  # updated, not kept
 
 
 def test_a_files_tests_stay_on_one_worker(tmp_path):
-    ran = run_suite(tmp_path, "-n", "3", "--durations-file", str(tmp_path / "none.json"))
+    ran = run_suite(tmp_path, "-n", "2", "--durations-file", str(tmp_path / "none.json"))
     workers = {name: worker for name, worker in ran}
     assert [name for name, _worker in ran].count("stack") == 1
     assert workers["stack"] == workers["first"] == workers["second"] == workers["third"]
+    assert len(set(workers.values())) == 2  # both workers had work
 
 
 def test_without_workers_the_file_order_stays(tmp_path):
@@ -134,21 +147,3 @@ def test_without_workers_the_file_order_stays(tmp_path):
         "slow",
         "known",
     ]
-
-
-def test_record_durations_updates_what_ran_and_drops_files_that_are_gone(tmp_path):
-    durations = tmp_path / "durations.json"
-    durations.write_text(
-        json.dumps({"gone.py::test_old": 5.0, "test_d_known.py::test_known": 100.0})
-    )
-    run_suite(tmp_path, "-n", "2", "--durations-file", str(durations), "--record-durations")
-    recorded = json.loads(durations.read_text())
-    assert sorted(recorded) == [
-        "test_a_shared.py::test_first",
-        "test_a_shared.py::test_second",
-        "test_a_shared.py::test_third",
-        "test_b_soak.py::test_soak",
-        "test_c_slow.py::test_slow",
-        "test_d_known.py::test_known",
-    ]
-    assert recorded["test_d_known.py::test_known"] < 100.0  # updated, not kept

@@ -21,6 +21,7 @@ from tests.scheduling import (  # noqa: F401 (hooks: the parallel run's groups a
     pytest_addoption,
     pytest_collection_modifyitems,
     pytest_configure,
+    pytest_runtest_protocol,
 )
 
 # Warnings and errors only: the daemon's debug lines (one per poll) would cost the in-process

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from .scheduling import PROMPT_NICENESS
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,7 +21,12 @@ REPO = Path(__file__).resolve().parents[1]
 CONFTEST = """
 import os
 
-from tests.scheduling import pytest_addoption, pytest_collection_modifyitems, pytest_configure
+from tests.scheduling import (
+    pytest_addoption,
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_runtest_protocol,
+)
 
 
 def note(name):
@@ -75,7 +82,34 @@ from conftest import note
 def test_known():
     note("known")
 """,
+    "test_e_niceness.py": """
+import os
+import threading
+
+import pytest
+from conftest import note
+
+
+def niceness_of_a_new_thread():
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(os.getpriority(os.PRIO_PROCESS, 0)))
+    thread.start()
+    thread.join()
+    return seen[0]
+
+
+@pytest.mark.timing
+def test_niceness_timing():
+    note(f"timing:{niceness_of_a_new_thread()}")
+
+
+def test_niceness_plain():
+    note(f"plain:{niceness_of_a_new_thread()}")
+""",
 }
+
+
+OTHERS = ("-k", "not niceness")
 
 
 def run_suite(directory: Path, *arguments: str) -> list[tuple[str, str]]:
@@ -101,12 +135,23 @@ def run_suite(directory: Path, *arguments: str) -> list[tuple[str, str]]:
     ]
 
 
+def test_a_timing_test_and_the_threads_it_starts_run_with_priority_where_allowed(tmp_path):
+    ran = dict(line.split(":") for line, _worker in run_suite(tmp_path, "-k", "niceness"))
+    base = int(ran["plain"])  # the inner run is nice itself
+    if os.geteuid() != 0:
+        assert int(ran["timing"]) == base  # not allowed to raise it: as before
+    else:
+        assert int(ran["timing"]) == PROMPT_NICENESS < base
+
+
 def test_the_longest_files_start_first_and_the_run_records_what_each_cost(tmp_path):
     durations = tmp_path / "durations.json"
     durations.write_text(
         json.dumps({"gone.py::test_old": 5.0, "test_d_known.py::test_known": 100.0})
     )
-    ran = run_suite(tmp_path, "-n", "1", "--durations-file", str(durations), "--record-durations")
+    ran = run_suite(
+        tmp_path, "-n", "1", "--durations-file", str(durations), "--record-durations", *OTHERS
+    )
     assert [name for name, _worker in ran] == [
         "known",  # 100 s in the file
         "soak",  # soak: 60 s
@@ -129,7 +174,7 @@ def test_the_longest_files_start_first_and_the_run_records_what_each_cost(tmp_pa
 
 
 def test_a_files_tests_stay_on_one_worker(tmp_path):
-    ran = run_suite(tmp_path, "-n", "2", "--durations-file", str(tmp_path / "none.json"))
+    ran = run_suite(tmp_path, "-n", "2", "--durations-file", str(tmp_path / "none.json"), *OTHERS)
     workers = {name: worker for name, worker in ran}
     assert [name for name, _worker in ran].count("stack") == 1
     assert workers["stack"] == workers["first"] == workers["second"] == workers["third"]
@@ -137,7 +182,7 @@ def test_a_files_tests_stay_on_one_worker(tmp_path):
 
 
 def test_without_workers_the_file_order_stays(tmp_path):
-    ran = run_suite(tmp_path, "--durations-file", str(tmp_path / "none.json"))
+    ran = run_suite(tmp_path, "--durations-file", str(tmp_path / "none.json"), *OTHERS)
     assert [name for name, _worker in ran] == [
         "stack",
         "first",

@@ -40,7 +40,7 @@ from monitoring.stack import (
     binary,
     exporter_process,
     prometheus_process,
-    rules_with_for,
+    shortened_rules,
     wait_until,
     webhook_receiver,
 )
@@ -110,7 +110,7 @@ def measure(profile: Profile, rng: random.Random) -> dict[str, Any]:
             prometheus_process(
                 workdir,
                 [exporter_url.removeprefix("http://")],
-                rules_with_for(workdir, profile.hold),
+                shortened_rules(workdir, hold=profile.hold),
                 scrape_interval=profile.scrape,
                 evaluation_interval=profile.evaluation,
                 alertmanager=alertmanager,

@@ -17,6 +17,12 @@ from exporter.daemon import Daemon
 from exporter.log import configure_logging
 from exporter.simulator import Simulator, SimulatorOptions
 from exporter.web.server import ExporterHTTPServer
+from tests.scheduling import (  # noqa: F401 (hooks: the parallel run's groups and order)
+    pytest_addoption,
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_runtest_protocol,
+)
 
 # Warnings and errors only: the daemon's debug lines (one per poll) would cost the in-process
 # exporters of these tests interpreter time and fill the captured output.

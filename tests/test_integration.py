@@ -206,6 +206,7 @@ def test_an_unreachable_cluster_does_not_stall_the_others(simulator, start_expor
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 def test_clusters_sharing_a_token_never_exceed_the_rate_limit_together(simulator, start_exporter):
     sim, url = simulator
     for index in range(30):

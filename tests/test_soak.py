@@ -44,6 +44,9 @@ FAULTS = (
 )
 
 
+POOL_THREAD = "poll_"  # the poller's ThreadPoolExecutor names its workers poll_0, poll_1, ...
+
+
 def rss_bytes() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -152,6 +155,7 @@ def test_random_faults_lose_no_target_leak_nothing_and_never_exceed_the_rate_lim
     threads_before = threading.active_count()
     rss_before = rss_bytes()
     thread_counts: list[int] = []
+    other_thread_counts: list[int] = []  # threads outside the poller's worker pool
     rng = random.Random(4)
     duration = float(os.environ.get("SOAK_SECONDS", "40"))
     deadline = time.monotonic() + duration
@@ -166,7 +170,9 @@ def test_random_faults_lose_no_target_leak_nothing_and_never_exceed_the_rate_lim
         # a parse of every scrape would hold the GIL the exporter's senders need
         body = requests.get(exporter.url + "/metrics", timeout=10).text
         scrapes += 1
-        thread_counts.append(threading.active_count())
+        names = [thread.name for thread in threading.enumerate()]
+        thread_counts.append(len(names))
+        other_thread_counts.append(sum(not name.startswith(POOL_THREAD) for name in names))
         assert body.count("\nmilvus_jobs_exporter_target_up{") == expected_targets
         time.sleep(0.5)
 
@@ -201,7 +207,8 @@ def test_random_faults_lose_no_target_leak_nothing_and_never_exceed_the_rate_lim
         f"soak: {duration:.0f}s, threads {threads_before} -> max {max(thread_counts)}, "
         f"rss +{rss_growth / 2**20:.1f} MiB, busiest second {worst}"
     )
-    # the worker pool grows on demand up to max_concurrent_requests (32), then stays flat
+    # The worker pool grows on demand up to max_concurrent_requests (32), as fast as slow answers
+    # ask for it: on a loaded machine it may still grow in the second half. Nothing else grows.
     assert max(thread_counts) <= threads_before + 32
-    assert max(thread_counts[half:]) <= max(thread_counts[:half]) + 4
+    assert max(other_thread_counts[half:]) <= max(other_thread_counts[:half]) + 4
     assert rss_growth < 80 * 2**20

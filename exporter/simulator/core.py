@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import replace
@@ -75,6 +76,11 @@ class Simulator:
         """Start answering on host:port (0 picks a free port) in a daemon thread."""
         return serve(self, host, port)
 
+    @property
+    def on_real_clock(self) -> bool:
+        """Whether arrivals are stamped on the wall clock (a test may give a clock of its own)."""
+        return self._clock is time.time
+
     def handle(
         self,
         method: str,
@@ -83,17 +89,21 @@ class Simulator:
         body: bytes,
         arrival: float | None = None,
         database_header: str | None = None,
+        received_ago: float = 0.0,
     ) -> Reply:
         """Answer one HTTP request; `path` excludes the query string.
 
         `arrival` is when the request line came in (the server stamps it before reading headers
-        and body, as close to the wire as Python allows); it defaults to now.
+        and body); it defaults to now. `received_ago` is how long before that the request
+        reached the host (the kernel's receive time): the rate limit and the request log count
+        the request then, as a server's gateway would, while the world answers as of `arrival`.
         `database_header` is the ``DB-Name`` header, which the Milvus flavour reads.
         """
         if path.startswith(CONTROL_PREFIX):
             return control_reply(self, method, path, body)
         if arrival is None:
             arrival = self._clock()
+        received = arrival - received_ago
         token = _bearer_token(authorization)
         database: str | None = None
         answer: Reply
@@ -110,7 +120,7 @@ class Simulator:
             )
         elif token not in self.options.tokens:
             answer = reply.error(CODE_NOT_AUTHENTICATED, "user hasn't authenticated", 401)
-        elif self._limited(path) and not self._limiter.admit(token, path, arrival):
+        elif self._limited(path) and not self._limiter.admit(token, path, received):
             answer = self._rate_limited(retry_after=1)
         else:
             call_time = self._simulated(arrival)
@@ -118,7 +128,7 @@ class Simulator:
         if self.options.latency_seconds > 0:
             delay = answer.delay_seconds + self.options.latency_seconds
             answer = replace(answer, delay_seconds=delay)
-        self._record(RequestRecord(arrival, token, path, database, answer.status, answer.code))
+        self._record(RequestRecord(received, token, path, database, answer.status, answer.code))
         return answer
 
     def _answer(

@@ -101,7 +101,8 @@ class SimulatorOptions:
 class RequestRecord:
     """One upstream API request as the simulator saw it; rate-limit tests read these.
 
-    `arrival` is the options clock (real seconds, not simulated); `code` is the envelope code of
+    `arrival` is the options clock (real seconds, not simulated) when the request reached the
+    host (the kernel's receive time where the server can read it); `code` is the envelope code of
     the answer, or -1 when the answer had none (HTML, cut JSON, closed connection).
     """
 

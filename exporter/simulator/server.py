@@ -2,13 +2,24 @@
 
 Waits (latency, timeouts, stalls) use an Event, so `shutdown()` returns at once even while a
 handler is pretending to hang for thirty seconds.
+
+Arrivals are stamped with the kernel's receive time of the request line where the platform gives
+it (Linux ``SO_TIMESTAMP``) and the simulator runs on the real clock, not with the time this
+process got around to reading it: on a busy machine a handler thread may wait a quarter of a
+second for the CPU or the GIL, and stamping then bunches arrivals that came in evenly, which
+would count as a burst against the rate limit that the client never sent. A real server's
+gateway counts them as they reach it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import socket
+import struct
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Protocol
@@ -23,6 +34,9 @@ class Simulator(Protocol):
 
     def now(self) -> float: ...
 
+    @property
+    def on_real_clock(self) -> bool: ...
+
     def handle(
         self,
         method: str,
@@ -31,10 +45,53 @@ class Simulator(Protocol):
         body: bytes,
         arrival: float | None = ...,
         database_header: str | None = ...,
+        received_ago: float = ...,
     ) -> Reply: ...
 
 
 IDLE_CONNECTION_TIMEOUT_SECONDS = 120.0
+_SO_TIMESTAMP = 29 if sys.platform == "linux" else None  # not in the socket module
+_TIMEVAL = struct.Struct("@ll")  # SCM_TIMESTAMP's payload: seconds, microseconds
+_ANCILLARY_BYTES = socket.CMSG_SPACE(_TIMEVAL.size) if hasattr(socket, "CMSG_SPACE") else 0
+
+
+def _stamp_receipts(sock: socket.socket) -> bool:
+    """Ask the kernel for receive times on ``sock`` (accepted sockets inherit it); False where
+    it cannot."""
+    if _SO_TIMESTAMP is None or not _ANCILLARY_BYTES:
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMP, 1)
+    except OSError:
+        return False
+    return True
+
+
+class _ReceiptStampedReader(io.RawIOBase):
+    """The request side of a connection, as ``makefile("rb")`` reads it, that also keeps the
+    kernel's receive time of the newest bytes read (epoch seconds, None before any)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self._sock = sock
+        self.received_at: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def readinto(self, buffer: memoryview) -> int | None:  # type: ignore[override]
+        try:
+            size, ancillary, _flags, _address = self._sock.recvmsg_into([buffer], _ANCILLARY_BYTES)
+        except BlockingIOError:
+            return None
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMP and len(data) >= _TIMEVAL.size:
+                seconds, microseconds = _TIMEVAL.unpack_from(data)
+                self.received_at = seconds + microseconds / 1e6
+        return size
 
 
 class _Server(ThreadingHTTPServer):
@@ -47,6 +104,9 @@ class _Server(ThreadingHTTPServer):
         self.simulator = simulator
         self.stopping = threading.Event()
         super().__init__(address, _Handler)
+        # Receive times are on the real clock: a simulator on a clock of its own (a test's)
+        # stamps as it reads, as before.
+        self.stamps_receipts = simulator.on_real_clock and _stamp_receipts(self.socket)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -73,8 +133,19 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: benchmarks send thousands of requests and tests read the request log instead."""
 
+    def setup(self) -> None:
+        super().setup()
+        self.receipts: _ReceiptStampedReader | None = None
+        if self.server.stamps_receipts:
+            self.rfile.close()
+            self.receipts = _ReceiptStampedReader(self.connection)
+            self.rfile = io.BufferedReader(self.receipts)
+
     def parse_request(self) -> bool:
-        self.arrival = self.server.simulator.now()  # the request line is in: stamp before the rest
+        # The request line is in: stamp before the rest, and note how long ago it reached us.
+        self.arrival = self.server.simulator.now()
+        received_at = self.receipts.received_at if self.receipts else None
+        self.received_ago = 0.0 if received_at is None else max(0.0, time.time() - received_at)
         return super().parse_request()
 
     def _dispatch(self, method: str) -> None:
@@ -88,6 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
             body,
             self.arrival,
             database_header=self.headers.get("DB-Name"),
+            received_ago=self.received_ago,
         )
         try:
             self._write(answer)

@@ -34,7 +34,7 @@ from monitoring.stack import (
     binary,
     exporter_process,
     prometheus_process,
-    rules_with_for,
+    shortened_rules,
     wait_until,
 )
 
@@ -49,6 +49,8 @@ SECONDS = 10.0
 PER_EXPORTER = 0.5
 """Relative tolerance of an exporter's own rates and sizes, sampled by two servers."""
 TIME_DEPENDENT = ("time()", "job_duration_seconds", "last_success_timestamp_seconds")
+RANGE = 15
+"""Seconds of ``$__range``: enough scrapes (one a second) for every range function to have data."""
 
 
 @dataclass
@@ -85,7 +87,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         urls = [running.enter_context(exporter_process(workdir, name, config)) for name in "XY"]
         wait_until(lambda: all(answers(url + "/readyz") for url in urls), 30, "both ready")
         addresses = [url.removeprefix("http://") for url in urls]
-        rules = rules_with_for(workdir, None)
+        rules = shortened_rules(workdir)
         single_dir, pair_dir = workdir / "single", workdir / "pair"
         single_dir.mkdir()
         pair_dir.mkdir()
@@ -98,14 +100,22 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
             return bool(single_up and pair_up) and pair_up[0]["value"][1] == "2"
 
         wait_until(both_scrape_everything, 60, "both servers to scrape their exporters")
-        time.sleep(40)  # ranges ($__range = 30s below) full of samples on both servers
+
+        def ranges_full() -> bool:  # every target scraped RANGE times within the last RANGE
+            fullest = f"min(count_over_time(up[{RANGE}s]))"
+            return all(
+                (found := server.query(fullest)) and float(found[0]["value"][1]) >= RANGE - 1
+                for server in (single, pair)
+            )
+
+        wait_until(ranges_full, 60, f"{RANGE}s of samples on both servers")
         yield Pair(single, pair, addresses[0])
 
 
 def _substituted(expr: str, instance: str) -> str:
     for variable, value in (
         ("$__rate_interval", "10s"),
-        ("$__range", "30s"),
+        ("$__range", f"{RANGE}s"),
         ("$instance", instance),
     ):
         expr = expr.replace(variable, value)

@@ -3,9 +3,12 @@ the shipped rules -> a real Alertmanager -> a webhook receiver of ours.
 
 A failed refresh must page once, with its reason, and keep paging through everything that
 happens to the monitoring rather than to the data: a second failure of the same collection, a
-restart of both exporters, a two-minute upstream outage (E2E_OUTAGE_SECONDS). Only a later
-successful refresh resolves it. The rules are the shipped ones with every ``for:`` cut to 2s.
-The tests run in order and share one stack.
+restart of both exporters, an upstream outage longer than the lookback (E2E_OUTAGE_SECONDS).
+Only a later successful refresh resolves it. The rules are the shipped ones with their times cut
+together (``rule_times.py``): every ``for:`` to 2s and the lookback, how long missing data
+resolves nothing, from 10m to 20s. So the restart (a gap in the data) must be bridged by the
+lookback, and the outage, longer than the lookback, must not need it: the exporter keeps
+exporting what it knew. The tests run in order and share one stack (one xdist worker).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from monitoring.stack import (
     exporter_process,
     free_port,
     prometheus_process,
-    rules_with_for,
+    shortened_rules,
     wait_until,
     webhook_receiver,
 )
@@ -37,7 +40,12 @@ pytestmark = pytest.mark.e2e
 
 TOKEN = "paging-token-5d2e"
 FAILED = "RefreshFailed"
-OUTAGE_SECONDS = float(os.environ.get("E2E_OUTAGE_SECONDS", "120"))
+HOLD = 2.0
+"""Every ``for:`` of the test copy of the rules."""
+LOOKBACK = 20.0
+"""``alerts.lookback`` of the test copy (shipped: 10m): longer than a restart of both exporters
+takes on a loaded machine, shorter than the outage."""
+OUTAGE_SECONDS = float(os.environ.get("E2E_OUTAGE_SECONDS", LOOKBACK + 10))
 
 
 @dataclass
@@ -110,7 +118,7 @@ def paging(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PagingStack]:
             prometheus_process(
                 workdir,
                 [url.removeprefix("http://") for url in urls],
-                rules_with_for(workdir, 2),
+                shortened_rules(workdir, hold=HOLD, lookback=LOOKBACK),
                 alertmanager=alertmanager,
             )
         )
@@ -148,19 +156,29 @@ def test_a_second_failure_of_the_same_collection_is_not_a_new_page(paging):
 
 
 def test_restarting_both_exporters_resolves_nothing(paging):
+    stopped = time.monotonic()
     paging.exporters.close()  # both stop; their state files stay
-    time.sleep(5)  # several failed scrapes: every series goes stale
+    wait_until(  # a failed scrape marks every series of its target stale
+        lambda: len(paging.prometheus.query("up == 0")) == 2, 30, "both scrapes to fail"
+    )
+    time.sleep(2)  # a few more failed scrapes and rule evaluations on the gap
     paging.start_exporters()
     wait_until(
         lambda: len(paging.prometheus.query("milvus_jobs_exporter_target_up == 1")) == 2,
         30,
         "Prometheus to scrape both restarted exporters",
     )
+    gap = time.monotonic() - stopped
+    assert gap < LOOKBACK, f"the restart took {gap:.0f}s, over the lookback: a machine too slow"
     time.sleep(5)
     assert paging.refresh_pages() == ["firing"]
 
 
-def test_an_upstream_outage_pages_as_an_outage_and_resolves_nothing(paging):
+def test_an_upstream_outage_longer_than_the_lookback_pages_as_an_outage_and_resolves_nothing(
+    paging,
+):
+    assert OUTAGE_SECONDS > LOOKBACK + HOLD, "an outage the lookback bridges proves nothing"
+    started = time.monotonic()
     paging.simulator.set_fault(Fault(kind="http_503"))
     try:
         wait_until(
@@ -170,7 +188,7 @@ def test_an_upstream_outage_pages_as_an_outage_and_resolves_nothing(paging):
             60,
             "the outage to page",
         )
-        time.sleep(max(0.0, OUTAGE_SECONDS - 10))
+        time.sleep(max(0.0, started + OUTAGE_SECONDS - time.monotonic()))
     finally:
         paging.simulator.clear_faults()
     assert paging.refresh_pages() == ["firing"]

@@ -29,7 +29,7 @@ from monitoring.stack import (
     exporter_process,
     free_port,
     prometheus_process,
-    rules_with_for,
+    shortened_rules,
     wait_until,
 )
 
@@ -99,6 +99,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         busy.set_fault(
             Fault(kind="unknown_state"), database="analytics", path="external_collection/list"
         )
+        # And from the start, rather than by chance: a failed import, and a refresh that hangs
+        # (stuck once it runs for 30 simulated minutes: 15 s at this time scale).
+        busy.start_import("default", outcome="failed", duration_seconds=1.0)
+        stuck = busy.databases()["default"]["externalCollections"][0]
+        busy.start_refresh("default", stuck, outcome="hang", duration_seconds=0.0)
         scripted_server = running.enter_context(scripted.serve("127.0.0.1", 0))
         # A cluster whose databases are found by a pattern (the Database discovery panels).
         discovering = Simulator(
@@ -153,7 +158,9 @@ clusters:
         ) as exporter_url:
             prometheus = running.enter_context(
                 prometheus_process(
-                    workdir, [exporter_url.removeprefix("http://")], rules_with_for(workdir, 0)
+                    workdir,
+                    [exporter_url.removeprefix("http://")],
+                    shortened_rules(workdir, hold=0),
                 )
             )
             staged_up = 'milvus_jobs_exporter_target_up{milvus_cluster=~"lost|removed"}'

@@ -79,6 +79,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             collections_per_database=4,
             time_scale=120.0,
             failure_probability=0.35,
+            knobs={"restore_jobs_per_database": 2, "restore_hang_probability": 0.3},
         )
     )
     scripted = Simulator(
@@ -104,6 +105,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         busy.start_import("default", outcome="failed", duration_seconds=1.0)
         stuck = busy.databases()["default"]["externalCollections"][0]
         busy.start_refresh("default", stuck, outcome="hang", duration_seconds=0.0)
+        # The same for restores (the third kind, opted in below).
+        busy.start_job("restore", "default", outcome="failed", duration_seconds=1.0)
+        busy.start_job("restore", "default", outcome="hang", duration_seconds=0.0)
         scripted_server = running.enter_context(scripted.serve("127.0.0.1", 0))
         # A cluster whose databases are found by a pattern (the Database discovery panels).
         discovering = Simulator(
@@ -123,6 +127,7 @@ clusters:
     endpoint: {busy_server.url}
     token: ${{E2E_TOKEN}}
     databases: [default, analytics]
+    jobs: [refresh, import, restore]
   - name: scripted
     endpoint: {scripted_server.url}
     token: ${{E2E_TOKEN}}

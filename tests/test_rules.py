@@ -30,6 +30,8 @@ from .test_docs import anchor, anchors
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS = ROOT / "prometheus"
+PROMTOOL_TESTS = ("alerts_test.yml", "alerts_horizon_test.yml")
+"""promtool's unit tests of the rules: the second holds the cases that span the sight horizon."""
 ALERTS = PROMETHEUS / "alerts.yml"
 THRESHOLDS = PROMETHEUS / "thresholds.yml"
 
@@ -156,7 +158,7 @@ def test_promtool_accepts_the_rules_and_their_unit_tests() -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not installed (Debian package prometheus)")
-    for command in (["check", "rules", "alerts.yml"], ["test", "rules", "alerts_test.yml"]):
+    for command in (["check", "rules", "alerts.yml"], ["test", "rules", *PROMTOOL_TESTS]):
         result = subprocess.run(
             [promtool, *command], cwd=PROMETHEUS, capture_output=True, text=True, timeout=120
         )
@@ -224,8 +226,11 @@ def test_every_alert_links_to_a_panel_of_a_dashboard_with_its_labels_selected() 
 
 
 def _promtool_tests() -> list[dict[str, Any]]:
-    document = yaml.safe_load((PROMETHEUS / "alerts_test.yml").read_text(encoding="utf-8"))
-    return list(document["tests"])
+    cases: list[dict[str, Any]] = []
+    for name in PROMTOOL_TESTS:
+        document = yaml.safe_load((PROMETHEUS / name).read_text(encoding="utf-8"))
+        cases += document["tests"]
+    return cases
 
 
 def test_every_alert_is_tested_firing_and_not_firing() -> None:

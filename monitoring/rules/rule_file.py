@@ -87,8 +87,9 @@ def render(rule_list: list[Rule], settings: Settings) -> str:
         "- Identity: one alert per (cluster, database, collection); job id and reason are "
         "looked up for the annotations, so a second failure of the same collection is not a "
         "new page.",
-        "The unit tests in alerts_test.yml pin the shipped thresholds (run: promtool test rules "
-        "prometheus/alerts_test.yml).",
+        "The unit tests in alerts_test.yml and alerts_horizon_test.yml pin the shipped "
+        "thresholds (run: promtool test rules prometheus/alerts_test.yml "
+        "prometheus/alerts_horizon_test.yml).",
     ]
     lines: list[str] = []
     for paragraph in header:

@@ -282,3 +282,55 @@ def test_describes_fill_what_the_lists_leave_oldest_first_across_rounds_with_a_b
         expected_backlog <= value <= expected_backlog + 3 for value in backlogs[1:]
     ), backlogs
     assert max(ages) > 0 and max(ages) <= (per_window + 1) * interval, ages
+
+
+def test_lists_that_do_not_fit_a_round_rotate_oldest_first_and_the_log_says_so(tmp_path):
+    """30 databases at 10 requests/s and a 2 s interval: the lists alone need 3.3 s. Those left
+    over go first next round, so each database is listed at least every other round and none is
+    reported down; describes still run beside the lists; one line says the interval is too
+    short for the fleet at the rate limit (it said nothing before)."""
+    databases = tuple(f"db{index:02d}" for index in range(30))
+    upstream = RunningImports(databases, running=2, rate=10)
+    settings = "poll_interval: 2s\nrequest_timeout: 1s\nrequests_per_second: 10\n"
+    up_keys = [
+        f'milvus_jobs_exporter_target_up{{milvus_cluster="prod",database="{database}",'
+        'kind="import"}'
+        for database in databases
+    ]
+    seen_down: set[str] = set()
+    late: list[float] = []
+    with (
+        upstream.serving() as url,
+        exporter_serving(url, databases, tmp_path, settings) as (
+            port,
+            log_path,
+        ),
+    ):
+        deadline = time.monotonic() + 30
+        started = time.monotonic()
+        while time.monotonic() < started + 12:
+            assert time.monotonic() < deadline
+            time.sleep(0.25)
+            try:
+                samples = scrape(port)
+            except requests.RequestException:
+                continue
+            seen_down |= {key for key in up_keys if samples.get(key) == 0}
+            if "milvus_jobs_exporter_late_targets" in samples:
+                late.append(samples["milvus_jobs_exporter_late_targets"])
+        log_lines = log_path.read_text().splitlines()
+    lists = [r for r in upstream.seen if r.path == LIST and not r.limited]
+    assert not [r for r in upstream.seen if r.limited], "the limiter let a request over the limit"
+    first, last = lists[0].at, lists[-1].at
+    # every database listed in every 4 s (two rounds) of the run, once the first round is over
+    for window_start in (first + 2.0, first + 4.0, first + 6.0):
+        if window_start + 4.0 > last:
+            break
+        listed = {r.database for r in lists if window_start <= r.at < window_start + 4.0}
+        assert listed == set(databases), f"not listed from {window_start - first:.0f}s"
+    assert not seen_down, f"reported down: {sorted(seen_down)[:3]}"
+    assert late and max(late) > 0
+    warnings = [json.loads(line) for line in log_lines if "poll.interval_too_short" in line]
+    assert len(warnings) == 1, "said once, then every ten minutes"
+    assert warnings[0]["lists"] == 30 and warnings[0]["api"] == "import/list"
+    assert any(r.path == DESCRIBE for r in upstream.seen)

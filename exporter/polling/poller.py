@@ -291,8 +291,9 @@ class Poller:
         A target of ``credential`` not yet listed this round may have a due job that waited
         longer than ``task``'s (by its last listing). The describe then waits for that list, so
         the describes of every target go oldest first, while the lists (on paths of their own)
-        take the slots they need first. A list that has run for the describe margin no longer
-        holds anything (a database that hangs must not stop the others' describes), and none
+        take the slots they need first. A list started the describe margin ago no longer holds
+        anything (a database that hangs, or whose list waits for a retry, must not stop the
+        others' describes), and none
         does when the lists alone do not fit the round (``poll.interval_too_short``): some
         targets are then not listed this round at all, and the describes take what the rate
         limit leaves in the order the lists answer."""
@@ -305,13 +306,22 @@ class Poller:
                 continue
             if self._credentials.get(key) != credential:
                 continue
-            running = self._running.get(key)
-            if running is None:
+            started = self._list_started(key)
+            if started is None:
                 return math.inf  # queued: it starts at the next slot of its path
-            release = running.started + self._describe_margin
-            if release > now:
-                held = max(held, release)
-        return held
+            held = max(held, started + self._describe_margin)
+        return held if held > now else 0.0
+
+    def _list_started(self, key: TargetKey) -> float | None:
+        """When the list of ``key`` running or waiting for a retry first started; None while
+        it is queued (called locked)."""
+        running = self._running.get(key)
+        if running is not None:
+            return running.started
+        for task in self._delayed:
+            if task.is_list and task.target.key == key:
+                return task.started
+        return None
 
     def _described_targets(self) -> list[TargetKey]:
         """The targets whose kind's follow-up is on (their describe backlog is reported)."""

@@ -1,8 +1,10 @@
 """Wiring of one running exporter: poll loop -> model -> cached exposition, plus status for pages.
 
 The loop starts a cycle every ``poll_interval`` (measured start to start). A cycle ends early
-enough for its publish to be on time: the poller's round deadline is the next start minus what
-the last publish took. If the loop stops publishing for any reason (a bug, a blocked write, a
+enough for its publish to be on time: the poller's round deadline is the next start minus the
+longest of the last few publishes (``PUBLISH_HISTORY``; at most a quarter of the interval). The
+describes fill what the lists leave of a round, so the round now lasts to near its deadline at
+fleet scale and a publish slower than the last one (a loaded host) would push the cycle over. If the loop stops publishing for any reason (a bug, a blocked write, a
 frozen host), ``readiness`` turns false after ``stall_after`` seconds, and the exported
 ``last_poll_cycle_timestamp_seconds`` stops moving for the stall alert to see.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 import structlog
@@ -47,6 +50,8 @@ from .web.status import DiscoveryStatus, ReloadResult, TargetStatus
 
 log = structlog.get_logger("exporter.daemon")
 
+PUBLISH_HISTORY = 5
+"""Publishes whose longest is kept free at the end of each round."""
 STATE_SAVE_INTERVAL_SECONDS = 60.0
 """How often the state file is rewritten (and once more at shutdown): a crash loses at most
 this much of the exporter's memory, and a large file is not rewritten on every cycle."""
@@ -141,7 +146,8 @@ class Daemon:
         self._pending_config: Config | None = None
         self._reload_successful = True
         self._reload_success_time = wall_clock()
-        self._publish_seconds = 0.0
+        self._publish_seconds: deque[float] = deque(maxlen=PUBLISH_HISTORY)
+        """How long the last few publishes took."""
         self._last_published: float | None = None
         self._state_saved_at = -math.inf
         self._state_write_errors = 0
@@ -155,7 +161,8 @@ class Daemon:
         self._apply_pending_config()
         interval = self.config.poll_interval
         budget = self.poller.poll_budget
-        deadline = self._clock() + budget - min(self._publish_seconds, interval / 4)
+        publish = max(self._publish_seconds, default=0.0)
+        deadline = self._clock() + budget - min(publish, interval / 4)
         cycle = self.poller.poll_cycle(stop=self._stopping, deadline=deadline)
         if self._stopping.is_set():
             return cycle
@@ -169,7 +176,7 @@ class Daemon:
         self.ready.set()
         del families  # the cache keeps the rendered bytes; the families can go now
         self.cache.prepare_gzip()
-        self._publish_seconds = self._clock() - publish_started
+        self._publish_seconds.append(self._clock() - publish_started)
         self._save_state()
         failed = sum(1 for snapshot in cycle.snapshots if not snapshot.ok)
         log.info(

@@ -2449,6 +2449,221 @@
             }
           ],
           "type": "table"
+        },
+        {
+          "collapsed": false,
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "gridPos": {
+            "h": 1,
+            "w": 24,
+            "x": 0,
+            "y": 65
+          },
+          "id": 105,
+          "panels": [],
+          "title": "Describe backlog",
+          "type": "row"
+        },
+        {
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "description": "Jobs due an import/describe (every running import, each finished one once) that the exporter's last poll cycle left for later cycles: what the rate limit left after the lists did not cover them. They go first, oldest first, next cycle; their imported rows, sizes and times are that much older (the panel beside). 0 while every due job is described each cycle; a steady backlog is a fleet larger than one token's limit allows at this poll_interval (docs/operations.md, describe lag). The 20 largest. One line per exporter instance: two exporters do twice the work.",
+          "fieldConfig": {
+            "defaults": {
+              "color": {
+                "mode": "palette-classic"
+              },
+              "custom": {
+                "axisBorderShow": false,
+                "axisCenteredZero": false,
+                "axisColorMode": "text",
+                "axisLabel": "",
+                "axisPlacement": "auto",
+                "barAlignment": 0,
+                "drawStyle": "line",
+                "fillOpacity": 10,
+                "gradientMode": "none",
+                "hideFrom": {
+                  "legend": false,
+                  "tooltip": false,
+                  "viz": false
+                },
+                "insertNulls": false,
+                "lineInterpolation": "linear",
+                "lineWidth": 1,
+                "pointSize": 4,
+                "scaleDistribution": {
+                  "type": "linear"
+                },
+                "showPoints": "auto",
+                "spanNulls": false,
+                "stacking": {
+                  "group": "A",
+                  "mode": "none"
+                },
+                "thresholdsStyle": {
+                  "mode": "off"
+                }
+              },
+              "mappings": [],
+              "min": 0,
+              "thresholds": {
+                "mode": "absolute",
+                "steps": [
+                  {
+                    "color": "green",
+                    "value": null
+                  }
+                ]
+              },
+              "unit": "short"
+            },
+            "overrides": []
+          },
+          "gridPos": {
+            "h": 8,
+            "w": 12,
+            "x": 0,
+            "y": 66
+          },
+          "id": 22,
+          "links": [],
+          "options": {
+            "legend": {
+              "calcs": [
+                "lastNotNull",
+                "max"
+              ],
+              "displayMode": "table",
+              "placement": "right",
+              "showLegend": true
+            },
+            "tooltip": {
+              "mode": "multi",
+              "sort": "desc"
+            }
+          },
+          "targets": [
+            {
+              "datasource": {
+                "type": "prometheus",
+                "uid": "${datasource}"
+              },
+              "editorMode": "code",
+              "expr": "max by (instance, milvus_cluster, kind) (milvus_jobs_exporter_describe_backlog{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\"})\nand on (instance, milvus_cluster, kind) topk(20, max by (instance, milvus_cluster, kind) (max_over_time(milvus_jobs_exporter_describe_backlog{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\"}[$__range] @ end())))",
+              "format": "time_series",
+              "instant": false,
+              "legendFormat": "{{instance}} {{milvus_cluster}} {{kind}}",
+              "range": true,
+              "refId": "A"
+            }
+          ],
+          "title": "Describe backlog",
+          "type": "timeseries"
+        },
+        {
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "description": "How long the longest waiting job of the describe backlog has waited since its last describe (or since first listed): how old the oldest imported-rows data on /metrics is. 0 with no backlog. The 20 oldest. One line per exporter instance: two exporters do twice the work.",
+          "fieldConfig": {
+            "defaults": {
+              "color": {
+                "mode": "palette-classic"
+              },
+              "custom": {
+                "axisBorderShow": false,
+                "axisCenteredZero": false,
+                "axisColorMode": "text",
+                "axisLabel": "",
+                "axisPlacement": "auto",
+                "barAlignment": 0,
+                "drawStyle": "line",
+                "fillOpacity": 10,
+                "gradientMode": "none",
+                "hideFrom": {
+                  "legend": false,
+                  "tooltip": false,
+                  "viz": false
+                },
+                "insertNulls": false,
+                "lineInterpolation": "linear",
+                "lineWidth": 1,
+                "pointSize": 4,
+                "scaleDistribution": {
+                  "type": "linear"
+                },
+                "showPoints": "auto",
+                "spanNulls": false,
+                "stacking": {
+                  "group": "A",
+                  "mode": "none"
+                },
+                "thresholdsStyle": {
+                  "mode": "off"
+                }
+              },
+              "mappings": [],
+              "min": 0,
+              "thresholds": {
+                "mode": "absolute",
+                "steps": [
+                  {
+                    "color": "green",
+                    "value": null
+                  }
+                ]
+              },
+              "unit": "s"
+            },
+            "overrides": []
+          },
+          "gridPos": {
+            "h": 8,
+            "w": 12,
+            "x": 12,
+            "y": 66
+          },
+          "id": 23,
+          "links": [],
+          "options": {
+            "legend": {
+              "calcs": [
+                "lastNotNull",
+                "max"
+              ],
+              "displayMode": "table",
+              "placement": "right",
+              "showLegend": true
+            },
+            "tooltip": {
+              "mode": "multi",
+              "sort": "desc"
+            }
+          },
+          "targets": [
+            {
+              "datasource": {
+                "type": "prometheus",
+                "uid": "${datasource}"
+              },
+              "editorMode": "code",
+              "expr": "max by (instance, milvus_cluster, kind) (milvus_jobs_exporter_describe_backlog_oldest_age_seconds{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\"})\nand on (instance, milvus_cluster, kind) topk(20, max by (instance, milvus_cluster, kind) (max_over_time(milvus_jobs_exporter_describe_backlog_oldest_age_seconds{job=~\"$job\", instance=~\"$instance\", milvus_cluster=~\"$milvus_cluster\"}[$__range] @ end())))",
+              "format": "time_series",
+              "instant": false,
+              "legendFormat": "{{instance}} {{milvus_cluster}} {{kind}}",
+              "range": true,
+              "refId": "A"
+            }
+          ],
+          "title": "Oldest undescribed data",
+          "type": "timeseries"
         }
       ],
       "refresh": "30s",

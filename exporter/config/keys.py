@@ -461,8 +461,9 @@ class Config:
         100,
         Integer(minimum=0),
         "most `import/describe` calls per import target and cycle: jobs never described "
-        "first, then those described longest ago, so every listed import is described within "
-        "(listed / this) cycles; `0` describes nothing (as `import_details: false`)",
+        "first, then those described longest ago; all import targets of a token share what the "
+        "rate limit leaves after the lists, oldest first (see [operations](operations.md"
+        "#describe-lag)); `0` describes nothing (as `import_details: false`)",
     )
     max_tracked_collections: int = key(
         10_000,

@@ -348,6 +348,28 @@ LATE_TARGETS = Metric(
     "targets that had not answered when the last cycle ended (still running, or waiting for "
     "the rate limit)",
 )  # fmt: skip
+DESCRIBE_BACKLOG = Metric(
+    "milvus_jobs_exporter_describe_backlog", "gauge",
+    "Listed jobs whose details (import/describe) are due but that the last poll cycle left "
+    "undescribed: the rate limit left too few requests after the lists. Described oldest first "
+    "in later cycles.",
+    ("milvus_cluster", "kind"),
+    "jobs due a follow-up (`import/describe`: every unfinished import, each finished one once) "
+    "that the last cycle left waiting because its budget (what the rate limit leaves after the "
+    "lists) ran out; they go first, oldest first, in later cycles; 0 while every due job is "
+    "described each cycle; one series per cluster and kind with a follow-up switched on",
+)  # fmt: skip
+DESCRIBE_BACKLOG_OLDEST_AGE = Metric(
+    "milvus_jobs_exporter_describe_backlog_oldest_age_seconds", "gauge",
+    "How long the longest waiting job of the describe backlog has waited since its last "
+    "describe (or since first listed); 0 with no backlog. The age of the oldest "
+    "imported-rows data.",
+    ("milvus_cluster", "kind"),
+    "seconds since the longest waiting job of the backlog was last described (or first listed, "
+    "if never): how old the oldest `milvus_import_job_imported_rows` (and other described "
+    "series) can be; 0 with no backlog",
+    "seconds",
+)  # fmt: skip
 UNTRACKED_JOBS = Metric(
     "milvus_jobs_exporter_untracked_jobs", "gauge",
     "Jobs left without per-job series because max_tracked_jobs was reached (still counted).",
@@ -511,7 +533,7 @@ HEALTH_METRICS = (
     TARGET_UP, TARGET_ERROR, TARGET_LAST_SUCCESS, POLL_ERRORS, SKIPPED_RECORDS,
     TRACKED_COLLECTIONS, FORGOTTEN_COLLECTIONS, API_REQUESTS, API_REQUEST_DURATION,
     UPSTREAM_CLOCK_SKEW, POLL_CYCLE_DURATION, POLL_CYCLES, LAST_POLL_CYCLE, LATE_TARGETS,
-    UNTRACKED_JOBS, UNTRACKED_COLLECTIONS, UNKEPT_JOBS, BUILD_INFO,
+    DESCRIBE_BACKLOG, DESCRIBE_BACKLOG_OLDEST_AGE, UNTRACKED_JOBS, UNTRACKED_COLLECTIONS, UNKEPT_JOBS, BUILD_INFO,
 )  # fmt: skip
 DISCOVERY_METRICS = (
     DISCOVERED_DATABASES, DISCOVERY_UP, DISCOVERY_ERRORS, LAST_DISCOVERY_SUCCESS, DISCOVERY_SKIPPED,

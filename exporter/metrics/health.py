@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from .. import __version__
 from ..exposition import catalogue as m
 from ..exposition.families import HistogramState, MetricFamily, histogram_family
+from ..polling.describes import Backlog
 from ..polling.kept import LIMITS
 from ..polling.snapshots import CycleResult, Snapshot
 from ..polling.targets import TargetKey
@@ -58,6 +59,7 @@ class ExporterHealth:
         self._late_targets = 0
         self._last_cycle_seconds = 0.0
         self._last_cycle_end = 0.0
+        self._describe_backlog: tuple[Backlog, ...] = ()
 
     def forget(self, targets: set[TargetKey]) -> None:
         """Drop what belongs to targets (and clusters) no longer configured."""
@@ -111,6 +113,7 @@ class ExporterHealth:
         )
         self.cycles += 1
         self._late_targets = len(cycle.late)
+        self._describe_backlog = cycle.describe_backlog
         self._last_cycle_seconds = cycle.seconds
         self._last_cycle_end = now
 
@@ -187,6 +190,10 @@ class ExporterHealth:
         if self.cycles:  # no cycle yet (a state file was just restored): no time to show
             out[m.LAST_POLL_CYCLE].add((), self._last_cycle_end)
         out[m.LATE_TARGETS].add((), float(self._late_targets))
+        for backlog in self._describe_backlog:
+            pairs = (("milvus_cluster", backlog.cluster), ("kind", backlog.kind))
+            out[m.DESCRIBE_BACKLOG].add(pairs, float(backlog.waiting))
+            out[m.DESCRIBE_BACKLOG_OLDEST_AGE].add(pairs, round(backlog.oldest_age, 3))
         out[m.UNTRACKED_JOBS].add((), float(untracked_jobs))
         out[m.UNTRACKED_COLLECTIONS].add((), float(untracked_collections))
         out[m.BUILD_INFO].add((("version", __version__),), 1.0)

@@ -27,7 +27,7 @@ import math
 import random
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -46,6 +46,7 @@ from ..upstream.client import (
 from ..upstream.ratelimit import SlidingWindowLimiter
 from ..upstream.retry import retry_delay
 from ..upstream.transport import new_session, tls_verify
+from .budget import describe_budget, lists_fit, margin_seconds
 from .collection_lists import CollectionListSchedule, collections_listed, list_failed
 from .describes import DescribeSchedule
 from .descriptors import upstream_budget
@@ -63,6 +64,8 @@ log = structlog.get_logger("exporter.polling.poller")
 
 RATE_LIMITED_PAUSE_SECONDS = 1.0
 STOP_CHECK_SECONDS = 0.25
+LAST_IN_LINE = (True, math.inf)
+"""The place of a target without due describes: its list goes after those with some."""
 
 
 class Poller:
@@ -127,7 +130,20 @@ class Poller:
         self._oddities = OddityLog()
         self._repeated_failures = RepeatedLines(clock=clock)
         self._repeated_unkept = RepeatedLines(clock=clock)
-        self._describe_margin = min(config.request_timeout, config.poll_interval / 2)
+        self._describe_margin = margin_seconds(config)
+        """No follow-up starts this close to a round's deadline (``budget.py``)."""
+        self._round_seconds = self.poll_budget
+        self._round_lists: Counter[tuple[str, str]] = Counter()
+        """Lists of the current round by (credential, API path)."""
+        self._describe_budgets: dict[tuple[str, str], int] = {}
+        """Follow-ups the current round may still start, by (credential, API path)."""
+        self._repeated_short = RepeatedLines(clock=clock)
+        self._round_started = 0.0
+        self._first_due: dict[TargetKey, tuple[bool, float]] = {}
+        """Per target with due jobs, the place in line of its first at the round's start."""
+        self._credentials: dict[TargetKey, str] = {}
+        self._overloaded: set[str] = set()
+        """Credentials whose lists alone need more than a round at the rate limit."""
         self._inbox_discoveries: list[tuple[DiscoveryOutcome, tuple[str, ...] | None]] = []
         self._inbox_collections: list[CollectionsListing] = []
         self._describes = DescribeSchedule(config.max_import_describes, described_finished)
@@ -185,18 +201,28 @@ class Poller:
         )
         with self._lock:
             self._round_deadline = current.deadline
+            self._round_seconds = current.deadline - started
+            self._round_started = started
+            self._credentials = {
+                target.key: target.cluster.credential_id for target in self.targets
+            }
+            self._describe_budgets = {}
             carried = (
                 set(self._running)
                 | {task.target.key for queue in self._pending.values() for task in queue}
                 | {task.target.key for task in self._delayed}
             )
-            for target in self.targets:
+            self._first_due = self._describes.first_in_line()
+            for target in sorted(  # first the targets whose due describes waited longest
+                self.targets, key=lambda target: self._first_due.get(target.key, LAST_IN_LINE)
+            ):
                 if target.key not in carried:  # a late poll from before still counts
                     self._queue(PollTask(target))
             self._queue_discoveries(started)
             watched = self.targets if self._list_collections else ()
             for target in self._collection_lists.due(started, watched):
                 self._queue(PollTask(target, list_collections=True))
+            self._count_lists()
             while True:
                 self._absorb(current)
                 now = self._clock()
@@ -210,6 +236,7 @@ class Poller:
             self._end_round(current)
             requests, self._inbox_requests = self._inbox_requests, []
             details, self._inbox_details = self._inbox_details, []
+            backlog = self._describes.backlog(self._described_targets(), self._clock())
         return CycleResult(
             targets=current.targets,
             snapshots=tuple(current.snapshots),
@@ -223,7 +250,99 @@ class Poller:
             discovery_clusters=self._discovery.clusters,
             collection_lists=tuple(current.collection_lists),
             watchlist=self.watchlist,
+            describe_backlog=tuple(backlog),
         )
+
+    def _count_lists(self) -> None:
+        """Count the round's lists by token and path, and say when they alone need more than
+        the round at the rate limit (called locked). Those that do not fit keep their place at
+        the front of the queue for the next round (``_end_round``), so each target is listed
+        at least every other round, oldest first; the warning repeats every ten minutes."""
+        self._round_lists = Counter(
+            key for key, queue in self._pending.items() for task in queue if task.is_list
+        )
+        rate = self.limiter.throughput
+        self._overloaded = set()
+        for (credential, api), lists in self._round_lists.items():
+            if lists_fit(rate, self._round_seconds, lists):
+                self._repeated_short.clear((credential, api))
+                continue
+            self._overloaded.add(credential)
+            repeated = self._repeated_short.due((credential, api), "too_short")
+            if repeated is None:
+                continue
+            log.warning(
+                "poll.interval_too_short",
+                api=api,
+                lists=lists,
+                seconds_needed=round(lists / rate, 1),
+                round_seconds=round(self._round_seconds, 1),
+                poll_interval=self.config.poll_interval,
+                requests_per_second=rate,
+                hint="the lists of one token and path take longer than a round at the rate "
+                "limit: raise poll_interval, or split the targets over shards or tokens",
+                **({"repeated": repeated} if repeated else {}),
+            )
+
+    def _held_until(self, credential: str, task: PollTask, now: float, current: PollRound) -> float:
+        """Until when the describe ``task`` waits for the list of an older job (0: it may go;
+        ``inf``: until that list answers; called locked).
+
+        A target of ``credential`` not yet listed this round may have a due job that waited
+        longer than ``task``'s (by its last listing). The describe then waits for that list, so
+        the describes of every target go oldest first, while the lists (on paths of their own)
+        take the slots they need first. A list started the describe margin ago no longer holds
+        anything (a database that hangs, or whose list waits for a retry, must not stop the
+        others' describes), and none
+        does when the lists alone do not fit the round (``poll.interval_too_short``): some
+        targets are then not listed this round at all, and the describes take what the rate
+        limit leaves in the order the lists answer."""
+        if credential in self._overloaded:
+            return 0.0
+        held = 0.0
+        for key in current.waiting:
+            first = self._first_due.get(key)
+            if first is None or first >= task.place[:2]:
+                continue
+            if self._credentials.get(key) != credential:
+                continue
+            started = self._list_started(key)
+            if started is None:
+                return math.inf  # queued: it starts at the next slot of its path
+            held = max(held, started + self._describe_margin)
+        return held if held > now else 0.0
+
+    def _list_started(self, key: TargetKey) -> float | None:
+        """When the list of ``key`` running or waiting for a retry first started; None while
+        it is queued (called locked)."""
+        running = self._running.get(key)
+        if running is not None:
+            return running.started
+        for task in self._delayed:
+            if task.is_list and task.target.key == key:
+                return task.started
+        return None
+
+    def _described_targets(self) -> list[TargetKey]:
+        """The targets whose kind's follow-up is on (their describe backlog is reported)."""
+        return [target.key for target in self.targets if self._follow_up_bound(target) > 0]
+
+    def _follow_up_bound(self, target: Target) -> int:
+        """The target's follow-ups per listing at most (its kind's ``per_round``); 0 if its
+        kind declares none or its switch is off."""
+        follow_up = target.job_kind.follow_up
+        if follow_up is None or not getattr(self.config, follow_up.switch):
+            return 0
+        return int(getattr(self.config, follow_up.per_round))
+
+    def _describe_budget(self, key: tuple[str, str]) -> int:
+        """Follow-ups this round may still start on ``key`` (called locked; ``budget.py``)."""
+        if key not in self._describe_budgets:
+            self._describe_budgets[key] = describe_budget(
+                self.limiter.throughput, self._round_seconds, self._describe_margin,
+                self._round_lists[key],
+            )  # fmt: skip
+        return self._describe_budgets[key]
 
     def _round_done(self, current: PollRound) -> bool:
         """Every target reported and no follow-up is queued or running (called locked)."""
@@ -325,9 +444,17 @@ class Poller:
                 if self.limiter.paused_for(key) > current.deadline - now:
                     self._defer(key, queue, now)  # Retry-After reaches past the round: don't wait
                     continue
-                if queue[0].is_bonus and now + self._describe_margin > current.deadline:
+                if queue[0].describe_job_id is not None:
+                    held = self._held_until(key[0], queue[0], now, current)
+                    if held > 0:  # an older job of a target not listed yet goes first
+                        next_wake = min(next_wake, held)
+                        continue
+                if queue[0].is_bonus and (
+                    now + self._describe_margin > current.deadline
+                    or (queue[0].describe_job_id is not None and self._describe_budget(key) <= 0)
+                ):
                     del self._pending[key]  # a bonus: never stretch the round for it
-                    self._give_back(queue)
+                    self._give_back(queue)  # follow-ups left keep their wait: first next round
                     continue
                 wait = self.limiter.try_acquire(key)
                 if wait > 0:
@@ -335,6 +462,8 @@ class Poller:
                     continue
                 task = queue.popleft()
                 started_level = min(started_level, task.priority)
+                if task.describe_job_id is not None:
+                    self._describe_budgets[key] -= 1
                 if not queue:
                     del self._pending[key]
                 self._in_flight += 1
@@ -417,12 +546,20 @@ class Poller:
         is on (``describes.py``; called locked)."""
         if not snapshot.ok:
             return
-        follow_up = snapshot.target.job_kind.follow_up
-        if follow_up is None or not getattr(self.config, follow_up.switch):
+        per_round = self._follow_up_bound(snapshot.target)
+        if per_round <= 0:
             return
-        per_round = int(getattr(self.config, follow_up.per_round))
-        for job_id in self._describes.pick(snapshot.target.key, snapshot.jobs, per_round):
-            self._queue(PollTask(snapshot.target, describe_job_id=job_id))
+        due = self._describes.pick(snapshot.target.key, snapshot.jobs, self._clock(), per_round)
+        if not due:
+            return
+        tasks = [
+            PollTask(snapshot.target, describe_job_id=item.job_id, place=item.order) for item in due
+        ]
+        key = self._limit_key(tasks[0])
+        queued = self._pending.get(key, deque())
+        self._pending[key] = deque(  # oldest wait first, across every target of the token
+            sorted((*queued, *tasks), key=lambda task: task.place)
+        )
 
     def _run_describe(self, task: PollTask) -> None:
         """Worker: one follow-up of one listed job; a failure costs only its details."""
@@ -452,7 +589,7 @@ class Poller:
             if details is not None:
                 self._inbox_details.append((task.target.key, details))
             finished = details is not None and follow_up.final(details)
-            self._describes.tried(task.target.key, job_id, finished)
+            self._describes.tried(task.target.key, job_id, finished, self._clock())
             self._lock.notify()
 
     def _queue_discoveries(self, now: float) -> None:

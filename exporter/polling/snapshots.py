@@ -15,6 +15,7 @@ from ..upstream.client import RequestRecord
 from .targets import Target, TargetKey
 
 if TYPE_CHECKING:
+    from .describes import Backlog
     from .watchlist import Watchlist
 
 
@@ -75,6 +76,8 @@ class CycleResult:
     watchlist: Watchlist | None = None
     """What the config names across every shard at the end of the round, to tell a target
     removed by config or by discovery from one that moved shard; None: not known (tests)."""
+    describe_backlog: tuple[Backlog, ...] = ()
+    """Per (cluster, kind) whose follow-up is on: due jobs the round left undescribed."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,8 @@ class PollTask:
     started: float = 0.0
     describe_job_id: str | None = None
     """Set for the follow-up (``FollowUp``) of a listed job; None for the list itself."""
+    place: tuple[bool, float, bool] = (False, 0.0, False)
+    """A follow-up's place in line, lowest first (``describes.Due.order``)."""
     discover: bool = False
     """A ``databases/list`` call for ``target.cluster`` (its database and kind are unused)."""
     list_collections: bool = False

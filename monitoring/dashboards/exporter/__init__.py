@@ -29,7 +29,7 @@ from ..layout import (
     scrape_variables,
 )
 from ..panels import Json
-from .instances import api_row, process_row
+from .instances import api_row, describes_row, process_row
 from .targets import discovery_row, sight_row, targets_row
 
 
@@ -40,7 +40,8 @@ def exporter_dashboard(settings: Settings) -> Json:
     api_row(grid)
     process_row(grid, settings)
     discovery_row(grid, settings)
-    sight_row(grid, settings)  # last: the ids of the panels above stay those of old links
+    sight_row(grid, settings)
+    describes_row(grid)  # last: the ids of the panels above stay those of old links
     target_up = selector("milvus_jobs_exporter_target_up", *SCRAPE)
     variables = [
         *scrape_variables(settings.scrape_job_selector),

@@ -11,6 +11,7 @@ from ..panels import UP_DOWN, Json, override, table, target, timeseries
 from .common import (
     BUILD_INFO,
     EXPORTER,
+    LINES,
     OK_REFUSED,
     PER_EXPORTER,
     TARGET,
@@ -206,4 +207,60 @@ def process_row(grid: Grid, settings: Settings) -> None:
         ),
         24,
         6,
+    )
+
+
+BACKLOG_KEY = "instance, milvus_cluster, kind"
+
+
+def _largest_over_range(series: str) -> str:
+    """``series`` per exporter, cluster and kind, for the ``LINES`` largest over the range."""
+    return (
+        f"max by ({BACKLOG_KEY}) ({series})\nand on ({BACKLOG_KEY}) topk({LINES}, "
+        f"max by ({BACKLOG_KEY}) (max_over_time({series}[$__range] @ end())))"
+    )
+
+
+def describes_row(grid: Grid) -> None:
+    """The follow-ups (``import/describe``) the rate limit left for later cycles."""
+    grid.row("Describe backlog")
+    backlog = selector("milvus_jobs_exporter_describe_backlog", *TARGET)
+    grid.add(
+        timeseries(
+            "Describe backlog",
+            "Jobs due an import/describe (every running import, each finished one once) that "
+            "the exporter's last poll cycle left for later cycles: what the rate limit left "
+            "after the lists did not cover them. They go first, oldest first, next cycle; "
+            "their imported rows, sizes and times are that much older (the panel beside). 0 "
+            "while every due job is described each cycle; a steady backlog is a fleet larger "
+            "than one token's limit allows at this poll_interval (docs/operations.md, describe "
+            f"lag). The {LINES} largest. {PER_EXPORTER}",
+            [
+                target(
+                    _largest_over_range(backlog),
+                    "{{instance}} {{milvus_cluster}} {{kind}}",
+                )
+            ],
+            unit="short",
+        ),
+        12,
+        8,
+    )
+    oldest = selector("milvus_jobs_exporter_describe_backlog_oldest_age_seconds", *TARGET)
+    grid.add(
+        timeseries(
+            "Oldest undescribed data",
+            "How long the longest waiting job of the describe backlog has waited since its last "
+            "describe (or since first listed): how old the oldest imported-rows data on "
+            f"/metrics is. 0 with no backlog. The {LINES} oldest. {PER_EXPORTER}",
+            [
+                target(
+                    _largest_over_range(oldest),
+                    "{{instance}} {{milvus_cluster}} {{kind}}",
+                )
+            ],
+            unit="s",
+        ),
+        12,
+        8,
     )

@@ -120,7 +120,12 @@ def _details(read: Any) -> Any:
 
 
 def _job_duration(view: View[ImportJob, ImportJobDetails]) -> float | None:
-    return _duration(view.job, view.details, view.polled_at)
+    """As ``_duration``; the poll time is read only while the job runs, so a finished job's
+    samples are the same every cycle and are not rendered again (``metrics/series.py``)."""
+    job, details = view.job, view.details
+    if job.finished or _completed(job, details) is not None or _created(job, details) is None:
+        return _duration(job, details, 0.0)
+    return _duration(job, details, view.polled_at)
 
 
 def _final(details: ImportJobDetails) -> bool:

@@ -47,13 +47,13 @@ from .health import ExporterHealth, TargetRow
 from .series import (
     CollectionCounts,
     Families,
+    RenderedCounts,
+    RenderedJobs,
     Tracked,
     collection_series,
     job_order,
     new_families,
     within_collection_limit,
-    write_collection_counts,
-    write_job,
 )
 
 REFRESH_DURATION_BUCKETS = DURATION_BUCKETS
@@ -110,6 +110,9 @@ class MetricsModel:
         """The targets removed by the last ``update`` or ``reconcile``, for the daemon's log."""
         self.untracked_jobs = 0
         self.untracked_collections = 0
+        self.rendered_jobs = RenderedJobs()
+        """The sample lines of each tracked job, kept for the next cycle (``series.py``)."""
+        self.rendered_counts = RenderedCounts()
 
     def configure(
         self,
@@ -405,6 +408,8 @@ class MetricsModel:
         kinds = {kind.name: kind for kind in KINDS}
         metrics = _ordered((*(metric for kind in KINDS for metric in kind.series.metrics),))
         out = new_families((*metrics, m.UNKNOWN_STATE_JOBS))
+        self.rendered_jobs.next_cycle()
+        self.rendered_counts.next_cycle()
         candidates: list[Tracked] = []
         counts: dict[str, list[CollectionCounts]] = {name: [] for name in kinds}
         listed: set[tuple[str, str, str, str]] = set()
@@ -440,7 +445,9 @@ class MetricsModel:
             target = self._targets.get(item.key)
             if details is None and target is not None:
                 details = target.details.get(str(item.job.job_id))
-            write_job(out, kinds[item.key[2]], item.key, item.job, details, item.polled_at)
+            self.rendered_jobs.write(
+                out, kinds[item.key[2]], item.key, item.job, details, item.polled_at
+            )
         for name, kind in kinds.items():
             histograms = self._memories.durations.get(name, {})
             metric = kind.series.durations
@@ -489,7 +496,7 @@ class MetricsModel:
             shown, left_out = within_collection_limit(
                 rows, self.max_tracked_collections, states.succeeded
             )
-            write_collection_counts(out[kinds[name].series.counts], shown, states.documented)
+            self.rendered_counts.write(out[kinds[name].series.counts], shown, states.documented)
             self.untracked_collections += left_out
 
     def _unlisted_remembered(

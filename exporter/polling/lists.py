@@ -14,20 +14,27 @@ from ..kinds import AnyKind
 from ..upstream.client import ApiError, MilvusClient, job_list_body
 from .kept import KeepLimits, Kept, ListingKeeper
 from .oddities import OddityLog
+from .reuse import ParsedRecords
 from .targets import Target
 
 
 def list_target(
-    client: MilvusClient, target: Target, limits: KeepLimits, oddities: OddityLog
+    client: MilvusClient,
+    target: Target,
+    limits: KeepLimits,
+    oddities: OddityLog,
+    records: ParsedRecords | None = None,
 ) -> Kept[Any]:
     """Every page of the target's list, each noted for oddities and folded into what is kept
-    before the next is read; raises ``ApiError``."""
+    before the next is read; raises ``ApiError``. With ``records``, a record the target's last
+    list already read gives back that list's job (``reuse.py``)."""
     kind = target.job_kind
     keeper: ListingKeeper[Any] = ListingKeeper(limits, kind)
+    reuse = None if records is None else records.reader(target.key, kind.parse)
     pages = client.list_pages(
         kind.endpoints.list,
         job_list_body(target.database),
-        kind.parse,
+        kind.parse if reuse is None else reuse,
         paged=kind.endpoints.paged,
     )
     try:
@@ -35,9 +42,15 @@ def list_target(
             oddities.note(target, page)
             keeper.add(page)
             del page  # one page at a time
+            if reuse is not None:
+                reuse.settle_page(keeper.holds)
     except ApiError as error:
         raise not_served(kind, error) from None
-    return keeper.result()
+    kept = keeper.result()
+    if records is not None and reuse is not None:
+        reuse.finish(kept.jobs)
+        records.keep(target.key, reuse)
+    return kept
 
 
 def not_served(kind: AnyKind, error: ApiError) -> ApiError:

@@ -54,6 +54,7 @@ from .kept import KeepLimits
 from .lists import list_target
 from .oddities import OddityLog
 from .repeats import RepeatedLines
+from .reuse import ParsedRecords
 from .snapshots import ClusterRequest, CollectionsListing, CycleResult, DiscoveryOutcome, Snapshot
 from .targets import Target, TargetKey, limiter_rate, targets_of
 from .tasks import PollRound, PollTask, log_fields
@@ -134,6 +135,8 @@ class Poller:
         """The follow-ups of every kind that declares one (their job ids never collide: the
         schedule is per target, and a target is of one kind)."""
         self._keep_limits = KeepLimits(config.max_listed_jobs, config.max_listed_collections)
+        self.parsed_records = ParsedRecords()
+        """Each target's last listed jobs, reused for unchanged records (``reuse.py``)."""
 
     @property
     def listed_databases(self) -> dict[str, tuple[str, ...]]:
@@ -190,6 +193,7 @@ class Poller:
                 | {task.target.key for queue in self._pending.values() for task in queue}
                 | {task.target.key for task in self._delayed}
             )
+            self.parsed_records.retain(target.key for target in self.targets)
             for target in self.targets:
                 if target.key not in carried:  # a late poll from before still counts
                     self._queue(PollTask(target))
@@ -557,7 +561,7 @@ class Poller:
         """One list of the target's kind, as its declaration says (``lists.py``)."""
         client = self._client(target.cluster, target.api, requests_seen, self._clock())
         polled_at = self._wall_clock()
-        kept = list_target(client, target, self._keep_limits, self._oddities)
+        kept = list_target(client, target, self._keep_limits, self._oddities, self.parsed_records)
         self._oddities.note_clock_skew(target.cluster.name, client.clock_skew)
         seconds = self._clock() - task.started
         self._say_unkept(target, kept.unkept)

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from ..upstream.listing import RecordParser
+from ..upstream.listing import KnownPages, RecordParser, SeenPage
+from .kept import Kept
 from .targets import TargetKey
 
 J = TypeVar("J")
@@ -72,32 +74,80 @@ class RecordReuse(Generic[J]):
             if held(job):
                 self.read[key] = job
 
+    def reuse_all(self) -> None:
+        """Every page was given again whole: so is every job of the last list."""
+        self.read = self._previous
+        self.reused += len(self._previous)
+
+    def carry(self, jobs: Iterable[J], held: Callable[[J], bool]) -> None:
+        """A page given again whole (its bytes unchanged): its jobs keep their fingerprints."""
+        ids = {id(job) for job in jobs if held(job)}
+        for key, job in self._previous.items():
+            if id(job) in ids:
+                self.read[key] = job
+                self.reused += 1
+
     def finish(self, kept: Iterable[J]) -> None:
         """The list is read: keep only what was kept in the end."""
         ids = {id(job) for job in kept}
         self.read = {key: job for key, job in self.read.items() if id(job) in ids}
 
 
+@dataclass(frozen=True, slots=True)
+class _LastList:
+    """What a target's last good list left for the next one to reuse."""
+
+    jobs: dict[int, Any]
+    """Its kept jobs by record fingerprint."""
+    pages: tuple[SeenPage, ...] = ()
+    """Its pages by digest, when nothing of it was skipped or left out (else none)."""
+    kept: Kept[Any] | None = None
+    """What was kept of it, with ``pages``."""
+
+
 class ParsedRecords:
-    """The jobs of each target's last good list, by fingerprint (thread-safe: the pool's
-    workers each list a different target, the poll loop prunes)."""
+    """What each target's last good list read as, for the next list of the target to reuse:
+    its pages' bytes (an unchanged answer is not even decoded) and its records (an unchanged
+    record is not read again). Thread-safe: the pool's workers each list a different target,
+    the poll loop prunes."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._lists: dict[TargetKey, dict[int, Any]] = {}
+        self._lists: dict[TargetKey, _LastList] = {}
         self.parsed = 0
         """Records read (not reused) since start: what a test can watch."""
         self.reused = 0
+        """Records whose job was given back, one by one or with their whole page."""
 
     def reader(self, key: TargetKey, parse: RecordParser[J]) -> RecordReuse[J]:
         with self._lock:
-            previous = self._lists.get(key, {})
-        return RecordReuse(parse, previous)
+            last = self._lists.get(key)
+        return RecordReuse(parse, {} if last is None else last.jobs)
 
-    def keep(self, key: TargetKey, reuse: RecordReuse[Any]) -> None:
-        """The list was read in full: its jobs replace the target's last ones."""
+    def pages(self, key: TargetKey) -> KnownPages:
+        """The known pages of the target's last list, for its next one."""
         with self._lock:
-            self._lists[key] = reuse.read
+            last = self._lists.get(key)
+        return KnownPages(() if last is None else last.pages)
+
+    def last_kept(self, key: TargetKey) -> Kept[Any] | None:
+        with self._lock:
+            last = self._lists.get(key)
+        return None if last is None else last.kept
+
+    def keep(
+        self, key: TargetKey, reuse: RecordReuse[Any], known: KnownPages, kept: Kept[Any]
+    ) -> None:
+        """The list was read in full: it replaces the target's last one. Its pages are
+        remembered only when every record was read and kept: then, and only then, the same
+        bytes mean the same ``kept``."""
+        whole = not kept.skipped and not kept.unkept_count
+        with self._lock:
+            self._lists[key] = _LastList(
+                reuse.read,
+                tuple(known.pages) if whole else (),
+                kept if whole else None,
+            )
             self.parsed += reuse.parsed
             self.reused += reuse.reused
 

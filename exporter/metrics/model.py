@@ -80,6 +80,32 @@ class _TargetState:
     """Ids of the jobs of the last good poll; None before the first, whose jobs are not news."""
     collections: frozenset[str] = frozenset()
     """The collections with a job in the last good poll."""
+    same_jobs: bool = False
+    """The last good poll's jobs are the very ones of the good poll before it (the poller gives
+    back the same ``Kept`` for an unchanged list: ``polling/reuse.py``)."""
+    details_version: int = 0
+    """Counts the changes to ``details``: what was made of them is stale once it moves."""
+    remembered: tuple[object, int, tuple[str, ...]] | None = None
+    """(jobs, details version, collections remembered) of the last jobs its kind's memory took
+    in: the same again only touch those collections (``history.py: touch``)."""
+    series: _SeriesMemo | None = None
+    """What ``families`` made of the last good poll, for the same poll again."""
+
+
+@dataclass(frozen=True, slots=True)
+class _SeriesMemo:
+    """A target's count rows and job candidates (``collection_series``) for the inputs they
+    were made of; the candidates without the poll time, which each cycle stamps anew."""
+
+    jobs: object
+    counts: object
+    details_version: int
+    first_seen: object
+    remembered: tuple[object, ...]
+    rows: tuple[CollectionCounts, ...]
+    candidates: tuple[tuple[Job, bool, float, Any], ...]
+    unknown_states: int
+    collections: tuple[str, ...]
 
 
 class MetricsModel:
@@ -260,12 +286,25 @@ class MetricsModel:
         self._health.record_snapshot(snapshot)
         if not snapshot.ok:
             return
+        last = state.last_good
         state.last_good = snapshot
         state.last_success_time = snapshot.polled_at
+        state.same_jobs = last is not None and last.jobs is snapshot.jobs
+        if state.same_jobs and state.accounted is not None:
+            # The same jobs: nothing below would change (``reuse.py``) but for a follow-up
+            # answer about a job no longer listed, which goes as it would have.
+            listed_ids = state.listed
+            if any(job_id not in listed_ids for job_id in state.details):
+                state.details = {k: v for k, v in state.details.items() if k in listed_ids}
+                state.details_version += 1
+            return
         self._note_news(state, snapshot)
         listed = {str(job.job_id): job for job in snapshot.jobs}
         state.listed = listed
-        state.details = {k: v for k, v in state.details.items() if k in listed}
+        details = {k: v for k, v in state.details.items() if k in listed}
+        if len(details) != len(state.details):
+            state.details_version += 1
+        state.details = details
         first_seen = {k: v for k, v in state.first_seen.items() if k in listed}
         for job_id in listed.keys() - first_seen.keys():
             first_seen[job_id] = snapshot.polled_at
@@ -356,6 +395,7 @@ class MetricsModel:
             return
         job_id = follow_up.job_id(details)
         state.details[job_id] = details
+        state.details_version += 1
         job = state.listed.get(job_id)
         started = None if job is None else kind.times.started(job, details)
         if job is not None and started is not None and job.collection:
@@ -391,6 +431,14 @@ class MetricsModel:
         cluster, database, _name = snapshot.target.key
         visible = self._visible(cluster, database, snapshot.jobs)
         memory = self._memories.of(kind)
+        taken = state.remembered
+        if (
+            taken is not None
+            and taken[0] is visible
+            and taken[1] == state.details_version
+            and memory.touch(cluster, database, taken[2], snapshot.polled_at)
+        ):
+            return  # the very same jobs and details again: only their collections were listed
         if isinstance(memory, NewestFinished):
             order = job_order(kind, state.details, state.first_seen)
             memory.observe(
@@ -403,6 +451,8 @@ class MetricsModel:
             )
         else:
             memory.observe(cluster, database, visible, snapshot.polled_at)
+        present = memory.present(cluster, database, {job.collection for job in visible})
+        state.remembered = (visible, state.details_version, present)
 
     def families(self, now: float) -> list[MetricFamily]:
         kinds = {kind.name: kind for kind in KINDS}
@@ -419,23 +469,17 @@ class MetricsModel:
             if snapshot is None or kind is None:
                 continue
             cluster, database, name = key
-            jobs = self._visible(cluster, database, snapshot.jobs)
+            memo = self._collection_series(state, kind, snapshot)
             out[m.UNKNOWN_STATE_JOBS].add(
                 (("milvus_cluster", cluster), ("database", database), ("kind", name)),
-                float(sum(1 for job in jobs if not job.known_state)),
+                float(memo.unknown_states),
             )
-            memory = self._memories.of(kind)
-            remembered = None
-            if isinstance(memory, NewestFinished):
-                remembered = partial(memory.remembered, cluster, database)
-                listed.update((cluster, database, name, job.collection) for job in jobs)
-            candidates += collection_series(
-                counts[name],
-                snapshot,
-                jobs,
-                job_order(kind, state.details, state.first_seen),
-                remembered,
-                gone=self._gone(cluster, database),
+            if isinstance(self._memories.of(kind), NewestFinished):
+                listed.update((cluster, database, name, c) for c in memo.collections)
+            counts[name] += memo.rows
+            candidates += (
+                Tracked(key, job, finished, age, snapshot.polled_at, details)
+                for job, finished, age, details in memo.candidates
             )
         self._write_collection_counts(out, kinds, counts)
         candidates += self._unlisted_remembered(kinds, listed)
@@ -481,6 +525,66 @@ class MetricsModel:
             self._removed_targets.family(now),
             *self._evidence.families(),
         ]
+
+    def _collection_series(
+        self, state: _TargetState, kind: AnyKind, snapshot: Snapshot
+    ) -> _SeriesMemo:
+        """``collection_series`` of a target's last good poll, made again only when what it is
+        made of changed: the jobs (the same objects), their counts, details, first sightings,
+        what is confirmed gone and, for a ``newest_finished`` kind, what it remembers."""
+        cluster, database, _name = snapshot.target.key
+        gone = self._gone(cluster, database)
+        memory = self._memories.of(kind)
+        remember = (
+            partial(memory.remembered, cluster, database)
+            if isinstance(memory, NewestFinished)
+            else None
+        )
+        memo = state.series
+        if (
+            memo is not None
+            and gone is None
+            and memo.jobs is snapshot.jobs
+            and memo.counts is snapshot.collection_counts
+            and memo.details_version == state.details_version
+            and memo.first_seen is state.first_seen
+            and (
+                remember is None
+                or all(
+                    remember(c) is was
+                    for c, was in zip(memo.collections, memo.remembered, strict=True)
+                )
+            )
+        ):
+            return memo
+        jobs = self._visible(cluster, database, snapshot.jobs)
+        rows: list[CollectionCounts] = []
+        made = collection_series(
+            rows,
+            snapshot,
+            jobs,
+            job_order(kind, state.details, state.first_seen),
+            remember,
+            gone=gone,
+        )
+        collections = tuple(sorted({job.collection for job in jobs}))
+        memo = _SeriesMemo(
+            jobs=snapshot.jobs,
+            counts=snapshot.collection_counts,
+            details_version=state.details_version,
+            first_seen=state.first_seen,
+            remembered=()
+            if remember is None
+            else tuple(remember(collection) for collection in collections),
+            rows=tuple(rows),
+            candidates=tuple(
+                (item.job, item.finished, item.age_key, item.details) for item in made
+            ),
+            unknown_states=sum(1 for job in jobs if not job.known_state),
+            collections=collections,
+        )
+        state.series = None if gone is not None else memo
+        return memo
 
     def _write_collection_counts(
         self,

@@ -2,20 +2,21 @@
 
 At fleet scale nearly every listed record is the same as in the last round (a finished job's
 record never changes again), and reading one costs a frozen record and its validation each
-round: 150,000 of them per round at 50 databases. ``RecordReuse`` wraps a kind's parser for one
-list of one target: a record whose fingerprint (a hash of its field names and values, as
-decoded) matches one of the target's last list gives back that list's job object itself, so
-the model can tell an unchanged job by identity (``job is previous``) and keep what it made of
-it. Any change to a field (state, progress, reason, a count, a field added or gone) changes the
-fingerprint, and the record is read as new.
+round: 150,000 of them per round at 50 databases. ``RecordReuse`` wraps a kind's parser for
+one list of one target: a record whose fingerprint (a hash of its field names, values and
+their types, as decoded) matches one of the target's last list gives back that list's job
+object itself, so the model can tell an unchanged job by identity (``job is previous``) and
+keep what it made of it. Any change to a field (state, progress, reason, a count, a field
+added or gone, a value of another type) changes the fingerprint, and the record is read anew.
 
 Only records read without error are remembered, only those of the target's latest good list
 (a job no longer listed is forgotten with that list), and only the jobs kept of it
 (``kept.py``): a list of 500,000 imports of which the caps keep 10,000 must not hold the other
-490,000 from one round to the next, nor while it is read, past the page being folded in. Reading a record again could only
-differ by the clock (a time more than a day ahead of it is refused), and the clock only moves
-on, so a record read without error once stays readable. A record whose values cannot be hashed
-(a nested object or list) is read every time.
+490,000 from one round to the next, nor while it is read, past the page being folded in.
+Reading a record again could only differ by the clock (a time more than a day ahead of it is
+refused), and the clock only moves on, so a record read without error once stays readable. A
+record whose values cannot be hashed (a nested object or list) is read every time. A page
+whose bytes are unchanged is not even decoded (``upstream/listing.py: KnownPages``).
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ J = TypeVar("J")
 
 
 def fingerprint(record: dict[str, Any]) -> int:
-    """A hash of the record's field names and values in their order; ``TypeError`` for a
-    value that cannot be hashed."""
-    return hash((tuple(record), tuple(record.values())))
+    """A hash of the record's field names, values and their types, in their order (``1``,
+    ``1.0``, ``true`` and ``"1"`` differ: a reader may take one and refuse another);
+    ``TypeError`` for a value that cannot be hashed."""
+    values = tuple(record.values())
+    return hash((tuple(record), values, tuple(map(type, values))))
 
 
 class RecordReuse(Generic[J]):
@@ -60,8 +63,8 @@ class RecordReuse(Generic[J]):
             return self._parse(record, now, shared)
         job = self._previous.get(key)
         if job is None:
-            job = self._parse(record, now, shared)  # a RecordError is not remembered
             self.parsed += 1
+            job = self._parse(record, now, shared)  # a RecordError is not remembered
         else:
             self.reused += 1
         self._page.append((key, job))

@@ -19,6 +19,7 @@ known, unfinished and not a failure.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from ..exposition import catalogue as m
@@ -264,6 +265,14 @@ def _shown(details: ImportJobDetails, now: float) -> Shown:
     )
 
 
+def _kept(details: ImportJobDetails) -> ImportJobDetails:
+    """Without its ``details[]`` files, which no series reads (``jobs describe`` shows them,
+    from its own answer): the model holds an answer for every described listed import."""
+    if not details.files and not details.skipped_files:
+        return details
+    return replace(details, files=(), skipped_files=())
+
+
 def _described(data: Any, now: float) -> ImportJobDetails:
     return parse_import_details(data)
 
@@ -347,6 +356,7 @@ IMPORT: JobKind[ImportJob, ImportJobDetails] = JobKind(
         final=_final,
         switch="import_details",
         per_round="max_import_describes",
+        kept=_kept,
     ),
     legacy=Legacy(memory="imports", seen="imports_seen", durations="import_durations"),
 )

@@ -394,6 +394,8 @@ class MetricsModel:
         if follow_up is None:
             return
         job_id = follow_up.job_id(details)
+        if follow_up.kept is not None:
+            details = follow_up.kept(details)
         state.details[job_id] = details
         state.details_version += 1
         job = state.listed.get(job_id)

@@ -222,7 +222,7 @@ def scenario() -> Iterator[tuple[str, Any, float]]:
     running = refresh_job(3, "RefreshInProgress", "ext_c", 0.2, T0 - 100)
     imported = import_job("900", "Completed", "books", 1.0)
     importing = import_job("901", "Importing", "books", 0.4)
-    refreshes_ = (done, older, running)
+    refreshes_: tuple[Any, ...] = (done, older, running)
     imports = (imported, importing)
     at = T0
     yield "first", cycle(ok(REFRESH, at, refreshes_), ok(IMPORT, at, imports=imports), at=at), at
@@ -428,3 +428,26 @@ def test_the_model_keeps_an_imports_details_without_its_files():
     assert kept.files == () and kept.imported_rows == 1000
     rows = "milvus_import_job_imported_rows"
     assert value(parsed, rows, **job_labels("books", "900")) == 1000
+
+
+def test_a_reload_keeps_what_was_read_unless_it_would_be_read_differently():
+    """A reload makes a new poller: what the old one read serves it, unless the caps (what is
+    kept) or the secrets (what is scrubbed from an answer) changed."""
+    from exporter.polling.poller import Poller
+
+    from .helpers import config
+
+    first = Poller(config())
+    try:
+        for changed, expect_kept in (
+            (config(), True),
+            (config(max_listed_jobs=10), False),
+            (config(clusters=(replace(CLUSTER, token="another-token"),)), False),
+        ):
+            second = Poller(changed, parsed_records=first.parsed_records)
+            try:
+                assert (second.parsed_records is first.parsed_records) is expect_kept, changed
+            finally:
+                second.close()
+    finally:
+        first.close()

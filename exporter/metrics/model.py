@@ -36,6 +36,7 @@ from ..exposition.families import MetricFamily, histogram_family
 from ..kinds import KINDS, AnyKind, UnknownKind
 from ..kinds.declaration import DURATION_BUCKETS, Job
 from ..memory.evidence import NEVER, CollectionEvidence, DatabaseKey
+from ..memory.history import CollectionHistory
 from ..memory.memories import KindMemories
 from ..memory.newest_finished import NewestFinished
 from ..memory.removals import RemovedTarget, RemovedTargets
@@ -49,6 +50,7 @@ from .series import (
     Families,
     RenderedCounts,
     RenderedJobs,
+    RenderedRows,
     Tracked,
     collection_series,
     job_order,
@@ -139,6 +141,7 @@ class MetricsModel:
         self.rendered_jobs = RenderedJobs()
         """The sample lines of each tracked job, kept for the next cycle (``series.py``)."""
         self.rendered_counts = RenderedCounts()
+        self.rendered_history = RenderedRows()
 
     def configure(
         self,
@@ -460,7 +463,7 @@ class MetricsModel:
         kinds = {kind.name: kind for kind in KINDS}
         metrics = _ordered((*(metric for kind in KINDS for metric in kind.series.metrics),))
         out = new_families((*metrics, m.UNKNOWN_STATE_JOBS))
-        self.rendered_jobs.next_cycle()
+        self.rendered_jobs.next_cycle(out)
         self.rendered_counts.next_cycle()
         candidates: list[Tracked] = []
         counts: dict[str, list[CollectionCounts]] = {name: [] for name in kinds}
@@ -494,6 +497,7 @@ class MetricsModel:
             self.rendered_jobs.write(
                 out, kinds[item.key[2]], item.key, item.job, details, item.polled_at
             )
+        self.rendered_jobs.end_cycle()
         for name, kind in kinds.items():
             histograms = self._memories.durations.get(name, {})
             metric = kind.series.durations
@@ -628,31 +632,32 @@ class MetricsModel:
 
     def _write_history(self, out: Families) -> None:
         """Every remembered collection of a ``history`` kind, whether its target answers right
-        now or not: these are facts about the past that an outage does not change."""
+        now or not: these are facts about the past that an outage does not change. A
+        collection's lines are rendered again only when its history changed."""
+        self.rendered_history.next_cycle()
         for kind, history in self._memories.histories():
             series = kind.series.history
             if series is None or series.last_success not in out:
                 continue
+            families = (
+                out[series.last_success],
+                out[series.last_failure],
+                out[series.failure_info],
+            )
             for (cluster, database, collection), entry in history.items():
                 if self._evidence.hidden((cluster, database, collection)):
                     continue
-                labels = (
-                    ("milvus_cluster", cluster),
-                    ("database", database),
-                    ("collection", collection),
+                self.rendered_history.write(
+                    (kind.name, cluster, database, collection),
+                    (
+                        entry.last_success,
+                        entry.last_failure,
+                        entry.failure_job_id,
+                        entry.failure_reason,
+                    ),
+                    families,
+                    partial(_history_lines, families, (cluster, database, collection), entry),
                 )
-                if entry.last_success is not None:
-                    out[series.last_success].add(labels, entry.last_success)
-                if entry.last_failure is not None:
-                    out[series.last_failure].add(labels, entry.last_failure)
-                    out[series.failure_info].add(
-                        (
-                            *labels,
-                            ("job_id", entry.failure_job_id or "unknown"),
-                            ("reason", entry.failure_reason or "unknown"),
-                        ),
-                        1.0,
-                    )
 
     def _apply_cardinality_guard(self, candidates: list[Tracked]) -> list[Tracked]:
         """Keep at most ``max_tracked_jobs``; leave out the oldest finished jobs first."""
@@ -670,6 +675,29 @@ class MetricsModel:
         ordered_for_removal = finished + unfinished
         removed = {id(item) for item in ordered_for_removal[:excess]}
         return [item for item in candidates if id(item) not in removed]
+
+
+def _history_lines(
+    families: tuple[MetricFamily, MetricFamily, MetricFamily],
+    key: tuple[str, str, str],
+    entry: CollectionHistory,
+) -> None:
+    """A collection's last success, last failure and failure info samples (those it has)."""
+    last_success, last_failure, failure_info = families
+    cluster, database, collection = key
+    labels = (("milvus_cluster", cluster), ("database", database), ("collection", collection))
+    if entry.last_success is not None:
+        last_success.add(labels, entry.last_success)
+    if entry.last_failure is not None:
+        last_failure.add(labels, entry.last_failure)
+        failure_info.add(
+            (
+                *labels,
+                ("job_id", entry.failure_job_id or "unknown"),
+                ("reason", entry.failure_reason or "unknown"),
+            ),
+            1.0,
+        )
 
 
 def _declared(name: str) -> AnyKind | None:

@@ -199,6 +199,50 @@ class RenderedCounts:
             current[key] = entry
 
 
+class RenderedRows:
+    """Sample lines of keyed rows (a collection's remembered history), written again while the
+    values they were rendered from are equal. Call ``next_cycle`` once before each cycle's
+    writes: what a cycle did not write is let go at the next."""
+
+    def __init__(self) -> None:
+        self._last: dict[Any, tuple[Any, tuple[tuple[int, bytes], ...]]] = {}
+        self._current: dict[Any, tuple[Any, tuple[tuple[int, bytes], ...]]] = {}
+        self.rendered = 0
+        """Rows rendered (not reused) since start: what a test can watch."""
+
+    def next_cycle(self) -> None:
+        self._last, self._current = self._current, {}
+
+    def write(
+        self,
+        key: Any,
+        values: Any,
+        families: Sequence[MetricFamily],
+        render: Callable[[], None],
+    ) -> None:
+        """``render()`` writes the row into ``families``, unless the lines it wrote last cycle
+        for ``key`` came from equal ``values``: those are written again.
+
+        The lines are kept by family position: the families are new every cycle."""
+        entry = self._last.get(key)
+        if entry is not None and entry[0] == values:
+            for index, lines in entry[1]:
+                families[index].add_text(lines)
+        else:
+            starts = [family.mark() for family in families]
+            render()
+            entry = (
+                values,
+                tuple(
+                    (index, family.since(start))
+                    for index, (family, start) in enumerate(zip(families, starts, strict=True))
+                    if family.mark() != start
+                ),
+            )
+            self.rendered += 1
+        self._current[key] = entry
+
+
 def job_label_prefix(key: TargetKey, collection: str, job_id: str) -> str:
     """``milvus_cluster="..",database="..",collection="..",job_id=".."`` rendered once per job."""
     return render_label_pairs(
@@ -292,7 +336,8 @@ class _RenderedJob:
     details: Any
     polled_at: float | None
     """The poll time its samples were rendered at; None when none of them read it."""
-    lines: tuple[tuple[m.Metric, bytes], ...]
+    lines: tuple[tuple[int, bytes], ...]
+    """(``id`` of the metric, its sample lines): a catalogue metric hashes all its fields."""
 
 
 class RenderedJobs:
@@ -307,11 +352,18 @@ class RenderedJobs:
     def __init__(self) -> None:
         self._last: dict[int, _RenderedJob] = {}
         self._current: dict[int, _RenderedJob] = {}
+        self._families: dict[int, MetricFamily] = {}
         self.rendered = 0
         """Jobs rendered (not reused) since start: what a test can watch."""
 
-    def next_cycle(self) -> None:
+    def next_cycle(self, out: Families) -> None:
+        """A new cycle writes into ``out`` (until ``end_cycle``)."""
         self._last, self._current = self._current, {}
+        self._families = {id(metric): family for metric, family in out.items()}
+
+    def end_cycle(self) -> None:
+        """The cycle's families are written: let go of them (they hold its whole body)."""
+        self._families = {}
 
     def write(
         self,
@@ -333,8 +385,9 @@ class RenderedJobs:
         ):
             entry = self._render(out, kind, key, job, details, polled_at)
         else:
+            families = self._families
             for metric, lines in entry.lines:
-                out[metric].add_text(lines)
+                families[metric].add_text(lines)
         self._current[id(job)] = entry
 
     def _render(
@@ -351,7 +404,7 @@ class RenderedJobs:
         starts = [(part.metric, out[part.metric].mark()) for part in kind.series.per_job]
         _write_parts(out, kind, key, job, cast(View[Any, Any], view))
         lines = tuple(
-            (metric, out[metric].since(start))
+            (id(metric), out[metric].since(start))
             for metric, start in starts
             if out[metric].mark() != start
         )

@@ -85,8 +85,10 @@ class Poller:
         listed_databases: dict[str, tuple[str, ...]] | None = None,
         collection_lists: CollectionListSchedule | None = None,
         list_collections: bool = True,
+        parsed_records: ParsedRecords | None = None,
     ) -> None:
-        """``list_collections`` False: no ``collections/list`` (``check`` needs no evidence)."""
+        """``list_collections`` False: no ``collections/list`` (``check`` needs no evidence);
+        ``parsed_records``: an earlier poller's (a reload), used when read and kept alike."""
         self.config = config
         self._list_collections = list_collections
         self._discovery = DiscoverySchedule(config, listed_databases, clock)
@@ -135,7 +137,9 @@ class Poller:
         """The follow-ups of every kind that declares one (their job ids never collide: the
         schedule is per target, and a target is of one kind)."""
         self._keep_limits = KeepLimits(config.max_listed_jobs, config.max_listed_collections)
-        self.parsed_records = ParsedRecords()
+        self.parsed_records = ParsedRecords(self._keep_limits, config.secrets)
+        if parsed_records is not None and parsed_records.same_reading(self.parsed_records):
+            self.parsed_records = parsed_records
         """Each target's last listed jobs, reused for unchanged records (``reuse.py``)."""
 
     @property

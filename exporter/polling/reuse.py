@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from ..upstream.listing import KnownPages, RecordParser, SeenPage
-from .kept import Kept
+from .kept import KeepLimits, Kept
 from .targets import TargetKey
 
 J = TypeVar("J")
@@ -114,13 +114,22 @@ class ParsedRecords:
     record is not read again). Thread-safe: the pool's workers each list a different target,
     the poll loop prunes."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: KeepLimits | None = None, secrets: tuple[str, ...] = ()) -> None:
+        """``limits`` and ``secrets``: what was kept of a list, and what was scrubbed from it,
+        depend on them (``same_reading``)."""
+        self.limits = limits
+        self.secrets = secrets
         self._lock = threading.Lock()
         self._lists: dict[TargetKey, _LastList] = {}
         self.parsed = 0
         """Records read (not reused) since start: what a test can watch."""
         self.reused = 0
         """Records whose job was given back, one by one or with their whole page."""
+
+    def same_reading(self, other: ParsedRecords) -> bool:
+        """Whether a list read with ``other``'s limits and secrets is kept and scrubbed as with
+        these: then what these remember serves it (a reload that changed neither)."""
+        return self.limits == other.limits and self.secrets == other.secrets
 
     def reader(self, key: TargetKey, parse: RecordParser[J]) -> RecordReuse[J]:
         with self._lock:

@@ -53,6 +53,7 @@ from .series import (
     RenderedRows,
     Tracked,
     collection_series,
+    job_newest,
     job_order,
     new_families,
     within_collection_limit,
@@ -445,12 +446,12 @@ class MetricsModel:
         ):
             return  # the very same jobs and details again: only their collections were listed
         if isinstance(memory, NewestFinished):
-            order = job_order(kind, state.details, state.first_seen)
+            newest = job_newest(kind, state.details, state.first_seen)
             memory.observe(
                 cluster,
                 database,
                 visible,
-                lambda job: order(job)[1:],
+                newest,
                 state.details,
                 snapshot.polled_at,
             )
@@ -572,6 +573,7 @@ class MetricsModel:
             job_order(kind, state.details, state.first_seen),
             remember,
             gone=gone,
+            newest_of=job_newest(kind, state.details, state.first_seen),
         )
         collections = tuple(sorted({job.collection for job in jobs}))
         memo = _SeriesMemo(

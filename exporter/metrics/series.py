@@ -62,6 +62,20 @@ def job_order(
     return order
 
 
+def job_newest(
+    kind: AnyKind, details: Mapping[str, Any], first_seen: Mapping[str, float]
+) -> Callable[[Job], tuple[float, str]]:
+    """``job_order`` without the age: what decides which finished job is the newest (half the
+    work, for the ``max`` over every finished job of a collection)."""
+    newest = kind.ordering.newest
+
+    def order(job: Job) -> tuple[float, str]:
+        key = str(job.job_id)
+        return newest(job, details.get(key), first_seen.get(key))
+
+    return order
+
+
 @dataclass(frozen=True, slots=True)
 class CollectionCounts:
     """One listed collection's jobs by state: its samples of its kind's counts
@@ -84,6 +98,7 @@ def collection_series(
     remembered: Callable[[str], RememberedJob | None] | None = None,
     *,
     gone: Callable[[str], bool] | None = None,
+    newest_of: Callable[[Job], tuple[float, str]] | None = None,
 ) -> list[Tracked]:
     """Count the jobs of each collection by state (into ``counted``); return the jobs that may
     get per-job series: every unfinished one and the newest finished one per collection, which
@@ -122,7 +137,7 @@ def collection_series(
                 Tracked(key, memory.job, True, memory.order[0], snapshot.polled_at, memory.details)
             )
         elif finished:
-            newest = max(finished, key=lambda job: order(job)[1:])
+            newest = max(finished, key=newest_of or (lambda job: order(job)[1:]))
             candidates.append(Tracked(key, newest, True, order(newest)[0], snapshot.polled_at))
     return candidates
 

@@ -452,3 +452,40 @@ def test_a_reload_keeps_what_was_read_unless_it_would_be_read_differently():
                 second.close()
     finally:
         first.close()
+
+
+def test_the_real_daemon_reuses_an_unchanged_list_and_publishes_a_changed_record(
+    start_exporter,
+):
+    """The daemon against a server on 127.0.0.1 whose refresh list stays the same byte for byte
+    for several rounds, then changes one record's state and reason: the rounds in between read
+    nothing anew, and the change is on /metrics at the next round."""
+    import time
+
+    records = [
+        hostile.refresh_record(1, "ext_a"),
+        hostile.refresh_record(2, "ext_b", state="RefreshInProgress"),
+    ]
+    answers = Answers(records)
+    with hostile.hostile_server({}, default=answers.behave) as server:
+        cluster = replace(CLUSTER, endpoint=server.url, databases=("default",), jobs=("refresh",))
+        exporter = start_exporter(cluster, poll_interval=0.3)
+        exporter.wait_for_cycles(4)
+        reused = exporter.daemon.poller.parsed_records
+        assert reused.parsed == 2  # the first round read both; the later ones neither
+        assert reused.reused >= 2 * 2
+        answers.records = [
+            records[0],
+            hostile.refresh_record(2, "ext_b", state="RefreshFailed", reason="no such file"),
+        ]
+        state = "milvus_refresh_job_state"
+        labels = {**job_labels("ext_b", "2"), "state": "RefreshFailed"}
+        deadline = time.monotonic() + 10
+        while exporter.scrape().get((state, frozenset(labels.items()))) != 1:
+            assert time.monotonic() < deadline, "the changed record never reached /metrics"
+            time.sleep(0.1)
+        parsed = exporter.scrape()
+        failure = "milvus_refresh_job_failure_info"
+        assert value(parsed, failure, **job_labels("ext_b", "2"), reason="no such file") == 1
+        assert value(parsed, "milvus_refresh_job_progress_ratio", **job_labels("ext_a", "1")) == 1
+        assert exporter.daemon.poller.parsed_records.parsed == 3  # the changed record alone

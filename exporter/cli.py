@@ -32,7 +32,7 @@ from .config.loader import (
     parse_shard,
     split_listen_address,
 )
-from .daemon import Daemon
+from .daemon import Daemon, tune_garbage_collection
 from .log import LEVELS, SecretRedactor, configure_logging, flush_logging, logging_configured
 from .polling.poller import Poller
 from .polling.snapshots import DiscoveryOutcome
@@ -268,6 +268,7 @@ def _serve(
     for warning in config.warnings:
         log.warning("config.warning", warning=warning)
     daemon = Daemon(config, config_loader=config_loader, redactor=redactor)
+    tune_garbage_collection()
     server = _bind(listen, daemon, web_config, limits, enable_lifecycle)
     try:
         signals.running()

@@ -15,6 +15,7 @@ cycle straight away. A refused config leaves the running one untouched.
 
 from __future__ import annotations
 
+import gc
 import math
 import threading
 import time
@@ -104,6 +105,20 @@ def stall_after(config: Config) -> float:
     """How long without a published cycle means polling has stalled: a cycle is published at
     most one poll interval after it starts, so two intervals plus a margin are never normal."""
     return 2 * config.poll_interval + max(10.0, config.request_timeout)
+
+
+GC_THRESHOLDS = (50_000, 20, 10)
+"""The collector's thresholds while serving (Python's: 700, 10, 10). A cycle at fleet scale
+allocates and frees hundreds of thousands of objects; every 700 survivors a young collection
+ran (200 a cycle), and what the cycle still held then was promoted, until a full collection
+walked every object the exporter keeps: 0.2-0.4 s a cycle at 50 databases, a quarter of its
+CPU. At 50,000 nearly all of a cycle's temporaries are freed before a collection sees them
+(none reached generation 2 over many cycles), for about 20 MB more resident memory there."""
+
+
+def tune_garbage_collection() -> None:
+    """Set ``GC_THRESHOLDS`` (``serve`` calls it once, before the first cycle)."""
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class Daemon:
@@ -341,6 +356,7 @@ class Daemon:
             described_finished=old.described_finished,  # a reload need not describe them again
             listed_databases=old.listed_databases,  # nor list a cluster's databases at once
             collection_lists=old.collection_lists,  # nor their collections
+            parsed_records=old.parsed_records,  # nor read again what did not change
         )
         old.close()
         self._redactor.set_secrets((*self.config.secrets, *config.secrets))

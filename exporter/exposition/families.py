@@ -39,6 +39,19 @@ class MetricFamily:
         """Add a sample whose labels are already rendered (``{a="b"}``, or ``""`` for none)."""
         self._body += f"{self.name}{suffix}{label_text} {format_float(value)}\n".encode()
 
+    def add_text(self, lines: bytes) -> None:
+        """Add sample lines rendered before (``mark`` / ``since``): what an unchanged job or
+        collection wrote last cycle, taken again as it is."""
+        self._body += lines
+
+    def mark(self) -> int:
+        """Where the next sample starts: ``since(mark)`` gives what was added after it."""
+        return len(self._body)
+
+    def since(self, mark: int) -> bytes:
+        with memoryview(self._body) as view:
+            return bytes(view[mark:])
+
     def extend(self, samples: Iterable[Sample]) -> None:
         for suffix, labels, value in samples:
             self.add(labels, value, suffix)

@@ -267,6 +267,9 @@ class FollowUp(Generic[J, D]):
     """The answer is the job's last: it is not asked again."""
     switch: str
     per_round: str
+    kept: Callable[[D], D] | None = None
+    """What the metrics model keeps of an answer until the job's next one (None: all of it):
+    what no series, order or memory reads need not be held for every described job."""
 
 
 class Fields(Protocol):

@@ -19,6 +19,7 @@ known, unfinished and not a failure.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from ..exposition import catalogue as m
@@ -120,7 +121,12 @@ def _details(read: Any) -> Any:
 
 
 def _job_duration(view: View[ImportJob, ImportJobDetails]) -> float | None:
-    return _duration(view.job, view.details, view.polled_at)
+    """As ``_duration``; the poll time is read only while the job runs, so a finished job's
+    samples are the same every cycle and are not rendered again (``metrics/series.py``)."""
+    job, details = view.job, view.details
+    if job.finished or _completed(job, details) is not None or _created(job, details) is None:
+        return _duration(job, details, 0.0)
+    return _duration(job, details, view.polled_at)
 
 
 def _final(details: ImportJobDetails) -> bool:
@@ -259,6 +265,14 @@ def _shown(details: ImportJobDetails, now: float) -> Shown:
     )
 
 
+def _kept(details: ImportJobDetails) -> ImportJobDetails:
+    """Without its ``details[]`` files, which no series reads (``jobs describe`` shows them,
+    from its own answer): the model holds an answer for every described listed import."""
+    if not details.files and not details.skipped_files:
+        return details
+    return replace(details, files=(), skipped_files=())
+
+
 def _described(data: Any, now: float) -> ImportJobDetails:
     return parse_import_details(data)
 
@@ -342,6 +356,7 @@ IMPORT: JobKind[ImportJob, ImportJobDetails] = JobKind(
         final=_final,
         switch="import_details",
         per_round="max_import_describes",
+        kept=_kept,
     ),
     legacy=Legacy(memory="imports", seen="imports_seen", durations="import_durations"),
 )

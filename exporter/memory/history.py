@@ -104,6 +104,22 @@ class BoundedCollections(Generic[E]):
             if entry is not None:
                 entry.last_listed = max(entry.last_listed, listed_at)
 
+    def present(self, cluster: str, database: str, collections: Iterable[str]) -> tuple[str, ...]:
+        """Which of a database's collections are remembered."""
+        return tuple(name for name in collections if (cluster, database, name) in self._entries)
+
+    def touch(self, cluster: str, database: str, collections: Iterable[str], at: float) -> bool:
+        """What observing the very same jobs (and details) again does when the collections that
+        observing them left remembered (``present``) still are: each was listed ``at``. False,
+        and nothing changed, when one was forgotten meanwhile (observe them again)."""
+        entries = [self._entries.get((cluster, database, name)) for name in collections]
+        if any(entry is None for entry in entries):
+            return False
+        for entry in entries:
+            if entry is not None:
+                entry.last_listed = max(entry.last_listed, at)
+        return True
+
     def items(self) -> list[tuple[CollectionKey, E]]:
         return sorted(self._entries.items())
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..kinds.declaration import Job
-from .history import BoundedCollections
+from .history import BoundedCollections, CollectionKey
 
 JobOrder = tuple[float, str]
 """(time, id key): what a kind's ``ordering.newest`` decides the newest job by."""
@@ -46,6 +46,14 @@ class RememberedJob:
 class NewestFinished(BoundedCollections[RememberedJob]):
     """Newest finished job of every collection of one kind, bounded in count and age."""
 
+    def __init__(self, max_collections: int, retention_seconds: float) -> None:
+        super().__init__(max_collections, retention_seconds)
+        self._made: dict[tuple[str, str], dict[str, tuple[object, RememberedJob | None]]] = {}
+        """Per database and collection, what the last ``observe`` decided from: (its finished
+        jobs and their details, the entry it left). The same again leaves the same entry, so
+        it is not ordered again: at fleet scale a database's import list changes every round
+        (a running import's progress), its 200 collections' finished imports nearly never."""
+
     def observe(
         self,
         cluster: str,
@@ -56,17 +64,25 @@ class NewestFinished(BoundedCollections[RememberedJob]):
         listed_at: float,
     ) -> None:
         """Take one successful listing of a database's jobs into account; ``details`` holds the
-        follow-up answers by job id."""
+        follow-up answers by job id. ``order`` must read nothing but the job, its details and
+        when it was first seen (which stays while the job is listed)."""
         by_collection: dict[str, dict[str, Job]] = {}
         for job in jobs:
             by_collection.setdefault(job.collection, {}).setdefault(str(job.job_id), job)
+        made_before = self._made.get((cluster, database), {})
+        made: dict[str, tuple[object, RememberedJob | None]] = {}
         for collection, listed in by_collection.items():
             key = (cluster, database, collection)
             entry = self._entries.get(key)
             if entry is not None:
                 entry.last_listed = max(entry.last_listed, listed_at)
-            finished = [job for job in listed.values() if job.finished]
+            finished = tuple(job for job in listed.values() if job.finished)
             if not finished:
+                continue
+            inputs = (finished, tuple(details.get(str(job.job_id)) for job in finished))
+            before = made_before.get(collection)
+            if before is not None and before[1] is entry and before[0] == inputs:
+                made[collection] = before  # the same jobs and details: the same newest
                 continue
             newest = max(finished, key=order)
             newest_order = order(newest)
@@ -76,6 +92,14 @@ class NewestFinished(BoundedCollections[RememberedJob]):
                 if known is None and entry is not None and str(entry.job.job_id) == newest_id:
                     known = entry.details
                 self._entries[key] = RememberedJob(newest, known, newest_order, listed_at)
+            made[collection] = (inputs, self._entries.get(key))
+        self._made[(cluster, database)] = made
+
+    def forget(self, keys: Iterable[CollectionKey], reason: str | None) -> None:
+        keys = list(keys)
+        for cluster, database, collection in keys:
+            self._made.get((cluster, database), {}).pop(collection, None)
+        super().forget(keys, reason)
 
     def remembered(self, cluster: str, database: str, collection: str) -> RememberedJob | None:
         return self._entries.get((cluster, database, collection))

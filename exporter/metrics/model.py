@@ -36,6 +36,7 @@ from ..exposition.families import MetricFamily, histogram_family
 from ..kinds import KINDS, AnyKind, UnknownKind
 from ..kinds.declaration import DURATION_BUCKETS, Job
 from ..memory.evidence import NEVER, CollectionEvidence, DatabaseKey
+from ..memory.history import CollectionHistory
 from ..memory.memories import KindMemories
 from ..memory.newest_finished import NewestFinished
 from ..memory.removals import RemovedTarget, RemovedTargets
@@ -47,13 +48,15 @@ from .health import ExporterHealth, TargetRow
 from .series import (
     CollectionCounts,
     Families,
+    RenderedCounts,
+    RenderedJobs,
+    RenderedRows,
     Tracked,
     collection_series,
+    job_newest,
     job_order,
     new_families,
     within_collection_limit,
-    write_collection_counts,
-    write_job,
 )
 
 REFRESH_DURATION_BUCKETS = DURATION_BUCKETS
@@ -80,6 +83,32 @@ class _TargetState:
     """Ids of the jobs of the last good poll; None before the first, whose jobs are not news."""
     collections: frozenset[str] = frozenset()
     """The collections with a job in the last good poll."""
+    same_jobs: bool = False
+    """The last good poll's jobs are the very ones of the good poll before it (the poller gives
+    back the same ``Kept`` for an unchanged list: ``polling/reuse.py``)."""
+    details_version: int = 0
+    """Counts the changes to ``details``: what was made of them is stale once it moves."""
+    remembered: tuple[object, int, tuple[str, ...]] | None = None
+    """(jobs, details version, collections remembered) of the last jobs its kind's memory took
+    in: the same again only touch those collections (``history.py: touch``)."""
+    series: _SeriesMemo | None = None
+    """What ``families`` made of the last good poll, for the same poll again."""
+
+
+@dataclass(frozen=True, slots=True)
+class _SeriesMemo:
+    """A target's count rows and job candidates (``collection_series``) for the inputs they
+    were made of; the candidates without the poll time, which each cycle stamps anew."""
+
+    jobs: object
+    counts: object
+    details_version: int
+    first_seen: object
+    remembered: tuple[object, ...]
+    rows: tuple[CollectionCounts, ...]
+    candidates: tuple[tuple[Job, bool, float, Any], ...]
+    unknown_states: int
+    collections: tuple[str, ...]
 
 
 class MetricsModel:
@@ -110,6 +139,10 @@ class MetricsModel:
         """The targets removed by the last ``update`` or ``reconcile``, for the daemon's log."""
         self.untracked_jobs = 0
         self.untracked_collections = 0
+        self.rendered_jobs = RenderedJobs()
+        """The sample lines of each tracked job, kept for the next cycle (``series.py``)."""
+        self.rendered_counts = RenderedCounts()
+        self.rendered_history = RenderedRows()
 
     def configure(
         self,
@@ -257,12 +290,25 @@ class MetricsModel:
         self._health.record_snapshot(snapshot)
         if not snapshot.ok:
             return
+        last = state.last_good
         state.last_good = snapshot
         state.last_success_time = snapshot.polled_at
+        state.same_jobs = last is not None and last.jobs is snapshot.jobs
+        if state.same_jobs and state.accounted is not None:
+            # The same jobs: nothing below would change (``reuse.py``) but for a follow-up
+            # answer about a job no longer listed, which goes as it would have.
+            listed_ids = state.listed
+            if any(job_id not in listed_ids for job_id in state.details):
+                state.details = {k: v for k, v in state.details.items() if k in listed_ids}
+                state.details_version += 1
+            return
         self._note_news(state, snapshot)
         listed = {str(job.job_id): job for job in snapshot.jobs}
         state.listed = listed
-        state.details = {k: v for k, v in state.details.items() if k in listed}
+        details = {k: v for k, v in state.details.items() if k in listed}
+        if len(details) != len(state.details):
+            state.details_version += 1
+        state.details = details
         first_seen = {k: v for k, v in state.first_seen.items() if k in listed}
         for job_id in listed.keys() - first_seen.keys():
             first_seen[job_id] = snapshot.polled_at
@@ -352,7 +398,10 @@ class MetricsModel:
         if follow_up is None:
             return
         job_id = follow_up.job_id(details)
+        if follow_up.kept is not None:
+            details = follow_up.kept(details)
         state.details[job_id] = details
+        state.details_version += 1
         job = state.listed.get(job_id)
         started = None if job is None else kind.times.started(job, details)
         if job is not None and started is not None and job.collection:
@@ -388,23 +437,35 @@ class MetricsModel:
         cluster, database, _name = snapshot.target.key
         visible = self._visible(cluster, database, snapshot.jobs)
         memory = self._memories.of(kind)
+        taken = state.remembered
+        if (
+            taken is not None
+            and taken[0] is visible
+            and taken[1] == state.details_version
+            and memory.touch(cluster, database, taken[2], snapshot.polled_at)
+        ):
+            return  # the very same jobs and details again: only their collections were listed
         if isinstance(memory, NewestFinished):
-            order = job_order(kind, state.details, state.first_seen)
+            newest = job_newest(kind, state.details, state.first_seen)
             memory.observe(
                 cluster,
                 database,
                 visible,
-                lambda job: order(job)[1:],
+                newest,
                 state.details,
                 snapshot.polled_at,
             )
         else:
             memory.observe(cluster, database, visible, snapshot.polled_at)
+        present = memory.present(cluster, database, {job.collection for job in visible})
+        state.remembered = (visible, state.details_version, present)
 
     def families(self, now: float) -> list[MetricFamily]:
         kinds = {kind.name: kind for kind in KINDS}
         metrics = _ordered((*(metric for kind in KINDS for metric in kind.series.metrics),))
         out = new_families((*metrics, m.UNKNOWN_STATE_JOBS))
+        self.rendered_jobs.next_cycle(out)
+        self.rendered_counts.next_cycle()
         candidates: list[Tracked] = []
         counts: dict[str, list[CollectionCounts]] = {name: [] for name in kinds}
         listed: set[tuple[str, str, str, str]] = set()
@@ -414,23 +475,17 @@ class MetricsModel:
             if snapshot is None or kind is None:
                 continue
             cluster, database, name = key
-            jobs = self._visible(cluster, database, snapshot.jobs)
+            memo = self._collection_series(state, kind, snapshot)
             out[m.UNKNOWN_STATE_JOBS].add(
                 (("milvus_cluster", cluster), ("database", database), ("kind", name)),
-                float(sum(1 for job in jobs if not job.known_state)),
+                float(memo.unknown_states),
             )
-            memory = self._memories.of(kind)
-            remembered = None
-            if isinstance(memory, NewestFinished):
-                remembered = partial(memory.remembered, cluster, database)
-                listed.update((cluster, database, name, job.collection) for job in jobs)
-            candidates += collection_series(
-                counts[name],
-                snapshot,
-                jobs,
-                job_order(kind, state.details, state.first_seen),
-                remembered,
-                gone=self._gone(cluster, database),
+            if isinstance(self._memories.of(kind), NewestFinished):
+                listed.update((cluster, database, name, c) for c in memo.collections)
+            counts[name] += memo.rows
+            candidates += (
+                Tracked(key, job, finished, age, snapshot.polled_at, details)
+                for job, finished, age, details in memo.candidates
             )
         self._write_collection_counts(out, kinds, counts)
         candidates += self._unlisted_remembered(kinds, listed)
@@ -440,7 +495,10 @@ class MetricsModel:
             target = self._targets.get(item.key)
             if details is None and target is not None:
                 details = target.details.get(str(item.job.job_id))
-            write_job(out, kinds[item.key[2]], item.key, item.job, details, item.polled_at)
+            self.rendered_jobs.write(
+                out, kinds[item.key[2]], item.key, item.job, details, item.polled_at
+            )
+        self.rendered_jobs.end_cycle()
         for name, kind in kinds.items():
             histograms = self._memories.durations.get(name, {})
             metric = kind.series.durations
@@ -475,6 +533,67 @@ class MetricsModel:
             *self._evidence.families(),
         ]
 
+    def _collection_series(
+        self, state: _TargetState, kind: AnyKind, snapshot: Snapshot
+    ) -> _SeriesMemo:
+        """``collection_series`` of a target's last good poll, made again only when what it is
+        made of changed: the jobs (the same objects), their counts, details, first sightings,
+        what is confirmed gone and, for a ``newest_finished`` kind, what it remembers."""
+        cluster, database, _name = snapshot.target.key
+        gone = self._gone(cluster, database)
+        memory = self._memories.of(kind)
+        remember = (
+            partial(memory.remembered, cluster, database)
+            if isinstance(memory, NewestFinished)
+            else None
+        )
+        memo = state.series
+        if (
+            memo is not None
+            and gone is None
+            and memo.jobs is snapshot.jobs
+            and memo.counts is snapshot.collection_counts
+            and memo.details_version == state.details_version
+            and memo.first_seen is state.first_seen
+            and (
+                remember is None
+                or all(
+                    remember(c) is was
+                    for c, was in zip(memo.collections, memo.remembered, strict=True)
+                )
+            )
+        ):
+            return memo
+        jobs = self._visible(cluster, database, snapshot.jobs)
+        rows: list[CollectionCounts] = []
+        made = collection_series(
+            rows,
+            snapshot,
+            jobs,
+            job_order(kind, state.details, state.first_seen),
+            remember,
+            gone=gone,
+            newest_of=job_newest(kind, state.details, state.first_seen),
+        )
+        collections = tuple(sorted({job.collection for job in jobs}))
+        memo = _SeriesMemo(
+            jobs=snapshot.jobs,
+            counts=snapshot.collection_counts,
+            details_version=state.details_version,
+            first_seen=state.first_seen,
+            remembered=()
+            if remember is None
+            else tuple(remember(collection) for collection in collections),
+            rows=tuple(rows),
+            candidates=tuple(
+                (item.job, item.finished, item.age_key, item.details) for item in made
+            ),
+            unknown_states=sum(1 for job in jobs if not job.known_state),
+            collections=collections,
+        )
+        state.series = None if gone is not None else memo
+        return memo
+
     def _write_collection_counts(
         self,
         out: Families,
@@ -489,7 +608,7 @@ class MetricsModel:
             shown, left_out = within_collection_limit(
                 rows, self.max_tracked_collections, states.succeeded
             )
-            write_collection_counts(out[kinds[name].series.counts], shown, states.documented)
+            self.rendered_counts.write(out[kinds[name].series.counts], shown, states.documented)
             self.untracked_collections += left_out
 
     def _unlisted_remembered(
@@ -515,31 +634,32 @@ class MetricsModel:
 
     def _write_history(self, out: Families) -> None:
         """Every remembered collection of a ``history`` kind, whether its target answers right
-        now or not: these are facts about the past that an outage does not change."""
+        now or not: these are facts about the past that an outage does not change. A
+        collection's lines are rendered again only when its history changed."""
+        self.rendered_history.next_cycle()
         for kind, history in self._memories.histories():
             series = kind.series.history
             if series is None or series.last_success not in out:
                 continue
+            families = (
+                out[series.last_success],
+                out[series.last_failure],
+                out[series.failure_info],
+            )
             for (cluster, database, collection), entry in history.items():
                 if self._evidence.hidden((cluster, database, collection)):
                     continue
-                labels = (
-                    ("milvus_cluster", cluster),
-                    ("database", database),
-                    ("collection", collection),
+                self.rendered_history.write(
+                    (kind.name, cluster, database, collection),
+                    (
+                        entry.last_success,
+                        entry.last_failure,
+                        entry.failure_job_id,
+                        entry.failure_reason,
+                    ),
+                    families,
+                    partial(_history_lines, families, (cluster, database, collection), entry),
                 )
-                if entry.last_success is not None:
-                    out[series.last_success].add(labels, entry.last_success)
-                if entry.last_failure is not None:
-                    out[series.last_failure].add(labels, entry.last_failure)
-                    out[series.failure_info].add(
-                        (
-                            *labels,
-                            ("job_id", entry.failure_job_id or "unknown"),
-                            ("reason", entry.failure_reason or "unknown"),
-                        ),
-                        1.0,
-                    )
 
     def _apply_cardinality_guard(self, candidates: list[Tracked]) -> list[Tracked]:
         """Keep at most ``max_tracked_jobs``; leave out the oldest finished jobs first."""
@@ -557,6 +677,29 @@ class MetricsModel:
         ordered_for_removal = finished + unfinished
         removed = {id(item) for item in ordered_for_removal[:excess]}
         return [item for item in candidates if id(item) not in removed]
+
+
+def _history_lines(
+    families: tuple[MetricFamily, MetricFamily, MetricFamily],
+    key: tuple[str, str, str],
+    entry: CollectionHistory,
+) -> None:
+    """A collection's last success, last failure and failure info samples (those it has)."""
+    last_success, last_failure, failure_info = families
+    cluster, database, collection = key
+    labels = (("milvus_cluster", cluster), ("database", database), ("collection", collection))
+    if entry.last_success is not None:
+        last_success.add(labels, entry.last_success)
+    if entry.last_failure is not None:
+        last_failure.add(labels, entry.last_failure)
+        failure_info.add(
+            (
+                *labels,
+                ("job_id", entry.failure_job_id or "unknown"),
+                ("reason", entry.failure_reason or "unknown"),
+            ),
+            1.0,
+        )
 
 
 def _declared(name: str) -> AnyKind | None:

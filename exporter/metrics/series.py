@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from ..exposition import catalogue as m
 from ..exposition.families import MetricFamily, escape_label_value, render_label_pairs
@@ -62,6 +62,20 @@ def job_order(
     return order
 
 
+def job_newest(
+    kind: AnyKind, details: Mapping[str, Any], first_seen: Mapping[str, float]
+) -> Callable[[Job], tuple[float, str]]:
+    """``job_order`` without the age: what decides which finished job is the newest (half the
+    work, for the ``max`` over every finished job of a collection)."""
+    newest = kind.ordering.newest
+
+    def order(job: Job) -> tuple[float, str]:
+        key = str(job.job_id)
+        return newest(job, details.get(key), first_seen.get(key))
+
+    return order
+
+
 @dataclass(frozen=True, slots=True)
 class CollectionCounts:
     """One listed collection's jobs by state: its samples of its kind's counts
@@ -84,6 +98,7 @@ def collection_series(
     remembered: Callable[[str], RememberedJob | None] | None = None,
     *,
     gone: Callable[[str], bool] | None = None,
+    newest_of: Callable[[Job], tuple[float, str]] | None = None,
 ) -> list[Tracked]:
     """Count the jobs of each collection by state (into ``counted``); return the jobs that may
     get per-job series: every unfinished one and the newest finished one per collection, which
@@ -122,7 +137,7 @@ def collection_series(
                 Tracked(key, memory.job, True, memory.order[0], snapshot.polled_at, memory.details)
             )
         elif finished:
-            newest = max(finished, key=lambda job: order(job)[1:])
+            newest = max(finished, key=newest_of or (lambda job: order(job)[1:]))
             candidates.append(Tracked(key, newest, True, order(newest)[0], snapshot.polled_at))
     return candidates
 
@@ -145,15 +160,102 @@ def write_collection_counts(
 ) -> None:
     """Each collection's jobs by state: every documented state, and any other state listed."""
     for row in rows:
-        cluster, database, _kind = row.key
-        labels = (
-            ("milvus_cluster", cluster),
-            ("database", database),
-            ("collection", row.collection),
-        )
-        extra = sorted(set(row.states) - set(documented_states))
-        for state_name in (*documented_states, *extra):
-            family.add((*labels, ("state", state_name)), float(row.states.get(state_name, 0)))
+        _write_count_row(family, row, documented_states)
+
+
+def _write_count_row(
+    family: MetricFamily, row: CollectionCounts, documented_states: tuple[str, ...]
+) -> None:
+    cluster, database, _kind = row.key
+    labels = (
+        ("milvus_cluster", cluster),
+        ("database", database),
+        ("collection", row.collection),
+    )
+    extra = sorted(set(row.states) - set(documented_states))
+    for state_name in (*documented_states, *extra):
+        family.add((*labels, ("state", state_name)), float(row.states.get(state_name, 0)))
+
+
+class RenderedCounts:
+    """Each collection's count lines of the last cycle, written again as they are while its
+    counts by state are equal: at fleet scale nearly every collection's are, every cycle.
+
+    Call ``next_cycle`` once before each cycle's writes: what a cycle did not write is let go
+    at the next."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[TargetKey, str], tuple[Mapping[str, int], bytes]] = {}
+        self._current: dict[tuple[TargetKey, str], tuple[Mapping[str, int], bytes]] = {}
+        self.rendered = 0
+        """Rows rendered (not reused) since start: what a test can watch."""
+
+    def next_cycle(self) -> None:
+        self._last, self._current = self._current, {}
+
+    def write(
+        self,
+        family: MetricFamily,
+        rows: Sequence[CollectionCounts],
+        documented_states: tuple[str, ...],
+    ) -> None:
+        """``write_collection_counts``, reusing the lines of rows whose counts are unchanged."""
+        last, current = self._last, self._current
+        for row in rows:
+            key = (row.key, row.collection)
+            entry = last.get(key)
+            if entry is None or entry[0] != row.states:
+                start = family.mark()
+                _write_count_row(family, row, documented_states)
+                entry = (row.states, family.since(start))
+                self.rendered += 1
+            else:
+                family.add_text(entry[1])
+            current[key] = entry
+
+
+class RenderedRows:
+    """Sample lines of keyed rows (a collection's remembered history), written again while the
+    values they were rendered from are equal. Call ``next_cycle`` once before each cycle's
+    writes: what a cycle did not write is let go at the next."""
+
+    def __init__(self) -> None:
+        self._last: dict[Any, tuple[Any, tuple[tuple[int, bytes], ...]]] = {}
+        self._current: dict[Any, tuple[Any, tuple[tuple[int, bytes], ...]]] = {}
+        self.rendered = 0
+        """Rows rendered (not reused) since start: what a test can watch."""
+
+    def next_cycle(self) -> None:
+        self._last, self._current = self._current, {}
+
+    def write(
+        self,
+        key: Any,
+        values: Any,
+        families: Sequence[MetricFamily],
+        render: Callable[[], None],
+    ) -> None:
+        """``render()`` writes the row into ``families``, unless the lines it wrote last cycle
+        for ``key`` came from equal ``values``: those are written again.
+
+        The lines are kept by family position: the families are new every cycle."""
+        entry = self._last.get(key)
+        if entry is not None and entry[0] == values:
+            for index, lines in entry[1]:
+                families[index].add_text(lines)
+        else:
+            starts = [family.mark() for family in families]
+            render()
+            entry = (
+                values,
+                tuple(
+                    (index, family.since(start))
+                    for index, (family, start) in enumerate(zip(families, starts, strict=True))
+                    if family.mark() != start
+                ),
+            )
+            self.rendered += 1
+        self._current[key] = entry
 
 
 def job_label_prefix(key: TargetKey, collection: str, job_id: str) -> str:
@@ -203,9 +305,14 @@ def write_job(
     """One job's series, as its kind declares them (``Series.per_job``): each ``Value`` its
     getter gives (none when it gives None), the state enum, and each reason series whose
     condition holds."""
+    _write_parts(out, kind, key, job, View(job, details, polled_at))
+
+
+def _write_parts(
+    out: Families, kind: AnyKind, key: TargetKey, job: Job, view: View[Any, Any]
+) -> None:
     prefix = job_label_prefix(key, job.collection, str(job.job_id))
     labels = "{" + prefix + "}"
-    view = View(job, details, polled_at)
     documented = kind.states.documented
     for part in kind.series.per_job:
         family = out[part.metric]
@@ -217,3 +324,103 @@ def write_job(
             _state_samples(family, prefix, documented, job.state)
         elif isinstance(part, ReasonSeries) and part.when(job):
             _reason_sample(family, prefix, job.reason)
+
+
+class _TimedView:
+    """A ``View`` that notes whether a getter read the poll time: the samples of a job whose
+    getters did not are the same next cycle for the same job and details."""
+
+    __slots__ = ("_polled_at", "details", "job", "timed")
+
+    def __init__(self, job: Job, details: Any, polled_at: float) -> None:
+        self.job = job
+        self.details = details
+        self._polled_at = polled_at
+        self.timed = False
+
+    @property
+    def polled_at(self) -> float:
+        self.timed = True
+        return self._polled_at
+
+
+@dataclass(slots=True)
+class _RenderedJob:
+    key: TargetKey
+    job: Job
+    details: Any
+    polled_at: float | None
+    """The poll time its samples were rendered at; None when none of them read it."""
+    lines: tuple[tuple[int, bytes], ...]
+    """(``id`` of the metric, its sample lines): a catalogue metric hashes all its fields."""
+
+
+class RenderedJobs:
+    """Each tracked job's sample lines of the last cycle, written again as they are while the
+    job is the same record object (``polling/reuse.py`` gives back the object of an unchanged
+    record), its details the same answer, and, when a getter read it, the poll time the same.
+    A job whose record changed in any field is a new object, and is rendered anew.
+
+    Call ``next_cycle`` once before each cycle's writes: what a cycle did not write (a job no
+    longer tracked) is let go at the next."""
+
+    def __init__(self) -> None:
+        self._last: dict[int, _RenderedJob] = {}
+        self._current: dict[int, _RenderedJob] = {}
+        self._families: dict[int, MetricFamily] = {}
+        self.rendered = 0
+        """Jobs rendered (not reused) since start: what a test can watch."""
+
+    def next_cycle(self, out: Families) -> None:
+        """A new cycle writes into ``out`` (until ``end_cycle``)."""
+        self._last, self._current = self._current, {}
+        self._families = {id(metric): family for metric, family in out.items()}
+
+    def end_cycle(self) -> None:
+        """The cycle's families are written: let go of them (they hold its whole body)."""
+        self._families = {}
+
+    def write(
+        self,
+        out: Families,
+        kind: AnyKind,
+        key: TargetKey,
+        job: Job,
+        details: Any,
+        polled_at: float,
+    ) -> None:
+        """``write_job``, reusing the lines of a job whose inputs are unchanged."""
+        entry = self._last.get(id(job))  # it holds the job: the id is not another's
+        if (
+            entry is None
+            or entry.job is not job
+            or entry.details is not details
+            or entry.key != key
+            or (entry.polled_at is not None and entry.polled_at != polled_at)
+        ):
+            entry = self._render(out, kind, key, job, details, polled_at)
+        else:
+            families = self._families
+            for metric, lines in entry.lines:
+                families[metric].add_text(lines)
+        self._current[id(job)] = entry
+
+    def _render(
+        self,
+        out: Families,
+        kind: AnyKind,
+        key: TargetKey,
+        job: Job,
+        details: Any,
+        polled_at: float,
+    ) -> _RenderedJob:
+        self.rendered += 1
+        view = _TimedView(job, details, polled_at)
+        starts = [(part.metric, out[part.metric].mark()) for part in kind.series.per_job]
+        _write_parts(out, kind, key, job, cast(View[Any, Any], view))
+        lines = tuple(
+            (id(metric), out[metric].since(start))
+            for metric, start in starts
+            if out[metric].mark() != start
+        )
+        return _RenderedJob(key, job, details, polled_at if view.timed else None, lines)

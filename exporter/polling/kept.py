@@ -104,6 +104,10 @@ class ListingKeeper(Generic[J]):
         """Jobs held right now: at most twice the cap, plus nothing of the pages already read."""
         return len(self._jobs)
 
+    def holds(self, job: J) -> bool:
+        """Whether this very job is held right now (not one listed twice, nor left out)."""
+        return self._jobs.get((job.collection, job.job_id)) is job
+
     def add(self, listing: Listing[J]) -> None:
         """Take one page in; trim to the job cap whenever twice the cap is held."""
         for reason, count, message in listing.skipped:

@@ -55,6 +55,7 @@ from .kept import KeepLimits
 from .lists import list_target
 from .oddities import OddityLog
 from .repeats import RepeatedLines
+from .reuse import ParsedRecords
 from .snapshots import ClusterRequest, CollectionsListing, CycleResult, DiscoveryOutcome, Snapshot
 from .targets import Target, TargetKey, limiter_rate, targets_of
 from .tasks import PollRound, PollTask, log_fields
@@ -87,8 +88,10 @@ class Poller:
         listed_databases: dict[str, tuple[str, ...]] | None = None,
         collection_lists: CollectionListSchedule | None = None,
         list_collections: bool = True,
+        parsed_records: ParsedRecords | None = None,
     ) -> None:
-        """``list_collections`` False: no ``collections/list`` (``check`` needs no evidence)."""
+        """``list_collections`` False: no ``collections/list`` (``check`` needs no evidence);
+        ``parsed_records``: an earlier poller's (a reload), used when read and kept alike."""
         self.config = config
         self._list_collections = list_collections
         self._discovery = DiscoverySchedule(config, listed_databases, clock)
@@ -150,6 +153,10 @@ class Poller:
         """The follow-ups of every kind that declares one (their job ids never collide: the
         schedule is per target, and a target is of one kind)."""
         self._keep_limits = KeepLimits(config.max_listed_jobs, config.max_listed_collections)
+        self.parsed_records = ParsedRecords(self._keep_limits, config.secrets)
+        if parsed_records is not None and parsed_records.same_reading(self.parsed_records):
+            self.parsed_records = parsed_records
+        """Each target's last listed jobs, reused for unchanged records (``reuse.py``)."""
 
     @property
     def listed_databases(self) -> dict[str, tuple[str, ...]]:
@@ -212,6 +219,7 @@ class Poller:
                 | {task.target.key for queue in self._pending.values() for task in queue}
                 | {task.target.key for task in self._delayed}
             )
+            self.parsed_records.retain(target.key for target in self.targets)
             self._first_due = self._describes.first_in_line()
             for target in sorted(  # first the targets whose due describes waited longest
                 self.targets, key=lambda target: self._first_due.get(target.key, LAST_IN_LINE)
@@ -694,7 +702,7 @@ class Poller:
         """One list of the target's kind, as its declaration says (``lists.py``)."""
         client = self._client(target.cluster, target.api, requests_seen, self._clock())
         polled_at = self._wall_clock()
-        kept = list_target(client, target, self._keep_limits, self._oddities)
+        kept = list_target(client, target, self._keep_limits, self._oddities, self.parsed_records)
         self._oddities.note_clock_skew(target.cluster.name, client.clock_skew)
         seconds = self._clock() - task.started
         self._say_unkept(target, kept.unkept)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import hashlib
 import json
 import math
 import re
@@ -30,7 +31,7 @@ from .. import __version__
 from ..guards.redact import Scrubber
 from ..guards.watchdog import Watchdog
 from .errors import ApiError, first_line, transport_error
-from .listing import J, Listing, RecordParser, job_list_body, merge, read_page
+from .listing import J, KnownPages, Listing, RecordParser, job_list_body, merge, read_page
 from .records import (
     ImportJob,
     ImportJobDetails,
@@ -107,6 +108,10 @@ class _ByteBudget:
 
 RequestObserver = Callable[[RequestRecord], None]
 RequestGate = Callable[[str], None]
+
+
+_SEEN = object()
+"""What an answer whose bytes are those of a known page reads as: nothing to decode."""
 
 
 def _identity(data: Any) -> Any:
@@ -210,6 +215,7 @@ class MilvusClient:
         parse: RecordParser[J],
         *,
         paged: bool = False,
+        known: KnownPages | None = None,
     ) -> Generator[Listing[J], None, None]:
         """A job list (``api``, ``body``) one page at a time, each record read by ``parse``
         (record, now, shared names) and each page only when the caller asks for it, so a
@@ -220,14 +226,15 @@ class MilvusClient:
         An answer that claims more than ``max_import_pages`` pages fails at once
         (``too_many_pages``) instead of being walked page after page for minutes; pages that
         hold more than ``max_listing_bytes`` together fail as soon as the budget runs out
-        (``listing_too_large``).
+        (``listing_too_large``). With ``known``, a page whose bytes are those of the same page
+        last time is not decoded: what it read as then is given again.
         """
         budget = self._listing_budget()
 
         def read(data: Any) -> tuple[Listing[J], tuple[int, int, int] | None]:
             return read_page(data, parse, self._now(), paged)
 
-        first, paging = self.call(api, body, read, budget)
+        first, paging = self.call(api, body, read, budget, known)
         if paging is not None:
             current, pages, page_size = paging
             if pages > self._max_import_pages:
@@ -242,7 +249,7 @@ class MilvusClient:
             return
         for page in range(current + 1, pages + 1):
             more, _ = self.call(
-                api, {**body, "pageSize": page_size, "currentPage": page}, read, budget
+                api, {**body, "pageSize": page_size, "currentPage": page}, read, budget, known
             )
             yield more
             del more
@@ -308,19 +315,27 @@ class MilvusClient:
         body: dict[str, Any],
         read: Callable[[Any], T] = _identity,
         budget: _ByteBudget | None = None,
+        known: KnownPages | None = None,
     ) -> T:
         """POST ``body`` to ``api``, check the envelope and return ``read(data)``.
 
         Reading is part of the call, so an answer of the wrong shape is counted as a failed
         request (``bad_response``), not as a success. Raises ``ApiError`` for every failure.
         ``budget``, shared by the pages of one list answer, bounds their bytes together.
+        ``known``: the answer is the next page of a list whose pages were seen before.
         """
         self._gate(api)
         started = self._clock()
         outcome = "internal"  # anything but an answer or an ApiError is a bug, not a success
         self._exchange_skew = None
         try:
-            result = read(self._exchange(api, body, budget))
+            data = self._exchange(api, body, budget, known)
+            if known is None:
+                result = read(data)
+            elif data is _SEEN:
+                result = known.pages[-1].read
+            else:
+                result = known.pages[-1].read = read(data)
             outcome = "success"
             return result
         except ApiError as error:
@@ -337,7 +352,13 @@ class MilvusClient:
                 )
             )
 
-    def _exchange(self, api: str, body: dict[str, Any], budget: _ByteBudget | None = None) -> Any:
+    def _exchange(
+        self,
+        api: str,
+        body: dict[str, Any],
+        budget: _ByteBudget | None = None,
+        known: KnownPages | None = None,
+    ) -> Any:
         started = self._clock()
         if self._deadline is not None and started >= self._deadline:
             raise ApiError("deadline", "the poll ran out of time before this request could start")
@@ -352,7 +373,7 @@ class MilvusClient:
         }
         with watched(self._watchdog, deadline, self._clock) as watch:
             try:
-                payload = self._post(api, body, headers, remaining, deadline, budget)
+                payload = self._post(api, body, headers, remaining, deadline, budget, known)
             except ApiError:
                 if watch.fired:
                     raise cut from None
@@ -364,7 +385,7 @@ class MilvusClient:
                 raise failure from None  # (a lookup given up at the deadline stays dns)
             if watch.fired:
                 raise cut
-        return _unwrap(payload)
+        return payload if payload is _SEEN else _unwrap(payload)
 
     def _post(
         self,
@@ -374,6 +395,7 @@ class MilvusClient:
         remaining: float,
         deadline: float,
         budget: _ByteBudget | None = None,
+        known: KnownPages | None = None,
     ) -> Any:
         with self._session.post(
             self.endpoint + API_PATHS.get(api, API_PREFIX + api),
@@ -402,7 +424,7 @@ class MilvusClient:
                 raise ApiError(
                     f"http_{status}" if 100 <= status <= 599 else "http_other", f"HTTP {status}"
                 )
-            return self._read_body(response, deadline, budget)
+            return self._read_body(response, deadline, budget, known)
 
     def _note_server_clock(self, date: str | None) -> None:
         server_time = parse_http_date(date)
@@ -410,7 +432,11 @@ class MilvusClient:
             self._exchange_skew = self.clock_skew = server_time - self._wall_clock()
 
     def _read_body(
-        self, response: requests.Response, deadline: float, budget: _ByteBudget | None = None
+        self,
+        response: requests.Response,
+        deadline: float,
+        budget: _ByteBudget | None = None,
+        known: KnownPages | None = None,
     ) -> Any:
         """Read at most ``max_response_bytes`` (and what is left of ``budget``) before
         ``deadline``, then decode JSON.
@@ -418,7 +444,8 @@ class MilvusClient:
         Bytes that are not UTF-8 become U+FFFD rather than failing the answer; strings are
         scrubbed of lone surrogates and secrets when the text shows it is needed. Each copy of
         the body is let go as soon as the next exists: a 16 MiB answer is held twice, not four
-        times, while it is decoded.
+        times, while it is decoded. The bytes of a page ``known`` from last time are not decoded
+        (``_SEEN``).
         """
         chunks: list[bytes] = []
         size = 0
@@ -439,6 +466,8 @@ class MilvusClient:
             budget.remaining -= size
         raw = b"".join(chunks)
         del chunks
+        if known is not None and known.arrived(hashlib.blake2b(raw, digest_size=16).digest()):
+            return _SEEN
         text = raw.decode("utf-8", errors="replace")
         del raw
         try:

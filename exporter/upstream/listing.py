@@ -9,7 +9,7 @@ reason, and the rest of the answer is used.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -119,3 +119,38 @@ def read_page(
     pages = max(0, -(-count // page_size))  # ceiling without a float to overflow
     # A current page below 1 would make the caller walk from there: read it as the first page.
     return jobs, (max(current, 1), pages, page_size)
+
+
+@dataclass(slots=True)
+class SeenPage:
+    """One page of a list as it was read: a digest of its bytes, and what they read as."""
+
+    digest: bytes
+    read: Any = None
+    hit: bool = False
+    """The bytes were the same as the same page's of the last list: ``read`` is that one's."""
+
+
+class KnownPages:
+    """The pages of a target's last list, by a digest of their bytes (``MilvusClient.call``):
+    a page whose bytes are the same as last time is neither decoded nor read again, its
+    listing (the very same job objects) is used. At fleet scale most answers are: a database
+    whose jobs all finished lists the same bytes every round."""
+
+    def __init__(self, previous: Sequence[SeenPage] = ()) -> None:
+        self._previous = previous
+        self.pages: list[SeenPage] = []
+        """This list's pages so far, in order."""
+
+    def arrived(self, digest: bytes) -> bool:
+        """The next page's bytes arrived: whether they are the same as last time."""
+        index = len(self.pages)
+        before = self._previous[index] if index < len(self._previous) else None
+        hit = before is not None and before.digest == digest
+        self.pages.append(SeenPage(digest, before.read if hit and before else None, hit))
+        return hit
+
+    @property
+    def all_seen(self) -> bool:
+        """Every page was the same as last time, and there were as many."""
+        return len(self.pages) == len(self._previous) and all(page.hit for page in self.pages)

@@ -1,0 +1,491 @@
+"""Cost follows change (issue 23): what the last round already read and rendered unchanged is
+reused, and everything that changed is read and rendered anew.
+
+The poll path is tested against a real HTTP server on 127.0.0.1 (``hostile.py``) with the real
+client; the model with snapshots whose jobs are the very same objects from one cycle to the
+next (what the poller gives for unchanged records), next to a model given fresh copies of every
+job each cycle (what it got before): both must publish the same bytes every cycle.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+import requests
+
+from exporter.exposition.cache import render
+from exporter.memory.state import load_state, save_state
+from exporter.metrics.model import MetricsModel
+from exporter.polling.kept import KeepLimits, Kept
+from exporter.polling.lists import list_target
+from exporter.polling.oddities import OddityLog
+from exporter.polling.reuse import ParsedRecords
+from exporter.polling.snapshots import CollectionsListing, Snapshot
+from exporter.polling.targets import Target
+from exporter.upstream.client import MilvusClient
+from exporter.upstream.records import ImportJobDetails
+
+from . import hostile
+from .helpers import (
+    CLUSTER,
+    IMPORT,
+    REFRESH,
+    T0,
+    cycle,
+    import_job,
+    ok,
+    refresh_job,
+    samples,
+    value,
+)
+
+LIMITS = KeepLimits(1000, 100)
+
+
+class Answers:
+    """What the server lists right now: a list of refresh records, or pages of imports."""
+
+    def __init__(self, records: list[dict[str, Any]], pages: int = 0) -> None:
+        self.records = records
+        self.pages = pages
+
+    def behave(self, exchange: hostile.Exchange) -> None:
+        if self.pages:
+            hostile.paged(hostile.import_pages(self.records, self.pages))(exchange)
+        else:
+            exchange.answer({"code": 0, "data": {"records": self.records}})
+
+
+@contextmanager
+def lister(answers: Answers, kind: str = "refresh") -> Iterator[tuple[Any, ParsedRecords]]:
+    """``list()`` lists the target once, as the poller does, with one ``ParsedRecords``."""
+    records = ParsedRecords()
+    with hostile.hostile_server({}, default=answers.behave) as server:
+        cluster = replace(CLUSTER, endpoint=server.url)
+        target = Target(cluster, "default", kind)
+        session = requests.Session()
+
+        def list_once() -> Kept[Any]:
+            client = MilvusClient(server.url, "secret-token", session, 5.0)
+            return list_target(client, target, LIMITS, OddityLog(), records)
+
+        try:
+            yield list_once, records
+        finally:
+            session.close()
+
+
+def refreshes(count: int) -> list[dict[str, Any]]:
+    return [
+        hostile.refresh_record(1000 + index, f"ext_{index % 3}", state="RefreshCompleted")
+        for index in range(count)
+    ]
+
+
+def by_id(kept: Kept[Any]) -> dict[object, Any]:
+    return {job.job_id: job for job in kept.jobs}
+
+
+def test_an_unchanged_list_is_neither_decoded_nor_read_again():
+    with lister(Answers(refreshes(6))) as (list_once, records):
+        first = list_once()
+        parsed = records.parsed
+        second = list_once()
+    assert parsed == 6
+    assert second is first  # the very same Kept: nothing decoded, read or kept anew
+    assert records.parsed == 6
+    assert records.reused == 6
+
+
+CHANGES = {
+    "state": ("state", "RefreshFailed"),
+    "progress": ("progress", 99),
+    "reason": ("reason", "schema mismatch"),
+    "end time": ("endTime", hostile.NOW_MS - 10_000),
+    "progress of another type": ("progress", "100"),
+    "progress as a float": ("progress", 100.0),
+}
+
+
+def test_a_changed_record_is_read_anew_and_every_other_reused():
+    for name, (field, new) in CHANGES.items():
+        answers = Answers(refreshes(6))
+        with lister(answers) as (list_once, records):
+            first = by_id(list_once())
+            answers.records = copy.deepcopy(answers.records)
+            answers.records[2][field] = new
+            second = by_id(list_once())
+        assert records.parsed == 7, name  # six, then the changed one
+        changed = 1002
+        assert second[changed] is not first[changed], name
+        for job_id, job in second.items():
+            if job_id != changed:
+                assert job is first[job_id], (name, job_id)
+        if field == "state":
+            assert second[changed].state == "RefreshFailed"
+        if field == "reason":
+            assert second[changed].reason == "schema mismatch"
+        if field == "endTime":
+            assert second[changed].end_time == (hostile.NOW_MS - 10_000) / 1000
+
+
+def test_a_record_whose_value_changes_type_is_read_anew():
+    """``true`` hashes and compares equal to ``1``: a fingerprint of values alone would give
+    back the job read from ``1`` for a record that no longer reads."""
+    answers = Answers([hostile.refresh_record(7, "ext_a", progress=1)])
+    with lister(answers) as (list_once, records):
+        first = list_once()
+        answers.records = [hostile.refresh_record(7, "ext_a", progress=True)]
+        second = list_once()
+    assert first.jobs and not first.skipped
+    assert second.jobs == ()
+    assert [reason for reason, _count, _message in second.skipped] == ["bad_progress"]
+    assert records.parsed == 2
+
+
+def test_a_job_no_longer_listed_is_forgotten():
+    answers = Answers(refreshes(4))
+    with lister(answers) as (list_once, records):
+        list_once()
+        answers.records = answers.records[1:]
+        second = list_once()
+        answers.records = refreshes(4)  # the first one is back: read again, not remembered
+        third = list_once()
+    assert 1000 not in by_id(second)
+    assert records.parsed == 4 + 0 + 1
+    assert by_id(third)[1001] is by_id(second)[1001]
+
+
+def test_a_list_with_a_skipped_record_is_read_again_every_time():
+    """A record refused once may read later (a time over a day ahead, as the clock moves on):
+    the same bytes of a list that skipped one are not taken as the same answer."""
+    answers = Answers([*refreshes(3), {"jobId": "nope", "collectionName": "ext_0"}])
+    with lister(answers) as (list_once, records):
+        first = list_once()
+        second = list_once()
+    assert second is not first
+    assert second.skipped == first.skipped != ()
+    assert by_id(second)[1000] is by_id(first)[1000]  # the readable records are still reused
+    assert records.parsed == 4 + 1  # the refused one is tried again, the others are not
+
+
+def test_an_unchanged_page_keeps_its_jobs_when_another_page_changed():
+    imports = [
+        {"jobId": str(500 + index), "collectionName": f"c{index}", "state": "Completed",
+         "progress": 100}
+        for index in range(9)
+    ]  # fmt: skip
+    answers = Answers(imports, pages=3)
+    with lister(answers, kind="import") as (list_once, records):
+        first = by_id(list_once())
+        answers.records = copy.deepcopy(imports)
+        answers.records[7]["progress"] = 50
+        answers.records[7]["state"] = "Importing"
+        second = by_id(list_once())
+    assert records.parsed == 9 + 1  # the changed record only (its page decoded again)
+    assert records.reused == 2 + 6  # its page's other two, and the two unchanged pages whole
+    assert second["507"].state == "Importing" and second["507"] is not first["507"]
+    assert all(second[job_id] is first[job_id] for job_id in first if job_id != "507")
+
+
+# The model ------------------------------------------------------------------------------
+
+
+def fresh(snapshot: Snapshot) -> Snapshot:
+    """The same snapshot with every job a new object: what the poller gave before reuse."""
+    return replace(snapshot, jobs=tuple(copy.copy(job) for job in snapshot.jobs))
+
+
+def details(job_id: str, rows: int, complete: float | None) -> ImportJobDetails:
+    return ImportJobDetails(
+        job_id=job_id,
+        state="Completed" if complete else "Importing",
+        imported_rows=rows,
+        total_rows=1000,
+        file_size_bytes=4096,
+        create_time=T0 - 600,
+        complete_time=complete,
+        collection="books",
+        progress_ratio=rows / 1000,
+    )
+
+
+def scenario() -> Iterator[tuple[str, Any, float]]:
+    """Cycles of a refresh and an import target, as the poller hands them over: an unchanged
+    list gives the same jobs tuple, an unchanged record the same job object."""
+    done = refresh_job(1, "RefreshCompleted", "ext_a", 1.0, T0 - 900, T0 - 800)
+    older = refresh_job(2, "RefreshFailed", "ext_b", 0.3, T0 - 1900, T0 - 1800, "no file")
+    running = refresh_job(3, "RefreshInProgress", "ext_c", 0.2, T0 - 100)
+    imported = import_job("900", "Completed", "books", 1.0)
+    importing = import_job("901", "Importing", "books", 0.4)
+    refreshes_: tuple[Any, ...] = (done, older, running)
+    imports = (imported, importing)
+    at = T0
+    yield "first", cycle(ok(REFRESH, at, refreshes_), ok(IMPORT, at, imports=imports), at=at), at
+    follow = ((IMPORT.key, details("900", 1000, T0 - 60)), (IMPORT.key, details("901", 400, None)))
+    at += 15
+    yield "details", replace(cycle(
+        ok(REFRESH, at, refreshes_), ok(IMPORT, at, imports=imports), at=at
+    ), follow_ups=follow), at  # fmt: skip
+    at += 15
+    yield (
+        "unchanged",
+        cycle(ok(REFRESH, at, refreshes_), ok(IMPORT, at, imports=imports), at=at),
+        at,
+    )
+    progressed = replace(importing, progress_ratio=0.7)
+    imports = (imported, progressed)
+    at += 15
+    yield "progress", cycle(ok(REFRESH, at, refreshes_), ok(IMPORT, at, imports=imports), at=at), at
+    reasoned = replace(older, reason="schema mismatch")
+    refreshes_ = (done, reasoned, running)
+    at += 15
+    yield "reason", cycle(ok(REFRESH, at, refreshes_), ok(IMPORT, at, imports=imports), at=at), at
+    finished = replace(running, state="RefreshFailed", end_time=at - 5, reason="boom")
+    refreshes_ = (done, reasoned, finished)
+    at += 15
+    yield "state", cycle(ok(REFRESH, at, refreshes_), ok(IMPORT, at, imports=imports), at=at), at
+    refreshes_ = (done, finished)  # ext_b's job is no longer listed
+    at += 15
+    yield (
+        "gone from the list",
+        cycle(ok(REFRESH, at, refreshes_), ok(IMPORT, at, imports=imports), at=at),
+        at,
+    )
+    at += 15
+    down = replace(ok(REFRESH, at, refreshes_), ok=False, reason="timeout", jobs=())
+    yield "down", cycle(down, ok(IMPORT, at, imports=imports), at=at), at
+    at += 15
+    yield "up again", cycle(ok(REFRESH, at, refreshes_), ok(IMPORT, at, imports=imports), at=at), at
+    at += 15
+    listing = CollectionsListing("prod", "default", at - 1, True, frozenset({"ext_a", "books"}))
+    yield "collection dropped", replace(cycle(
+        ok(REFRESH, at, refreshes_), ok(IMPORT, at, imports=imports), at=at
+    ), collection_lists=(listing,)), at  # fmt: skip
+    at += 15
+    yield (
+        "after the drop",
+        cycle(ok(REFRESH, at, refreshes_), ok(IMPORT, at, imports=imports), at=at),
+        at,
+    )
+
+
+def keep_tuples(steps: Iterator[tuple[str, Any, float]]) -> Iterator[tuple[str, Any, float]]:
+    """Give the model the very same jobs tuple while a target lists the same jobs, as the
+    poller does (``lists.py``: the same ``Kept``)."""
+    last: dict[object, tuple[Any, ...]] = {}
+    for name, result, at in steps:
+        snapshots = []
+        for snapshot in result.snapshots:
+            previous = last.get(snapshot.target.key)
+            if previous is not None and previous == snapshot.jobs and snapshot.ok:
+                snapshot = replace(snapshot, jobs=previous)
+            elif snapshot.ok:
+                last[snapshot.target.key] = snapshot.jobs
+            snapshots.append(snapshot)
+        yield name, replace(result, snapshots=tuple(snapshots)), at
+
+
+def test_reused_jobs_publish_the_same_bytes_as_fresh_ones_every_cycle():
+    reusing, copying = MetricsModel(1000, 15.0), MetricsModel(1000, 15.0)
+    seen = same_bytes(reusing, copying)
+    parsed = [samples_of(text) for text in seen]
+    progress = "milvus_import_job_progress_ratio"
+    assert value(parsed[2], progress, **job_labels("books", "901")) == 0.4
+    assert value(parsed[3], progress, **job_labels("books", "901")) == 0.7
+    failure = "milvus_refresh_job_failure_info"
+    assert value(parsed[4], failure, **job_labels("ext_b", "2"), reason="schema mismatch") == 1
+    assert value(parsed[3], failure, **job_labels("ext_b", "2"), reason="schema mismatch") is None
+    state = "milvus_refresh_job_state"
+    assert value(parsed[5], state, **job_labels("ext_c", "3"), state="RefreshFailed") == 1
+    assert value(parsed[4], state, **job_labels("ext_c", "3"), state="RefreshFailed") == 0
+    # ext_b stays as the newest failure remembered, until its collection is dropped upstream
+    assert value(parsed[9], "milvus_refresh_jobs", milvus_cluster="prod", database="default",
+                 collection="ext_b", state="RefreshFailed") is None  # fmt: skip
+    # the reuse happened: fewer jobs rendered than written
+    written = sum(text.count("_job_progress_ratio{") for text in seen)  # one per job written
+    assert reusing.rendered_jobs.rendered < written / 2
+    rows = sum(
+        text.count("milvus_refresh_jobs{") + text.count("milvus_import_jobs{") for text in seen
+    )
+    assert reusing.rendered_counts.rendered < rows / 4 / 2  # four documented states a row
+
+
+def test_under_the_cardinality_guard_too():
+    """Three tracked jobs of five: which are left out follows their age, which the details
+    that arrive change (a finished import's create time)."""
+    same_bytes(MetricsModel(3, 15.0), MetricsModel(3, 15.0))
+
+
+def test_with_memory_bounds_that_bite():
+    """Collections remembered for 40 s only, or two of them: what the same jobs seen again
+    refresh (when each was last listed) and what the cap lets go must be the same too."""
+    for bounds in ({"collection_retention": 40.0}, {"max_tracked_collections": 2}):
+        same_bytes(MetricsModel(1000, 15.0, **bounds), MetricsModel(1000, 15.0, **bounds))
+
+
+def same_bytes(reusing: MetricsModel, copying: MetricsModel) -> list[str]:
+    """Run the scenario through both: the same jobs to one, fresh copies to the other."""
+    seen: list[str] = []
+    for name, result, at in keep_tuples(scenario()):
+        copied = replace(result, snapshots=tuple(fresh(s) for s in result.snapshots))
+        expected = render(copying.update(copied, at))
+        assert render(reusing.update(result, at)) == expected, name
+        seen.append(expected)
+    return seen
+
+
+def samples_of(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    parsed: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            parsed[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return parsed
+
+
+def job_labels(collection: str, job_id: str) -> dict[str, str]:
+    return {
+        "milvus_cluster": "prod",
+        "database": "default",
+        "collection": collection,
+        "job_id": job_id,
+    }
+
+
+def test_an_unchanged_job_is_not_rendered_again_and_a_changed_one_is():
+    model = MetricsModel(1000, 15.0)
+    done = import_job("900", "Completed", "books", 1.0)
+    importing = import_job("901", "Importing", "books", 0.4)
+    jobs = (done, importing)
+    model.update(cycle(ok(IMPORT, T0, imports=jobs), targets=(IMPORT,)), T0)
+    assert model.rendered_jobs.rendered == 2
+    model.update(cycle(ok(IMPORT, T0 + 15, imports=jobs), targets=(IMPORT,)), T0 + 15)
+    assert model.rendered_jobs.rendered == 2  # the same objects: nothing rendered anew
+    moved = (done, replace(importing, progress_ratio=0.5))
+    parsed = samples(
+        model.update(cycle(ok(IMPORT, T0 + 30, imports=moved), targets=(IMPORT,)), T0 + 30)
+    )
+    assert model.rendered_jobs.rendered == 3  # the changed one only
+    progress = "milvus_import_job_progress_ratio"
+    assert value(parsed, progress, **job_labels("books", "901")) == 0.5
+    parsed = samples(
+        model.update(cycle(ok(IMPORT, T0 + 45, imports=(done,)), targets=(IMPORT,)), T0 + 45)
+    )
+    assert value(parsed, progress, **job_labels("books", "901")) is None  # gone: no series
+    assert value(parsed, progress, **job_labels("books", "900")) == 1.0
+
+
+def test_a_running_jobs_duration_follows_the_poll_time_though_the_job_is_the_same():
+    model = MetricsModel(1000, 15.0)
+    running = (refresh_job(3, "RefreshInProgress", "ext_c", 0.2, T0 - 100),)
+    duration = "milvus_refresh_job_duration_seconds"
+    first = samples(model.update(cycle(ok(REFRESH, T0, running), targets=(REFRESH,)), T0))
+    later = samples(model.update(cycle(ok(REFRESH, T0 + 15, running), targets=(REFRESH,)), T0 + 15))
+    assert value(first, duration, **job_labels("ext_c", "3")) == 100
+    assert value(later, duration, **job_labels("ext_c", "3")) == 115
+
+
+def test_a_restart_from_the_state_file_publishes_what_a_fresh_model_does(tmp_path):
+    steps = list(keep_tuples(scenario()))
+    before = MetricsModel(1000, 15.0)
+    for _name, result, at in steps[:6]:
+        before.update(result, at)
+    path = tmp_path / "state.json"
+    save_state(path, before.saved_state(), steps[5][2])
+    reusing, copying = MetricsModel(1000, 15.0), MetricsModel(1000, 15.0)
+    for model in (reusing, copying):
+        loaded = load_state(path, steps[5][2])
+        assert loaded is not None
+        model.restore(loaded)
+    for name, result, at in steps[6:]:
+        copied = replace(result, snapshots=tuple(fresh(s) for s in result.snapshots))
+        assert render(reusing.update(result, at)) == render(copying.update(copied, at)), name
+
+
+def test_the_model_keeps_an_imports_details_without_its_files():
+    """The files of ``import/describe`` are read by no series: the model held them for every
+    described listed import (50,000 at 50 databases)."""
+    from exporter.upstream.records import ImportFileDetails
+
+    model = MetricsModel(1000, 15.0)
+    described = replace(
+        details("900", 1000, T0 - 60),
+        files=(ImportFileDetails("s3://a.parquet", "Completed", 1.0, 1000, 1000, 4096, T0 - 60),),
+    )
+    jobs = (import_job("900", "Completed", "books", 1.0),)
+    model.update(cycle(ok(IMPORT, T0, imports=jobs), targets=(IMPORT,)), T0)
+    result = replace(
+        cycle(ok(IMPORT, T0 + 15, imports=jobs), targets=(IMPORT,)),
+        follow_ups=((IMPORT.key, described),),
+    )
+    parsed = samples(model.update(result, T0 + 15))
+    kept = model.target_status()[0].details["900"]
+    assert kept.files == () and kept.imported_rows == 1000
+    rows = "milvus_import_job_imported_rows"
+    assert value(parsed, rows, **job_labels("books", "900")) == 1000
+
+
+def test_a_reload_keeps_what_was_read_unless_it_would_be_read_differently():
+    """A reload makes a new poller: what the old one read serves it, unless the caps (what is
+    kept) or the secrets (what is scrubbed from an answer) changed."""
+    from exporter.polling.poller import Poller
+
+    from .helpers import config
+
+    first = Poller(config())
+    try:
+        for changed, expect_kept in (
+            (config(), True),
+            (config(max_listed_jobs=10), False),
+            (config(clusters=(replace(CLUSTER, token="another-token"),)), False),
+        ):
+            second = Poller(changed, parsed_records=first.parsed_records)
+            try:
+                assert (second.parsed_records is first.parsed_records) is expect_kept, changed
+            finally:
+                second.close()
+    finally:
+        first.close()
+
+
+def test_the_real_daemon_reuses_an_unchanged_list_and_publishes_a_changed_record(
+    start_exporter,
+):
+    """The daemon against a server on 127.0.0.1 whose refresh list stays the same byte for byte
+    for several rounds, then changes one record's state and reason: the rounds in between read
+    nothing anew, and the change is on /metrics at the next round."""
+    import time
+
+    records = [
+        hostile.refresh_record(1, "ext_a"),
+        hostile.refresh_record(2, "ext_b", state="RefreshInProgress"),
+    ]
+    answers = Answers(records)
+    with hostile.hostile_server({}, default=answers.behave) as server:
+        cluster = replace(CLUSTER, endpoint=server.url, databases=("default",), jobs=("refresh",))
+        exporter = start_exporter(cluster, poll_interval=0.3)
+        exporter.wait_for_cycles(4)
+        reused = exporter.daemon.poller.parsed_records
+        assert reused.parsed == 2  # the first round read both; the later ones neither
+        assert reused.reused >= 2 * 2
+        answers.records = [
+            records[0],
+            hostile.refresh_record(2, "ext_b", state="RefreshFailed", reason="no such file"),
+        ]
+        state = "milvus_refresh_job_state"
+        labels = {**job_labels("ext_b", "2"), "state": "RefreshFailed"}
+        deadline = time.monotonic() + 10
+        while exporter.scrape().get((state, frozenset(labels.items()))) != 1:
+            assert time.monotonic() < deadline, "the changed record never reached /metrics"
+            time.sleep(0.1)
+        parsed = exporter.scrape()
+        failure = "milvus_refresh_job_failure_info"
+        assert value(parsed, failure, **job_labels("ext_b", "2"), reason="no such file") == 1
+        assert value(parsed, "milvus_refresh_job_progress_ratio", **job_labels("ext_a", "1")) == 1
+        assert exporter.daemon.poller.parsed_records.parsed == 3  # the changed record alone

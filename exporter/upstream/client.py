@@ -31,6 +31,7 @@ from ..guards.redact import Scrubber
 from ..guards.watchdog import Watchdog
 from .errors import ApiError, first_line, transport_error
 from .listing import J, Listing, RecordParser, job_list_body, merge, read_page
+from .ratelimit import Slot
 from .records import (
     ImportJob,
     ImportJobDetails,
@@ -106,15 +107,18 @@ class _ByteBudget:
 
 
 RequestObserver = Callable[[RequestRecord], None]
-RequestGate = Callable[[str], None]
+RequestGate = Callable[[str], Slot | None]
+"""Called before each request with its API path; may return the rate-limit slot the request
+takes, marked sent once its bytes are written and released when the request is over."""
 
 
 def _identity(data: Any) -> Any:
     return data
 
 
-def _no_gate(api: str) -> None:
+def _no_gate(api: str) -> Slot | None:
     del api
+    return None
 
 
 def _no_observer(record: RequestRecord) -> None:
@@ -315,12 +319,12 @@ class MilvusClient:
         request (``bad_response``), not as a success. Raises ``ApiError`` for every failure.
         ``budget``, shared by the pages of one list answer, bounds their bytes together.
         """
-        self._gate(api)
+        slot = self._gate(api)
         started = self._clock()
         outcome = "internal"  # anything but an answer or an ApiError is a bug, not a success
         self._exchange_skew = None
         try:
-            result = read(self._exchange(api, body, budget))
+            result = read(self._exchange(api, body, budget, slot))
             outcome = "success"
             return result
         except ApiError as error:
@@ -328,6 +332,8 @@ class MilvusClient:
             error.message = self._scrubber.text(error.message)
             raise
         finally:
+            if slot is not None:
+                slot.release()  # a request that never went out counts from now, then frees
             self._observe(
                 RequestRecord(
                     api=api,
@@ -337,7 +343,13 @@ class MilvusClient:
                 )
             )
 
-    def _exchange(self, api: str, body: dict[str, Any], budget: _ByteBudget | None = None) -> Any:
+    def _exchange(
+        self,
+        api: str,
+        body: dict[str, Any],
+        budget: _ByteBudget | None = None,
+        slot: Slot | None = None,
+    ) -> Any:
         started = self._clock()
         if self._deadline is not None and started >= self._deadline:
             raise ApiError("deadline", "the poll ran out of time before this request could start")
@@ -350,7 +362,8 @@ class MilvusClient:
             "User-Agent": USER_AGENT,
             "Request-Timeout": str(max(1, math.ceil(self.timeout))),
         }
-        with watched(self._watchdog, deadline, self._clock) as watch:
+        on_sent = slot.sent if slot is not None else None
+        with watched(self._watchdog, deadline, self._clock, on_sent) as watch:
             try:
                 payload = self._post(api, body, headers, remaining, deadline, budget)
             except ApiError:

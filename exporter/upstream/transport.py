@@ -68,6 +68,7 @@ _current = threading.local()
 class _Exchange:
     watch: Watch
     clock: Callable[[], float]
+    on_sent: Callable[[], None] | None = None
 
     def remaining(self) -> float:
         return self.watch.deadline - self.clock()
@@ -75,15 +76,19 @@ class _Exchange:
 
 @contextmanager
 def watched(
-    watchdog: Watchdog | None, deadline: float, clock: Callable[[], float] | None = None
+    watchdog: Watchdog | None,
+    deadline: float,
+    clock: Callable[[], float] | None = None,
+    on_sent: Callable[[], None] | None = None,
 ) -> Iterator[Watch]:
     """Hold every socket this thread uses inside the block, and every name it resolves, to
-    ``deadline`` (on ``clock``: the watchdog's by default)."""
+    ``deadline`` (on ``clock``: the watchdog's by default); call ``on_sent`` once a request's
+    bytes are written (the rate limiter counts the request from then: ``ratelimit.py``)."""
     watch = watchdog.watch(deadline) if watchdog is not None else Watch(deadline)
     if clock is None:
         clock = watchdog.clock if watchdog is not None else time.monotonic
     previous = getattr(_current, "exchange", None)
-    _current.exchange = _Exchange(watch, clock)
+    _current.exchange = _Exchange(watch, clock, on_sent)
     try:
         yield watch
     finally:
@@ -99,6 +104,15 @@ def _attach(sock: Any) -> None:
     exchange = _exchange()
     if exchange is not None and sock is not None:
         exchange.watch.attach(sock)
+
+
+def _written() -> None:
+    """The request's bytes are written (or some of them, and it failed): the upstream may count
+    it from now. Called after the write, never before: a mark made before it could age out of
+    the limiter's window while the thread waits for the GIL to write."""
+    exchange = _exchange()
+    if exchange is not None and exchange.on_sent is not None:
+        exchange.on_sent()
 
 
 def open_connection(
@@ -214,7 +228,10 @@ class _WatchedHTTPConnection(HTTPConnection):
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         _attach(self.sock)
-        super().request(*args, **kwargs)
+        try:
+            super().request(*args, **kwargs)
+        finally:
+            _written()
 
 
 class _WatchedHTTPSConnection(HTTPSConnection):
@@ -226,7 +243,10 @@ class _WatchedHTTPSConnection(HTTPSConnection):
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         _attach(self.sock)
-        super().request(*args, **kwargs)
+        try:
+            super().request(*args, **kwargs)
+        finally:
+            _written()
 
 
 class _WatchedHTTPConnectionPool(HTTPConnectionPool):

@@ -3,8 +3,9 @@
 The upstream allows 20 requests per second per user per endpoint and counts by arrival time, so a
 token bucket (which allows a burst on top of the rate) is the wrong tool. Here a new request for
 a key may take a slot only while fewer than ``capacity`` of the key's requests count within the
-last ``window + margin`` seconds: no one-second window of arrivals ever holds more than
-``capacity``, even with some network jitter between our send and the server's arrival clock.
+last ``window`` (one second plus a ``margin``): no one-second window of arrivals ever holds more
+than ``capacity``, even with some network jitter between our send and the server's arrival
+clock.
 
 What counts is when a request *leaves*, not when its slot was taken. Between the two a worker
 thread picks the task up, ``requests`` builds the request (pure Python: it needs the GIL) and
@@ -16,8 +17,8 @@ is called (``transport.py`` calls it after the write). A slot whose request neve
 (lookup or connect failed, deadline, shutdown) is released when its task ends and counts
 from then, conservatively, so a dead cluster holds at most its in-flight slots of a token it
 shares. Why this bounds arrivals: of the requests arriving in any one second, the last to take
-its slot saw every other one either unsent or sent within ``window`` before it, so it was
-refused unless they were fewer than ``capacity``.
+its slot saw every other one either unsent or sent less than ``window`` before, all counted, and
+would have been refused had they been ``capacity`` or more.
 
 Requests are also spaced (``1 / rate`` apart, 50 ms at 20/s). A burst of 20 requests sent at
 once does not arrive at once: the server queues them, stamps the last ones late, and those late

@@ -11,12 +11,14 @@ its token. The simulator stamps each request with the kernel's receive time (``S
 from __future__ import annotations
 
 import socket
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from .conftest import TOKEN_A, cluster, running_simulator, series
+from .conftest import TOKEN_A, Series, cluster, running_simulator, series
 
 SLOW_NAME = "slow.ratelimit.test"
 LOOKUP_SECONDS = 1.0
@@ -72,3 +74,66 @@ def test_requests_late_to_the_wire_never_put_more_than_20_in_a_second(slow_looku
         print(f"busiest second by path: {busiest}; lookups: {len(slow_lookups)}")
         assert max(busiest.values()) <= 20, busiest
         assert not series(parsed, "milvus_jobs_exporter_target_error_info")  # none refused (429)
+
+
+DEAD_NAME = "dead.ratelimit.test"
+
+
+@pytest.fixture
+def dead_lookups(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
+    """``DEAD_NAME``'s lookups never answer (until the test ends); every other name as usual."""
+    real = socket.getaddrinfo
+    over = threading.Event()
+    started: list[float] = []
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == DEAD_NAME:
+            started.append(time.monotonic())
+            over.wait(60)
+            raise socket.gaierror(socket.EAI_AGAIN, "no answer")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield started
+    over.set()
+
+
+def last_successes(parsed: Series, cluster_name: str) -> list[float]:
+    return [
+        value
+        for (name, labels), value in parsed.items()
+        if name == "milvus_jobs_exporter_last_success_timestamp_seconds"
+        and ("milvus_cluster", cluster_name) in labels
+    ]
+
+
+def test_a_dead_cluster_sharing_the_token_does_not_eat_its_budget(dead_lookups, start_exporter):
+    """Slots of requests that never leave (their lookup never answers) count only until their
+    attempt ends: the healthy cluster on the same token is polled once the dead one's first
+    lookups gave up (within its request_timeout), then stays fresh."""
+    with running_simulator() as (sim, url):
+        names = [f"db{index:02d}" for index in range(30)]
+        for name in names:
+            sim.add_database(name, collections=1)
+        port = url.rsplit(":", 1)[1]
+        exporter = start_exporter(
+            cluster(f"http://{DEAD_NAME}:{port}", name="dead", databases=tuple(names[:20])),
+            cluster(url, name="healthy", databases=tuple(names[20:])),
+            poll_interval=3.0,
+            request_timeout=2.0,
+        )
+        first = time.monotonic()
+        while len(last_successes(exporter.scrape(), "healthy")) < 10:
+            assert time.monotonic() < first + 10, "a healthy target never succeeded"
+            time.sleep(0.1)
+        first_success = time.monotonic() - first
+        worst = 0.0
+        deadline = time.monotonic() + 12.0
+        while time.monotonic() < deadline:
+            successes = last_successes(exporter.scrape(), "healthy")
+            worst = max(worst, time.time() - min(successes))
+            time.sleep(0.25)
+        print(f"first success after {first_success:.1f}s; healthy staleness {worst:.1f}s")
+        assert dead_lookups, "the dead cluster never looked its name up"
+        assert first_success <= 2.0 + 3.0 + 1.0, f"first healthy success after {first_success}s"
+        assert worst <= 2 * 3 + 1, f"the healthy cluster got {worst:.1f}s stale"

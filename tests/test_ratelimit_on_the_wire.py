@@ -18,25 +18,27 @@ from typing import Any
 
 import pytest
 
+from . import hostile
 from .conftest import TOKEN_A, Series, cluster, running_simulator, series
 
 SLOW_NAME = "slow.ratelimit.test"
-LOOKUP_SECONDS = 1.0
-"""As slow as a struggling resolver, and long enough to push requests taken early in one window
-into the next."""
+LOOKUP_SECONDS = (1.0, 1.5)
+"""As slow as a struggling resolver: long enough to push requests taken early in one window into
+the next, and longer than a window (the slot lapses while connecting and is taken again)."""
 
 
 @pytest.fixture
-def slow_lookups(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """``SLOW_NAME`` is 127.0.0.1, answered ``LOOKUP_SECONDS`` late (every other name as usual);
-    the monotonic times the lookups started are returned."""
+def slow_lookups(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """``SLOW_NAME`` is 127.0.0.1, answered ``request.param`` seconds late (every other name as
+    usual); the monotonic times the lookups started are returned."""
+    lookup_seconds = request.param
     real = socket.getaddrinfo
     started: list[float] = []
 
     def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
         if host == SLOW_NAME:
             started.append(time.monotonic())
-            time.sleep(LOOKUP_SECONDS)
+            time.sleep(lookup_seconds)
             host = "127.0.0.1"
         return real(host, *args, **kwargs)
 
@@ -49,6 +51,7 @@ def busiest_second(times: list[float]) -> int:
     return max(sum(1 for t in ordered if start <= t < start + 1.0) for start in ordered)
 
 
+@pytest.mark.parametrize("slow_lookups", LOOKUP_SECONDS, indirect=True, ids=lambda s: f"{s}s")
 def test_requests_late_to_the_wire_never_put_more_than_20_in_a_second(slow_lookups, start_exporter):
     with running_simulator() as (sim, url):
         names = [f"db{index:02d}" for index in range(40)]
@@ -137,3 +140,42 @@ def test_a_dead_cluster_sharing_the_token_does_not_eat_its_budget(dead_lookups, 
         assert dead_lookups, "the dead cluster never looked its name up"
         assert first_success <= 2.0 + 3.0 + 1.0, f"first healthy success after {first_success}s"
         assert worst <= 2 * 3 + 1, f"the healthy cluster got {worst:.1f}s stale"
+
+
+def test_a_cluster_that_never_connects_does_not_hold_a_token_it_shares(start_exporter):
+    """Requests to an address that drops every SYN never reach the wire, each for its whole
+    request_timeout: their slots count for one window at most, as if sent when taken, so the
+    healthy cluster on the same token stays as fresh as before (unsent slots counted until
+    their attempts ended made it 9.0 s stale at a 3 s poll interval; 5.9 s before issue 20)."""
+    try:
+        dead = hostile.BlackholedAddresses(1)
+    except OSError as error:
+        pytest.skip(f"cannot make a loopback address that drops connects here: {error}")
+    try:
+        with running_simulator() as (sim, url):
+            names = [f"db{index:02d}" for index in range(30)]
+            for name in names:
+                sim.add_database(name, collections=1)
+            endpoint = f"http://{dead.addresses[0]}:{dead.port}"
+            exporter = start_exporter(
+                cluster(endpoint, name="dead", databases=tuple(names[:20])),
+                cluster(url, name="healthy", databases=tuple(names[20:])),
+                poll_interval=3.0,
+                request_timeout=2.0,
+                wait=False,
+            )
+            started = time.monotonic()
+            while len(last_successes(exporter.scrape(), "healthy")) < 10:
+                assert time.monotonic() < started + 10, "a healthy target never succeeded"
+                time.sleep(0.1)
+            first_success = time.monotonic() - started
+            worst = 0.0
+            deadline = time.monotonic() + 12.0
+            while time.monotonic() < deadline:
+                successes = last_successes(exporter.scrape(), "healthy")
+                worst = max(worst, time.time() - min(successes))
+                time.sleep(0.25)
+    finally:
+        dead.close()
+    print(f"first success after {first_success:.1f}s; healthy staleness {worst:.1f}s")
+    assert worst <= 2 * 3 + 1, f"the healthy cluster got {worst:.1f}s stale"

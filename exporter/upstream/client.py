@@ -362,8 +362,19 @@ class MilvusClient:
             "User-Agent": USER_AGENT,
             "Request-Timeout": str(max(1, math.ceil(self.timeout))),
         }
-        on_sent = slot.sent if slot is not None else None
-        with watched(self._watchdog, deadline, self._clock, on_sent) as watch:
+        on_sending = on_sent = None
+        if slot is not None:
+            on_sent = slot.sent
+
+            def on_sending() -> None:
+                if not slot.sending(until=deadline):
+                    raise ApiError(
+                        "deadline", "no rate-limit slot free again before the request's deadline"
+                    )
+
+        with watched(
+            self._watchdog, deadline, self._clock, on_sending=on_sending, on_sent=on_sent
+        ) as watch:
             try:
                 payload = self._post(api, body, headers, remaining, deadline, budget)
             except ApiError:

@@ -11,14 +11,21 @@ What counts is when a request *leaves*, not when its slot was taken. Between the
 thread picks the task up, ``requests`` builds the request (pure Python: it needs the GIL) and
 the name may be looked up; on a loaded host that took 150-300 ms for a few requests, which then
 arrived in the next window next to punctual ones (23 in one second at 20/s). So ``try_take``
-hands out a ``Slot`` that counts as "just now" for as long as it is unsent (it can never age
-out while its request has not gone), and from the moment its bytes are written once ``sent``
-is called (``transport.py`` calls it after the write). A slot whose request never goes out
-(lookup or connect failed, deadline, shutdown) is released when its task ends and counts
-from then, conservatively, so a dead cluster holds at most its in-flight slots of a token it
-shares. Why this bounds arrivals: of the requests arriving in any one second, the last to take
-its slot saw every other one either unsent or sent less than ``window`` before, all counted, and
-would have been refused had they been ``capacity`` or more.
+hands out a ``Slot`` that counts as "just now" until its request's bytes are written, and from
+that moment on once ``sent`` is called (``transport.py`` calls it after the write); just before
+the write (connected, nothing sent) ``sending`` is called, and from then on the slot can never
+age out while unsent, however long the thread waits to write. Before that, while the request
+resolves its name and connects, the slot holds its place for one window at most: a request that
+never connects (an address that drops every SYN holds it for its whole timeout) would otherwise
+hold a token it shares with a healthy cluster round after round; one that connects later takes
+a place again in ``sending``, waiting for one if need be. A slot whose request never goes out
+(lookup or connect failed, deadline, shutdown) is released when its task ends and counts from
+then if it still held its place, conservatively.
+
+Why this bounds arrivals: each request counts without a gap from its (last) take until one
+``window`` after its write. Of the requests arriving in any one second, the last to take its
+place saw every other one counted (unsent, or sent less than ``window`` before), and would have
+been refused had they been ``capacity`` or more.
 
 Requests are also spaced (``1 / rate`` apart, 50 ms at 20/s). A burst of 20 requests sent at
 once does not arrive at once: the server queues them, stamps the last ones late, and those late
@@ -41,24 +48,42 @@ DEFAULT_MARGIN_SECONDS = 0.1
 
 
 class Slot:
-    """One request's place in its key's window: "just now" until settled by ``sent`` or
-    ``release``, whichever comes first; from then on it counts from that moment."""
+    """One request's place in its key's window: "just now" from its take until settled by
+    ``sent`` or ``release`` (whichever comes first), then counted from that moment.
 
-    __slots__ = ("_limiter", "key", "settled_at", "taken_at")
+    While its request is still connecting the place is held for one ``window`` at most: a
+    request whose connect takes longer (an address that drops every SYN) stops counting, and
+    ``sending`` takes a place again before its bytes go out.
+    """
+
+    __slots__ = ("_limiter", "committed", "key", "settled_at", "taken_at")
 
     def __init__(self, limiter: SlidingWindowLimiter, key: Hashable, taken_at: float) -> None:
         self._limiter = limiter
         self.key = key
         self.taken_at = taken_at
+        self.committed = False
+        """``sending`` was called: it counts as "just now" until settled, however long."""
         self.settled_at: float | None = None
+
+    def sending(self, until: float) -> bool:
+        """The request is about to be written (connected, nothing sent): hold the place until
+        ``sent``; one that lapsed while connecting is taken again, waiting until ``until`` (on
+        the limiter's clock) at most. False: no place free before ``until``."""
+        while (wait := self._limiter._commit(self)) > 0:
+            if self._limiter._clock() + wait > until:
+                return False
+            self._limiter._sleep(wait)
+        return True
 
     def sent(self) -> None:
         """The request's bytes were written: it counts from now (call after the write)."""
-        self._limiter._settle(self)
+        self._limiter._settle(self, sent=True)
 
     def release(self) -> None:
-        """The task is over; a slot never sent counts from now. No effect on a sent one."""
-        self._limiter._settle(self)
+        """The task is over. A slot never sent counts from now (if it still held its place);
+        no effect on a sent one."""
+        self._limiter._settle(self, sent=False)
 
 
 class SlidingWindowLimiter:
@@ -147,10 +172,52 @@ class SlidingWindowLimiter:
             until = self._clock() + max(0.0, seconds)
             self._paused_until[key] = max(until, self._paused_until.get(key, 0.0))
 
-    def _settle(self, slot: Slot) -> None:
+    def _settle(self, slot: Slot, *, sent: bool) -> None:
         with self._lock:
-            if slot.settled_at is None:
-                slot.settled_at = self._clock()
+            if slot.settled_at is not None:
+                return
+            now = slot.settled_at = self._clock()
+            if not sent and self._lapsed(slot, now):
+                self._forget_locked(slot)  # it never went out and no longer counts
+
+    def _commit(self, slot: Slot) -> float:
+        """Hold ``slot``'s place until it is sent, taking one again if it lapsed; or return the
+        seconds until one is free."""
+        with self._lock:
+            now = self._clock()
+            if slot.committed or slot.settled_at is not None:
+                return 0.0
+            if not self._lapsed(slot, now):
+                slot.committed = True  # counted since its take, without a gap
+                return 0.0
+            self._forget_locked(slot)
+            wait = self._wait_locked(slot.key, now)
+            if wait > 0:
+                return wait
+            slot.taken_at = now
+            slot.committed = True
+            self._slots.setdefault(slot.key, []).append(slot)
+            self._last_start[slot.key] = now
+            return 0.0
+
+    def _lapsed(self, slot: Slot, now: float) -> bool:
+        return not slot.committed and slot.taken_at + self.window <= now
+
+    def _forget_locked(self, slot: Slot) -> None:
+        slots = self._slots.get(slot.key, [])
+        if slot in slots:
+            slots.remove(slot)
+
+    def _counts(self, slot: Slot, now: float) -> bool:
+        if slot.settled_at is not None:
+            return slot.settled_at + self.window > now
+        return not self._lapsed(slot, now)
+
+    def _ends(self, slot: Slot) -> float:
+        """When ``slot`` stops counting, as far as is known now (never: committed, unsent)."""
+        if slot.settled_at is not None:
+            return slot.settled_at + self.window
+        return math.inf if slot.committed else slot.taken_at + self.window
 
     def _wait_locked(self, key: Hashable, now: float) -> float:
         paused = self._paused_until.get(key, 0.0) - now
@@ -158,9 +225,7 @@ class SlidingWindowLimiter:
         if slots is None:
             return max(paused, 0.0)
         # same expression as the wait below; an unsent slot never ages out
-        slots[:] = [
-            slot for slot in slots if slot.settled_at is None or slot.settled_at + self.window > now
-        ]
+        slots[:] = [slot for slot in slots if self._counts(slot, now)]
         if not slots:
             del self._slots[key]
             self._last_start.pop(key, None)
@@ -168,9 +233,7 @@ class SlidingWindowLimiter:
         window_wait = 0.0
         over = len(slots) - self.capacity + 1  # slots that must age out before one more fits
         if over > 0:
-            ends = sorted(
-                slot.settled_at + self.window for slot in slots if slot.settled_at is not None
-            )
-            window_wait = ends[over - 1] - now if len(ends) >= over else self.spacing
+            ends = sorted(self._ends(slot) for slot in slots)
+            window_wait = ends[over - 1] - now if ends[over - 1] < math.inf else self.spacing
         spacing_wait = self._last_start[key] + self.spacing - now
         return max(paused, window_wait, spacing_wait, 0.0)

@@ -111,9 +111,9 @@ def last_successes(parsed: Series, cluster_name: str) -> list[float]:
 
 
 def test_a_dead_cluster_sharing_the_token_does_not_eat_its_budget(dead_lookups, start_exporter):
-    """Slots of requests that never leave (their lookup never answers) count only until their
-    attempt ends: the healthy cluster on the same token is polled once the dead one's first
-    lookups gave up (within its request_timeout), then stays fresh."""
+    """Slots of requests that never leave (their lookup never answers) hold their place one
+    window at most: the healthy cluster on the same token is polled in the first round, without
+    waiting for the dead one's lookups to give up, and stays fresh."""
     with running_simulator() as (sim, url):
         names = [f"db{index:02d}" for index in range(30)]
         for name in names:
@@ -138,7 +138,8 @@ def test_a_dead_cluster_sharing_the_token_does_not_eat_its_budget(dead_lookups, 
             time.sleep(0.25)
         print(f"first success after {first_success:.1f}s; healthy staleness {worst:.1f}s")
         assert dead_lookups, "the dead cluster never looked its name up"
-        assert first_success <= 2.0 + 3.0 + 1.0, f"first healthy success after {first_success}s"
+        # slots held until the dead lookups gave up (request_timeout) made it 2.8 s; now ~0.1 s
+        assert first_success < 2.0, f"first healthy success {first_success:.1f}s after a cycle"
         assert worst <= 2 * 3 + 1, f"the healthy cluster got {worst:.1f}s stale"
 
 

@@ -23,7 +23,7 @@ from ..config.reader import suggest
 from ..guards.watchdog import Watchdog
 from ..kinds import kind_named
 from ..upstream.client import ApiError, MilvusClient, RequestRecord
-from ..upstream.ratelimit import SlidingWindowLimiter
+from ..upstream.ratelimit import SlidingWindowLimiter, Slot
 from ..upstream.retry import RetryIf, is_temporary, retry_delay
 from ..upstream.transport import new_session, tls_verify
 from .errors import EXIT_USAGE, CommandError
@@ -80,8 +80,8 @@ class Upstream:
             self._sessions.append(session)
             key = cluster.credential_id
 
-            def gate(api: str) -> None:
-                self.limiter.acquire((key, api))
+            def gate(api: str) -> Slot:
+                return self.limiter.take((key, api))
 
             def observe(record: RequestRecord) -> None:
                 if record.outcome == "rate_limited":

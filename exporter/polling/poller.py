@@ -29,7 +29,8 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import structlog
@@ -43,7 +44,7 @@ from ..upstream.client import (
     ApiError,
     MilvusClient,
 )
-from ..upstream.ratelimit import SlidingWindowLimiter
+from ..upstream.ratelimit import SlidingWindowLimiter, Slot
 from ..upstream.retry import retry_delay
 from ..upstream.transport import new_session, tls_verify
 from .budget import describe_budget, lists_fit, margin_seconds
@@ -67,6 +68,10 @@ RATE_LIMITED_PAUSE_SECONDS = 1.0
 STOP_CHECK_SECONDS = 0.25
 LAST_IN_LINE = (True, math.inf)
 """The place of a target without due describes: its list goes after those with some."""
+
+
+def _release(slot: Slot, _done: Future[None]) -> None:
+    slot.release()
 
 
 class Poller:
@@ -464,11 +469,12 @@ class Poller:
                     del self._pending[key]  # a bonus: never stretch the round for it
                     self._give_back(queue)  # follow-ups left keep their wait: first next round
                     continue
-                wait = self.limiter.try_acquire(key)
-                if wait > 0:
-                    next_wake = min(next_wake, now + wait)
+                slot = self.limiter.try_take(key)
+                if slot is None:
+                    next_wake = min(next_wake, now + self.limiter.wait_time(key))
                     continue
                 task = queue.popleft()
+                task.slot = slot
                 started_level = min(started_level, task.priority)
                 if task.describe_job_id is not None:
                     self._describe_budgets[key] -= 1
@@ -481,11 +487,14 @@ class Poller:
                     self._running[task.target.key] = task
                 progressed = True
                 try:
-                    self._executor.submit(self._run, task)
+                    future = self._executor.submit(self._run, task)
                 except RuntimeError:  # closed meanwhile (shutdown): start nothing more
+                    slot.release()
                     self._in_flight -= 1
                     self._running.pop(task.target.key, None)
                     return next_wake
+                # the attempt is over (or cancelled at shutdown): an unsent slot counts from now
+                future.add_done_callback(partial(_release, slot))
         return next_wake
 
     def _defer(self, key: tuple[str, str], queue: deque[PollTask], now: float) -> None:
@@ -578,7 +587,9 @@ class Poller:
         follow_up = kind.follow_up
         assert follow_up is not None, "a follow-up of a kind that declares none"
         try:
-            client = self._client(task.target.cluster, follow_up.api, requests_seen, self._clock())
+            client = self._client(
+                task.target.cluster, follow_up.api, requests_seen, self._clock(), task.slot
+            )
             details = client.describe(follow_up.api, follow_up.body(job_id), follow_up.read)
         except ApiError as error:
             log.debug(
@@ -617,7 +628,7 @@ class Poller:
         requests_seen: list[ClusterRequest] = []
         listed: tuple[str, ...] | None = None
         try:
-            client = self._client(cluster, DATABASES_LIST, requests_seen, self._clock())
+            client = self._client(cluster, DATABASES_LIST, requests_seen, self._clock(), task.slot)
             listed = client.list_databases()
             outcome = discovered(
                 cluster, self._wall_clock(), listed, self.config.max_discovered_databases
@@ -637,7 +648,9 @@ class Poller:
         message = ""
         at = self._wall_clock()  # the list says nothing of what is created after it is sent
         try:
-            client = self._client(target.cluster, COLLECTIONS_LIST, requests_seen, self._clock())
+            client = self._client(
+                target.cluster, COLLECTIONS_LIST, requests_seen, self._clock(), task.slot
+            )
             outcome = collections_listed(target, at, client.list_collections(target.database))
         except Exception as failure:  # an ApiError, or a bug that must not take the daemon down
             outcome, message = list_failed(target, at, failure, self.config.secrets)
@@ -657,18 +670,20 @@ class Poller:
         preacquired_api: str,
         requests_seen: list[ClusterRequest],
         started: float,
+        preacquired: Slot | None = None,
     ) -> MilvusClient:
-        """A client whose first request to ``preacquired_api`` uses the slot the scheduler took,
-        and whose every request (pages included) ends within the poll budget from ``started``."""
+        """A client whose first request to ``preacquired_api`` uses the slot the scheduler took
+        (``preacquired``), and whose every request (pages included) ends within the poll budget
+        from ``started``."""
         deadline = started + self.poll_budget
         first_request = True
 
-        def gate(api: str) -> None:
+        def gate(api: str) -> Slot | None:
             nonlocal first_request
             if first_request and api == preacquired_api:
                 first_request = False  # the scheduler already took this slot
-                return
-            self._acquire((cluster.credential_id, api), deadline)
+                return preacquired
+            return self._acquire((cluster.credential_id, api), deadline)
 
         return MilvusClient(
             cluster.endpoint,
@@ -688,19 +703,21 @@ class Poller:
             max_listing_bytes=self.config.max_listing_bytes,
         )
 
-    def _acquire(self, key: tuple[str, str], deadline: float) -> None:
+    def _acquire(self, key: tuple[str, str], deadline: float) -> Slot:
         """Wait for a rate-limit slot for a follow-up page, but never past the poll's deadline."""
-        while (wait := self.limiter.try_acquire(key)) > 0:
+        while (slot := self.limiter.try_take(key)) is None:
+            wait = self.limiter.wait_time(key)
             if self._clock() + wait > deadline:
                 raise ApiError("deadline", "no rate-limit slot left before the poll's deadline")
             if self._closed.wait(wait):
                 raise ApiError("deadline", "the exporter is stopping")
+        return slot
 
     def _poll_once(
         self, target: Target, task: PollTask, requests_seen: list[ClusterRequest]
     ) -> Snapshot:
         """One list of the target's kind, as its declaration says (``lists.py``)."""
-        client = self._client(target.cluster, target.api, requests_seen, self._clock())
+        client = self._client(target.cluster, target.api, requests_seen, self._clock(), task.slot)
         polled_at = self._wall_clock()
         kept = list_target(client, target, self._keep_limits, self._oddities, self.parsed_records)
         self._oddities.note_clock_skew(target.cluster.name, client.clock_skew)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..upstream.client import COLLECTIONS_LIST, DATABASES_LIST
+from ..upstream.ratelimit import Slot
 from .snapshots import CollectionsListing, DiscoveryOutcome, Snapshot
 from .targets import Target, TargetKey
 
@@ -30,6 +31,9 @@ class PollTask:
     """A ``databases/list`` call for ``target.cluster`` (its database and kind are unused)."""
     list_collections: bool = False
     """A ``collections/list`` call for ``target``'s database (its kind is unused)."""
+    slot: Slot | None = None
+    """The rate-limit slot the scheduler took for the attempt's first request: marked sent when
+    its bytes are written, released when the attempt ends (``ratelimit.Slot``)."""
 
     @property
     def is_list(self) -> bool:

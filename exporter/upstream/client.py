@@ -32,6 +32,7 @@ from ..guards.redact import Scrubber
 from ..guards.watchdog import Watchdog
 from .errors import ApiError, first_line, transport_error
 from .listing import J, KnownPages, Listing, RecordParser, job_list_body, merge, read_page
+from .ratelimit import Slot
 from .records import (
     ImportJob,
     ImportJobDetails,
@@ -107,7 +108,9 @@ class _ByteBudget:
 
 
 RequestObserver = Callable[[RequestRecord], None]
-RequestGate = Callable[[str], None]
+RequestGate = Callable[[str], Slot | None]
+"""Called before each request with its API path; may return the rate-limit slot the request
+takes, marked sent once its bytes are written and released when the request is over."""
 
 
 _SEEN = object()
@@ -118,8 +121,9 @@ def _identity(data: Any) -> Any:
     return data
 
 
-def _no_gate(api: str) -> None:
+def _no_gate(api: str) -> Slot | None:
     del api
+    return None
 
 
 def _no_observer(record: RequestRecord) -> None:
@@ -324,12 +328,12 @@ class MilvusClient:
         ``budget``, shared by the pages of one list answer, bounds their bytes together.
         ``known``: the answer is the next page of a list whose pages were seen before.
         """
-        self._gate(api)
+        slot = self._gate(api)
         started = self._clock()
         outcome = "internal"  # anything but an answer or an ApiError is a bug, not a success
         self._exchange_skew = None
         try:
-            data = self._exchange(api, body, budget, known)
+            data = self._exchange(api, body, budget, known, slot)
             if known is None:
                 result = read(data)
             elif data is _SEEN:
@@ -343,6 +347,8 @@ class MilvusClient:
             error.message = self._scrubber.text(error.message)
             raise
         finally:
+            if slot is not None:
+                slot.release()  # a request that never went out counts from now, then frees
             self._observe(
                 RequestRecord(
                     api=api,
@@ -358,6 +364,7 @@ class MilvusClient:
         body: dict[str, Any],
         budget: _ByteBudget | None = None,
         known: KnownPages | None = None,
+        slot: Slot | None = None,
     ) -> Any:
         started = self._clock()
         if self._deadline is not None and started >= self._deadline:
@@ -371,7 +378,19 @@ class MilvusClient:
             "User-Agent": USER_AGENT,
             "Request-Timeout": str(max(1, math.ceil(self.timeout))),
         }
-        with watched(self._watchdog, deadline, self._clock) as watch:
+        on_sending = on_sent = None
+        if slot is not None:
+            on_sent = slot.sent
+
+            def on_sending() -> None:
+                if not slot.sending(until=deadline):
+                    raise ApiError(
+                        "deadline", "no rate-limit slot free again before the request's deadline"
+                    )
+
+        with watched(
+            self._watchdog, deadline, self._clock, on_sending=on_sending, on_sent=on_sent
+        ) as watch:
             try:
                 payload = self._post(api, body, headers, remaining, deadline, budget, known)
             except ApiError:

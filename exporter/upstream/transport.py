@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 import requests
@@ -68,6 +69,8 @@ _current = threading.local()
 class _Exchange:
     watch: Watch
     clock: Callable[[], float]
+    on_sending: Callable[[], None] | None = None
+    on_sent: Callable[[], None] | None = None
 
     def remaining(self) -> float:
         return self.watch.deadline - self.clock()
@@ -75,15 +78,23 @@ class _Exchange:
 
 @contextmanager
 def watched(
-    watchdog: Watchdog | None, deadline: float, clock: Callable[[], float] | None = None
+    watchdog: Watchdog | None,
+    deadline: float,
+    clock: Callable[[], float] | None = None,
+    *,
+    on_sending: Callable[[], None] | None = None,
+    on_sent: Callable[[], None] | None = None,
 ) -> Iterator[Watch]:
     """Hold every socket this thread uses inside the block, and every name it resolves, to
-    ``deadline`` (on ``clock``: the watchdog's by default)."""
+    ``deadline`` (on ``clock``: the watchdog's by default). With ``on_sent``, a request is
+    connected first, then ``on_sending`` is called (it may raise to send nothing), then its bytes
+    are written, then ``on_sent`` is called: the rate limiter counts the request from its write,
+    and holds its place while it connects for one window at most (``ratelimit.py``)."""
     watch = watchdog.watch(deadline) if watchdog is not None else Watch(deadline)
     if clock is None:
         clock = watchdog.clock if watchdog is not None else time.monotonic
     previous = getattr(_current, "exchange", None)
-    _current.exchange = _Exchange(watch, clock)
+    _current.exchange = _Exchange(watch, clock, on_sending, on_sent)
     try:
         yield watch
     finally:
@@ -99,6 +110,26 @@ def _attach(sock: Any) -> None:
     exchange = _exchange()
     if exchange is not None and sock is not None:
         exchange.watch.attach(sock)
+
+
+def _request(connection: HTTPConnection, send: Callable[[], None]) -> None:
+    """Send a request on ``connection`` (``send``), telling the exchange when its bytes are about
+    to go and once they went (or some of them, and the write failed): the upstream may count it
+    from then. The mark comes after the write, never before: one made before could age out of
+    the limiter's window while the thread waits for the GIL to write."""
+    _attach(connection.sock)
+    exchange = _exchange()
+    if exchange is None or exchange.on_sent is None:
+        send()
+        return
+    if connection.sock is None:
+        connection.connect()  # (an HTTP connection otherwise connects inside the write)
+    if exchange.on_sending is not None:
+        exchange.on_sending()
+    try:
+        send()
+    finally:
+        exchange.on_sent()
 
 
 def open_connection(
@@ -213,8 +244,7 @@ class _WatchedHTTPConnection(HTTPConnection):
         return _new_conn(self, self.resolver)
 
     def request(self, *args: Any, **kwargs: Any) -> None:
-        _attach(self.sock)
-        super().request(*args, **kwargs)
+        _request(self, partial(super().request, *args, **kwargs))
 
 
 class _WatchedHTTPSConnection(HTTPSConnection):
@@ -225,8 +255,7 @@ class _WatchedHTTPSConnection(HTTPSConnection):
         return _new_conn(self, self.resolver)  # before the handshake: it is watched too
 
     def request(self, *args: Any, **kwargs: Any) -> None:
-        _attach(self.sock)
-        super().request(*args, **kwargs)
+        _request(self, partial(super().request, *args, **kwargs))
 
 
 class _WatchedHTTPConnectionPool(HTTPConnectionPool):

@@ -371,6 +371,11 @@ class RenderedJobs:
         self.rendered = 0
         """Jobs rendered (not reused) since start: what a test can watch."""
 
+    @property
+    def kept(self) -> int:
+        """Jobs whose lines are kept for the next cycle (none whose lines read the poll time)."""
+        return len(self._current)
+
     def next_cycle(self, out: Families) -> None:
         """A new cycle writes into ``out`` (until ``end_cycle``)."""
         self._last, self._current = self._current, {}
@@ -403,7 +408,8 @@ class RenderedJobs:
             families = self._families
             for metric, lines in entry.lines:
                 families[metric].add_text(lines)
-        self._current[id(job)] = entry
+        if entry.polled_at is None:  # lines that read the poll time are never written again:
+            self._current[id(job)] = entry  # keeping them would hold a copy of the exposition
 
     def _render(
         self,

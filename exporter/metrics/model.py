@@ -48,7 +48,6 @@ from .health import ExporterHealth, TargetRow
 from .series import (
     CollectionCounts,
     Families,
-    RenderedCounts,
     RenderedJobs,
     RenderedRows,
     Tracked,
@@ -57,6 +56,7 @@ from .series import (
     job_order,
     new_families,
     within_collection_limit,
+    write_count_row,
 )
 
 REFRESH_DURATION_BUCKETS = DURATION_BUCKETS
@@ -141,7 +141,7 @@ class MetricsModel:
         self.untracked_collections = 0
         self.rendered_jobs = RenderedJobs()
         """The sample lines of each tracked job, kept for the next cycle (``series.py``)."""
-        self.rendered_counts = RenderedCounts()
+        self.rendered_counts = RenderedRows()
         self.rendered_history = RenderedRows()
 
     def configure(
@@ -608,7 +608,14 @@ class MetricsModel:
             shown, left_out = within_collection_limit(
                 rows, self.max_tracked_collections, states.succeeded
             )
-            self.rendered_counts.write(out[kinds[name].series.counts], shown, states.documented)
+            families = (out[kinds[name].series.counts],)
+            for row in shown:
+                self.rendered_counts.write(
+                    (row.key, row.collection),
+                    row.states,
+                    families,
+                    partial(write_count_row, families[0], row, states.documented),
+                )
             self.untracked_collections += left_out
 
     def _unlisted_remembered(

@@ -155,17 +155,10 @@ def within_collection_limit(
     return shown, len(rows) - limit
 
 
-def write_collection_counts(
-    family: MetricFamily, rows: Sequence[CollectionCounts], documented_states: tuple[str, ...]
-) -> None:
-    """Each collection's jobs by state: every documented state, and any other state listed."""
-    for row in rows:
-        _write_count_row(family, row, documented_states)
-
-
-def _write_count_row(
+def write_count_row(
     family: MetricFamily, row: CollectionCounts, documented_states: tuple[str, ...]
 ) -> None:
+    """One collection's jobs by state: every documented state, and any other state listed."""
     cluster, database, _kind = row.key
     labels = (
         ("milvus_cluster", cluster),
@@ -175,43 +168,6 @@ def _write_count_row(
     extra = sorted(set(row.states) - set(documented_states))
     for state_name in (*documented_states, *extra):
         family.add((*labels, ("state", state_name)), float(row.states.get(state_name, 0)))
-
-
-class RenderedCounts:
-    """Each collection's count lines of the last cycle, written again as they are while its
-    counts by state are equal: at fleet scale nearly every collection's are, every cycle.
-
-    Call ``next_cycle`` once before each cycle's writes: what a cycle did not write is let go
-    at the next."""
-
-    def __init__(self) -> None:
-        self._last: dict[tuple[TargetKey, str], tuple[Mapping[str, int], bytes]] = {}
-        self._current: dict[tuple[TargetKey, str], tuple[Mapping[str, int], bytes]] = {}
-        self.rendered = 0
-        """Rows rendered (not reused) since start: what a test can watch."""
-
-    def next_cycle(self) -> None:
-        self._last, self._current = self._current, {}
-
-    def write(
-        self,
-        family: MetricFamily,
-        rows: Sequence[CollectionCounts],
-        documented_states: tuple[str, ...],
-    ) -> None:
-        """``write_collection_counts``, reusing the lines of rows whose counts are unchanged."""
-        last, current = self._last, self._current
-        for row in rows:
-            key = (row.key, row.collection)
-            entry = last.get(key)
-            if entry is None or entry[0] != row.states:
-                start = family.mark()
-                _write_count_row(family, row, documented_states)
-                entry = (row.states, family.since(start))
-                self.rendered += 1
-            else:
-                family.add_text(entry[1])
-            current[key] = entry
 
 
 class RenderedRows:
@@ -299,18 +255,11 @@ def _reason_sample(family: MetricFamily, prefix: str, reason: str) -> None:
     family.add_rendered("{" + prefix + f',reason="{escaped}"}}', 1.0)
 
 
-def write_job(
-    out: Families, kind: AnyKind, key: TargetKey, job: Job, details: Any, polled_at: float
-) -> None:
-    """One job's series, as its kind declares them (``Series.per_job``): each ``Value`` its
-    getter gives (none when it gives None), the state enum, and each reason series whose
-    condition holds."""
-    _write_parts(out, kind, key, job, View(job, details, polled_at))
-
-
 def _write_parts(
     out: Families, kind: AnyKind, key: TargetKey, job: Job, view: View[Any, Any]
 ) -> None:
+    """One job's series: each ``Value`` its getter gives (none when it gives None), the
+    state enum, and each reason series whose condition holds."""
     prefix = job_label_prefix(key, job.collection, str(job.job_id))
     labels = "{" + prefix + "}"
     documented = kind.states.documented
@@ -394,7 +343,8 @@ class RenderedJobs:
         details: Any,
         polled_at: float,
     ) -> None:
-        """``write_job``, reusing the lines of a job whose inputs are unchanged."""
+        """One job's series, as its kind declares them (``Series.per_job``), reusing the lines
+        of a job whose inputs are unchanged."""
         entry = self._last.get(id(job))  # it holds the job: the id is not another's
         if (
             entry is None

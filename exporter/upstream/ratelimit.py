@@ -121,28 +121,28 @@ class SlidingWindowLimiter:
 
     def try_take(self, key: Hashable) -> Slot | None:
         """A slot for ``key`` now, unsent (see ``Slot``), or None when none is free."""
-        with self._lock:
-            now = self._clock()
-            if self._wait_locked(key, now) > 0:
-                return None
-            slot = Slot(self, key, now)
-            self._slots.setdefault(key, []).append(slot)
-            self._last_start[key] = now
-            return slot
+        slot, _wait = self._take(key, sent=False)
+        return slot
 
     def try_acquire(self, key: Hashable) -> float:
         """Take a slot counted as sent now and return 0.0, or return how many seconds until one
         frees up (for a caller whose request leaves at once)."""
+        slot, wait = self._take(key, sent=True)
+        return 0.0 if slot is not None else wait
+
+    def _take(self, key: Hashable, *, sent: bool) -> tuple[Slot | None, float]:
+        """A slot for ``key`` now (settled as sent now if ``sent``), or None and the wait."""
         with self._lock:
             now = self._clock()
             wait = self._wait_locked(key, now)
-            if wait <= 0:
-                slot = Slot(self, key, now)
+            if wait > 0:
+                return None, wait
+            slot = Slot(self, key, now)
+            if sent:
                 slot.settled_at = now
-                self._slots.setdefault(key, []).append(slot)
-                self._last_start[key] = now
-                return 0.0
-            return wait
+            self._slots.setdefault(key, []).append(slot)
+            self._last_start[key] = now
+            return slot, 0.0
 
     def acquire(self, key: Hashable) -> None:
         """Block until a slot for ``key`` is free, then take it, counted as sent now."""

@@ -291,12 +291,7 @@ def test_a_resolver_that_never_answers_delays_only_its_own_clusters(tmp_path, na
         assert re.search(
             r"no answer from the resolver for 'stuck\d+\.stuck\.milvus\.test' within", stderr
         )
-        called_timeouts = [
-            line
-            for line in stderr.splitlines()
-            if '"cluster": "stuck' in line and "answer not complete within" in line
-        ]  # (the healthy cluster's request cut by SIGTERM may say so: it was cut)
-        assert not called_timeouts, f"a stuck lookup was called a timeout: {called_timeouts[0]}"
+        assert "answer not complete within" not in stderr, "a stuck lookup was called a timeout"
         if names > 32:
             assert "lookups are already pending (the resolver is not answering)" in stderr
         assert elapsed < 10, f"SIGTERM took {elapsed:.1f}s"

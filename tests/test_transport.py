@@ -11,6 +11,7 @@ import threading
 
 import pytest
 
+from exporter.guards.watchdog import Watchdog
 from exporter.upstream.client import ApiError, MilvusClient
 from exporter.upstream.transport import new_session
 
@@ -133,3 +134,20 @@ def test_an_https_proxy_tunnels_to_a_verified_upstream(pki, tls_context, monkeyp
         assert [job.collection for job in listing.jobs] == ["ext_ok"]
         assert [line.rsplit(" ", 1)[0] for line in proxy.requested] == [f"CONNECT localhost:{port}"]
         assert server.seen[0].headers["authorization"] == f"Bearer {TOKEN_A}"
+
+
+def test_a_request_cut_by_the_shutdown_is_not_called_a_timeout():
+    """SIGTERM stops the watchdog, which cuts every open exchange at once: that request did not
+    run out of time, and a log line saying "answer not complete within 10s" would send an
+    operator looking for a slow server."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        port = silent.getsockname()[1]
+        watchdog = Watchdog()
+        client = MilvusClient(
+            f"http://127.0.0.1:{port}", TOKEN_A, new_session(1), 10.0, watchdog=watchdog
+        )
+        threading.Timer(0.3, watchdog.stop).start()
+        with pytest.raises(ApiError) as raised:
+            client.list_refresh_jobs("default")
+    assert raised.value.reason == "deadline", raised.value
+    assert "stopping" in str(raised.value)

@@ -169,6 +169,11 @@ class Watchdog:
                 heapq.heapify(self._heap)
                 self._released = 0
 
+    @property
+    def stopping(self) -> bool:
+        """``stop`` was called: a watch that fires now was cut by the shutdown, not by time."""
+        return self._stopped
+
     def stop(self) -> None:
         """Fire every pending watch now and refuse new ones: for shutting down fast."""
         with self._condition:

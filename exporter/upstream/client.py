@@ -370,7 +370,6 @@ class MilvusClient:
         if self._deadline is not None and started >= self._deadline:
             raise ApiError("deadline", "the poll ran out of time before this request could start")
         deadline = started + self.timeout
-        cut = ApiError("timeout", f"answer not complete within {self.timeout:g}s")
         remaining = self.timeout
         headers = {
             "Content-Type": "application/json",
@@ -395,16 +394,22 @@ class MilvusClient:
                 payload = self._post(api, body, headers, remaining, deadline, budget, known)
             except ApiError:
                 if watch.fired:
-                    raise cut from None
+                    raise self._cut() from None
                 raise
             except (requests.exceptions.RequestException, OSError, ValueError) as error:
                 failure = transport_error(error, self.timeout)
                 if watch.fired and failure.reason != "dns":
-                    raise cut from None  # the watchdog cut the socket: time ran out
+                    raise self._cut() from None  # the watchdog cut the socket
                 raise failure from None  # (a lookup given up at the deadline stays dns)
             if watch.fired:
-                raise cut
+                raise self._cut()
         return payload if payload is _SEEN else _unwrap(payload)
+
+    def _cut(self) -> ApiError:
+        """Why the watchdog cut an exchange: its time ran out, or the exporter is stopping."""
+        if self._watchdog is not None and self._watchdog.stopping:
+            return ApiError("deadline", "cut short: the exporter is stopping")
+        return ApiError("timeout", f"answer not complete within {self.timeout:g}s")
 
     def _post(
         self,

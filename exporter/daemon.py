@@ -357,6 +357,7 @@ class Daemon:
             listed_databases=old.listed_databases,  # nor list a cluster's databases at once
             collection_lists=old.collection_lists,  # nor their collections
             parsed_records=old.parsed_records,  # nor read again what did not change
+            oddities=old.oddities,  # nor say again what it said
         )
         old.close()
         self._redactor.set_secrets((*self.config.secrets, *config.secrets))

@@ -503,3 +503,50 @@ def test_the_real_daemon_reuses_an_unchanged_list_and_publishes_a_changed_record
         assert value(parsed, failure, **job_labels("ext_b", "2"), reason="no such file") == 1
         assert value(parsed, "milvus_refresh_job_progress_ratio", **job_labels("ext_a", "1")) == 1
         assert exporter.daemon.poller.parsed_records.parsed == 3  # the changed record alone
+
+
+def test_an_oddity_is_said_once_across_rounds_and_a_reload(tmp_path):
+    """An unknown state on a list that stays the same byte for byte is said once: not again
+    each round (its unchanged page is not even looked at again), nor after a reload, whose new
+    poller takes over what the old one said with what it read."""
+    import time
+
+    from structlog.testing import capture_logs
+
+    from exporter.config.loader import load_config
+    from exporter.daemon import Daemon
+
+    answers = Answers([hostile.refresh_record(1, "ext_a", state="RefreshSomethingNew")])
+    with hostile.hostile_server({}, default=answers.behave) as server, capture_logs() as logs:
+        path = tmp_path / "config.yaml"
+
+        def write(interval: str) -> None:
+            path.write_text(
+                f"poll_interval: {interval}\nrequest_timeout: 2s\nclusters:\n"
+                f"  - name: prod\n    endpoint: {server.url}\n    token: secret-token\n"
+                "    databases: [default]\n    jobs: [refresh]\n"
+            )
+
+        write("300ms")
+        daemon = Daemon(load_config(path, {}), config_loader=lambda p: load_config(p, {}))
+        daemon.start()
+        try:
+            deadline = time.monotonic() + 20
+
+            def wait_for_generation(generation: int) -> None:
+                while daemon.cache.generation < generation:
+                    assert time.monotonic() < deadline, f"no cycle {generation} in time"
+                    time.sleep(0.02)
+
+            wait_for_generation(3)
+            first = daemon.poller
+            write("250ms")
+            assert daemon.request_reload().ok
+            wait_for_generation(daemon.cache.generation + 4)
+            assert daemon.poller is not first, "the reload made no new poller"
+
+        finally:
+            daemon.stop(timeout=5)
+    said = [entry for entry in logs if entry["event"] == "job.unknown_state"]
+    assert len(said) == 1, said
+    assert said[0]["state"] == "RefreshSomethingNew"

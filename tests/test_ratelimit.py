@@ -245,3 +245,24 @@ def test_forty_threads_under_a_real_clock_never_start_more_than_20_in_a_second()
     assert len(starts) == 40
     assert busiest_window(starts) <= 20
     assert time.monotonic() - began < 5.0
+
+
+def test_take_or_wait_takes_a_free_slot_or_says_what_wait_time_says() -> None:
+    """The scheduler's one look at a window: a slot while one is free, then no slot and the
+    same wait ``wait_time`` gives, which ends when the window lets one more in."""
+    clock = FakeClock()
+    limiter = limiter_with(clock, 3)
+    taken = []
+    while True:
+        slot, wait = limiter.take_or_wait(KEY)
+        if slot is None:
+            break
+        assert wait == 0.0
+        slot.sent()
+        taken.append(slot)
+        clock.advance(limiter.spacing)
+    assert len(taken) == 3
+    assert wait > 0 and wait == limiter.wait_time(KEY)
+    clock.advance(wait)
+    slot, wait = limiter.take_or_wait(KEY)
+    assert slot is not None and wait == 0.0

@@ -86,19 +86,22 @@ class DescribeSchedule:
         jobs and finished ones not yet described, the longest waiting first; at most
         ``per_round`` (default: the schedule's)."""
         done = self.described_finished.setdefault(key, set())
-        listed_ids = {str(job.job_id) for job in listed}
-        done &= listed_ids  # forget jobs the server no longer lists
         before = self._since.get(key, {})
         described = self._described.get(key, set())
         since: dict[str, float] = {}
+        still_done: set[str] = set()
         due = []
         for job in listed:
             job_id = str(job.job_id)
-            if job.finished and job_id in done:
-                continue
+            finished = job.finished
+            if job_id in done:
+                still_done.add(job_id)  # jobs the server no longer lists are forgotten
+                if finished:
+                    continue
             waiting_since = before.get(job_id, now)
             since[job_id] = waiting_since
-            due.append(Due(job_id, waiting_since, job.finished, job_id in described))
+            due.append(Due(job_id, waiting_since, finished, job_id in described))
+        done &= still_done
         self._since[key] = since
         self._described[key] = described & since.keys()
         due.sort(key=lambda item: item.order)  # stable: listing order among equals

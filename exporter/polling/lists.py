@@ -26,8 +26,8 @@ def list_target(
     oddities: OddityLog,
     records: ParsedRecords | None = None,
 ) -> Kept[Any]:
-    """Every page of the target's list, each noted for oddities and folded into what is kept
-    before the next is read; raises ``ApiError``.
+    """Every page of the target's list, each noted for oddities (when its bytes are new) and
+    folded into what is kept before the next is read; raises ``ApiError``.
 
     With ``records`` (``reuse.py``), what the target's last list read as is reused: a page
     whose bytes are unchanged gives its jobs again without being decoded, and when every page
@@ -49,10 +49,10 @@ def list_target(
     seen: list[Listing[Any]] = []  # pages unchanged, not folded in while all of them are
     try:
         for page in pages:
-            oddities.note(target, page)
             if known is not None and known.pages[-1].hit:
-                seen.append(page)
+                seen.append(page)  # its oddities were noted when its bytes were new
                 continue
+            oddities.note(target, page)
             for earlier in seen:
                 _fold(keeper, earlier, reuse, unchanged=True)
             seen = []

@@ -94,9 +94,11 @@ class Poller:
         collection_lists: CollectionListSchedule | None = None,
         list_collections: bool = True,
         parsed_records: ParsedRecords | None = None,
+        oddities: OddityLog | None = None,
     ) -> None:
         """``list_collections`` False: no ``collections/list`` (``check`` needs no evidence);
-        ``parsed_records``: an earlier poller's (a reload), used when read and kept alike."""
+        ``parsed_records``: an earlier poller's (a reload), used when read and kept alike;
+        ``oddities``: what an earlier poller said (a page it read is not noted again)."""
         self.config = config
         self._list_collections = list_collections
         self._discovery = DiscoverySchedule(config, listed_databases, clock)
@@ -135,7 +137,7 @@ class Poller:
         self._inbox: list[Snapshot] = []
         self._inbox_requests: list[ClusterRequest] = []
         self._inbox_details: list[tuple[TargetKey, Any]] = []
-        self._oddities = OddityLog()
+        self.oddities = oddities or OddityLog()
         self._repeated_failures = RepeatedLines(clock=clock)
         self._repeated_unkept = RepeatedLines(clock=clock)
         self._describe_margin = margin_seconds(config)
@@ -469,9 +471,9 @@ class Poller:
                     del self._pending[key]  # a bonus: never stretch the round for it
                     self._give_back(queue)  # follow-ups left keep their wait: first next round
                     continue
-                slot = self.limiter.try_take(key)
+                slot, wait = self.limiter.take_or_wait(key)
                 if slot is None:
-                    next_wake = min(next_wake, now + self.limiter.wait_time(key))
+                    next_wake = min(next_wake, now + wait)
                     continue
                 task = queue.popleft()
                 task.slot = slot
@@ -705,13 +707,14 @@ class Poller:
 
     def _acquire(self, key: tuple[str, str], deadline: float) -> Slot:
         """Wait for a rate-limit slot for a follow-up page, but never past the poll's deadline."""
-        while (slot := self.limiter.try_take(key)) is None:
-            wait = self.limiter.wait_time(key)
+        while True:
+            slot, wait = self.limiter.take_or_wait(key)
+            if slot is not None:
+                return slot
             if self._clock() + wait > deadline:
                 raise ApiError("deadline", "no rate-limit slot left before the poll's deadline")
             if self._closed.wait(wait):
                 raise ApiError("deadline", "the exporter is stopping")
-        return slot
 
     def _poll_once(
         self, target: Target, task: PollTask, requests_seen: list[ClusterRequest]
@@ -719,8 +722,8 @@ class Poller:
         """One list of the target's kind, as its declaration says (``lists.py``)."""
         client = self._client(target.cluster, target.api, requests_seen, self._clock(), task.slot)
         polled_at = self._wall_clock()
-        kept = list_target(client, target, self._keep_limits, self._oddities, self.parsed_records)
-        self._oddities.note_clock_skew(target.cluster.name, client.clock_skew)
+        kept = list_target(client, target, self._keep_limits, self.oddities, self.parsed_records)
+        self.oddities.note_clock_skew(target.cluster.name, client.clock_skew)
         seconds = self._clock() - task.started
         self._say_unkept(target, kept.unkept)
         log.debug(

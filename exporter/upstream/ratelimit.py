@@ -124,6 +124,11 @@ class SlidingWindowLimiter:
         slot, _wait = self._take(key, sent=False)
         return slot
 
+    def take_or_wait(self, key: Hashable) -> tuple[Slot | None, float]:
+        """``try_take``, and when no slot is free the seconds until one is (``wait_time``),
+        found in the same look at the window: a scheduler asks both on every wake."""
+        return self._take(key, sent=False)
+
     def try_acquire(self, key: Hashable) -> float:
         """Take a slot counted as sent now and return 0.0, or return how many seconds until one
         frees up (for a caller whose request leaves at once)."""
@@ -151,9 +156,11 @@ class SlidingWindowLimiter:
 
     def take(self, key: Hashable) -> Slot:
         """Block until a slot for ``key`` is free, then take it (unsent: see ``Slot``)."""
-        while (slot := self.try_take(key)) is None:
-            self._sleep(max(self.wait_time(key), 0.001))
-        return slot
+        while True:
+            slot, wait = self.take_or_wait(key)
+            if slot is not None:
+                return slot
+            self._sleep(max(wait, 0.001))
 
     def wait_time(self, key: Hashable) -> float:
         """Seconds until ``key`` has a free slot (0.0 if it has one now); takes nothing. While

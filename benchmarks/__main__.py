@@ -15,9 +15,12 @@
    refresh records), the exporter against a plain loop polling the same lean fake upstream
    (full runs only: about twenty minutes; ``python -m benchmarks.fleet --simulator --profile
    DIR`` adds the simulator row and a py-spy profile)
+8. request cost: CPU per request of the exporter's client against plain ``requests`` on a kept
+   connection, a describe-sized and a 200 KB list answer (full runs only: its quick run is
+   ``tests/test_benchmarks.py``'s)
 
 Each part also runs alone: ``python -m benchmarks.scrape`` (``polling``, ``scale``, ``startup``,
-``paging``, ``listing``, ``fleet``).
+``paging``, ``listing``, ``fleet``, ``request_cost``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import fleet, listing, paging, polling, report, scale, scrape, startup
+from . import fleet, listing, paging, polling, report, request_cost, scale, scrape, startup
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,12 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     print()
     listed: dict[str, Any] = {"verdicts": []}
     fleets: dict[str, Any] = {"verdicts": []}
+    costs: dict[str, Any] = {"verdicts": []}
     if not args.quick:  # their own smoke tests: tests/test_benchmarks.py runs them with --quick
         paging.main(common)
         print()
         listed = listing.main(common)
         print()
         fleets = fleet.main(common)
+        print()
+        costs = request_cost.main(common)
         print()
 
     verdicts: list[dict[str, Any]] = [
@@ -73,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         *started_up["verdicts"],
         *listed["verdicts"],
         *fleets["verdicts"],
+        *costs["verdicts"],
     ]
     del scaled  # the scale curve has no pass/fail target of its own
     missed = [verdict["what"] for verdict in verdicts if not verdict["met"]]

@@ -115,6 +115,25 @@ def test_quick_listing_run_measures_every_shape_with_the_target_up(tmp_path):
     assert all(point["peak_rss_mb"] > 0 for point in points)
 
 
+def test_quick_request_cost_run_measures_the_exporter_next_to_plain_requests(tmp_path):
+    output = tmp_path / "results.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.request_cost", "--quick", "--output", str(output)],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(output.read_text())["request_cost"]
+    assert result["list_bytes"] > 150_000 > 1_000 > result["describe_bytes"]
+    assert [row["way"] for row in result["rows"]][:2] == [
+        "exporter MilvusClient",
+        "requests.Session.post",
+    ]
+    assert all(row["describe_ms"] > 0 and row["list_ms"] > 0 for row in result["rows"])
+
+
 def test_profile_layers_take_each_sample_from_its_innermost_known_frame(tmp_path):
     collapsed = tmp_path / "phase.txt"
     collapsed.write_text(

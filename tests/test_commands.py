@@ -1,22 +1,25 @@
 """The operator commands in-process, against recorded answers the simulator does not send.
 
 ``tests/test_operator.py`` runs the commands as a user does, against the simulator; here the
-upstream is a ``responses`` mock, for the answers only a real server gives (code 2101 of the
+upstream is a server on 127.0.0.1 giving recorded answers, for the answers only a real server gives (code 2101 of the
 newest servers, a ``details[]`` entry that cannot be read) and for what the commands share with
 the daemon (the retry policy, a watchdog stopped when the command ends).
 """
 
 from __future__ import annotations
 
+import email.utils
+import http
 import io
 import json
 import random
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import responses
 
 from exporter.cli import build_parser
 from exporter.commands import run
@@ -24,9 +27,10 @@ from exporter.commands.upstream import Upstream
 from exporter.config.loader import load_config
 from exporter.upstream.client import ApiError
 
-ENDPOINT = "http://milvus.internal:19530"
+from . import hostile
+
 TOKEN = "root:Milvus-7c1d"
-JOBS = f"{ENDPOINT}/v2/vectordb/jobs"
+JOBS = "/v2/vectordb/jobs"
 IMPORT_DESCRIBE_URL = f"{JOBS}/import/describe"
 REFRESH_DESCRIBE_URL = f"{JOBS}/external_collection/describe"
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -36,21 +40,60 @@ def fixture(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
-@pytest.fixture
-def api() -> Any:
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
+@dataclass
+class RecordedAnswers:
+    """Answers given per path in the order they were added, the last one again once all were
+    given; a path with none is a 404."""
+
+    answers: dict[str, list[tuple[int, bytes]]] = field(default_factory=dict)
+    given: dict[str, int] = field(default_factory=dict)
+
+    def post(self, path: str, body: bytes = b"", document: Any = None, status: int = 200) -> None:
+        if document is not None:
+            body = json.dumps(document).encode()
+        self.answers.setdefault(path, []).append((status, body))
+
+    def unanswered(self) -> list[str]:
+        return [
+            path for path, queue in self.answers.items() if self.given.get(path, 0) < len(queue)
+        ]
+
+    def __call__(self, exchange: hostile.Exchange) -> None:
+        queue = self.answers.get(exchange.path) or [(404, b"")]
+        index = self.given.get(exchange.path, 0)
+        self.given[exchange.path] = index + 1
+        status, body = queue[min(index, len(queue) - 1)]
+        exchange.send(
+            f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n"
+            f"Date: {email.utils.formatdate(usegmt=True)}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
 
 
 @pytest.fixture
-def config_path(tmp_path: Path) -> Path:
+def upstream_server() -> Iterator[hostile.HostileServer]:
+    with hostile.hostile_server({}, default=RecordedAnswers()) as server:
+        yield server
+
+
+@pytest.fixture
+def api(upstream_server: hostile.HostileServer) -> Iterator[RecordedAnswers]:
+    answers = upstream_server.default
+    assert isinstance(answers, RecordedAnswers)
+    yield answers
+    assert not answers.unanswered(), "answers never asked for"
+
+
+@pytest.fixture
+def config_path(tmp_path: Path, upstream_server: hostile.HostileServer) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(
         f"""request_timeout: 2s
 max_retries: 3
 clusters:
   - name: onprem
-    endpoint: {ENDPOINT}
+    endpoint: {upstream_server.url}
     token: {TOKEN}
     databases: [default]
 """
@@ -115,7 +158,7 @@ def test_an_unreadable_file_entry_is_named_on_stderr_and_the_rest_of_the_job_is_
 ):
     answer = json.loads(fixture("milvus_import_describe_running.json"))
     answer["data"]["details"][1]["importedRows"] = "about half"
-    api.post(IMPORT_DESCRIBE_URL, json=answer)
+    api.post(IMPORT_DESCRIBE_URL, document=answer)
     code, stdout, stderr = command(
         "jobs", "describe", "--config", str(config_path), "--cluster", "onprem",
         "--kind", "import", "--output", "json", "458912301925678733",

@@ -5,9 +5,11 @@ proxies from the environment, and the Bearer token."""
 from __future__ import annotations
 
 import contextlib
+import gzip
 import socket
 import ssl
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -151,3 +153,64 @@ def test_a_request_cut_by_the_shutdown_is_not_called_a_timeout():
             client.list_refresh_jobs("default")
     assert raised.value.reason == "deadline", raised.value
     assert "stopping" in str(raised.value)
+
+
+def test_no_proxy_sends_the_endpoint_direct_though_a_proxy_is_set(monkeypatch):
+    with hostile.hostile_server({}) as proxy, hostile.hostile_server({}) as upstream:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        listing = client(upstream.url).list_refresh_jobs("default")
+        assert [job.collection for job in listing.jobs] == ["ext_ok"]
+        assert (len(proxy.seen), len(upstream.seen)) == (0, 1)
+
+
+def test_a_gzip_answer_is_decoded_and_the_request_says_gzip_is_welcome():
+    body = gzip.compress(hostile._empty_list())
+    head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d" % len(body)
+    with hostile.hostile_server({}, default=hostile.raw_answer(head, body)) as server:
+        listing = client(server.url).list_refresh_jobs("default")
+        assert [job.collection for job in listing.jobs] == ["ext_ok"]
+        assert "gzip" in server.seen[0].headers["accept-encoding"]
+
+
+def test_the_path_of_an_endpoint_prefixes_every_request():
+    with hostile.hostile_server({}) as server:
+        client(server.url + "/milvus").list_refresh_jobs("default")
+        assert server.seen[0].path == "/milvus/v2/vectordb/jobs/external_collection/list"
+
+
+class CountingHandler(BaseHTTPRequestHandler):
+    """Answers every POST with an empty refresh list on a kept connection; counts connections."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    connections = 0
+
+    def setup(self) -> None:
+        super().setup()
+        type(self).connections += 1
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b'{"code": 0, "data": {"records": []}}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        del format, args
+
+
+def test_requests_to_one_endpoint_share_one_kept_connection():
+    handler = type("Handler", (CountingHandler,), {"connections": 0})
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            upstream = client(f"http://127.0.0.1:{server.server_address[1]}")
+            for _ in range(5):
+                assert upstream.list_refresh_jobs("default").jobs == ()
+        finally:
+            server.shutdown()
+    assert handler.connections == 1

@@ -1,7 +1,7 @@
 """The configured clusters as the operator commands reach them: the daemon's path, not a copy.
 
-A command talks to a cluster exactly the way ``serve`` does: a session from
-``transport.new_session`` (watched sockets, Bearer auth), the certificate rule of
+A command talks to a cluster exactly the way ``serve`` does: the connection pools of
+``transport.new_session`` (watched sockets), the certificate rule of
 ``transport.tls_verify``, the ``MilvusClient`` with its whole-exchange deadlines held by a
 ``Watchdog``, the per-(credential, API path) ``SlidingWindowLimiter``, and the retry policy of
 ``exporter.upstream.retry``. The limiter's window lives in this process: it keeps one command within the
@@ -16,8 +16,6 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-import requests
-
 from ..config.loader import ClusterConfig, Config
 from ..config.reader import suggest
 from ..guards.watchdog import Watchdog
@@ -25,7 +23,7 @@ from ..kinds import kind_named
 from ..upstream.client import ApiError, MilvusClient, RequestRecord
 from ..upstream.ratelimit import SlidingWindowLimiter, Slot
 from ..upstream.retry import RetryIf, is_temporary, retry_delay
-from ..upstream.transport import new_session, tls_verify
+from ..upstream.transport import ConnectionPools, new_session, tls_verify
 from .errors import EXIT_USAGE, CommandError
 
 T = TypeVar("T")
@@ -63,7 +61,7 @@ class Upstream:
         self.limiter = SlidingWindowLimiter(config.requests_per_second)
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._sessions: list[requests.Session] = []
+        self._sessions: list[ConnectionPools] = []
         self._clients: dict[str, MilvusClient] = {}
         self._lock = threading.Lock()
         self._watchdog = Watchdog(name="operator-watchdog")

@@ -23,9 +23,13 @@ import re
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from http.client import HTTPException
 from typing import Any, TypeVar
 
 import requests
+from urllib3 import BaseHTTPResponse
+from urllib3.exceptions import HTTPError
+from urllib3.util import Timeout
 
 from .. import __version__
 from ..guards.redact import Scrubber
@@ -43,7 +47,7 @@ from .records import (
     parse_refresh_job,
     read_json_integer,
 )
-from .transport import BearerAuth, watched
+from .transport import ACCEPT_ENCODING, Sender, as_sender, watched
 
 USER_AGENT = f"milvus-jobs-exporter/{__version__}"
 T = TypeVar("T")
@@ -141,7 +145,7 @@ class MilvusClient:
         self,
         endpoint: str,
         token: str,
-        session: requests.Session,
+        session: Sender | requests.Session,
         timeout: float,
         *,
         gate: RequestGate = _no_gate,
@@ -162,8 +166,7 @@ class MilvusClient:
         ``max_listing_bytes`` together (each at most ``max_response_bytes``)."""
         self.endpoint = endpoint.rstrip("/")
         self._token = token
-        self._auth = BearerAuth(token)
-        self._session = session
+        self._session = as_sender(session)
         self.timeout = timeout
         self._gate = gate
         self._observe = observe
@@ -374,9 +377,13 @@ class MilvusClient:
         headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
+            "Accept-Encoding": ACCEPT_ENCODING,
+            "Connection": "keep-alive",
             "User-Agent": USER_AGENT,
             "Request-Timeout": str(max(1, math.ceil(self.timeout))),
         }
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
         on_sending = on_sent = None
         if slot is not None:
             on_sent = slot.sent
@@ -396,7 +403,7 @@ class MilvusClient:
                 if watch.fired:
                     raise self._cut() from None
                 raise
-            except (requests.exceptions.RequestException, OSError, ValueError) as error:
+            except (HTTPError, HTTPException, OSError, ValueError) as error:
                 failure = transport_error(error, self.timeout)
                 if watch.fired and failure.reason != "dns":
                     raise self._cut() from None  # the watchdog cut the socket
@@ -421,18 +428,18 @@ class MilvusClient:
         budget: _ByteBudget | None = None,
         known: KnownPages | None = None,
     ) -> Any:
-        with self._session.post(
-            self.endpoint + API_PATHS.get(api, API_PREFIX + api),
-            data=json.dumps(body),
-            headers=headers,
-            auth=self._auth,
-            timeout=(min(remaining, 5.0), remaining),
-            stream=True,
-            allow_redirects=False,
-            verify=self._verify,
-        ) as response:
+        response = self._session.post(
+            self.endpoint,
+            API_PATHS.get(api, API_PREFIX + api),
+            json.dumps(body).encode(),
+            headers,
+            Timeout(connect=min(remaining, 5.0), read=remaining),
+            self._verify,
+        )
+        read_whole = False
+        try:
             self._note_server_clock(response.headers.get("Date"))
-            status = response.status_code
+            status = response.status
             if status == 403 and api.endswith(DESCRIBE_SUFFIX):
                 raise ApiError(
                     "forbidden", "HTTP 403: the token may list these jobs but not describe them"
@@ -448,7 +455,13 @@ class MilvusClient:
                 raise ApiError(
                     f"http_{status}" if 100 <= status <= 599 else "http_other", f"HTTP {status}"
                 )
-            return self._read_body(response, deadline, budget, known)
+            payload = self._read_body(response, deadline, budget, known)
+            read_whole = True
+            return payload
+        finally:
+            if not read_whole:
+                response.close()  # unread bytes: the connection is not kept
+            response.release_conn()
 
     def _note_server_clock(self, date: str | None) -> None:
         server_time = parse_http_date(date)
@@ -457,7 +470,7 @@ class MilvusClient:
 
     def _read_body(
         self,
-        response: requests.Response,
+        response: BaseHTTPResponse,
         deadline: float,
         budget: _ByteBudget | None = None,
         known: KnownPages | None = None,
@@ -473,7 +486,7 @@ class MilvusClient:
         """
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_content(chunk_size=64 * 1024):
+        for chunk in response.stream(64 * 1024, decode_content=True):
             size += len(chunk)
             if size > self._max_response_bytes:
                 raise ApiError("too_large", f"answer larger than {self._max_response_bytes} bytes")

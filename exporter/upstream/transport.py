@@ -1,6 +1,11 @@
-"""HTTP sessions for the job API: one factory, one TLS rule, and deadlines that hold.
+"""HTTP connections for the job API: one factory, one TLS rule, and deadlines that hold.
 
-``requests`` bounds each socket read, never a whole answer, so a server that trickles bytes can
+Requests go through urllib3's pools directly (``ConnectionPools``), not ``requests``: what a
+``requests.Session`` worked out on every request (proxy, certificate rule, pool, cookies, its
+own response object) cost a describe follow-up about twice the CPU of the request itself, and
+at fleet scale a poll round is hundreds of them (``benchmarks/request_cost.py``).
+
+urllib3 bounds each socket read, never a whole answer, so a server that trickles bytes can
 hold a request for ever; and it resolves the name and connects address by address before any
 deadline applies (``getaddrinfo`` takes no timeout; eight addresses that drop every SYN took
 8 x the connect timeout). Every connection made through ``new_session`` is therefore made here,
@@ -17,16 +22,17 @@ inside the deadline of the exchange running in the current thread (see ``watched
 Informational answers (``103 Early Hints``, any 1xx but 101) are read past to the final answer,
 as HTTP says a client must; ``http.client`` itself skips only ``100 Continue``.
 
-The configured token always goes out as ``Authorization: Bearer``: an explicit auth object also
-stops ``requests`` from taking Basic credentials for the host from ``~/.netrc``, which used to
-replace the token. Proxy variables (``HTTPS_PROXY``, ``NO_PROXY``) keep working: the connection
-made here is to the next hop, the proxy when there is one.
+The configured token always goes out as ``Authorization: Bearer`` (``MilvusClient`` sets it;
+nothing here reads ``~/.netrc``, whose Basic credentials once replaced it). Proxy variables
+(``HTTPS_PROXY``, ``NO_PROXY``) keep working: the connection made here is to the next hop, the
+proxy when there is one.
 """
 
 from __future__ import annotations
 
 import http.client
 import math
+import os
 import socket
 import sys
 import threading
@@ -38,16 +44,26 @@ from functools import partial
 from typing import Any, Protocol
 
 import requests
-from requests.adapters import HTTPAdapter
+from certifi import where
+from requests.utils import (
+    get_auth_from_url,
+    get_environ_proxies,
+    prepend_scheme_if_needed,
+    select_proxy,
+)
+from urllib3 import BaseHTTPResponse, PoolManager, ProxyManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
     LocationParseError,
+    LocationValueError,
     NameResolutionError,
     NewConnectionError,
 )
+from urllib3.util import Timeout, make_headers, parse_url
 from urllib3.util.connection import allowed_gai_family
+from urllib3.util.proxy import connection_requires_http_tunnel
 
 from ..guards.watchdog import Watch, Watchdog
 from .resolver import SHARED, ResolutionError, Resolver
@@ -289,53 +305,195 @@ def _pool_classes(resolver: Resolver) -> PoolClasses:
     }
 
 
-class _WatchedAdapter(HTTPAdapter):
-    """An adapter whose pools (direct and through an HTTP proxy) make watched connections."""
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """How requests to one endpoint go: the pool to take a connection from, the path prefix of
+    the endpoint, and whether the request line carries the whole URL (a forwarding HTTP proxy)."""
 
-    def __init__(self, pool_classes: PoolClasses, **kwargs: Any) -> None:
-        self._pool_classes = pool_classes
-        super().__init__(**kwargs)
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = self._pool_classes
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if not proxy.lower().startswith("socks"):  # SOCKS pools have classes of their own
-            manager.pool_classes_by_scheme = self._pool_classes
-        return manager
+    pool: HTTPConnectionPool
+    prefix: str
+    forwarded: bool
 
 
-class BearerAuth(requests.auth.AuthBase):
-    """``Authorization: Bearer <token>``, or no header at all without a token."""
+ACCEPT_ENCODING = make_headers(accept_encoding=True)["accept-encoding"]
+"""What the answer may be compressed with: what urllib3 can decode here (gzip, deflate, ...)."""
 
-    def __init__(self, token: str) -> None:
-        self._token = token
+
+class ConnectionPools:
+    """The kept-alive connections of one cluster, sent through urllib3's pools directly.
+
+    What a ``requests.Session`` decided on every request (the proxy from the environment, the
+    certificate rule, the pool) is decided here once per endpoint and certificate rule and kept:
+    a request is then one ``urlopen`` on a kept pool, with no retries and no redirects of its own
+    (the poller decides what to retry), its body left unread for the caller to read in chunks.
+    The proxy variables are read when an endpoint is first used, with ``requests``' own rules
+    (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY`` with hosts, domains and CIDRs);
+    with no ``tls_ca_file``, ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` still name the CA bundle,
+    as they did, and certifi's otherwise. No cookies are kept.
+    """
+
+    def __init__(self, pool_size: int, resolver: Resolver = SHARED) -> None:
+        self._pool_size = pool_size
+        self._pool_classes = _pool_classes(resolver)
+        self._managers: dict[str, PoolManager] = {}
+        self._routes: dict[tuple[str, bool | str], _Route] = {}
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return "BearerAuth(<redacted>)"
+        return f"ConnectionPools(pool_size={self._pool_size})"
 
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        if self._token:
-            request.headers["Authorization"] = f"Bearer {self._token}"
+    def post(
+        self,
+        endpoint: str,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+        timeout: Timeout,
+        verify: bool | str = True,
+    ) -> BaseHTTPResponse:
+        """POST ``body`` to ``endpoint`` + ``path``; the answer's body is left to the caller,
+        who reads it (``stream``) and then calls ``release_conn`` (after ``close`` if it stops
+        early: a connection with unread bytes is not kept)."""
+        route = self._routes.get((endpoint, verify)) or self._route(endpoint, verify)
+        target = endpoint + path if route.forwarded else route.prefix + path
+        return route.pool.urlopen(
+            "POST",
+            target,
+            body=body,
+            headers=headers,
+            retries=False,
+            redirect=False,
+            assert_same_host=False,
+            timeout=timeout,
+            preload_content=False,
+            release_conn=False,
+            decode_content=True,
+        )
+
+    def _route(self, endpoint: str, verify: bool | str) -> _Route:
+        with self._lock:
+            route = self._routes.get((endpoint, verify))
+            if route is None:
+                url = parse_url(endpoint)
+                proxy = select_proxy(endpoint, get_environ_proxies(endpoint))
+                manager = self._manager(proxy)
+                pool = manager.connection_from_url(endpoint, pool_kwargs=_tls_kwargs(verify))
+                forwarded = isinstance(manager, ProxyManager) and not (
+                    connection_requires_http_tunnel(manager.proxy, manager.proxy_config, url.scheme)
+                )
+                route = _Route(pool, (url.path or "").rstrip("/"), forwarded)
+                self._routes[(endpoint, verify)] = route
+            return route
+
+    def _manager(self, proxy: str | None) -> PoolManager:
+        """The pool manager for direct connections (``proxy`` None) or through ``proxy``."""
+        key = proxy or ""
+        manager = self._managers.get(key)
+        if manager is not None:
+            return manager
+        options: dict[str, Any] = {"num_pools": 4, "maxsize": self._pool_size, "block": False}
+        if proxy is None:
+            manager = PoolManager(**options)
         else:
-            request.headers.pop("Authorization", None)
-        return request
+            proxy = prepend_scheme_if_needed(proxy, "http")
+            if not parse_url(proxy).host:
+                raise LocationValueError(f"the proxy URL has no host: {proxy!r}")
+            username, password = get_auth_from_url(proxy)
+            if proxy.lower().startswith("socks"):
+                manager = _socks_manager(proxy, username, password, options)
+            else:
+                headers = (
+                    make_headers(proxy_basic_auth=f"{username}:{password}") if username else {}
+                )
+                manager = ProxyManager(proxy, proxy_headers=headers, **options)
+        if not proxy or not proxy.lower().startswith("socks"):  # SOCKS pools have their own
+            manager.pool_classes_by_scheme = self._pool_classes
+        self._managers[key] = manager
+        return manager
+
+    def close(self) -> None:
+        """Close every kept connection; a request after this opens new ones."""
+        with self._lock:
+            managers = list(self._managers.values())
+            self._managers.clear()
+            self._routes.clear()
+        for manager in managers:
+            manager.clear()
 
 
-def new_session(pool_size: int, resolver: Resolver = SHARED) -> requests.Session:
-    """A session for one cluster: up to ``pool_size`` kept-alive connections, no retries of its
-    own (the poller decides what to retry), proxies from the environment, names looked up by
-    ``resolver`` (the process's shared one by default)."""
-    session = requests.Session()
-    session.trust_env = True
-    adapter = _WatchedAdapter(
-        _pool_classes(resolver), pool_connections=4, pool_maxsize=pool_size, max_retries=0
-    )
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+def _socks_manager(
+    proxy: str, username: str | None, password: str | None, options: dict[str, Any]
+) -> PoolManager:
+    try:
+        from urllib3.contrib.socks import SOCKSProxyManager
+    except ImportError:
+        raise LocationValueError(
+            "a SOCKS proxy needs the PySocks package (pip install 'urllib3[socks]')"
+        ) from None
+    return SOCKSProxyManager(proxy, username=username, password=password, **options)
+
+
+def _tls_kwargs(verify: bool | str) -> dict[str, Any]:
+    """The pool options for ``verify`` (``tls_verify``): as ``requests`` set them."""
+    if verify is False:
+        return {"cert_reqs": "CERT_NONE"}
+    if verify is True:
+        verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or where()
+    if os.path.isdir(verify):
+        return {"cert_reqs": "CERT_REQUIRED", "ca_cert_dir": verify}
+    return {"cert_reqs": "CERT_REQUIRED", "ca_certs": verify}
+
+
+def new_session(pool_size: int, resolver: Resolver = SHARED) -> ConnectionPools:
+    """The connections of one cluster: up to ``pool_size`` kept alive per pool, proxies from
+    the environment, names looked up by ``resolver`` (the process's shared one by default)."""
+    return ConnectionPools(pool_size, resolver)
+
+
+class Sender(Protocol):
+    """What ``MilvusClient`` sends through: ``ConnectionPools``, or ``RequestsSender``."""
+
+    def post(
+        self,
+        endpoint: str,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+        timeout: Timeout,
+        verify: bool | str = True,
+    ) -> BaseHTTPResponse: ...
+
+
+class RequestsSender:
+    """A ``requests.Session`` as a ``Sender``: what the unit tests of the client mock with
+    ``responses``. The daemon and the commands send through ``ConnectionPools``."""
+
+    def __init__(self, session: requests.Session) -> None:
+        self._session = session
+
+    def post(
+        self,
+        endpoint: str,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+        timeout: Timeout,
+        verify: bool | str = True,
+    ) -> BaseHTTPResponse:
+        response = self._session.post(
+            endpoint + path,
+            data=body,
+            headers=headers,
+            timeout=(timeout.connect_timeout, timeout.read_timeout),  # type: ignore[arg-type]
+            stream=True,
+            allow_redirects=False,
+            verify=verify,
+        )
+        return response.raw
+
+
+def as_sender(session: Sender | requests.Session) -> Sender:
+    return RequestsSender(session) if isinstance(session, requests.Session) else session
 
 
 class TlsSettings(Protocol):
@@ -349,7 +507,8 @@ class TlsSettings(Protocol):
 
 
 def tls_verify(cluster: TlsSettings) -> bool | str:
-    """What ``requests`` should verify the cluster's certificate against."""
+    """What the cluster's certificate is verified against: nothing (False), the CA bundle at
+    this path, or the default bundle (True)."""
     if cluster.tls_insecure_skip_verify:
         return False
     return cluster.tls_ca_file or True

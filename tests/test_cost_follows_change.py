@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from exporter.exposition.cache import render
+from exporter.exposition.cache import ExpositionCache, render
 from exporter.memory.state import load_state, save_state
 from exporter.metrics.model import MetricsModel
 from exporter.polling.kept import KeepLimits, Kept
@@ -36,6 +36,7 @@ from .helpers import (
     REFRESH,
     T0,
     cycle,
+    failed,
     import_job,
     ok,
     refresh_job,
@@ -503,3 +504,107 @@ def test_the_real_daemon_reuses_an_unchanged_list_and_publishes_a_changed_record
         assert value(parsed, failure, **job_labels("ext_b", "2"), reason="no such file") == 1
         assert value(parsed, "milvus_refresh_job_progress_ratio", **job_labels("ext_a", "1")) == 1
         assert exporter.daemon.poller.parsed_records.parsed == 3  # the changed record alone
+
+
+# Many jobs per target: what is written again in one piece -------------------------------
+
+
+OTHER = Target(CLUSTER, "other", "refresh")
+
+
+def many_jobs_scenario() -> Iterator[tuple[str, Any, float]]:
+    """Three targets of a dozen collections each, changed one job at a time, in the middle of
+    what did not change: what an unchanged run of jobs writes again in one piece must end and
+    start exactly where each changed job is."""
+    refreshes_ = {
+        f"ext_{c:02d}": [
+            refresh_job(100 + 2 * c, "RefreshCompleted", f"ext_{c:02d}", 1.0, T0 - 900, T0 - 800),
+            refresh_job(101 + 2 * c, "RefreshFailed", f"ext_{c:02d}", 0.3, T0 - 1900, T0 - 1800,
+                        "no file"),
+        ]
+        for c in range(12)
+    }  # fmt: skip
+    refreshes_["ext_05"].append(refresh_job(900, "RefreshInProgress", "ext_05", 0.2, T0 - 100))
+    others = tuple(
+        refresh_job(300 + c, "RefreshCompleted", f"o_{c:02d}", 1.0, T0 - 700 - c, T0 - 600)
+        for c in range(12)
+    )
+    imports = [
+        import_job(str(500 + i), "Importing" if i % 7 == 3 else "Completed", f"c{i % 9}", 0.5)
+        for i in range(27)
+    ]
+    targets = (REFRESH, IMPORT, OTHER)
+    at = T0
+
+    def step(**extra: Any) -> Any:
+        listed = tuple(job for jobs in refreshes_.values() for job in jobs)
+        snapshots = [ok(REFRESH, at, listed), ok(IMPORT, at, imports=tuple(imports))]
+        snapshots.append(extra.pop("other", ok(OTHER, at, others)))
+        return replace(cycle(*snapshots, targets=targets, at=at), **extra)
+
+    yield "first", step(), at
+    for name in ("unchanged", "unchanged again"):
+        at += 15
+        yield name, step(), at
+    at += 15
+    middle = refreshes_["ext_06"]
+    middle[1] = replace(middle[1], reason="schema mismatch")
+    yield "a job in the middle changed", step(), at
+    at += 15
+    refreshes_["ext_03"].insert(
+        0, refresh_job(950, "RefreshFailed", "ext_03", 0.9, T0, T0 + 30, "newer failure")
+    )
+    yield "a newer job in the middle", step(), at
+    at += 15
+    del refreshes_["ext_08"]
+    yield "a collection's jobs no longer listed", step(), at
+    at += 15
+    imports[3] = replace(imports[3], progress_ratio=0.8)
+    imports[10] = replace(imports[10], state="Completed", progress_ratio=1.0)
+    yield "imports progressed and finished", step(), at
+    at += 15
+    follow = tuple((IMPORT.key, details(str(500 + i), 100 * i, T0 - 60 + i)) for i in (4, 12, 20))
+    newest = replace(details("522", 180, T0 - 30), create_time=T0 + 1)  # c4 newest still
+    follow += ((IMPORT.key, newest),)
+    yield "details of three imports", step(follow_ups=follow), at
+    at += 15
+    yield "unchanged with details", step(), at
+    at += 15
+    again = ((IMPORT.key, replace(newest, imported_rows=999)),)
+    yield "an import described again", step(follow_ups=again), at
+    at += 15
+    yield "one target down", step(other=failed(OTHER, at)), at
+    at += 15
+    yield "up again", step(), at
+    at += 15
+    refreshes_["ext_00"][0] = replace(refreshes_["ext_00"][0], end_time=T0 - 790)
+    refreshes_["ext_11"][0] = replace(refreshes_["ext_11"][0], progress_ratio=0.99)
+    yield "the first and the last job changed", step(), at
+    at += 15
+    refreshes_["ext_05"] = [job for job in refreshes_["ext_05"] if job.job_id != 900]
+    yield "the running job between two runs no longer listed", step(), at
+    at += 15
+    yield "unchanged at the end", step(), at
+
+
+def published(cache: ExpositionCache, families: list[Any]) -> bytes:
+    """What a scrape gets after the daemon publishes ``families`` (the bodies are taken)."""
+    cache.publish(families)
+    return cache.scrape().body
+
+
+def test_many_jobs_publish_the_same_bytes_as_fresh_ones_every_cycle():
+    """Through the exposition cache, as the daemon publishes: the model may read what it wrote
+    last cycle from there."""
+    for limit in (1000, 40, 7):
+        reusing, copying = MetricsModel(limit, 15.0), MetricsModel(limit, 15.0)
+        reusing_cache, copying_cache = ExpositionCache(), ExpositionCache()
+        seen = []
+        for name, result, at in keep_tuples(many_jobs_scenario()):
+            copied = replace(result, snapshots=tuple(fresh(s) for s in result.snapshots))
+            expected = published(copying_cache, copying.update(copied, at))
+            assert published(reusing_cache, reusing.update(result, at)) == expected, (limit, name)
+            seen.append(expected)
+        assert len(set(seen)) > 6, limit  # the scenario changes what is published
+    written = sum(text.count(b"_job_progress_ratio{") for text in seen)
+    assert reusing.rendered_jobs.rendered < written / 3

@@ -109,6 +109,10 @@ class _SeriesMemo:
     candidates: tuple[tuple[Job, bool, float, Any], ...]
     unknown_states: int
     collections: tuple[str, ...]
+    jobs_written: tuple[Job, ...]
+    """The candidates' jobs, and their details (``details_written``: a listed job's from the
+    target's follow-up answers), as ``RenderedJobs.write_group`` takes them."""
+    details_written: tuple[Any, ...]
 
 
 class MetricsModel:
@@ -466,7 +470,7 @@ class MetricsModel:
         out = new_families((*metrics, m.UNKNOWN_STATE_JOBS))
         self.rendered_jobs.next_cycle(out)
         self.rendered_counts.next_cycle()
-        candidates: list[Tracked] = []
+        groups: list[tuple[TargetKey, AnyKind, _SeriesMemo, float]] = []
         counts: dict[str, list[CollectionCounts]] = {name: [] for name in kinds}
         listed: set[tuple[str, str, str, str]] = set()
         for key, state in sorted(self._targets.items()):
@@ -483,21 +487,28 @@ class MetricsModel:
             if isinstance(self._memories.of(kind), NewestFinished):
                 listed.update((cluster, database, name, c) for c in memo.collections)
             counts[name] += memo.rows
-            candidates += (
-                Tracked(key, job, finished, age, snapshot.polled_at, details)
-                for job, finished, age, details in memo.candidates
-            )
+            groups.append((key, kind, memo, snapshot.polled_at))
         self._write_collection_counts(out, kinds, counts)
-        candidates += self._unlisted_remembered(kinds, listed)
+        unlisted = self._unlisted_remembered(kinds, listed)
         self._write_history(out)
-        for item in self._apply_cardinality_guard(candidates):
-            details = item.details
-            target = self._targets.get(item.key)
-            if details is None and target is not None:
-                details = target.details.get(str(item.job.job_id))
-            self.rendered_jobs.write(
-                out, kinds[item.key[2]], item.key, item.job, details, item.polled_at
-            )
+        tracked = sum(len(group[2].jobs_written) for group in groups) + len(unlisted)
+        if tracked <= self.max_tracked_jobs:
+            self.untracked_jobs = 0
+            for key, kind, memo, polled_at in groups:
+                self.rendered_jobs.write_group(
+                    out, kind, (key, 0), memo.jobs_written, memo.details_written, polled_at
+                )
+            self._write_jobs(out, kinds, unlisted, first=1)
+        else:
+            candidates = [
+                Tracked(key, job, finished, age, polled_at, details)
+                for key, _kind, memo, polled_at in groups
+                for (job, finished, age, _), details in zip(
+                    memo.candidates, memo.details_written, strict=True
+                )
+            ]
+            candidates += unlisted
+            self._write_jobs(out, kinds, self._apply_cardinality_guard(candidates), first=0)
         self.rendered_jobs.end_cycle()
         for name, kind in kinds.items():
             histograms = self._memories.durations.get(name, {})
@@ -532,6 +543,37 @@ class MetricsModel:
             self._removed_targets.family(now),
             *self._evidence.families(),
         ]
+
+    def _write_jobs(
+        self, out: Families, kinds: dict[str, AnyKind], items: list[Tracked], first: int
+    ) -> None:
+        """Per-job series of ``items``, each run of one target and poll time as one group
+        (``RenderedJobs.write_group``), numbered per target from ``first``."""
+        numbered: dict[TargetKey, int] = {}
+        start = 0
+        for end in range(1, len(items) + 1):
+            item = items[start]
+            if end < len(items) and (items[end].key, items[end].polled_at) == (
+                item.key,
+                item.polled_at,
+            ):
+                continue
+            run = items[start:end]
+            target = self._targets.get(item.key)
+            known = {} if target is None else target.details
+            number = numbered[item.key] = numbered.get(item.key, first - 1) + 1
+            self.rendered_jobs.write_group(
+                out,
+                kinds[item.key[2]],
+                (item.key, number),
+                tuple(each.job for each in run),
+                tuple(
+                    known.get(str(each.job.job_id)) if each.details is None else each.details
+                    for each in run
+                ),
+                item.polled_at,
+            )
+            start = end
 
     def _collection_series(
         self, state: _TargetState, kind: AnyKind, snapshot: Snapshot
@@ -576,6 +618,7 @@ class MetricsModel:
             newest_of=job_newest(kind, state.details, state.first_seen),
         )
         collections = tuple(sorted({job.collection for job in jobs}))
+        known = state.details
         memo = _SeriesMemo(
             jobs=snapshot.jobs,
             counts=snapshot.collection_counts,
@@ -590,6 +633,11 @@ class MetricsModel:
             ),
             unknown_states=sum(1 for job in jobs if not job.known_state),
             collections=collections,
+            jobs_written=tuple(item.job for item in made),
+            details_written=tuple(
+                known.get(str(item.job.job_id)) if item.details is None else item.details
+                for item in made
+            ),
         )
         state.series = None if gone is not None else memo
         return memo

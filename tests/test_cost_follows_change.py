@@ -10,6 +10,7 @@ job each cycle (what it got before): both must publish the same bytes every cycl
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -538,7 +539,14 @@ def many_jobs_scenario() -> Iterator[tuple[str, Any, float]]:
 
     def step(**extra: Any) -> Any:
         listed = tuple(job for jobs in refreshes_.values() for job in jobs)
-        snapshots = [ok(REFRESH, at, listed), ok(IMPORT, at, imports=tuple(imports))]
+        counted = {  # as the poller's ``Kept`` counts them: new objects every list
+            name: dict(Counter(job.state for job in imports if job.collection == name))
+            for name in sorted({job.collection for job in imports})
+        }
+        snapshots = [
+            ok(REFRESH, at, listed),
+            replace(ok(IMPORT, at, imports=tuple(imports)), collection_counts=counted),
+        ]
         snapshots.append(extra.pop("other", ok(OTHER, at, others)))
         return replace(cycle(*snapshots, targets=targets, at=at), **extra)
 
@@ -584,6 +592,10 @@ def many_jobs_scenario() -> Iterator[tuple[str, Any, float]]:
     refreshes_["ext_05"] = [job for job in refreshes_["ext_05"] if job.job_id != 900]
     yield "the running job between two runs no longer listed", step(), at
     at += 15
+    names = frozenset({*refreshes_, *(f"c{c}" for c in range(9) if c != 5)})
+    listing = CollectionsListing("prod", "default", at - 1, True, names)
+    yield "an import collection dropped", step(collection_lists=(listing,)), at
+    at += 15
     yield "unchanged at the end", step(), at
 
 
@@ -599,12 +611,16 @@ def test_many_jobs_publish_the_same_bytes_as_fresh_ones_every_cycle():
     for limit in (1000, 40, 7):
         reusing, copying = MetricsModel(limit, 15.0), MetricsModel(limit, 15.0)
         reusing_cache, copying_cache = ExpositionCache(), ExpositionCache()
-        seen = []
+        seen = {}
         for name, result, at in keep_tuples(many_jobs_scenario()):
             copied = replace(result, snapshots=tuple(fresh(s) for s in result.snapshots))
             expected = published(copying_cache, copying.update(copied, at))
             assert published(reusing_cache, reusing.update(result, at)) == expected, (limit, name)
-            seen.append(expected)
-        assert len(set(seen)) > 6, limit  # the scenario changes what is published
-    written = sum(text.count(b"_job_progress_ratio{") for text in seen)
+            seen[name] = expected
+        assert len(set(seen.values())) > 6, limit  # the scenario changes what is published
+        dropped = b'milvus_import_jobs{milvus_cluster="prod",database="default",collection="c5",'
+        assert dropped in seen["the running job between two runs no longer listed"], limit
+        for name in ("an import collection dropped", "unchanged at the end"):
+            assert dropped not in seen[name], (limit, name)  # not what it wrote before
+    written = sum(text.count(b"_job_progress_ratio{") for text in seen.values())
     assert reusing.rendered_jobs.rendered < written / 3

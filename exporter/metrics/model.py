@@ -109,6 +109,9 @@ class _SeriesMemo:
     candidates: tuple[tuple[Job, bool, float, Any], ...]
     unknown_states: int
     collections: tuple[str, ...]
+    rows_from: object
+    """What ``rows`` are made of with the target key: the snapshot's counts when it has them
+    and no collection is gone, else the rows themselves (``RenderedRows`` compares it)."""
     jobs_written: tuple[Job, ...]
     """The candidates' jobs, and their details (``details_written``: a listed job's from the
     target's follow-up answers), as ``RenderedJobs.write_group`` takes them."""
@@ -471,7 +474,7 @@ class MetricsModel:
         self.rendered_jobs.next_cycle(out)
         self.rendered_counts.next_cycle()
         groups: list[tuple[TargetKey, AnyKind, _SeriesMemo, float]] = []
-        counts: dict[str, list[CollectionCounts]] = {name: [] for name in kinds}
+        counts: dict[str, list[tuple[TargetKey, _SeriesMemo]]] = {name: [] for name in kinds}
         listed: set[tuple[str, str, str, str]] = set()
         for key, state in sorted(self._targets.items()):
             snapshot = state.last_good  # kept while the target is down: last known state
@@ -486,7 +489,7 @@ class MetricsModel:
             )
             if isinstance(self._memories.of(kind), NewestFinished):
                 listed.update((cluster, database, name, c) for c in memo.collections)
-            counts[name] += memo.rows
+            counts[name].append((key, memo))
             groups.append((key, kind, memo, snapshot.polled_at))
         self._write_collection_counts(out, kinds, counts)
         unlisted = self._unlisted_remembered(kinds, listed)
@@ -633,6 +636,9 @@ class MetricsModel:
             ),
             unknown_states=sum(1 for job in jobs if not job.known_state),
             collections=collections,
+            rows_from=tuple(rows)
+            if snapshot.collection_counts is None or gone is not None
+            else snapshot.collection_counts,
             jobs_written=tuple(item.job for item in made),
             details_written=tuple(
                 known.get(str(item.job.job_id)) if item.details is None else item.details
@@ -646,17 +652,28 @@ class MetricsModel:
         self,
         out: Families,
         kinds: dict[str, AnyKind],
-        counts: dict[str, list[CollectionCounts]],
+        counts: dict[str, list[tuple[TargetKey, _SeriesMemo]]],
     ) -> None:
         """The per-collection count series, of at most ``max_tracked_collections`` collections
-        of each kind; the rest are counted in ``untracked_collections``."""
+        of each kind; the rest are counted in ``untracked_collections``. Under the limit, a
+        target's rows are written again in one piece while what they are made of is equal."""
         self.untracked_collections = 0
-        for name, rows in counts.items():
+        for name, made in counts.items():
             states = kinds[name].states
+            families = (out[kinds[name].series.counts],)
+            if sum(len(memo.rows) for _key, memo in made) <= self.max_tracked_collections:
+                for key, memo in made:
+                    self.rendered_counts.write(
+                        key,
+                        memo.rows_from,
+                        families,
+                        partial(_count_rows, families[0], memo.rows, states.documented),
+                    )
+                continue
+            rows = [row for _key, memo in made for row in memo.rows]
             shown, left_out = within_collection_limit(
                 rows, self.max_tracked_collections, states.succeeded
             )
-            families = (out[kinds[name].series.counts],)
             for row in shown:
                 self.rendered_counts.write(
                     (row.key, row.collection),
@@ -732,6 +749,13 @@ class MetricsModel:
         ordered_for_removal = finished + unfinished
         removed = {id(item) for item in ordered_for_removal[:excess]}
         return [item for item in candidates if id(item) not in removed]
+
+
+def _count_rows(
+    family: MetricFamily, rows: tuple[CollectionCounts, ...], documented: tuple[str, ...]
+) -> None:
+    for row in rows:
+        write_count_row(family, row, documented)
 
 
 def _history_lines(

@@ -172,8 +172,8 @@ def write_count_row(
 
 
 class RenderedRows:
-    """Sample lines of keyed rows (a collection's remembered history), written again while the
-    values they were rendered from are equal. Call ``next_cycle`` once before each cycle's
+    """Sample lines of keyed rows (a target's collection counts, a collection's remembered
+    history), written again while the values they were rendered from are equal. Call ``next_cycle`` once before each cycle's
     writes: what a cycle did not write is let go at the next."""
 
     def __init__(self) -> None:

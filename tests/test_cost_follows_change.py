@@ -10,6 +10,7 @@ job each cycle (what it got before): both must publish the same bytes every cycl
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -17,7 +18,7 @@ from typing import Any
 
 import requests
 
-from exporter.exposition.cache import render
+from exporter.exposition.cache import ExpositionCache, render
 from exporter.memory.state import load_state, save_state
 from exporter.metrics.model import MetricsModel
 from exporter.polling.kept import KeepLimits, Kept
@@ -36,6 +37,7 @@ from .helpers import (
     REFRESH,
     T0,
     cycle,
+    failed,
     import_job,
     ok,
     refresh_job,
@@ -550,3 +552,122 @@ def test_an_oddity_is_said_once_across_rounds_and_a_reload(tmp_path):
     said = [entry for entry in logs if entry["event"] == "job.unknown_state"]
     assert len(said) == 1, said
     assert said[0]["state"] == "RefreshSomethingNew"
+
+
+# Many jobs per target: what is written again in one piece -------------------------------
+
+
+OTHER = Target(CLUSTER, "other", "refresh")
+
+
+def many_jobs_scenario() -> Iterator[tuple[str, Any, float]]:
+    """Three targets of a dozen collections each, changed one job at a time, in the middle of
+    what did not change: what an unchanged run of jobs writes again in one piece must end and
+    start exactly where each changed job is."""
+    refreshes_ = {
+        f"ext_{c:02d}": [
+            refresh_job(100 + 2 * c, "RefreshCompleted", f"ext_{c:02d}", 1.0, T0 - 900, T0 - 800),
+            refresh_job(101 + 2 * c, "RefreshFailed", f"ext_{c:02d}", 0.3, T0 - 1900, T0 - 1800,
+                        "no file"),
+        ]
+        for c in range(12)
+    }  # fmt: skip
+    refreshes_["ext_05"].append(refresh_job(900, "RefreshInProgress", "ext_05", 0.2, T0 - 100))
+    others = tuple(
+        refresh_job(300 + c, "RefreshCompleted", f"o_{c:02d}", 1.0, T0 - 700 - c, T0 - 600)
+        for c in range(12)
+    )
+    imports = [
+        import_job(str(500 + i), "Importing" if i % 7 == 3 else "Completed", f"c{i % 9}", 0.5)
+        for i in range(27)
+    ]
+    targets = (REFRESH, IMPORT, OTHER)
+    at = T0
+
+    def step(**extra: Any) -> Any:
+        listed = tuple(job for jobs in refreshes_.values() for job in jobs)
+        counted = {  # as the poller's ``Kept`` counts them: new objects every list
+            name: dict(Counter(job.state for job in imports if job.collection == name))
+            for name in sorted({job.collection for job in imports})
+        }
+        snapshots = [
+            ok(REFRESH, at, listed),
+            replace(ok(IMPORT, at, imports=tuple(imports)), collection_counts=counted),
+        ]
+        snapshots.append(extra.pop("other", ok(OTHER, at, others)))
+        return replace(cycle(*snapshots, targets=targets, at=at), **extra)
+
+    yield "first", step(), at
+    for name in ("unchanged", "unchanged again"):
+        at += 15
+        yield name, step(), at
+    at += 15
+    middle = refreshes_["ext_06"]
+    middle[1] = replace(middle[1], reason="schema mismatch")
+    yield "a job in the middle changed", step(), at
+    at += 15
+    refreshes_["ext_03"].insert(
+        0, refresh_job(950, "RefreshFailed", "ext_03", 0.9, T0, T0 + 30, "newer failure")
+    )
+    yield "a newer job in the middle", step(), at
+    at += 15
+    del refreshes_["ext_08"]
+    yield "a collection's jobs no longer listed", step(), at
+    at += 15
+    imports[3] = replace(imports[3], progress_ratio=0.8)
+    imports[10] = replace(imports[10], state="Completed", progress_ratio=1.0)
+    yield "imports progressed and finished", step(), at
+    at += 15
+    follow = tuple((IMPORT.key, details(str(500 + i), 100 * i, T0 - 60 + i)) for i in (4, 12, 20))
+    newest = replace(details("522", 180, T0 - 30), create_time=T0 + 1)  # c4 newest still
+    follow += ((IMPORT.key, newest),)
+    yield "details of three imports", step(follow_ups=follow), at
+    at += 15
+    yield "unchanged with details", step(), at
+    at += 15
+    again = ((IMPORT.key, replace(newest, imported_rows=999)),)
+    yield "an import described again", step(follow_ups=again), at
+    at += 15
+    yield "one target down", step(other=failed(OTHER, at)), at
+    at += 15
+    yield "up again", step(), at
+    at += 15
+    refreshes_["ext_00"][0] = replace(refreshes_["ext_00"][0], end_time=T0 - 790)
+    refreshes_["ext_11"][0] = replace(refreshes_["ext_11"][0], progress_ratio=0.99)
+    yield "the first and the last job changed", step(), at
+    at += 15
+    refreshes_["ext_05"] = [job for job in refreshes_["ext_05"] if job.job_id != 900]
+    yield "the running job between two runs no longer listed", step(), at
+    at += 15
+    names = frozenset({*refreshes_, *(f"c{c}" for c in range(9) if c != 5)})
+    listing = CollectionsListing("prod", "default", at - 1, True, names)
+    yield "an import collection dropped", step(collection_lists=(listing,)), at
+    at += 15
+    yield "unchanged at the end", step(), at
+
+
+def published(cache: ExpositionCache, families: list[Any]) -> bytes:
+    """What a scrape gets after the daemon publishes ``families`` (the bodies are taken)."""
+    cache.publish(families)
+    return cache.scrape().body
+
+
+def test_many_jobs_publish_the_same_bytes_as_fresh_ones_every_cycle():
+    """Through the exposition cache, as the daemon publishes: the model may read what it wrote
+    last cycle from there."""
+    for limit in (1000, 40, 7):
+        reusing, copying = MetricsModel(limit, 15.0), MetricsModel(limit, 15.0)
+        reusing_cache, copying_cache = ExpositionCache(), ExpositionCache()
+        seen = {}
+        for name, result, at in keep_tuples(many_jobs_scenario()):
+            copied = replace(result, snapshots=tuple(fresh(s) for s in result.snapshots))
+            expected = published(copying_cache, copying.update(copied, at))
+            assert published(reusing_cache, reusing.update(result, at)) == expected, (limit, name)
+            seen[name] = expected
+        assert len(set(seen.values())) > 6, limit  # the scenario changes what is published
+        dropped = b'milvus_import_jobs{milvus_cluster="prod",database="default",collection="c5",'
+        assert dropped in seen["the running job between two runs no longer listed"], limit
+        for name in ("an import collection dropped", "unchanged at the end"):
+            assert dropped not in seen[name], (limit, name)  # not what it wrote before
+    written = sum(text.count(b"_job_progress_ratio{") for text in seen.values())
+    assert reusing.rendered_jobs.rendered < written / 3

@@ -44,6 +44,17 @@ class MetricFamily:
         collection wrote last cycle, taken again as it is."""
         self._body += lines
 
+    def add_slice(self, source: bytearray, start: int, end: int) -> None:
+        """Add ``source[start:end]``, lines of an earlier cycle's body (``buffer``) taken again
+        as they are, without an intermediate copy."""
+        with memoryview(source) as view:
+            self._body += view[start:end]
+
+    def buffer(self) -> bytearray:
+        """The body as written so far, not a copy: what the next cycle may take lines from
+        (``add_slice``). Nothing changes a body once its cycle is published."""
+        return self._body
+
     def mark(self) -> int:
         """Where the next sample starts: ``since(mark)`` gives what was added after it."""
         return len(self._body)

@@ -109,6 +109,13 @@ class _SeriesMemo:
     candidates: tuple[tuple[Job, bool, float, Any], ...]
     unknown_states: int
     collections: tuple[str, ...]
+    rows_from: object
+    """What ``rows`` are made of with the target key: the snapshot's counts when it has them
+    and no collection is gone, else the rows themselves (``RenderedRows`` compares it)."""
+    jobs_written: tuple[Job, ...]
+    """The candidates' jobs, and their details (``details_written``: a listed job's from the
+    target's follow-up answers), as ``RenderedJobs.write_group`` takes them."""
+    details_written: tuple[Any, ...]
 
 
 class MetricsModel:
@@ -466,8 +473,8 @@ class MetricsModel:
         out = new_families((*metrics, m.UNKNOWN_STATE_JOBS))
         self.rendered_jobs.next_cycle(out)
         self.rendered_counts.next_cycle()
-        candidates: list[Tracked] = []
-        counts: dict[str, list[CollectionCounts]] = {name: [] for name in kinds}
+        groups: list[tuple[TargetKey, AnyKind, _SeriesMemo, float]] = []
+        counts: dict[str, list[tuple[TargetKey, _SeriesMemo]]] = {name: [] for name in kinds}
         listed: set[tuple[str, str, str, str]] = set()
         for key, state in sorted(self._targets.items()):
             snapshot = state.last_good  # kept while the target is down: last known state
@@ -482,22 +489,29 @@ class MetricsModel:
             )
             if isinstance(self._memories.of(kind), NewestFinished):
                 listed.update((cluster, database, name, c) for c in memo.collections)
-            counts[name] += memo.rows
-            candidates += (
-                Tracked(key, job, finished, age, snapshot.polled_at, details)
-                for job, finished, age, details in memo.candidates
-            )
+            counts[name].append((key, memo))
+            groups.append((key, kind, memo, snapshot.polled_at))
         self._write_collection_counts(out, kinds, counts)
-        candidates += self._unlisted_remembered(kinds, listed)
+        unlisted = self._unlisted_remembered(kinds, listed)
         self._write_history(out)
-        for item in self._apply_cardinality_guard(candidates):
-            details = item.details
-            target = self._targets.get(item.key)
-            if details is None and target is not None:
-                details = target.details.get(str(item.job.job_id))
-            self.rendered_jobs.write(
-                out, kinds[item.key[2]], item.key, item.job, details, item.polled_at
-            )
+        tracked = sum(len(group[2].jobs_written) for group in groups) + len(unlisted)
+        if tracked <= self.max_tracked_jobs:
+            self.untracked_jobs = 0
+            for key, kind, memo, polled_at in groups:
+                self.rendered_jobs.write_group(
+                    out, kind, (key, 0), memo.jobs_written, memo.details_written, polled_at
+                )
+            self._write_jobs(out, kinds, unlisted, first=1)
+        else:
+            candidates = [
+                Tracked(key, job, finished, age, polled_at, details)
+                for key, _kind, memo, polled_at in groups
+                for (job, finished, age, _), details in zip(
+                    memo.candidates, memo.details_written, strict=True
+                )
+            ]
+            candidates += unlisted
+            self._write_jobs(out, kinds, self._apply_cardinality_guard(candidates), first=0)
         self.rendered_jobs.end_cycle()
         for name, kind in kinds.items():
             histograms = self._memories.durations.get(name, {})
@@ -532,6 +546,37 @@ class MetricsModel:
             self._removed_targets.family(now),
             *self._evidence.families(),
         ]
+
+    def _write_jobs(
+        self, out: Families, kinds: dict[str, AnyKind], items: list[Tracked], first: int
+    ) -> None:
+        """Per-job series of ``items``, each run of one target and poll time as one group
+        (``RenderedJobs.write_group``), numbered per target from ``first``."""
+        numbered: dict[TargetKey, int] = {}
+        start = 0
+        for end in range(1, len(items) + 1):
+            item = items[start]
+            if end < len(items) and (items[end].key, items[end].polled_at) == (
+                item.key,
+                item.polled_at,
+            ):
+                continue
+            run = items[start:end]
+            target = self._targets.get(item.key)
+            known = {} if target is None else target.details
+            number = numbered[item.key] = numbered.get(item.key, first - 1) + 1
+            self.rendered_jobs.write_group(
+                out,
+                kinds[item.key[2]],
+                (item.key, number),
+                tuple(each.job for each in run),
+                tuple(
+                    known.get(str(each.job.job_id)) if each.details is None else each.details
+                    for each in run
+                ),
+                item.polled_at,
+            )
+            start = end
 
     def _collection_series(
         self, state: _TargetState, kind: AnyKind, snapshot: Snapshot
@@ -576,6 +621,7 @@ class MetricsModel:
             newest_of=job_newest(kind, state.details, state.first_seen),
         )
         collections = tuple(sorted({job.collection for job in jobs}))
+        known = state.details
         memo = _SeriesMemo(
             jobs=snapshot.jobs,
             counts=snapshot.collection_counts,
@@ -590,6 +636,14 @@ class MetricsModel:
             ),
             unknown_states=sum(1 for job in jobs if not job.known_state),
             collections=collections,
+            rows_from=tuple(rows)
+            if snapshot.collection_counts is None or gone is not None
+            else snapshot.collection_counts,
+            jobs_written=tuple(item.job for item in made),
+            details_written=tuple(
+                known.get(str(item.job.job_id)) if item.details is None else item.details
+                for item in made
+            ),
         )
         state.series = None if gone is not None else memo
         return memo
@@ -598,17 +652,28 @@ class MetricsModel:
         self,
         out: Families,
         kinds: dict[str, AnyKind],
-        counts: dict[str, list[CollectionCounts]],
+        counts: dict[str, list[tuple[TargetKey, _SeriesMemo]]],
     ) -> None:
         """The per-collection count series, of at most ``max_tracked_collections`` collections
-        of each kind; the rest are counted in ``untracked_collections``."""
+        of each kind; the rest are counted in ``untracked_collections``. Under the limit, a
+        target's rows are written again in one piece while what they are made of is equal."""
         self.untracked_collections = 0
-        for name, rows in counts.items():
+        for name, made in counts.items():
             states = kinds[name].states
+            families = (out[kinds[name].series.counts],)
+            if sum(len(memo.rows) for _key, memo in made) <= self.max_tracked_collections:
+                for key, memo in made:
+                    self.rendered_counts.write(
+                        key,
+                        memo.rows_from,
+                        families,
+                        partial(_count_rows, families[0], memo.rows, states.documented),
+                    )
+                continue
+            rows = [row for _key, memo in made for row in memo.rows]
             shown, left_out = within_collection_limit(
                 rows, self.max_tracked_collections, states.succeeded
             )
-            families = (out[kinds[name].series.counts],)
             for row in shown:
                 self.rendered_counts.write(
                     (row.key, row.collection),
@@ -684,6 +749,13 @@ class MetricsModel:
         ordered_for_removal = finished + unfinished
         removed = {id(item) for item in ordered_for_removal[:excess]}
         return [item for item in candidates if id(item) not in removed]
+
+
+def _count_rows(
+    family: MetricFamily, rows: tuple[CollectionCounts, ...], documented: tuple[str, ...]
+) -> None:
+    for row in rows:
+        write_count_row(family, row, documented)
 
 
 def _history_lines(

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from operator import is_
 from typing import Any, cast
 
 from ..exposition import catalogue as m
@@ -171,8 +172,8 @@ def write_count_row(
 
 
 class RenderedRows:
-    """Sample lines of keyed rows (a collection's remembered history), written again while the
-    values they were rendered from are equal. Call ``next_cycle`` once before each cycle's
+    """Sample lines of keyed rows (a target's collection counts, a collection's remembered
+    history), written again while the values they were rendered from are equal. Call ``next_cycle`` once before each cycle's
     writes: what a cycle did not write is let go at the next."""
 
     def __init__(self) -> None:
@@ -294,72 +295,226 @@ class _TimedView:
 
 
 @dataclass(slots=True)
-class _RenderedJob:
-    key: TargetKey
-    job: Job
-    details: Any
-    polled_at: float | None
-    """The poll time its samples were rendered at; None when none of them read it."""
-    lines: tuple[tuple[int, bytes], ...]
-    """(``id`` of the metric, its sample lines): a catalogue metric hashes all its fields."""
+class _Run:
+    """Consecutive jobs of a group whose lines read no poll time, as the last cycle wrote them:
+    in each family of the kind (``metrics``, by position) one slice of that cycle's body.
+
+    ``starts[i]`` is where the slice begins in the body of family ``i``; ``ends[i][j]`` where
+    the run's ``j``-th job's lines end, from that start (the slice ends at ``ends[i][-1]``)."""
+
+    first: int
+    """The position in its group of the run's first job."""
+    starts: list[int]
+    ends: list[list[int]]
+
+    @property
+    def count(self) -> int:
+        return len(self.ends[0]) if self.ends else 0
+
+
+@dataclass(slots=True)
+class _Group:
+    """What a group of jobs (a target's, in the order written) wrote last cycle: its runs, and
+    the positions of the jobs whose lines read the poll time (rendered every cycle)."""
+
+    jobs: tuple[Job, ...]
+    details: tuple[Any, ...]
+    pieces: list[_Run | int]
 
 
 class RenderedJobs:
     """Each tracked job's sample lines of the last cycle, written again as they are while the
     job is the same record object (``polling/reuse.py`` gives back the object of an unchanged
-    record), its details the same answer, and, when a getter read it, the poll time the same.
-    A job whose record changed in any field is a new object, and is rendered anew.
+    record) and its details the same answer. A job whose record changed in any field is a new
+    object, and is rendered anew; so is every cycle a job whose lines read the poll time.
 
-    Call ``next_cycle`` once before each cycle's writes: what a cycle did not write (a job no
-    longer tracked) is let go at the next."""
+    Jobs are written by group (a target's candidates, in order): a group whose jobs and details
+    are all the very same as last cycle writes each run of them again as one slice per family,
+    whatever its size. The lines are not copied to be kept: each run remembers where they are
+    in the bodies of the last cycle's families, which the exposition cache holds anyway
+    (``MetricFamily.buffer``), so keeping 20,000 jobs' lines costs a few arrays of offsets.
+
+    Call ``next_cycle`` before each cycle's writes and ``end_cycle`` after them: what a cycle
+    did not write (a job no longer tracked) is let go at the next, and a cycle that did not end
+    (an error halfway) leaves nothing to reuse."""
 
     def __init__(self) -> None:
-        self._last: dict[int, _RenderedJob] = {}
-        self._current: dict[int, _RenderedJob] = {}
+        self._last: dict[Any, _Group] = {}
+        self._current: dict[Any, _Group] = {}
         self._families: dict[int, MetricFamily] = {}
+        self._bodies: dict[int, bytearray] = {}
+        """The last ended cycle's family bodies by ``id`` of their metric."""
+        self._open = False
+        self._metric_ids: dict[str, tuple[int, ...]] = {}
         self.rendered = 0
         """Jobs rendered (not reused) since start: what a test can watch."""
 
     @property
     def kept(self) -> int:
         """Jobs whose lines are kept for the next cycle (none whose lines read the poll time)."""
-        return len(self._current)
+        return sum(
+            piece.count
+            for group in self._current.values()
+            for piece in group.pieces
+            if isinstance(piece, _Run)
+        )
 
     def next_cycle(self, out: Families) -> None:
         """A new cycle writes into ``out`` (until ``end_cycle``)."""
+        if self._open:  # the last cycle did not end: its runs may point into unfinished bodies
+            self._current, self._bodies = {}, {}
         self._last, self._current = self._current, {}
         self._families = {id(metric): family for metric, family in out.items()}
+        self._open = True
 
     def end_cycle(self) -> None:
-        """The cycle's families are written: let go of them (they hold its whole body)."""
+        """The cycle's families are written: the next cycle reads its kept lines from their
+        bodies (the exposition cache holds them while they are published)."""
+        self._bodies = {metric: family.buffer() for metric, family in self._families.items()}
         self._families = {}
+        self._open = False
 
-    def write(
+    def write_group(
+        self,
+        out: Families,
+        kind: AnyKind,
+        key: Any,
+        jobs: tuple[Job, ...],
+        details: tuple[Any, ...],
+        polled_at: float,
+    ) -> None:
+        """The series of ``jobs`` (``details[i]`` the details of ``jobs[i]``), one after the
+        other, as their kind declares them (``Series.per_job``); ``key`` names the group from
+        one cycle to the next and starts with the target key."""
+        metrics = self._metrics(kind)
+        last = self._last.get(key)
+        if (
+            last is not None
+            and len(last.jobs) == len(jobs)
+            and all(map(is_, jobs, last.jobs))
+            and all(map(is_, details, last.details))
+        ):
+            self._write_again(out, kind, key[0], last, metrics, polled_at)
+            self._current[key] = last
+            return
+        self._current[key] = self._write_anew(out, kind, key[0], last, jobs, details, polled_at)
+
+    def _metrics(self, kind: AnyKind) -> tuple[int, ...]:
+        """``id`` of each family a job of ``kind`` writes in, in a fixed order."""
+        found = self._metric_ids.get(kind.name)
+        if found is None:
+            found = tuple(dict.fromkeys(id(part.metric) for part in kind.series.per_job))
+            self._metric_ids[kind.name] = found
+        return found
+
+    def _write_again(
         self,
         out: Families,
         kind: AnyKind,
         key: TargetKey,
-        job: Job,
-        details: Any,
+        group: _Group,
+        metrics: tuple[int, ...],
         polled_at: float,
     ) -> None:
-        """One job's series, as its kind declares them (``Series.per_job``), reusing the lines
-        of a job whose inputs are unchanged."""
-        entry = self._last.get(id(job))  # it holds the job: the id is not another's
-        if (
-            entry is None
-            or entry.job is not job
-            or entry.details is not details
-            or entry.key != key
-            or (entry.polled_at is not None and entry.polled_at != polled_at)
-        ):
-            entry = self._render(out, kind, key, job, details, polled_at)
-        else:
-            families = self._families
-            for metric, lines in entry.lines:
-                families[metric].add_text(lines)
-        if entry.polled_at is None:  # lines that read the poll time are never written again:
-            self._current[id(job)] = entry  # keeping them would hold a copy of the exposition
+        families, bodies = self._families, self._bodies
+        for piece in group.pieces:
+            if isinstance(piece, int):
+                self._render(out, kind, key, group.jobs[piece], group.details[piece], polled_at)
+                continue
+            starts = piece.starts
+            for index, metric in enumerate(metrics):
+                size = piece.ends[index][-1]
+                family = families[metric]
+                start = starts[index]
+                starts[index] = family.mark()
+                if size:
+                    family.add_slice(bodies[metric], start, start + size)
+
+    def _write_anew(
+        self,
+        out: Families,
+        kind: AnyKind,
+        key: TargetKey,
+        last: _Group | None,
+        jobs: tuple[Job, ...],
+        details: tuple[Any, ...],
+        polled_at: float,
+    ) -> _Group:
+        """Write job by job: each one the same as in ``last`` from where it was, the others
+        rendered; runs made anew of the jobs whose lines read no poll time."""
+        metrics = self._metrics(kind)
+        families = [self._families[metric] for metric in metrics]
+        bodies = [self._bodies.get(metric) for metric in metrics]
+        where: dict[int, int] = {}
+        runs: list[_Run | None] = []
+        if last is not None:  # by position in ``last``, built at C speed: most are skipped
+            where = dict(zip(map(id, last.jobs), range(len(last.jobs)), strict=True))
+            runs = [None] * len(last.jobs)
+            for piece in last.pieces:
+                if isinstance(piece, _Run):
+                    runs[piece.first : piece.first + piece.count] = [piece] * piece.count
+        pieces: list[_Run | int] = []
+        run: _Run | None = None
+        position = 0
+        while position < len(jobs):
+            job, detail = jobs[position], details[position]
+            was = where.get(id(job), -1)
+            before = None if was < 0 else runs[was]
+            if (
+                before is not None
+                and last is not None
+                and last.jobs[was] is job
+                and last.details[was] is detail
+            ):
+                offset = was - before.first
+                count = before.count - offset
+                if (
+                    offset == 0
+                    and position + count <= len(jobs)
+                    and all(map(is_, jobs[position : position + count], last.jobs[was:]))
+                    and all(map(is_, details[position : position + count], last.details[was:]))
+                ):  # the whole run again, one slice a family (positions moved: a job before
+                    # it came or went)
+                    if run is None:
+                        run = _Run(position, [f.mark() for f in families], [[] for _ in metrics])
+                    for index, family in enumerate(families):
+                        shift = family.mark() - run.starts[index]
+                        ends = before.ends[index]
+                        run.ends[index] += [shift + end for end in ends] if shift else ends
+                        body = bodies[index]
+                        start = before.starts[index]
+                        if ends[-1] and body is not None:
+                            family.add_slice(body, start, start + ends[-1])
+                    position += count
+                    continue
+                if run is None:
+                    run = _Run(position, [f.mark() for f in families], [[] for _ in metrics])
+                for index, family in enumerate(families):
+                    ends = before.ends[index]
+                    start = before.starts[index] + (ends[offset - 1] if offset else 0)
+                    end = before.starts[index] + ends[offset]
+                    body = bodies[index]
+                    if end > start and body is not None:
+                        family.add_slice(body, start, end)
+                    run.ends[index].append(family.mark() - run.starts[index])
+                position += 1
+                continue
+            starts = [family.mark() for family in families]
+            if self._render(out, kind, key, job, detail, polled_at):
+                if run is not None:
+                    pieces.append(run)
+                    run = None
+                pieces.append(position)
+                position += 1
+                continue
+            if run is None:
+                run = _Run(position, starts, [[] for _ in metrics])
+            for index, family in enumerate(families):
+                run.ends[index].append(family.mark() - run.starts[index])
+            position += 1
+        if run is not None:
+            pieces.append(run)
+        return _Group(jobs, details, pieces)
 
     def _render(
         self,
@@ -369,14 +524,9 @@ class RenderedJobs:
         job: Job,
         details: Any,
         polled_at: float,
-    ) -> _RenderedJob:
+    ) -> bool:
+        """Render one job's lines; whether they read the poll time."""
         self.rendered += 1
         view = _TimedView(job, details, polled_at)
-        starts = [(part.metric, out[part.metric].mark()) for part in kind.series.per_job]
         _write_parts(out, kind, key, job, cast(View[Any, Any], view))
-        lines = tuple(
-            (id(metric), out[metric].since(start))
-            for metric, start in starts
-            if out[metric].mark() != start
-        )
-        return _RenderedJob(key, job, details, polled_at if view.timed else None, lines)
+        return view.timed

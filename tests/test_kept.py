@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from exporter.kinds.imports import IMPORT
 from exporter.kinds.refresh import REFRESH
 from exporter.polling.kept import KeepLimits, ListingKeeper, keep_listed
@@ -104,3 +107,47 @@ def test_a_long_list_is_held_to_twice_the_cap_while_it_is_read():
     kept = keeper.result()
     assert sorted(ids(kept.jobs)) == [str(index) for index in range(490, 500)]  # the newest ten
     assert kept.unkept["max_listed_jobs"] == 490
+
+
+class _EagerKeeper(ListingKeeper[RefreshJob]):
+    """Follows each collection's newest finished jobs from the first job on: how the keeper
+    worked before it learned to find them only when a cap needs them."""
+
+    def __init__(self, limits: KeepLimits) -> None:
+        super().__init__(limits, REFRESH)
+        self._newest_known = True
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pages=st.lists(
+        st.lists(
+            st.tuples(
+                st.integers(1, 40),  # job id: repeats are records listed twice
+                st.sampled_from(["a", "b", "c", "d", "e"]),
+                st.sampled_from(
+                    ["RefreshCompleted", "RefreshFailed", "RefreshInProgress", "RefreshPending"]
+                ),
+                st.integers(0, 5),  # start: ties between jobs of one collection
+            ),
+            max_size=30,
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    jobs_cap=st.integers(1, 40),
+    collections_cap=st.integers(1, 6),
+)
+def test_finding_the_newest_only_when_a_cap_needs_them_keeps_the_same(
+    pages: list[list[tuple[int, str, str, int]]], jobs_cap: int, collections_cap: int
+) -> None:
+    limits = KeepLimits(jobs=jobs_cap, collections=collections_cap)
+    lazy: ListingKeeper[RefreshJob] = ListingKeeper(limits, REFRESH)
+    eager = _EagerKeeper(limits)
+    for page in pages:
+        listing = Listing(
+            tuple(refresh(job_id, state, name, T0 + start) for job_id, name, state, start in page)
+        )
+        lazy.add(listing)
+        eager.add(listing)
+    assert lazy.result() == eager.result()

@@ -98,6 +98,8 @@ class ListingKeeper(Generic[J]):
         self._unkept: Counter[str] = Counter()
         self._skipped: Counter[str] = Counter()
         self._first_message: dict[str, str] = {}
+        self._newest_known = False
+        """Each collection's newest finished jobs are followed (``_know_newest``)."""
 
     @property
     def held(self) -> int:
@@ -143,18 +145,34 @@ class ListingKeeper(Generic[J]):
                 self._unkept[COLLECTIONS_LIMIT] += 1
                 return
             entry = self._collections[job.collection] = _Collection()
-        entry.states[job.state] += 1
-        if job.finished:
-            recency = self._recency(job)
-            best = entry.newest.get(job.state)
-            if best is None or recency > best[0]:
-                entry.newest[job.state] = (recency, key)
+        states = entry.states
+        states[job.state] = states.get(job.state, 0) + 1
+        if self._newest_known and job.finished:
+            self._note_newest(entry, job, key)
         self._jobs[key] = job
+
+    def _note_newest(self, entry: _Collection, job: J, key: JobKey) -> None:
+        recency = self._recency(job)
+        best = entry.newest.get(job.state)
+        if best is None or recency > best[0]:
+            entry.newest[job.state] = (recency, key)
+
+    def _know_newest(self) -> None:
+        """Find each collection's newest finished jobs, and follow them from now on. Only the
+        caps need them (a trim, and what it may leave headless), so an answer under both caps,
+        the usual one, never asks: every job it listed is still held, in the order listed."""
+        if self._newest_known:
+            return
+        self._newest_known = True
+        for key, job in self._jobs.items():
+            if job.finished:
+                self._note_newest(self._collections[job.collection], job, key)
 
     def _trim(self) -> None:
         excess = len(self._jobs) - self._limits.jobs
         if excess <= 0:
             return
+        self._know_newest()
         ranked = sorted(self._jobs, key=lambda key: self._recency(self._jobs[key]))
         ranked.reverse()  # newest first; the sort by step below keeps that order within a step
         newest = {name: entry.newest_finished() for name, entry in self._collections.items()}
@@ -176,7 +194,10 @@ class ListingKeeper(Generic[J]):
 
     def _drop_finished_without_their_newest(self) -> None:
         """A collection whose newest finished job was left out keeps none of its finished
-        jobs: an older one would pass for the newest (an old failure would page)."""
+        jobs: an older one would pass for the newest (an old failure would page). Without a
+        trim no job was left out by the job cap: none is headless."""
+        if not self._newest_known:
+            return
         headless = set()
         for name, entry in self._collections.items():
             newest = entry.newest_finished()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
@@ -120,3 +121,41 @@ def test_publishing_a_new_cycle_replaces_every_cached_variant():
 )
 def test_floats_are_written_the_way_go_clients_write_them(number, text):
     assert format_float(number) == text
+
+
+def _one_gzip_member(body: bytes) -> bytes:
+    """The data of ``body``, which must be exactly one gzip member (what every client reads)."""
+    decompressor = zlib.decompressobj(wbits=31)
+    data = decompressor.decompress(body)
+    assert decompressor.eof and decompressor.unused_data == b"", "not exactly one gzip member"
+    return data
+
+
+def test_a_new_cycle_compresses_only_the_families_whose_bytes_changed():
+    """At fleet scale a tenth of the exposition changes from one cycle to the next (the
+    running jobs' progress): only that is compressed again, and the answer is still one gzip
+    member holding exactly the plain answer's bytes, in both formats, with the live tail."""
+
+    def families(progress: float) -> list[MetricFamily]:
+        still = MetricFamily("milvus_refresh_job_state", "gauge", "State.")
+        for number in range(2000):
+            still.add((("job_id", str(number)),), 1.0)
+        moving = MetricFamily("milvus_import_job_progress_ratio", "gauge", "Progress.")
+        for number in range(200):
+            moving.add((("job_id", str(number)),), progress)
+        return [still, moving]
+
+    live = b"process_open_fds 7.0\n"
+    cache = ExpositionCache(live_text=lambda: live, live_openmetrics=lambda: live)
+    cache.publish(families(0.25))
+    cache.prepare_gzip()
+    first = cache.gzip_compressed_bytes
+    cache.publish(families(0.5))
+    cache.prepare_gzip()
+    moved = cache.gzip_compressed_bytes
+    assert 0 < moved < first / 5, (moved, first)
+    for openmetrics in (False, True):
+        for _ in range(2):
+            plain = cache.scrape(openmetrics=openmetrics).body
+            assert b'progress_ratio{job_id="7"} 0.5' in plain
+            assert _one_gzip_member(cache.scrape(openmetrics=openmetrics, gzip=True).body) == plain

@@ -5,7 +5,8 @@ far more often, so rendering per scrape would redo the same work many times. Fam
 already rendered (see ``MetricFamily``); ``ExpositionCache.publish`` keeps their bodies and the
 two headers of each (Prometheus text and OpenMetrics differ only there), so both formats share
 one copy of the sample lines. A scrape is a list of cached chunks written to the socket as they
-are; nothing is joined or copied. Gzip is compressed once per cycle and format, on first use.
+are; nothing is joined or copied. Gzip is compressed once per cycle and format, on first use,
+and only the families whose bytes changed since the cycle before (``_Variant``).
 
 Only the exporter's own process metrics (a few lines) are rendered per scrape and appended; for
 gzip the compressor state after the cached body is kept, so the tail is compressed on a copy and
@@ -14,6 +15,7 @@ the answer stays one gzip member.
 
 from __future__ import annotations
 
+import struct
 import threading
 import zlib
 from collections.abc import Callable, Iterable
@@ -69,26 +71,71 @@ class ScrapeBody:
         return b"".join(self.chunks)
 
 
-class _Variant:
-    """One format's cached chunks, with its gzip prefix built on first use."""
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+"""A gzip member's header: deflate, no name, no time, unknown system (RFC 1952)."""
 
-    def __init__(self, chunks: Chunks) -> None:
+Segments = dict[bytes, tuple[bytes | bytearray, bytes]]
+"""Per family header, its body and that body's deflate segment (``_Variant``)."""
+
+
+def _segment(level: int, *chunks: bytes | bytearray) -> bytes:
+    """``chunks`` as deflate blocks of their own: no reference to any earlier bytes, not final,
+    ending on a byte boundary (a sync flush), so segments made apart follow one another in one
+    deflate stream."""
+    compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return b"".join(compressor.compress(chunk) for chunk in chunks) + compressor.flush(
+        zlib.Z_SYNC_FLUSH
+    )
+
+
+class _Variant:
+    """One format's cached chunks (a header, then a body, for each family), with its gzip
+    prefix built on first use.
+
+    The prefix is one gzip member's header and a deflate segment per family. A family whose
+    header and body are the same bytes as in the variant before (``previous``) takes that
+    variant's segment again: at fleet scale nine tenths of the exposition are the same from one
+    cycle to the next (finished jobs), and compressing them again was most of the publish. Each
+    scrape adds its live tail as the final block, and the member's CRC and size."""
+
+    def __init__(self, chunks: Chunks, previous: Segments | None = None) -> None:
         self.chunks = chunks
-        self._gzip_state: tuple[bytes, zlib._Compress] | None = None
+        self._previous = previous
+        self._gzip_state: tuple[bytes, int, int] | None = None
+        self.segments: Segments = {}
+        self.compressed_bytes = 0
+        """Body bytes compressed when the prefix was built (not taken from ``previous``)."""
         self._lock = threading.Lock()
 
     def gzip_with_tail(self, tail: bytes) -> bytes:
         with self._lock:
             if self._gzip_state is None:
-                size = sum(len(chunk) for chunk in self.chunks)
-                level = _GZIP_LEVEL_LARGE if size > _LARGE_BODY_BYTES else _GZIP_LEVEL
-                compressor = zlib.compressobj(level, zlib.DEFLATED, _GZIP_WINDOW_BITS)
-                parts = [compressor.compress(chunk) for chunk in self.chunks]
-                parts.append(compressor.flush(zlib.Z_SYNC_FLUSH))
-                self._gzip_state = (b"".join(parts), compressor)
-            prefix, compressor = self._gzip_state
-            finisher = compressor.copy()
-        return prefix + finisher.compress(tail) + finisher.flush(zlib.Z_FINISH)
+                self._gzip_state = self._prefix()
+            prefix, crc, size = self._gzip_state
+        final = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, -15)
+        ending = final.compress(tail) + final.flush(zlib.Z_FINISH)
+        trailer = struct.pack("<II", zlib.crc32(tail, crc), (size + len(tail)) & 0xFFFFFFFF)
+        return prefix + ending + trailer
+
+    def _prefix(self) -> tuple[bytes, int, int]:
+        """(the member's header and every family's segment, the CRC and size of their bytes)."""
+        size = sum(len(chunk) for chunk in self.chunks)
+        level = _GZIP_LEVEL_LARGE if size > _LARGE_BODY_BYTES else _GZIP_LEVEL
+        previous, self._previous = self._previous or {}, None
+        parts = [_GZIP_HEADER]
+        crc = 0
+        for index in range(0, len(self.chunks), 2):
+            head, body = self.chunks[index], self.chunks[index + 1]
+            crc = zlib.crc32(body, zlib.crc32(head, crc))
+            known = previous.get(bytes(head))
+            if known is not None and known[0] == body:
+                segment = known[1]
+            else:
+                segment = _segment(level, head, body)
+                self.compressed_bytes += len(head) + len(body)
+            self.segments[bytes(head)] = (body, segment)
+            parts.append(segment)
+        return b"".join(parts), crc, size
 
 
 def _chunks(families: list[MetricFamily]) -> tuple[Chunks, Chunks]:
@@ -138,8 +185,16 @@ class ExpositionCache:
             self._rebuild_locked()
 
     def _rebuild_locked(self) -> None:
-        self._text = _Variant(self._main[0] + self._extra[0])
-        self._openmetrics = _Variant(self._main[1] + self._extra[1])
+        # Only a variant whose gzip was built hands its segments on: never more than one
+        # cycle's bodies are held for it.
+        self._text = _Variant(self._main[0] + self._extra[0], self._text.segments)
+        self._openmetrics = _Variant(self._main[1] + self._extra[1], self._openmetrics.segments)
+
+    @property
+    def gzip_compressed_bytes(self) -> int:
+        """Bytes the last ``prepare_gzip`` compressed: those of the families that changed."""
+        with self._lock:
+            return self._text.compressed_bytes
 
     def prepare_gzip(self) -> None:
         """Compress the text format now (Prometheus asks for gzip), off the scrape path."""

@@ -10,6 +10,7 @@ job each cycle (what it got before): both must publish the same bytes every cycl
 from __future__ import annotations
 
 import copy
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -503,3 +504,202 @@ def test_the_real_daemon_reuses_an_unchanged_list_and_publishes_a_changed_record
         assert value(parsed, failure, **job_labels("ext_b", "2"), reason="no such file") == 1
         assert value(parsed, "milvus_refresh_job_progress_ratio", **job_labels("ext_a", "1")) == 1
         assert exporter.daemon.poller.parsed_records.parsed == 3  # the changed record alone
+
+
+# The memory's shortcuts at random (issue 23) ----------------------------------------------
+
+COLLECTIONS = ("c0", "c1", "c2", "c3")
+
+
+class ImportList:
+    """An import target's list that changes at random the way a server's does, each unchanged
+    record the very same object from one round to the next (what ``reuse.py`` gives)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.next_id = 100
+        self.jobs: list[Any] = [self.new() for _ in range(6)]
+
+    def new(self, state: str = "Importing") -> Any:
+        self.next_id += 1
+        return import_job(str(self.next_id), state, self.rng.choice(COLLECTIONS), 0.1)
+
+    def change(self) -> None:
+        rng, jobs = self.rng, self.jobs
+        what = rng.choice(
+            ("progress", "finish", "add", "remove", "swap", "replace", "twice", "none", "none")
+        )
+        if what == "progress" and jobs:
+            index = rng.randrange(len(jobs))
+            jobs[index] = replace(jobs[index], progress_ratio=rng.random())
+        elif what == "finish" and jobs:
+            index = rng.randrange(len(jobs))
+            state = rng.choice(("Completed", "Failed"))
+            jobs[index] = replace(jobs[index], state=state, progress_ratio=1.0)
+        elif what == "add" or not jobs:
+            jobs.insert(rng.randrange(len(jobs) + 1), self.new(rng.choice(("Completed", "Failed"))))
+        elif what == "remove":
+            del jobs[rng.randrange(len(jobs))]
+        elif what == "swap" and len(jobs) > 1:
+            index = rng.randrange(len(jobs) - 1)
+            jobs[index], jobs[index + 1] = jobs[index + 1], jobs[index]
+        elif what == "replace":  # one job goes as another comes: the same length
+            jobs[rng.randrange(len(jobs))] = self.new("Completed")
+        elif what == "twice":  # a record listed twice: the same object, or the same id anew
+            job = rng.choice(jobs)
+            twin = job if rng.random() < 0.5 else replace(job, progress_ratio=0.9)
+            jobs.insert(rng.randrange(len(jobs) + 1), twin)
+
+    def details(self, at: float) -> list[tuple[Any, ImportJobDetails]]:
+        """Describe answers for a few listed jobs (and now and then one no longer listed)."""
+        rng = self.rng
+        chosen = rng.sample(self.jobs, min(len(self.jobs), rng.randrange(3)))
+        if rng.random() < 0.2:
+            chosen.append(import_job(str(self.next_id - 7), "Completed", "c0", 1.0))
+        return [
+            (
+                IMPORT.key,
+                ImportJobDetails(
+                    job_id=job.job_id,
+                    state=job.state,
+                    imported_rows=rng.randrange(1000),
+                    total_rows=1000,
+                    file_size_bytes=4096,
+                    create_time=at - rng.randrange(1, 5000),
+                    complete_time=at - 1 if job.finished else None,
+                    collection=job.collection,
+                ),
+            )
+            for job in chosen
+        ]
+
+
+def random_rounds(seed: int, rounds: int = 40) -> Iterator[tuple[str, Any, float]]:
+    rng = random.Random(seed)
+    imports = ImportList(rng)
+    at = T0
+    for number in range(rounds):
+        at += 15
+        if rng.random() < 0.6:
+            imports.change()
+        if rng.random() < 0.3:
+            imports.change()
+        if rng.random() < 0.1:
+            snapshot = replace(ok(IMPORT, at), ok=False, reason="timeout")
+        else:
+            snapshot = ok(IMPORT, at, imports=tuple(imports.jobs))
+        result = replace(
+            cycle(snapshot, targets=(IMPORT,), at=at), follow_ups=tuple(imports.details(at))
+        )
+        if rng.random() < 0.25:
+            names = frozenset(c for c in COLLECTIONS if rng.random() < 0.8)
+            listing = CollectionsListing("prod", "default", at - rng.choice((1, 30)), True, names)
+            result = replace(result, collection_lists=(listing,))
+        yield f"seed {seed} round {number}", result, at
+
+
+def test_the_memory_decides_from_the_same_jobs_as_from_fresh_copies_at_random():
+    """Jobs added, removed, moved, listed twice, finished and described in every combination:
+    what the newest-finished memory skips for the same objects must change nothing, under
+    memory bounds that bite too."""
+    for seed in range(30):
+        for bounds in ({}, {"max_tracked_collections": 2}, {"collection_retention": 40.0}):
+            reusing = MetricsModel(4, 15.0, **bounds)
+            copying = MetricsModel(4, 15.0, **bounds)
+            for name, result, at in keep_tuples(random_rounds(seed)):
+                copied = replace(result, snapshots=tuple(fresh(s) for s in result.snapshots))
+                expected = render(copying.update(copied, at))
+                assert render(reusing.update(result, at)) == expected, (name, bounds)
+
+
+def test_jobs_that_finish_in_the_same_round_are_timed_in_list_order():
+    """Only the jobs not timed yet are looked at, found by set: the histogram's sum must still
+    add them up in the order they are listed (floats: another order gives another sum), for
+    every order they may be listed in."""
+    start = 1 / 3  # small times: durations with every bit of a float's mantissa in use
+    running = [
+        refresh_job(index, "RefreshInProgress", f"ext_{index}", 0.5, start)
+        for index in range(1, 25)
+    ]
+    ended = {
+        job.job_id: replace(
+            job, state="RefreshCompleted", end_time=start + job.job_id / 7 + 1e-3 / job.job_id
+        )
+        for job in running
+    }
+    labels = {"milvus_cluster": "prod", "database": "default", "state": "RefreshCompleted"}
+    sums = set()
+    for shuffle in range(8):
+        random.Random(shuffle).shuffle(running)
+        model = MetricsModel(1000, 15.0)
+        model.update(cycle(ok(REFRESH, T0, tuple(running)), targets=(REFRESH,)), T0)
+        listed = tuple(ended[job.job_id] for job in running)
+        result = cycle(ok(REFRESH, T0 + 15, listed), targets=(REFRESH,))
+        parsed = samples(model.update(result, T0 + 15))
+        total = 0.0
+        for job in listed:
+            total += job.end_time - job.start_time
+        sums.add(total)
+        assert value(parsed, "milvus_refresh_duration_seconds_count", **labels) == 24
+        assert repr(value(parsed, "milvus_refresh_duration_seconds_sum", **labels)) == repr(total)
+    assert len(sums) > 1  # the orders do give other sums: the test can tell
+
+
+def test_a_job_that_takes_the_place_of_another_is_first_seen_when_it_comes():
+    """The list keeps its length, one job going as another comes: the newcomer's first
+    sighting is the poll that showed it (imports without details order by it), so it is the
+    newest finished import of its collection once both are gone from the list."""
+    older = import_job("900", "Failed", "books", 0.0, "bad file")
+    leaving = import_job("901", "Importing", "other", 0.2)
+    coming = import_job("777", "Completed", "books", 1.0)  # a lower id: only its sighting is newer
+    model = MetricsModel(1000, 15.0)
+    model.update(cycle(ok(IMPORT, T0, imports=(older, leaving)), targets=(IMPORT,)), T0)
+    model.update(cycle(ok(IMPORT, T0 + 15, imports=(older, coming)), targets=(IMPORT,)), T0 + 15)
+    after = (import_job("950", "Importing", "other", 0.1),)
+    parsed = samples(
+        model.update(cycle(ok(IMPORT, T0 + 30, imports=after), targets=(IMPORT,)), T0 + 30)
+    )
+    state = "milvus_import_job_state"
+    assert value(parsed, state, **job_labels("books", "777"), state="Completed") == 1
+    assert value(parsed, state, **job_labels("books", "900"), state="Failed") is None
+
+
+def test_the_details_of_a_job_no_longer_listed_go_with_it():
+    model = MetricsModel(1000, 15.0)
+    first = (import_job("900", "Completed", "books", 1.0), import_job("901", "Importing"))
+    follow = ((IMPORT.key, details("900", 1000, T0 - 60)), (IMPORT.key, details("901", 5, None)))
+    model.update(
+        replace(cycle(ok(IMPORT, T0, imports=first), targets=(IMPORT,)), follow_ups=follow), T0
+    )
+    assert set(model.target_status()[0].details) == {"900", "901"}
+    model.update(cycle(ok(IMPORT, T0 + 15, imports=first[1:]), targets=(IMPORT,)), T0 + 15)
+    assert set(model.target_status()[0].details) == {"901"}
+
+
+def test_a_removed_target_leaves_no_jobs_behind():
+    """What the memory keeps of a database's last list to skip what did not change goes with
+    the database's target (else every database discovery ever dropped stays in memory)."""
+    import gc
+
+    jobs = tuple(import_job(str(900 + index), "Completed", f"c{index}", 1.0) for index in range(3))
+    model = MetricsModel(1000, 15.0)
+    model.update(cycle(ok(IMPORT, T0, imports=jobs), targets=(IMPORT,)), T0)
+    for at in (T0 + 15, T0 + 30):  # the second: the lines rendered last cycle are let go too
+        model.update(cycle(ok(REFRESH, at), targets=(REFRESH,)), at)
+    gc.collect()
+    for job in jobs:
+        assert [holder for holder in gc.get_referrers(job) if holder is not jobs] == []
+
+
+def test_what_is_known_of_a_collection_neither_listed_nor_remembered_goes():
+    """``CollectionEvidence.prune`` leaves a database's knowledge as it is when every
+    collection it knows is listed: the rest must still go (a later list then has nothing to
+    say of it) while what is listed or remembered stays."""
+    from exporter.memory.evidence import CollectionEvidence
+
+    evidence = CollectionEvidence()
+    database = ("prod", "default")
+    evidence.saw(database, {"listed": T0, "remembered": T0, "forgotten": T0})
+    evidence.prune({database: {"listed"}}, lambda db: {"remembered"} if db == database else set())
+    gone = evidence.apply(CollectionsListing("prod", "default", T0 + 60, True), known=())
+    assert gone == {"listed", "remembered"}

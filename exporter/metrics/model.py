@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
+from operator import attrgetter
 from typing import Any
 
 from ..exposition import catalogue as m
@@ -58,6 +59,9 @@ from .series import (
     within_collection_limit,
     write_count_row,
 )
+
+_JOB_ID = attrgetter("job_id")
+_COLLECTION = attrgetter("collection")
 
 REFRESH_DURATION_BUCKETS = DURATION_BUCKETS
 """The duration histograms' buckets (every kind's, ``kinds.declaration.DURATION_BUCKETS``)."""
@@ -91,6 +95,10 @@ class _TargetState:
     remembered: tuple[object, int, tuple[str, ...]] | None = None
     """(jobs, details version, collections remembered) of the last jobs its kind's memory took
     in: the same again only touch those collections (``history.py: touch``)."""
+    details_news: set[str] = field(default_factory=set)
+    """The collections of the listed jobs whose details changed since its kind's memory last
+    took the jobs in: only those, and those whose jobs changed, are decided again
+    (``newest_finished.py``)."""
     series: _SeriesMemo | None = None
     """What ``families`` made of the last good poll, for the same poll again."""
 
@@ -302,29 +310,31 @@ class MetricsModel:
                 state.details = {k: v for k, v in state.details.items() if k in listed_ids}
                 state.details_version += 1
             return
-        self._note_news(state, snapshot)
-        listed = {str(job.job_id): job for job in snapshot.jobs}
+        jobs = snapshot.jobs
+        listed = dict(zip(map(str, map(_JOB_ID, jobs)), jobs, strict=True))
+        self._note_news(state, snapshot, listed.keys())
         state.listed = listed
-        details = {k: v for k, v in state.details.items() if k in listed}
-        if len(details) != len(state.details):
+        if not state.details.keys() <= listed.keys():
+            state.details = {k: v for k, v in state.details.items() if k in listed}
             state.details_version += 1
-        state.details = details
-        first_seen = {k: v for k, v in state.first_seen.items() if k in listed}
-        for job_id in listed.keys() - first_seen.keys():
-            first_seen[job_id] = snapshot.polled_at
-        state.first_seen = first_seen
+        if state.first_seen.keys() != listed.keys():  # else the very same: its memos hold
+            first_seen = {k: v for k, v in state.first_seen.items() if k in listed}
+            for job_id in listed.keys() - first_seen.keys():
+                first_seen[job_id] = snapshot.polled_at
+            state.first_seen = first_seen
         if state.accounted is None:  # the first good poll sets a baseline: its jobs are not news
             state.accounted = {job_id for job_id, job in listed.items() if job.finished}
         else:
             state.accounted &= listed.keys()
 
-    def _note_news(self, state: _TargetState, snapshot: Snapshot) -> None:
+    def _note_news(self, state: _TargetState, snapshot: Snapshot, listed: Iterable[str]) -> None:
         """What a good poll teaches of each collection's age (``evidence.py``): its jobs' start
-        times, and the time of the poll for a job seen for the first time since the first."""
+        times, and the time of the poll for a job seen for the first time since the first
+        (``listed``: the ids of its jobs)."""
         jobs = snapshot.jobs
-        ids = {str(job.job_id) for job in jobs}
+        ids = set(listed)
         known, state.known_jobs = state.known_jobs, ids
-        state.collections = frozenset(job.collection for job in jobs)
+        state.collections = frozenset(map(_COLLECTION, jobs))
         if known is not None and known >= ids:
             return  # nothing new: the usual poll
         started = snapshot.target.job_kind.times.started
@@ -386,7 +396,7 @@ class MetricsModel:
             collections = listed.get(key[:2])
             if collections is not None:
                 collections |= state.collections
-        self._evidence.prune(listed, self._memories.keys())
+        self._evidence.prune(listed, lambda database: self._memories.collections_of(*database))
 
     def _apply_details(self, key: TargetKey, details: Any) -> None:
         """Keep a follow-up answer for its job; what it says of the job's start is evidence."""
@@ -403,6 +413,8 @@ class MetricsModel:
         state.details[job_id] = details
         state.details_version += 1
         job = state.listed.get(job_id)
+        if job is not None:
+            state.details_news.add(job.collection)
         started = None if job is None else kind.times.started(job, details)
         if job is not None and started is not None and job.collection:
             self._evidence.saw(key[:2], {job.collection: started})
@@ -413,17 +425,23 @@ class MetricsModel:
         state = self._targets.get(snapshot.target.key)
         if state is None or not snapshot.ok or state.accounted is None:
             return
+        listed = state.listed
+        pending = listed.keys() - state.accounted
+        if not pending:
+            return
         kind = state.target.job_kind
         observed = kind.series.observed
+        timed = [
+            (job_id, times)
+            for job_id in pending
+            if (times := observed(listed[job_id], state.details.get(job_id))) is not None
+        ]
+        if len(timed) > 1:  # observed in list order, as the sums always added them up
+            position = {job_id: index for index, job_id in enumerate(listed)}
+            timed.sort(key=lambda item: position[item[0]])
         cluster, database, name = snapshot.target.key
-        for job_id, job in state.listed.items():
-            if job_id in state.accounted:
-                continue
-            timed = observed(job, state.details.get(job_id))
-            if timed is None:
-                continue
+        for job_id, (final_state, seconds) in timed:
             state.accounted.add(job_id)
-            final_state, seconds = timed
             if seconds >= 0:
                 key = (cluster, database, final_state)
                 self._memories.histogram(name, key, kind.series.buckets).observe(seconds)
@@ -454,10 +472,17 @@ class MetricsModel:
                 newest,
                 state.details,
                 snapshot.polled_at,
+                None if taken is None else state.details_news,
             )
         else:
             memory.observe(cluster, database, visible, snapshot.polled_at)
-        present = memory.present(cluster, database, {job.collection for job in visible})
+        state.details_news = set()
+        collections = (
+            state.collections
+            if visible is snapshot.jobs
+            else dict.fromkeys(map(_COLLECTION, visible))
+        )
+        present = memory.present(cluster, database, collections)
         state.remembered = (visible, state.details_version, present)
 
     def families(self, now: float) -> list[MetricFamily]:

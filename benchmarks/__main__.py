@@ -15,9 +15,11 @@
    refresh records), the exporter against a plain loop polling the same lean fake upstream
    (full runs only: about twenty minutes; ``python -m benchmarks.fleet --simulator --profile
    DIR`` adds the simulator row and a py-spy profile)
+8. model cycle: CPU of ``MetricsModel.update`` alone with the fleet's snapshots (50 databases,
+   the same job objects for unchanged records), in process, by step with ``--steps``
 
 Each part also runs alone: ``python -m benchmarks.scrape`` (``polling``, ``scale``, ``startup``,
-``paging``, ``listing``, ``fleet``).
+``paging``, ``listing``, ``fleet``, ``model_cycle``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import fleet, listing, paging, polling, report, scale, scrape, startup
+from . import fleet, listing, model_cycle, paging, polling, report, scale, scrape, startup
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     started_up = startup.main(common)
+    print()
+    model_cycle.main(common)
     print()
     listed: dict[str, Any] = {"verdicts": []}
     fleets: dict[str, Any] = {"verdicts": []}

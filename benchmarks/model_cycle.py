@@ -9,7 +9,11 @@ database's list, and its ``import/describe`` answer). Every finished import was 
 first rounds, and every database's ``collections/list`` answers each round. No HTTP, no threads:
 what is measured is the model alone, ``time.process_time`` around each ``update``.
 
-    python -m benchmarks.model_cycle [--databases 50] [--cycles 10] [--profile]
+    python -m benchmarks.model_cycle [--quick] [--databases 50] [--cycles 10] [--steps] [--profile]
+
+``--steps`` prints the CPU of each step of ``update`` (``families`` is the rendering);
+``--profile`` a cProfile of the model and its memory. Indicative only on a shared machine: take
+the median of a quiet run.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from exporter.polling.snapshots import CollectionsListing, CycleResult, Snapshot
 from exporter.polling.targets import Target
 from exporter.upstream.records import ImportJob, ImportJobDetails, RefreshJob
 
+from . import report
 from .fleet_upstream import (
     HOUR,
     IMPORT_FAILS_EVERY,
@@ -223,16 +228,22 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.model_cycle", description=__doc__)
-    parser.add_argument("--databases", type=int, default=Fleet.databases)
-    parser.add_argument("--cycles", type=int, default=10)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.model_cycle",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_common_arguments(parser)
+    parser.add_argument("--databases", type=int, default=None, help="default 50 (5 --quick)")
+    parser.add_argument("--cycles", type=int, default=None, help="default 10 (3 --quick)")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the model")
     parser.add_argument("--steps", action="store_true", help="print the CPU of each step")
     args = parser.parse_args(argv)
-    fleet = replace(Fleet(), databases=args.databases)
+    databases = args.databases or (5 if args.quick else Fleet.databases)
+    fleet = replace(Fleet(), databases=databases)
     spent: dict[str, float] | None = {} if args.steps else None
-    seconds = run(fleet, args.cycles, args.profile, spent)
-    result = {
+    seconds = run(fleet, args.cycles or (3 if args.quick else 10), args.profile, spent)
+    result: dict[str, Any] = {
         "databases": fleet.databases,
         "cycles": len(seconds),
         "median_ms": statistics.median(seconds) * 1000,
@@ -247,6 +258,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if spent is not None:
         for name in STEPS:
             print(f"  {name:<28} {spent.get(name, 0.0) / len(seconds) * 1000:7.1f} ms")
+        result["steps_ms"] = {name: spent.get(name, 0.0) / len(seconds) * 1000 for name in STEPS}
+    report.save(args, "model_cycle", result)
     return result
 
 

@@ -148,12 +148,13 @@ class BoundedCollections(Generic[E]):
         """What observing the very same jobs (and details) again does when the collections that
         observing them left remembered (``present``) still are: each was listed ``at``. False,
         and nothing changed, when one was forgotten meanwhile (observe them again)."""
-        of = self._of(cluster, database).get
-        entries = [of(name) for name in collections]
-        if None in entries:
+        remembered = self._of(cluster, database)
+        try:
+            entries = [remembered[name] for name in collections]
+        except KeyError:
             return False
         for entry in entries:
-            if entry is not None and entry.last_listed < at:
+            if entry.last_listed < at:
                 entry.last_listed = at
         return True
 

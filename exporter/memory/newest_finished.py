@@ -98,8 +98,10 @@ class NewestFinished(BoundedCollections[RememberedJob]):
             stale = collections.keys()
         else:
             collections = last.collections
-            moved = _moved(last.jobs, jobs)
-            if moved:  # in the order they are listed now, as if grouped anew
+            moved, in_place = _moved(last.jobs, jobs)
+            if moved and in_place:  # each position holds a job of the same collection
+                collections.update(_by_collection(jobs, moved))
+            elif moved:  # in the order they are listed now, as if grouped anew
                 regrouped = _by_collection(jobs, moved)
                 collections = {
                     collection: regrouped[collection]
@@ -154,7 +156,7 @@ class NewestFinished(BoundedCollections[RememberedJob]):
             del self._listings[database]
 
     def remembered(self, cluster: str, database: str, collection: str) -> RememberedJob | None:
-        return self._of(cluster, database).get(collection)
+        return self._entries.get((cluster, database, collection))
 
 
 _COLLECTION = attrgetter("collection")
@@ -173,19 +175,24 @@ def _by_collection(jobs: tuple[Job, ...], only: Collection[str] | None) -> dict[
     }
 
 
-def _moved(before: tuple[Job, ...], now: tuple[Job, ...]) -> set[str]:
+def _moved(before: tuple[Job, ...], now: tuple[Job, ...]) -> tuple[set[str], bool]:
     """The collections whose jobs may not be the very same objects in the same order as
     ``before``: those of a position that holds another object now, or, when the length changed,
-    of the stretch between the longest same beginning and the longest same end."""
+    of the stretch between the longest same beginning and the longest same end; and whether
+    every position still holds a job of the collection it held (so the collections come in the
+    same order)."""
     if now is before:
-        return set()
+        return set(), True
     if len(now) == len(before):
         positions = list(compress(range(len(now)), map(is_not, now, before)))
-        return {now[i].collection for i in positions} | {before[i].collection for i in positions}
+        moved = {before[i].collection for i in positions}
+        in_place = all(now[i].collection == before[i].collection for i in positions)
+        return (
+            (moved, True) if in_place else (moved | {now[i].collection for i in positions}, False)
+        )
     shortest = min(len(now), len(before))
     head = next(compress(count(), map(is_not, now, before)), shortest)
     tail = next(compress(count(), map(is_not, reversed(now), reversed(before))), shortest)
     tail = min(tail, shortest - head)
-    return set(map(_COLLECTION, now[head : len(now) - tail])) | set(
-        map(_COLLECTION, before[head : len(before) - tail])
-    )
+    moved = set(map(_COLLECTION, now[head : len(now) - tail]))
+    return moved | set(map(_COLLECTION, before[head : len(before) - tail])), False

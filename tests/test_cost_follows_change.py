@@ -527,7 +527,10 @@ class ImportList:
     def change(self) -> None:
         rng, jobs = self.rng, self.jobs
         what = rng.choice(
-            ("progress", "finish", "add", "remove", "swap", "replace", "twice", "none", "none")
+            (
+                *("progress", "finish", "add", "remove", "swap", "replace", "twice", "moved"),
+                *("none", "none", "progress"),
+            )
         )
         if what == "progress" and jobs:
             index = rng.randrange(len(jobs))
@@ -545,6 +548,9 @@ class ImportList:
             jobs[index], jobs[index + 1] = jobs[index + 1], jobs[index]
         elif what == "replace":  # one job goes as another comes: the same length
             jobs[rng.randrange(len(jobs))] = self.new("Completed")
+        elif what == "moved" and jobs:  # the same id in the same place, of another collection
+            index = rng.randrange(len(jobs))
+            jobs[index] = replace(jobs[index], collection=rng.choice(COLLECTIONS))
         elif what == "twice":  # a record listed twice: the same object, or the same id anew
             job = rng.choice(jobs)
             twin = job if rng.random() < 0.5 else replace(job, progress_ratio=0.9)
@@ -598,18 +604,26 @@ def random_rounds(seed: int, rounds: int = 40) -> Iterator[tuple[str, Any, float
         yield f"seed {seed} round {number}", result, at
 
 
-def test_the_memory_decides_from_the_same_jobs_as_from_fresh_copies_at_random():
+def test_the_memory_decides_from_the_same_jobs_as_from_fresh_copies_at_random(monkeypatch):
     """Jobs added, removed, moved, listed twice, finished and described in every combination:
     what the newest-finished memory skips for the same objects must change nothing, under
-    memory bounds that bite too."""
+    memory bounds that bite too; nor what the model skips for a list whose ids all stay in
+    place (``_moved_on``), which fresh copies take too: a third model reads every list whole."""
+    from exporter.metrics import model as model_module
+
+    moved_on = model_module._moved_on
     for seed in range(30):
         for bounds in ({}, {"max_tracked_collections": 2}, {"collection_retention": 40.0}):
             reusing = MetricsModel(4, 15.0, **bounds)
             copying = MetricsModel(4, 15.0, **bounds)
+            whole = MetricsModel(4, 15.0, **bounds)
             for name, result, at in keep_tuples(random_rounds(seed)):
                 copied = replace(result, snapshots=tuple(fresh(s) for s in result.snapshots))
                 expected = render(copying.update(copied, at))
                 assert render(reusing.update(result, at)) == expected, (name, bounds)
+                monkeypatch.setattr(model_module, "_moved_on", lambda *_: None)
+                assert render(whole.update(result, at)) == expected, (name, bounds)
+                monkeypatch.setattr(model_module, "_moved_on", moved_on)
 
 
 def test_jobs_that_finish_in_the_same_round_are_timed_in_list_order():
@@ -703,3 +717,36 @@ def test_what_is_known_of_a_collection_neither_listed_nor_remembered_goes():
     evidence.prune({database: {"listed"}}, lambda db: {"remembered"} if db == database else set())
     gone = evidence.apply(CollectionsListing("prod", "default", T0 + 60, True), known=())
     assert gone == {"listed", "remembered"}
+
+
+def test_a_job_listed_under_another_collection_in_its_place_is_read_whole():
+    """The same ids in the same places skip reading the list whole, but a job whose collection
+    changed makes that collection one of the target's: it is remembered as listed for as long
+    as it is (here past a retention of 40 s), not forgotten as if it were not."""
+    model = MetricsModel(1000, 15.0, collection_retention=40.0)
+    first = (import_job("900", "Completed", "a", 1.0), import_job("901", "Importing", "a"))
+    moved = (import_job("900", "Completed", "b", 1.0), first[1])
+    forgotten = "milvus_jobs_exporter_forgotten_collections_total"
+    model.update(cycle(ok(IMPORT, T0, imports=first), targets=(IMPORT,)), T0)
+    listed = ok(IMPORT, T0, imports=moved)  # then the very same jobs, as the poller gives them
+    for at in range(15, 120, 15):
+        snapshot = replace(listed, polled_at=T0 + at)
+        parsed = samples(model.update(cycle(snapshot, targets=(IMPORT,)), T0 + at))
+    assert value(parsed, forgotten, reason="retention") == 0  # "a" and "b" are listed
+    state = "milvus_import_job_state"
+    assert value(parsed, state, **job_labels("b", "900"), state="Completed") == 1
+
+
+def test_a_job_id_listed_twice_is_the_last_one_listed_when_the_first_changes():
+    """Two records of one id: the later one is the job (as when the list is read whole), also
+    when only the first changed; here the first finished, the later still runs: not timed."""
+    model = MetricsModel(1000, 15.0)
+    early = refresh_job(5, "RefreshInProgress", "ext_a", 0.2, T0 - 100)
+    late = refresh_job(5, "RefreshInProgress", "ext_a", 0.3, T0 - 100)
+    model.update(cycle(ok(REFRESH, T0, (early, late)), targets=(REFRESH,)), T0)
+    ended = replace(early, state="RefreshCompleted", end_time=T0 + 10)
+    parsed = samples(
+        model.update(cycle(ok(REFRESH, T0 + 15, (ended, late)), targets=(REFRESH,)), T0 + 15)
+    )
+    labels = {"milvus_cluster": "prod", "database": "default", "state": "RefreshCompleted"}
+    assert not value(parsed, "milvus_refresh_duration_seconds_count", **labels)  # none timed

@@ -29,7 +29,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
-from operator import attrgetter
+from itertools import compress
+from operator import attrgetter, is_not
 from typing import Any
 
 from ..exposition import catalogue as m
@@ -95,6 +96,8 @@ class _TargetState:
     remembered: tuple[object, int, tuple[str, ...]] | None = None
     """(jobs, details version, collections remembered) of the last jobs its kind's memory took
     in: the same again only touch those collections (``history.py: touch``)."""
+    timed_from: tuple[object, int] | None = None
+    """(jobs, details version) the durations were last looked for in."""
     details_news: set[str] = field(default_factory=set)
     """The collections of the listed jobs whose details changed since its kind's memory last
     took the jobs in: only those, and those whose jobs changed, are decided again
@@ -311,6 +314,15 @@ class MetricsModel:
                 state.details_version += 1
             return
         jobs = snapshot.jobs
+        moved_on = None if last is None else _moved_on(state.listed, last.jobs, jobs)
+        if moved_on is not None and state.accounted is not None:
+            # The same ids in the same places, some of them changed (a running job's
+            # progress): no news, no new first sighting, nothing more or less to account.
+            state.listed = moved_on
+            if not state.details.keys() <= moved_on.keys():
+                state.details = {k: v for k, v in state.details.items() if k in moved_on}
+                state.details_version += 1
+            return
         listed = dict(zip(map(str, map(_JOB_ID, jobs)), jobs, strict=True))
         self._note_news(state, snapshot, listed.keys())
         state.listed = listed
@@ -425,6 +437,12 @@ class MetricsModel:
         state = self._targets.get(snapshot.target.key)
         if state is None or not snapshot.ok or state.accounted is None:
             return
+        timed_from = (snapshot.jobs, state.details_version)
+        if state.timed_from is not None and (
+            state.timed_from[0] is timed_from[0] and state.timed_from[1] == timed_from[1]
+        ):
+            return  # the very same jobs and details: none is timed now that was not before
+        state.timed_from = timed_from
         listed = state.listed
         pending = listed.keys() - state.accounted
         if not pending:
@@ -709,6 +727,23 @@ class MetricsModel:
         ordered_for_removal = finished + unfinished
         removed = {id(item) for item in ordered_for_removal[:excess]}
         return [item for item in candidates if id(item) not in removed]
+
+
+def _moved_on(
+    listed: dict[str, Job], before: tuple[Job, ...], now: tuple[Job, ...]
+) -> dict[str, Job] | None:
+    """The jobs by id of ``now`` when it holds the same ids of the same collections in the
+    same places as ``before`` (whose jobs by id are ``listed``), none twice; else None."""
+    if len(now) != len(before) or len(listed) != len(before):
+        return None
+    moved = dict(listed)
+    for index in compress(range(len(now)), map(is_not, now, before)):
+        job, was = now[index], before[index]
+        job_id = str(job.job_id)
+        if job_id != str(was.job_id) or job.collection != was.collection:
+            return None
+        moved[job_id] = job
+    return moved
 
 
 def _history_lines(

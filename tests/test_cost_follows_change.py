@@ -750,3 +750,48 @@ def test_a_job_id_listed_twice_is_the_last_one_listed_when_the_first_changes():
     )
     labels = {"milvus_cluster": "prod", "database": "default", "state": "RefreshCompleted"}
     assert not value(parsed, "milvus_refresh_duration_seconds_count", **labels)  # none timed
+
+
+def test_a_remembered_imports_id_listed_again_lets_the_listing_decide():
+    """A collection's finished jobs stay the very same, but the id of the import remembered
+    for it comes back in the list (here as a running job): the listing decides alone again,
+    so the newest finished listed import is remembered, though it was created before."""
+    remembered = import_job("900", "Failed", "c", 0.0, "bad file")
+    older = import_job("800", "Completed", "c", 1.0)
+    running = import_job("960", "Importing", "c", 0.1)
+    created = {
+        "900": replace(details("900", 0, None), create_time=T0 - 100),
+        "800": replace(details("800", 1000, T0 - 900), create_time=T0 - 1000),
+    }
+    model = MetricsModel(1000, 15.0)
+    rounds = ((remembered,), (older, running), (older, replace(running, job_id="900")), ())
+    for number, jobs in enumerate(rounds):
+        at = T0 + 15 * number
+        follow = tuple((IMPORT.key, created[job.job_id]) for job in jobs[:1] if number < 2)
+        result = replace(cycle(ok(IMPORT, at, imports=jobs), targets=(IMPORT,)), follow_ups=follow)
+        parsed = samples(model.update(result, at))
+    state = "milvus_import_job_state"
+    assert value(parsed, state, **job_labels("c", "800"), state="Completed") == 1
+    assert value(parsed, state, **job_labels("c", "900"), state="Failed") is None
+
+
+def test_the_details_of_an_id_listed_twice_count_for_its_finished_record():
+    """Only finished jobs' details can change which is the newest, so those of a running job
+    are no news to the memory; but when an id is listed twice (finished first, running last)
+    the memory reads the finished record, and its details that arrive are news."""
+    done = import_job("900", "Completed", "c", 1.0)
+    again = import_job("900", "Importing", "c", 0.2)
+    other = import_job("800", "Completed", "c", 1.0)
+    listed = ok(IMPORT, T0, imports=(done, other, again))  # the very same jobs every round
+    model = MetricsModel(1000, 15.0)
+    model.update(cycle(listed, targets=(IMPORT,)), T0)
+    old = replace(details("900", 1000, T0 - 4000), create_time=T0 - 5000)  # 800 is newer
+    result = replace(
+        cycle(replace(listed, polled_at=T0 + 15), targets=(IMPORT,)),
+        follow_ups=((IMPORT.key, old),),
+    )
+    model.update(result, T0 + 15)
+    parsed = samples(model.update(cycle(ok(IMPORT, T0 + 30), targets=(IMPORT,)), T0 + 30))
+    state = "milvus_import_job_state"
+    assert value(parsed, state, **job_labels("c", "800"), state="Completed") == 1
+    assert value(parsed, state, **job_labels("c", "900"), state="Completed") is None

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress, count
-from operator import attrgetter, is_not
+from operator import attrgetter, is_, is_not
 from typing import Any
 
 from ..kinds.declaration import Job
@@ -99,17 +99,23 @@ class NewestFinished(BoundedCollections[RememberedJob]):
         else:
             collections = last.collections
             moved, in_place = _moved(last.jobs, jobs)
-            if moved and in_place:  # each position holds a job of the same collection
-                collections.update(_by_collection(jobs, moved))
-            elif moved:  # in the order they are listed now, as if grouped anew
-                regrouped = _by_collection(jobs, moved)
+            regrouped = _by_collection(jobs, moved) if moved else {}
+            stale = set(details_changed)
+            for collection, now in regrouped.items():
+                before = collections.get(collection)
+                if before is not None and _same_inputs(before, now):
+                    now.made = before.made  # another job of it changed: not a finished one
+                else:
+                    stale.add(collection)
+            if in_place:  # each position holds a job of the same collection
+                collections.update(regrouped)
+            else:  # in the order they are listed now, as if grouped anew
                 collections = {
                     collection: regrouped[collection]
                     if collection in moved
                     else collections[collection]
                     for collection in dict.fromkeys(map(_COLLECTION, jobs))
                 }
-            stale = moved.union(details_changed)
         self._listings[(cluster, database)] = _Listing(jobs, collections)
         entries = self._of(cluster, database)
         for collection, listed in collections.items():
@@ -173,6 +179,16 @@ def _by_collection(jobs: tuple[Job, ...], only: Collection[str] | None) -> dict[
         collection: _Collection(listed, tuple(job for job in listed.values() if job.finished))
         for collection, listed in grouped.items()
     }
+
+
+def _same_inputs(before: _Collection, now: _Collection) -> bool:
+    """Whether deciding from ``now`` reads what deciding from ``before`` did: the very same
+    finished jobs in the same order, and the same listed ids."""
+    return (
+        len(now.finished) == len(before.finished)
+        and all(map(is_, now.finished, before.finished))
+        and now.listed.keys() == before.listed.keys()
+    )
 
 
 def _moved(before: tuple[Job, ...], now: tuple[Job, ...]) -> tuple[set[str], bool]:

@@ -99,9 +99,9 @@ class _TargetState:
     timed_from: tuple[object, int] | None = None
     """(jobs, details version) the durations were last looked for in."""
     details_news: set[str] = field(default_factory=set)
-    """The collections of the listed jobs whose details changed since its kind's memory last
-    took the jobs in: only those, and those whose jobs changed, are decided again
-    (``newest_finished.py``)."""
+    """The collections of the listed finished jobs whose details changed since its kind's
+    memory last took the jobs in: only those, and those whose finished jobs changed, are decided
+    again (``newest_finished.py``)."""
     series: _SeriesMemo | None = None
     """What ``families`` made of the last good poll, for the same poll again."""
 
@@ -425,11 +425,17 @@ class MetricsModel:
         state.details[job_id] = details
         state.details_version += 1
         job = state.listed.get(job_id)
-        if job is not None:
-            state.details_news.add(job.collection)
+        if job is not None and (job.finished or self._twins(state)):
+            state.details_news.add(job.collection)  # only finished jobs' details are read there
         started = None if job is None else kind.times.started(job, details)
         if job is not None and started is not None and job.collection:
             self._evidence.saw(key[:2], {job.collection: started})
+
+    @staticmethod
+    def _twins(state: _TargetState) -> bool:
+        """Whether the last good poll listed an id twice (then which of them a memory reads
+        is not the job ``listed`` holds)."""
+        return state.last_good is None or len(state.listed) != len(state.last_good.jobs)
 
     def _observe_durations(self, snapshot: Snapshot) -> None:
         """Observe each job the exporter sees finish, once, when its kind can time it

@@ -137,7 +137,8 @@ class BoundedCollections(Generic[E]):
         entries = self._of(cluster, database)
         for name in entries.keys() & names:
             entry = entries[name]
-            entry.last_listed = max(entry.last_listed, listed_at)
+            if entry.last_listed < listed_at:
+                entry.last_listed = listed_at
 
     def present(self, cluster: str, database: str, collections: Iterable[str]) -> tuple[str, ...]:
         """Which of a database's collections are remembered."""

@@ -179,8 +179,13 @@ class MetricsModel:
         for snapshot in cycle.snapshots:  # after the details: they may time a job and order it
             self._observe_durations(snapshot)
             self._remember(snapshot)
-        for listing in cycle.collection_lists:
-            self._apply_collections_listing(listing)
+        if cycle.collection_lists:
+            by_database: dict[DatabaseKey, list[_TargetState]] = {}
+            for key, state in self._targets.items():
+                by_database.setdefault(key[:2], []).append(state)
+            for listing in cycle.collection_lists:
+                states = by_database.get((listing.cluster, listing.database), [])
+                self._apply_collections_listing(listing, states)
         watched = set(self._targets) | self._awaiting
         self._memories.prune(now, watched)
         self._prune_evidence(watched)
@@ -375,11 +380,13 @@ class MetricsModel:
         hidden = self._evidence.hidden
         return lambda collection: hidden((cluster, database, collection))
 
-    def _apply_collections_listing(self, listing: CollectionsListing) -> None:
+    def _apply_collections_listing(
+        self, listing: CollectionsListing, states: list[_TargetState]
+    ) -> None:
         """Forget the collections a list shows gone (counted ``dropped``); the ones it names
-        count as listed, so a failure the server forgot stays for as long as they exist."""
+        count as listed, so a failure the server forgot stays for as long as they exist
+        (``states``: those of the database's targets)."""
         cluster, database = listing.cluster, listing.database
-        states = [s for k, s in self._targets.items() if k[:2] == (cluster, database)]
         if not states:
             return  # no longer watched: removed while the list was on its way
         known = set().union(

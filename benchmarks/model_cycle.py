@@ -251,6 +251,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "max_ms": max(seconds) * 1000,
     }
     print(
+        "8. Model cycle: MetricsModel.update alone with the fleet's snapshots, in process\n"
         f"model update at {fleet.databases} databases: median {result['median_ms']:.0f} ms, "
         f"min {result['min_ms']:.0f} ms, max {result['max_ms']:.0f} ms "
         f"over {result['cycles']} cycles"

@@ -742,23 +742,6 @@ class MetricsModel:
         return [item for item in candidates if id(item) not in removed]
 
 
-def _moved_on(
-    listed: dict[str, Job], before: tuple[Job, ...], now: tuple[Job, ...]
-) -> dict[str, Job] | None:
-    """The jobs by id of ``now`` when it holds the same ids of the same collections in the
-    same places as ``before`` (whose jobs by id are ``listed``), none twice; else None."""
-    if len(now) != len(before) or len(listed) != len(before):
-        return None
-    moved = dict(listed)
-    for index in compress(range(len(now)), map(is_not, now, before)):
-        job, was = now[index], before[index]
-        job_id = str(job.job_id)
-        if job_id != str(was.job_id) or job.collection != was.collection:
-            return None
-        moved[job_id] = job
-    return moved
-
-
 def _history_lines(
     families: tuple[MetricFamily, MetricFamily, MetricFamily],
     key: tuple[str, str, str],
@@ -787,6 +770,23 @@ def _declared(name: str) -> AnyKind | None:
         return KINDS.named(name)
     except UnknownKind:
         return None
+
+
+def _moved_on(
+    listed: dict[str, Job], before: tuple[Job, ...], now: tuple[Job, ...]
+) -> dict[str, Job] | None:
+    """The jobs by id of ``now`` when it holds the same ids of the same collections in the
+    same places as ``before`` (whose jobs by id are ``listed``), none twice; else None."""
+    if len(now) != len(before) or len(listed) != len(before):
+        return None
+    moved = dict(listed)
+    for index in compress(range(len(now)), map(is_not, now, before)):
+        job, was = now[index], before[index]
+        job_id = str(job.job_id)
+        if job_id != str(was.job_id) or job.collection != was.collection:
+            return None
+        moved[job_id] = job
+    return moved
 
 
 _POSITION = {metric: index for index, metric in enumerate(m.CATALOGUE)}

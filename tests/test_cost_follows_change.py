@@ -795,3 +795,26 @@ def test_the_details_of_an_id_listed_twice_count_for_its_finished_record():
     state = "milvus_import_job_state"
     assert value(parsed, state, **job_labels("c", "800"), state="Completed") == 1
     assert value(parsed, state, **job_labels("c", "900"), state="Completed") is None
+
+
+def test_a_collections_list_keeps_only_the_collections_it_names():
+    """``collections/list`` counts as a listing for the remembered collections it names, and
+    for those only (matched by database index now): one it leaves out, though not confirmed
+    gone (its job started after the list was sent), still goes with the retention."""
+    model = MetricsModel(1000, 15.0, collection_retention=40.0)
+    late = refresh_job(1, "RefreshFailed", "ext_late", 0.3, T0 + 500, T0 + 501, "boom")
+    kept = refresh_job(2, "RefreshFailed", "ext_kept", 0.3, T0 - 900, T0 - 800, "boom")
+    model.update(cycle(ok(REFRESH, T0, (late, kept)), targets=(REFRESH,)), T0)
+    forgotten = "milvus_jobs_exporter_forgotten_collections_total"
+    for at in range(15, 76, 15):
+        listing = CollectionsListing("prod", "default", T0 + at - 1, True, frozenset({"ext_kept"}))
+        result = replace(
+            cycle(ok(REFRESH, T0 + at), targets=(REFRESH,)), collection_lists=(listing,)
+        )
+        parsed = samples(model.update(result, T0 + at))
+    assert value(parsed, forgotten, reason="retention") == 1  # ext_late, never named
+    assert value(parsed, forgotten, reason="dropped") == 0
+    failure = "milvus_refresh_last_failure_timestamp_seconds"
+    labels = {"milvus_cluster": "prod", "database": "default"}
+    assert value(parsed, failure, **labels, collection="ext_kept") == T0 - 800
+    assert value(parsed, failure, **labels, collection="ext_late") is None

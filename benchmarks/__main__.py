@@ -15,12 +15,14 @@
    refresh records), the exporter against a plain loop polling the same lean fake upstream
    (full runs only: about twenty minutes; ``python -m benchmarks.fleet --simulator --profile
    DIR`` adds the simulator row and a py-spy profile)
-8. request cost: CPU per request of the exporter's client against plain ``requests`` on a kept
+8. model cycle: CPU of ``MetricsModel.update`` alone with the fleet's snapshots (50 databases,
+   the same job objects for unchanged records), in process, by step with ``--steps``
+9. request cost: CPU per request of the exporter's client against plain ``requests`` on a kept
    connection, a describe-sized and a 200 KB list answer (full runs only: its quick run is
    ``tests/test_benchmarks.py``'s)
 
 Each part also runs alone: ``python -m benchmarks.scrape`` (``polling``, ``scale``, ``startup``,
-``paging``, ``listing``, ``fleet``, ``request_cost``).
+``paging``, ``listing``, ``fleet``, ``model_cycle``, ``request_cost``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import fleet, listing, paging, polling, report, request_cost, scale, scrape, startup
+from . import (
+    fleet,
+    listing,
+    model_cycle,
+    paging,
+    polling,
+    report,
+    request_cost,
+    scale,
+    scrape,
+    startup,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     started_up = startup.main(common)
+    print()
+    model_cycle.main(common)
     print()
     listed: dict[str, Any] = {"verdicts": []}
     fleets: dict[str, Any] = {"verdicts": []}

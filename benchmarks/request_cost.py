@@ -230,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         return {}
     rounds, describes, lists = (3, 100, 10) if args.quick else (7, 1000, 60)
     print(
-        f"8. Request cost: CPU per request on a kept connection to 127.0.0.1, describe answer "
+        f"9. Request cost: CPU per request on a kept connection to 127.0.0.1, describe answer "
         f"{len(DESCRIBED)} B, list answer {len(LISTED) // 1000} KB ({LIST_RECORDS} records)"
     )
     watchdog = Watchdog(name="request-cost-watchdog")

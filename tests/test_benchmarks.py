@@ -33,7 +33,7 @@ def test_quick_run_prints_every_table_and_writes_results(tmp_path):
         timeout=60,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    for title in ("1. Scrape", "2. Polling", "3. Scale", "4. Startup"):
+    for title in ("1. Scrape", "2. Polling", "3. Scale", "4. Startup", "8. Model cycle"):
         assert title in completed.stdout
     results = json.loads(output.read_text())
     assert results["scrape"]["exporter"]["targets_up"] == results["scrape"]["exporter"]["targets"]
@@ -43,6 +43,7 @@ def test_quick_run_prints_every_table_and_writes_results(tmp_path):
     assert {point["curve"] for point in results["scale"]["points"]} == {"jobs", "targets"}
     assert all(point["targets_up"] == point["targets"] for point in results["scale"]["points"])
     assert results["startup"]["ready_median_s"] > results["startup"]["listening_median_s"] > 0
+    assert results["model_cycle"]["databases"] == 5 and results["model_cycle"]["median_ms"] > 0
     if importlib.util.find_spec("matplotlib") is not None:
         assert (tmp_path / "scale.png").stat().st_size > 0
 

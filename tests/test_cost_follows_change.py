@@ -10,6 +10,7 @@ job each cycle (what it got before): both must publish the same bytes every cycl
 from __future__ import annotations
 
 import copy
+import random
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -671,3 +672,317 @@ def test_many_jobs_publish_the_same_bytes_as_fresh_ones_every_cycle():
             assert dropped not in seen[name], (limit, name)  # not what it wrote before
     written = sum(text.count(b"_job_progress_ratio{") for text in seen.values())
     assert reusing.rendered_jobs.rendered < written / 3
+
+
+# The memory's shortcuts at random (issue 23) ----------------------------------------------
+
+COLLECTIONS = ("c0", "c1", "c2", "c3")
+
+
+class ImportList:
+    """An import target's list that changes at random the way a server's does, each unchanged
+    record the very same object from one round to the next (what ``reuse.py`` gives)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.next_id = 100
+        self.jobs: list[Any] = [self.new() for _ in range(6)]
+
+    def new(self, state: str = "Importing") -> Any:
+        self.next_id += 1
+        return import_job(str(self.next_id), state, self.rng.choice(COLLECTIONS), 0.1)
+
+    def change(self) -> None:
+        rng, jobs = self.rng, self.jobs
+        what = rng.choice(
+            (
+                *("progress", "finish", "add", "remove", "swap", "replace", "twice", "moved"),
+                *("none", "none", "progress"),
+            )
+        )
+        if what == "progress" and jobs:
+            index = rng.randrange(len(jobs))
+            jobs[index] = replace(jobs[index], progress_ratio=rng.random())
+        elif what == "finish" and jobs:
+            index = rng.randrange(len(jobs))
+            state = rng.choice(("Completed", "Failed"))
+            jobs[index] = replace(jobs[index], state=state, progress_ratio=1.0)
+        elif what == "add" or not jobs:
+            jobs.insert(rng.randrange(len(jobs) + 1), self.new(rng.choice(("Completed", "Failed"))))
+        elif what == "remove":
+            del jobs[rng.randrange(len(jobs))]
+        elif what == "swap" and len(jobs) > 1:
+            index = rng.randrange(len(jobs) - 1)
+            jobs[index], jobs[index + 1] = jobs[index + 1], jobs[index]
+        elif what == "replace":  # one job goes as another comes: the same length
+            jobs[rng.randrange(len(jobs))] = self.new("Completed")
+        elif what == "moved" and jobs:  # the same id in the same place, of another collection
+            index = rng.randrange(len(jobs))
+            jobs[index] = replace(jobs[index], collection=rng.choice(COLLECTIONS))
+        elif what == "twice":  # a record listed twice: the same object, or the same id anew
+            job = rng.choice(jobs)
+            twin = job if rng.random() < 0.5 else replace(job, progress_ratio=0.9)
+            jobs.insert(rng.randrange(len(jobs) + 1), twin)
+
+    def details(self, at: float) -> list[tuple[Any, ImportJobDetails]]:
+        """Describe answers for a few listed jobs (and now and then one no longer listed)."""
+        rng = self.rng
+        chosen = rng.sample(self.jobs, min(len(self.jobs), rng.randrange(3)))
+        if rng.random() < 0.2:
+            chosen.append(import_job(str(self.next_id - 7), "Completed", "c0", 1.0))
+        return [
+            (
+                IMPORT.key,
+                ImportJobDetails(
+                    job_id=job.job_id,
+                    state=job.state,
+                    imported_rows=rng.randrange(1000),
+                    total_rows=1000,
+                    file_size_bytes=4096,
+                    create_time=at - rng.randrange(1, 5000),
+                    complete_time=at - 1 if job.finished else None,
+                    collection=job.collection,
+                ),
+            )
+            for job in chosen
+        ]
+
+
+def random_rounds(seed: int, rounds: int = 40) -> Iterator[tuple[str, Any, float]]:
+    rng = random.Random(seed)
+    imports = ImportList(rng)
+    at = T0
+    for number in range(rounds):
+        at += 15
+        if rng.random() < 0.6:
+            imports.change()
+        if rng.random() < 0.3:
+            imports.change()
+        if rng.random() < 0.1:
+            snapshot = replace(ok(IMPORT, at), ok=False, reason="timeout")
+        else:
+            snapshot = ok(IMPORT, at, imports=tuple(imports.jobs))
+        result = replace(
+            cycle(snapshot, targets=(IMPORT,), at=at), follow_ups=tuple(imports.details(at))
+        )
+        if rng.random() < 0.25:
+            names = frozenset(c for c in COLLECTIONS if rng.random() < 0.8)
+            listing = CollectionsListing("prod", "default", at - rng.choice((1, 30)), True, names)
+            result = replace(result, collection_lists=(listing,))
+        yield f"seed {seed} round {number}", result, at
+
+
+def test_the_memory_decides_from_the_same_jobs_as_from_fresh_copies_at_random(monkeypatch):
+    """Jobs added, removed, moved, listed twice, finished and described in every combination:
+    what the newest-finished memory skips for the same objects must change nothing, under
+    memory bounds that bite too; nor what the model skips for a list whose ids all stay in
+    place (``_moved_on``), which fresh copies take too: a third model reads every list whole."""
+    from exporter.metrics import model as model_module
+
+    moved_on = model_module._moved_on
+    for seed in range(30):
+        for bounds in ({}, {"max_tracked_collections": 2}, {"collection_retention": 40.0}):
+            reusing = MetricsModel(4, 15.0, **bounds)
+            copying = MetricsModel(4, 15.0, **bounds)
+            whole = MetricsModel(4, 15.0, **bounds)
+            for name, result, at in keep_tuples(random_rounds(seed)):
+                copied = replace(result, snapshots=tuple(fresh(s) for s in result.snapshots))
+                expected = render(copying.update(copied, at))
+                assert render(reusing.update(result, at)) == expected, (name, bounds)
+                monkeypatch.setattr(model_module, "_moved_on", lambda *_: None)
+                assert render(whole.update(result, at)) == expected, (name, bounds)
+                monkeypatch.setattr(model_module, "_moved_on", moved_on)
+
+
+def test_jobs_that_finish_in_the_same_round_are_timed_in_list_order():
+    """Only the jobs not timed yet are looked at, found by set: the histogram's sum must still
+    add them up in the order they are listed (floats: another order gives another sum), for
+    every order they may be listed in."""
+    start = 1 / 3  # small times: durations with every bit of a float's mantissa in use
+    running = [
+        refresh_job(index, "RefreshInProgress", f"ext_{index}", 0.5, start)
+        for index in range(1, 25)
+    ]
+    ended = {
+        job.job_id: replace(
+            job, state="RefreshCompleted", end_time=start + job.job_id / 7 + 1e-3 / job.job_id
+        )
+        for job in running
+    }
+    labels = {"milvus_cluster": "prod", "database": "default", "state": "RefreshCompleted"}
+    sums = set()
+    for shuffle in range(8):
+        random.Random(shuffle).shuffle(running)
+        model = MetricsModel(1000, 15.0)
+        model.update(cycle(ok(REFRESH, T0, tuple(running)), targets=(REFRESH,)), T0)
+        listed = tuple(ended[job.job_id] for job in running)
+        result = cycle(ok(REFRESH, T0 + 15, listed), targets=(REFRESH,))
+        parsed = samples(model.update(result, T0 + 15))
+        total = 0.0
+        for job in listed:
+            total += job.end_time - job.start_time
+        sums.add(total)
+        assert value(parsed, "milvus_refresh_duration_seconds_count", **labels) == 24
+        assert repr(value(parsed, "milvus_refresh_duration_seconds_sum", **labels)) == repr(total)
+    assert len(sums) > 1  # the orders do give other sums: the test can tell
+
+
+def test_a_job_that_takes_the_place_of_another_is_first_seen_when_it_comes():
+    """The list keeps its length, one job going as another comes: the newcomer's first
+    sighting is the poll that showed it (imports without details order by it), so it is the
+    newest finished import of its collection once both are gone from the list."""
+    older = import_job("900", "Failed", "books", 0.0, "bad file")
+    leaving = import_job("901", "Importing", "other", 0.2)
+    coming = import_job("777", "Completed", "books", 1.0)  # a lower id: only its sighting is newer
+    model = MetricsModel(1000, 15.0)
+    model.update(cycle(ok(IMPORT, T0, imports=(older, leaving)), targets=(IMPORT,)), T0)
+    model.update(cycle(ok(IMPORT, T0 + 15, imports=(older, coming)), targets=(IMPORT,)), T0 + 15)
+    after = (import_job("950", "Importing", "other", 0.1),)
+    parsed = samples(
+        model.update(cycle(ok(IMPORT, T0 + 30, imports=after), targets=(IMPORT,)), T0 + 30)
+    )
+    state = "milvus_import_job_state"
+    assert value(parsed, state, **job_labels("books", "777"), state="Completed") == 1
+    assert value(parsed, state, **job_labels("books", "900"), state="Failed") is None
+
+
+def test_the_details_of_a_job_no_longer_listed_go_with_it():
+    model = MetricsModel(1000, 15.0)
+    first = (import_job("900", "Completed", "books", 1.0), import_job("901", "Importing"))
+    follow = ((IMPORT.key, details("900", 1000, T0 - 60)), (IMPORT.key, details("901", 5, None)))
+    model.update(
+        replace(cycle(ok(IMPORT, T0, imports=first), targets=(IMPORT,)), follow_ups=follow), T0
+    )
+    assert set(model.target_status()[0].details) == {"900", "901"}
+    model.update(cycle(ok(IMPORT, T0 + 15, imports=first[1:]), targets=(IMPORT,)), T0 + 15)
+    assert set(model.target_status()[0].details) == {"901"}
+
+
+def test_a_removed_target_leaves_no_jobs_behind():
+    """What the memory keeps of a database's last list to skip what did not change goes with
+    the database's target (else every database discovery ever dropped stays in memory)."""
+    import gc
+
+    jobs = tuple(import_job(str(900 + index), "Completed", f"c{index}", 1.0) for index in range(3))
+    model = MetricsModel(1000, 15.0)
+    model.update(cycle(ok(IMPORT, T0, imports=jobs), targets=(IMPORT,)), T0)
+    for at in (T0 + 15, T0 + 30):  # the second: the lines rendered last cycle are let go too
+        model.update(cycle(ok(REFRESH, at), targets=(REFRESH,)), at)
+    gc.collect()
+    for job in jobs:
+        assert [holder for holder in gc.get_referrers(job) if holder is not jobs] == []
+
+
+def test_what_is_known_of_a_collection_neither_listed_nor_remembered_goes():
+    """``CollectionEvidence.prune`` leaves a database's knowledge as it is when every
+    collection it knows is listed: the rest must still go (a later list then has nothing to
+    say of it) while what is listed or remembered stays."""
+    from exporter.memory.evidence import CollectionEvidence
+
+    evidence = CollectionEvidence()
+    database = ("prod", "default")
+    evidence.saw(database, {"listed": T0, "remembered": T0, "forgotten": T0})
+    evidence.prune({database: {"listed"}}, lambda db: {"remembered"} if db == database else set())
+    gone = evidence.apply(CollectionsListing("prod", "default", T0 + 60, True), known=())
+    assert gone == {"listed", "remembered"}
+
+
+def test_a_job_listed_under_another_collection_in_its_place_is_read_whole():
+    """The same ids in the same places skip reading the list whole, but a job whose collection
+    changed makes that collection one of the target's: it is remembered as listed for as long
+    as it is (here past a retention of 40 s), not forgotten as if it were not."""
+    model = MetricsModel(1000, 15.0, collection_retention=40.0)
+    first = (import_job("900", "Completed", "a", 1.0), import_job("901", "Importing", "a"))
+    moved = (import_job("900", "Completed", "b", 1.0), first[1])
+    forgotten = "milvus_jobs_exporter_forgotten_collections_total"
+    model.update(cycle(ok(IMPORT, T0, imports=first), targets=(IMPORT,)), T0)
+    listed = ok(IMPORT, T0, imports=moved)  # then the very same jobs, as the poller gives them
+    for at in range(15, 120, 15):
+        snapshot = replace(listed, polled_at=T0 + at)
+        parsed = samples(model.update(cycle(snapshot, targets=(IMPORT,)), T0 + at))
+    assert value(parsed, forgotten, reason="retention") == 0  # "a" and "b" are listed
+    state = "milvus_import_job_state"
+    assert value(parsed, state, **job_labels("b", "900"), state="Completed") == 1
+
+
+def test_a_job_id_listed_twice_is_the_last_one_listed_when_the_first_changes():
+    """Two records of one id: the later one is the job (as when the list is read whole), also
+    when only the first changed; here the first finished, the later still runs: not timed."""
+    model = MetricsModel(1000, 15.0)
+    early = refresh_job(5, "RefreshInProgress", "ext_a", 0.2, T0 - 100)
+    late = refresh_job(5, "RefreshInProgress", "ext_a", 0.3, T0 - 100)
+    model.update(cycle(ok(REFRESH, T0, (early, late)), targets=(REFRESH,)), T0)
+    ended = replace(early, state="RefreshCompleted", end_time=T0 + 10)
+    parsed = samples(
+        model.update(cycle(ok(REFRESH, T0 + 15, (ended, late)), targets=(REFRESH,)), T0 + 15)
+    )
+    labels = {"milvus_cluster": "prod", "database": "default", "state": "RefreshCompleted"}
+    assert not value(parsed, "milvus_refresh_duration_seconds_count", **labels)  # none timed
+
+
+def test_a_remembered_imports_id_listed_again_lets_the_listing_decide():
+    """A collection's finished jobs stay the very same, but the id of the import remembered
+    for it comes back in the list (here as a running job): the listing decides alone again,
+    so the newest finished listed import is remembered, though it was created before."""
+    remembered = import_job("900", "Failed", "c", 0.0, "bad file")
+    older = import_job("800", "Completed", "c", 1.0)
+    running = import_job("960", "Importing", "c", 0.1)
+    created = {
+        "900": replace(details("900", 0, None), create_time=T0 - 100),
+        "800": replace(details("800", 1000, T0 - 900), create_time=T0 - 1000),
+    }
+    model = MetricsModel(1000, 15.0)
+    rounds = ((remembered,), (older, running), (older, replace(running, job_id="900")), ())
+    for number, jobs in enumerate(rounds):
+        at = T0 + 15 * number
+        follow = tuple((IMPORT.key, created[job.job_id]) for job in jobs[:1] if number < 2)
+        result = replace(cycle(ok(IMPORT, at, imports=jobs), targets=(IMPORT,)), follow_ups=follow)
+        parsed = samples(model.update(result, at))
+    state = "milvus_import_job_state"
+    assert value(parsed, state, **job_labels("c", "800"), state="Completed") == 1
+    assert value(parsed, state, **job_labels("c", "900"), state="Failed") is None
+
+
+def test_the_details_of_an_id_listed_twice_count_for_its_finished_record():
+    """Only finished jobs' details can change which is the newest, so those of a running job
+    are no news to the memory; but when an id is listed twice (finished first, running last)
+    the memory reads the finished record, and its details that arrive are news."""
+    done = import_job("900", "Completed", "c", 1.0)
+    again = import_job("900", "Importing", "c", 0.2)
+    other = import_job("800", "Completed", "c", 1.0)
+    listed = ok(IMPORT, T0, imports=(done, other, again))  # the very same jobs every round
+    model = MetricsModel(1000, 15.0)
+    model.update(cycle(listed, targets=(IMPORT,)), T0)
+    old = replace(details("900", 1000, T0 - 4000), create_time=T0 - 5000)  # 800 is newer
+    result = replace(
+        cycle(replace(listed, polled_at=T0 + 15), targets=(IMPORT,)),
+        follow_ups=((IMPORT.key, old),),
+    )
+    model.update(result, T0 + 15)
+    parsed = samples(model.update(cycle(ok(IMPORT, T0 + 30), targets=(IMPORT,)), T0 + 30))
+    state = "milvus_import_job_state"
+    assert value(parsed, state, **job_labels("c", "800"), state="Completed") == 1
+    assert value(parsed, state, **job_labels("c", "900"), state="Completed") is None
+
+
+def test_a_collections_list_keeps_only_the_collections_it_names():
+    """``collections/list`` counts as a listing for the remembered collections it names, and
+    for those only (matched by database index now): one it leaves out, though not confirmed
+    gone (its job started after the list was sent), still goes with the retention."""
+    model = MetricsModel(1000, 15.0, collection_retention=40.0)
+    late = refresh_job(1, "RefreshFailed", "ext_late", 0.3, T0 + 500, T0 + 501, "boom")
+    kept = refresh_job(2, "RefreshFailed", "ext_kept", 0.3, T0 - 900, T0 - 800, "boom")
+    model.update(cycle(ok(REFRESH, T0, (late, kept)), targets=(REFRESH,)), T0)
+    forgotten = "milvus_jobs_exporter_forgotten_collections_total"
+    for at in range(15, 76, 15):
+        listing = CollectionsListing("prod", "default", T0 + at - 1, True, frozenset({"ext_kept"}))
+        result = replace(
+            cycle(ok(REFRESH, T0 + at), targets=(REFRESH,)), collection_lists=(listing,)
+        )
+        parsed = samples(model.update(result, T0 + at))
+    assert value(parsed, forgotten, reason="retention") == 1  # ext_late, never named
+    assert value(parsed, forgotten, reason="dropped") == 0
+    failure = "milvus_refresh_last_failure_timestamp_seconds"
+    labels = {"milvus_cluster": "prod", "database": "default"}
+    assert value(parsed, failure, **labels, collection="ext_kept") == T0 - 800
+    assert value(parsed, failure, **labels, collection="ext_late") is None

@@ -20,7 +20,7 @@ verdict (hide the jobs, forget the memory, count it) is in ``model.py``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 from ..exposition import catalogue as m
 from ..exposition.families import MetricFamily
@@ -72,20 +72,25 @@ class CollectionEvidence:
         names = frozenset() if listing.database_gone else listing.names
         seen = self._seen.get(database, {})
         gone = self._gone.setdefault(database, {})
-        for collection in {*known, *seen, *gone}:
-            if collection in names or seen.get(collection, NEVER) >= listing.listed_at:
+        for collection in gone.keys() & names:
+            del gone[collection]
+        for collection in {*known, *seen, *gone} - names:  # those named are not gone
+            if seen.get(collection, NEVER) >= listing.listed_at:
                 gone.pop(collection, None)
             else:
                 gone[collection] = max(gone.get(collection, NEVER), listing.listed_at)
         return {collection for collection in gone if self.hidden((*database, collection))}
 
     def prune(
-        self, listed: Mapping[DatabaseKey, set[str] | None], kept: set[CollectionKey]
+        self,
+        listed: Mapping[DatabaseKey, set[str] | None],
+        kept: Callable[[DatabaseKey], Collection[str]],
     ) -> None:
         """Keep only the watched databases (the keys of ``listed``). ``listed[database]`` is
         every collection with a job in the last good poll of each of its targets (None while a
         target has had none yet); a gone collection no longer listed there has nothing left to
-        hide. Knowledge is kept for listed collections and those in ``kept`` (remembered)."""
+        hide. Knowledge is kept for listed collections and those ``kept`` says are remembered
+        in a database. What keeps everything (nearly always) is left as it is."""
         for table in (self._seen, self._gone, self._lists):
             for database in [database for database in table if database not in listed]:
                 del table[database]
@@ -93,14 +98,15 @@ class CollectionEvidence:
             if collections is None:
                 continue
             seen = self._seen.get(database)
-            if seen:
+            if seen and not seen.keys() <= collections:
+                remembered = kept(database)
                 self._seen[database] = {
                     name: at
                     for name, at in seen.items()
-                    if name in collections or (*database, name) in kept
+                    if name in collections or name in remembered
                 }
             gone = self._gone.get(database)
-            if gone:
+            if gone and not gone.keys() <= collections:
                 self._gone[database] = {
                     name: at for name, at in gone.items() if name in collections
                 }

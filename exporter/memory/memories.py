@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from ..exposition.families import HistogramState
 from ..kinds import AnyKind
 from ..kinds.declaration import HISTORY
-from .history import BoundedCollections, CollectionHistory, CollectionKey, JobHistory
+from .history import BoundedCollections, CollectionHistory, JobHistory
 from .newest_finished import NewestFinished, RememberedJob
 
 HistogramKey = tuple[str, str, str]
@@ -86,9 +86,6 @@ class KindMemories:
         return set().union(
             *(memory.collections_of(cluster, database) for memory in self._memories.values())
         )
-
-    def keys(self) -> set[CollectionKey]:
-        return set().union(*(memory.keys() for memory in self._memories.values()))
 
     @property
     def tracked(self) -> int:

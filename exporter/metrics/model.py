@@ -29,6 +29,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import compress
+from operator import attrgetter, is_not
 from typing import Any
 
 from ..exposition import catalogue as m
@@ -58,6 +60,9 @@ from .series import (
     within_collection_limit,
     write_count_row,
 )
+
+_JOB_ID = attrgetter("job_id")
+_COLLECTION = attrgetter("collection")
 
 REFRESH_DURATION_BUCKETS = DURATION_BUCKETS
 """The duration histograms' buckets (every kind's, ``kinds.declaration.DURATION_BUCKETS``)."""
@@ -91,6 +96,12 @@ class _TargetState:
     remembered: tuple[object, int, tuple[str, ...]] | None = None
     """(jobs, details version, collections remembered) of the last jobs its kind's memory took
     in: the same again only touch those collections (``history.py: touch``)."""
+    timed_from: tuple[object, int] | None = None
+    """(jobs, details version) the durations were last looked for in."""
+    details_news: set[str] = field(default_factory=set)
+    """The collections of the listed finished jobs whose details changed since its kind's
+    memory last took the jobs in: only those, and those whose finished jobs changed, are decided
+    again (``newest_finished.py``)."""
     series: _SeriesMemo | None = None
     """What ``families`` made of the last good poll, for the same poll again."""
 
@@ -175,8 +186,13 @@ class MetricsModel:
         for snapshot in cycle.snapshots:  # after the details: they may time a job and order it
             self._observe_durations(snapshot)
             self._remember(snapshot)
-        for listing in cycle.collection_lists:
-            self._apply_collections_listing(listing)
+        if cycle.collection_lists:
+            by_database: dict[DatabaseKey, list[_TargetState]] = {}
+            for key, state in self._targets.items():
+                by_database.setdefault(key[:2], []).append(state)
+            for listing in cycle.collection_lists:
+                states = by_database.get((listing.cluster, listing.database), [])
+                self._apply_collections_listing(listing, states)
         watched = set(self._targets) | self._awaiting
         self._memories.prune(now, watched)
         self._prune_evidence(watched)
@@ -309,29 +325,40 @@ class MetricsModel:
                 state.details = {k: v for k, v in state.details.items() if k in listed_ids}
                 state.details_version += 1
             return
-        self._note_news(state, snapshot)
-        listed = {str(job.job_id): job for job in snapshot.jobs}
+        jobs = snapshot.jobs
+        moved_on = None if last is None else _moved_on(state.listed, last.jobs, jobs)
+        if moved_on is not None and state.accounted is not None:
+            # The same ids in the same places, some of them changed (a running job's
+            # progress): no news, no new first sighting, nothing more or less to account.
+            state.listed = moved_on
+            if not state.details.keys() <= moved_on.keys():
+                state.details = {k: v for k, v in state.details.items() if k in moved_on}
+                state.details_version += 1
+            return
+        listed = dict(zip(map(str, map(_JOB_ID, jobs)), jobs, strict=True))
+        self._note_news(state, snapshot, listed.keys())
         state.listed = listed
-        details = {k: v for k, v in state.details.items() if k in listed}
-        if len(details) != len(state.details):
+        if not state.details.keys() <= listed.keys():
+            state.details = {k: v for k, v in state.details.items() if k in listed}
             state.details_version += 1
-        state.details = details
-        first_seen = {k: v for k, v in state.first_seen.items() if k in listed}
-        for job_id in listed.keys() - first_seen.keys():
-            first_seen[job_id] = snapshot.polled_at
-        state.first_seen = first_seen
+        if state.first_seen.keys() != listed.keys():  # else the very same: its memos hold
+            first_seen = {k: v for k, v in state.first_seen.items() if k in listed}
+            for job_id in listed.keys() - first_seen.keys():
+                first_seen[job_id] = snapshot.polled_at
+            state.first_seen = first_seen
         if state.accounted is None:  # the first good poll sets a baseline: its jobs are not news
             state.accounted = {job_id for job_id, job in listed.items() if job.finished}
         else:
             state.accounted &= listed.keys()
 
-    def _note_news(self, state: _TargetState, snapshot: Snapshot) -> None:
+    def _note_news(self, state: _TargetState, snapshot: Snapshot, listed: Iterable[str]) -> None:
         """What a good poll teaches of each collection's age (``evidence.py``): its jobs' start
-        times, and the time of the poll for a job seen for the first time since the first."""
+        times, and the time of the poll for a job seen for the first time since the first
+        (``listed``: the ids of its jobs)."""
         jobs = snapshot.jobs
-        ids = {str(job.job_id) for job in jobs}
+        ids = set(listed)
         known, state.known_jobs = state.known_jobs, ids
-        state.collections = frozenset(job.collection for job in jobs)
+        state.collections = frozenset(map(_COLLECTION, jobs))
         if known is not None and known >= ids:
             return  # nothing new: the usual poll
         started = snapshot.target.job_kind.times.started
@@ -360,11 +387,13 @@ class MetricsModel:
         hidden = self._evidence.hidden
         return lambda collection: hidden((cluster, database, collection))
 
-    def _apply_collections_listing(self, listing: CollectionsListing) -> None:
+    def _apply_collections_listing(
+        self, listing: CollectionsListing, states: list[_TargetState]
+    ) -> None:
         """Forget the collections a list shows gone (counted ``dropped``); the ones it names
-        count as listed, so a failure the server forgot stays for as long as they exist."""
+        count as listed, so a failure the server forgot stays for as long as they exist
+        (``states``: those of the database's targets)."""
         cluster, database = listing.cluster, listing.database
-        states = [s for k, s in self._targets.items() if k[:2] == (cluster, database)]
         if not states:
             return  # no longer watched: removed while the list was on its way
         known = set().union(
@@ -393,7 +422,7 @@ class MetricsModel:
             collections = listed.get(key[:2])
             if collections is not None:
                 collections |= state.collections
-        self._evidence.prune(listed, self._memories.keys())
+        self._evidence.prune(listed, lambda database: self._memories.collections_of(*database))
 
     def _apply_details(self, key: TargetKey, details: Any) -> None:
         """Keep a follow-up answer for its job; what it says of the job's start is evidence."""
@@ -410,9 +439,17 @@ class MetricsModel:
         state.details[job_id] = details
         state.details_version += 1
         job = state.listed.get(job_id)
+        if job is not None and (job.finished or self._twins(state)):
+            state.details_news.add(job.collection)  # only finished jobs' details are read there
         started = None if job is None else kind.times.started(job, details)
         if job is not None and started is not None and job.collection:
             self._evidence.saw(key[:2], {job.collection: started})
+
+    @staticmethod
+    def _twins(state: _TargetState) -> bool:
+        """Whether the last good poll listed an id twice (then which of them a memory reads
+        is not the job ``listed`` holds)."""
+        return state.last_good is None or len(state.listed) != len(state.last_good.jobs)
 
     def _observe_durations(self, snapshot: Snapshot) -> None:
         """Observe each job the exporter sees finish, once, when its kind can time it
@@ -420,17 +457,29 @@ class MetricsModel:
         state = self._targets.get(snapshot.target.key)
         if state is None or not snapshot.ok or state.accounted is None:
             return
+        timed_from = (snapshot.jobs, state.details_version)
+        if state.timed_from is not None and (
+            state.timed_from[0] is timed_from[0] and state.timed_from[1] == timed_from[1]
+        ):
+            return  # the very same jobs and details: none is timed now that was not before
+        state.timed_from = timed_from
+        listed = state.listed
+        pending = listed.keys() - state.accounted
+        if not pending:
+            return
         kind = state.target.job_kind
         observed = kind.series.observed
+        timed = [
+            (job_id, times)
+            for job_id in pending
+            if (times := observed(listed[job_id], state.details.get(job_id))) is not None
+        ]
+        if len(timed) > 1:  # observed in list order, as the sums always added them up
+            position = {job_id: index for index, job_id in enumerate(listed)}
+            timed.sort(key=lambda item: position[item[0]])
         cluster, database, name = snapshot.target.key
-        for job_id, job in state.listed.items():
-            if job_id in state.accounted:
-                continue
-            timed = observed(job, state.details.get(job_id))
-            if timed is None:
-                continue
+        for job_id, (final_state, seconds) in timed:
             state.accounted.add(job_id)
-            final_state, seconds = timed
             if seconds >= 0:
                 key = (cluster, database, final_state)
                 self._memories.histogram(name, key, kind.series.buckets).observe(seconds)
@@ -461,10 +510,17 @@ class MetricsModel:
                 newest,
                 state.details,
                 snapshot.polled_at,
+                None if taken is None else state.details_news,
             )
         else:
             memory.observe(cluster, database, visible, snapshot.polled_at)
-        present = memory.present(cluster, database, {job.collection for job in visible})
+        state.details_news = set()
+        collections = (
+            state.collections
+            if visible is snapshot.jobs
+            else dict.fromkeys(map(_COLLECTION, visible))
+        )
+        present = memory.present(cluster, database, collections)
         state.remembered = (visible, state.details_version, present)
 
     def families(self, now: float) -> list[MetricFamily]:
@@ -786,6 +842,23 @@ def _declared(name: str) -> AnyKind | None:
         return KINDS.named(name)
     except UnknownKind:
         return None
+
+
+def _moved_on(
+    listed: dict[str, Job], before: tuple[Job, ...], now: tuple[Job, ...]
+) -> dict[str, Job] | None:
+    """The jobs by id of ``now`` when it holds the same ids of the same collections in the
+    same places as ``before`` (whose jobs by id are ``listed``), none twice; else None."""
+    if len(now) != len(before) or len(listed) != len(before):
+        return None
+    moved = dict(listed)
+    for index in compress(range(len(now)), map(is_not, now, before)):
+        job, was = now[index], before[index]
+        job_id = str(job.job_id)
+        if job_id != str(was.job_id) or job.collection != was.collection:
+            return None
+        moved[job_id] = job
+    return moved
 
 
 _POSITION = {metric: index for index, metric in enumerate(m.CATALOGUE)}

@@ -605,18 +605,13 @@ class Poller:
                 f"{kind.name}.describe_internal_error", **log_fields(task.target), job_id=job_id
             )
         with self._lock:
-            freed = self._in_flight >= self._concurrency  # the scheduler waits for a worker
             self._in_flight -= 1
             self._inbox_requests.extend(requests_seen)
             if details is not None:
                 self._inbox_details.append((task.target.key, details))
             finished = details is not None and follow_up.final(details)
             self._describes.tried(task.target.key, job_id, finished, self._clock())
-            if freed or not self._in_flight:
-                # Else nothing waits on it: details are taken at the round's end, and the next
-                # start is the rate limit's, which the scheduler wakes for by itself (about
-                # 200 wake-ups a round fewer at 50 databases).
-                self._lock.notify()
+            self._lock.notify()
 
     def _queue_discoveries(self, now: float) -> None:
         """Ask every due pattern cluster for its databases (called locked)."""

@@ -35,7 +35,11 @@ LABEL org.opencontainers.image.title="milvus-jobs-exporter" \
 
 # MALLOC_MMAP_THRESHOLD_: big exposition buffers (100 MB at 100k jobs) come from mmap and go
 # back to the OS when freed, instead of staying in glibc's heap (benchmarks: RSS ~230 vs ~390 MB).
+# MALLOC_TRIM_THRESHOLD_: setting the first stops glibc from raising the trim threshold as it
+# goes, so the heap gave back and took again its top on every list answer read (0.35 s of CPU a
+# cycle at 50 databases, 1.24 against 0.90 s); up to 32 MB free at a heap's top is kept.
 ENV MALLOC_MMAP_THRESHOLD_=1048576 \
+    MALLOC_TRIM_THRESHOLD_=33554432 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \

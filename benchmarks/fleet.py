@@ -75,7 +75,7 @@ MANIFEST_LIMIT_MB = 256 * 1024 * 1024 / 1e6
 CPU_TARGET_SECONDS = 1.0
 CPU_MOONSHOT_SECONDS = 0.5
 CYCLE_TIMEOUT_SLACK_SECONDS = 120.0
-CONTAINER_ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": "1048576"}
+CONTAINER_ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": "1048576", "MALLOC_TRIM_THRESHOLD_": "33554432"}
 """What the container image sets (``Dockerfile``): large buffers go back to the system when
 freed. Both the exporter and the plain loop run with it, so their memory is what a pod shows."""
 

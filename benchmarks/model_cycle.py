@@ -7,7 +7,9 @@ does: an unchanged list is the very same jobs tuple, an unchanged record the ver
 object, and each round every running import moves on (a new job object, a new tuple for its
 database's list, and its ``import/describe`` answer). Every finished import was described in the
 first rounds, and every database's ``collections/list`` answers each round. No HTTP, no threads:
-what is measured is the model alone, ``time.process_time`` around each ``update``.
+what is measured is the model alone, ``time.process_time`` around each ``update``, then
+the publish that follows it (``ExpositionCache.publish`` and its gzip), and what the model's
+line caches keep.
 
     python -m benchmarks.model_cycle [--quick] [--databases 50] [--cycles 10] [--steps] [--profile]
 
@@ -22,12 +24,14 @@ import argparse
 import cProfile
 import pstats
 import statistics
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 from exporter.config.loader import ClusterConfig
+from exporter.exposition.cache import ExpositionCache
 from exporter.metrics.model import MetricsModel
 from exporter.polling.snapshots import CollectionsListing, CycleResult, Snapshot
 from exporter.polling.targets import Target
@@ -178,8 +182,42 @@ STEPS = (
     "_memories.prune",
     "_prune_evidence",
     "families",
+    "_collection_series",
+    "rendered_jobs.write_group",
+    "_write_collection_counts",
+    "_write_history",
+    "_unlisted_remembered",
 )
-"""The steps of ``MetricsModel.update``, timed one by one with ``--steps``."""
+"""The steps of ``MetricsModel.update``, timed one by one with ``--steps`` (the last five are
+parts of ``families``)."""
+
+
+def kept_bytes(model: MetricsModel) -> int:
+    """What the model's line caches hold for the next cycle: their containers and lines, not
+    the jobs they point to (``sys.getsizeof`` of each object once)."""
+    seen: set[int] = set()
+    owned = (tuple, list, dict, bytes, bytearray, int, float)
+    total = 0
+    stack: list[Any] = [
+        cache.__dict__.get("_current")
+        for cache in (model.rendered_jobs, model.rendered_counts, model.rendered_history)
+    ]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, owned):
+            total += sys.getsizeof(item)
+            if isinstance(item, (tuple, list)):
+                stack.extend(item)
+            elif isinstance(item, dict):
+                stack.extend(item.keys())
+                stack.extend(item.values())
+        elif hasattr(item, "__slots__") and type(item).__module__ == "exporter.metrics.series":
+            total += sys.getsizeof(item)
+            stack.extend(getattr(item, name) for name in type(item).__slots__)
+    return total
 
 
 def time_steps(model: MetricsModel, spent: dict[str, float]) -> None:
@@ -203,28 +241,37 @@ def time_steps(model: MetricsModel, spent: dict[str, float]) -> None:
 
 def run(
     fleet: Fleet, cycles: int, profile: bool, spent: dict[str, float] | None = None
-) -> list[float]:
+) -> tuple[list[float], list[float], int]:
+    """(CPU of each ``update``, CPU of each publish with its gzip, bytes the line caches
+    keep), after the warm-up cycles."""
     rounds = FleetRounds(fleet)
     model = MetricsModel(50_000, POLL_INTERVAL_SECONDS)
+    cache = ExpositionCache()
     for _ in range(WARM_CYCLES):
-        model.update(*rounds.next())
+        cache.publish(model.update(*rounds.next()))
+        cache.prepare_gzip()
     if spent is not None:
         time_steps(model, spent)
     profiler = cProfile.Profile() if profile else None
     seconds: list[float] = []
+    publishes: list[float] = []
     for _ in range(cycles):
         result, now = rounds.next()
         started = time.process_time()
         if profiler is not None:
             profiler.enable()
-        model.update(result, now)
+        families = model.update(result, now)
         if profiler is not None:
             profiler.disable()
-        seconds.append(time.process_time() - started)
+        updated = time.process_time()
+        cache.publish(families)  # as the daemon does after each update
+        cache.prepare_gzip()
+        publishes.append(time.process_time() - updated)
+        seconds.append(updated - started)
     if profiler is not None:
         stats = pstats.Stats(profiler)
         stats.sort_stats("cumulative").print_stats(r"exporter/(metrics|memory)", 30)
-    return seconds
+    return seconds, publishes, kept_bytes(model)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -242,19 +289,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     databases = args.databases or (5 if args.quick else Fleet.databases)
     fleet = replace(Fleet(), databases=databases)
     spent: dict[str, float] | None = {} if args.steps else None
-    seconds = run(fleet, args.cycles or (3 if args.quick else 10), args.profile, spent)
+    seconds, publishes, kept = run(
+        fleet, args.cycles or (3 if args.quick else 10), args.profile, spent
+    )
     result: dict[str, Any] = {
         "databases": fleet.databases,
         "cycles": len(seconds),
         "median_ms": statistics.median(seconds) * 1000,
         "min_ms": min(seconds) * 1000,
         "max_ms": max(seconds) * 1000,
+        "publish_median_ms": statistics.median(publishes) * 1000,
+        "line_caches_mb": kept / 1e6,
     }
     print(
         "8. Model cycle: MetricsModel.update alone with the fleet's snapshots, in process\n"
         f"model update at {fleet.databases} databases: median {result['median_ms']:.0f} ms, "
         f"min {result['min_ms']:.0f} ms, max {result['max_ms']:.0f} ms "
-        f"over {result['cycles']} cycles"
+        f"over {result['cycles']} cycles; publish with gzip median "
+        f"{result['publish_median_ms']:.0f} ms; line caches {result['line_caches_mb']:.1f} MB"
     )
     if spent is not None:
         for name in STEPS:

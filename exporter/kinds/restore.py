@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..exposition import catalogue as m
@@ -78,12 +78,9 @@ class RestoreJob:
     progress_out_of_range: bool = False
     snapshot: str = ""
 
-    finished: bool = field(init=False, repr=False, compare=False)
-    """Whether the state is final: read for every listed job by every stage of a round, so
-    worked out once, when the job is made."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "finished", self.state in FINISHED)
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
 
     @property
     def known_state(self) -> bool:

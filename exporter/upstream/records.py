@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -98,12 +98,9 @@ class RefreshJob:
     """Where the collection's data is read from, as the server sent it: a JSON document on
     Zilliz Cloud, a URI such as ``s3://host/bucket/key/`` on a self-hosted Milvus."""
 
-    finished: bool = field(init=False, repr=False, compare=False)
-    """Whether the state is final: read for every listed job by every stage of a round, so
-    worked out once, when the job is made."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "finished", self.state in REFRESH_FINISHED_STATES)
+    @property
+    def finished(self) -> bool:
+        return self.state in REFRESH_FINISHED_STATES
 
     @property
     def known_state(self) -> bool:
@@ -121,12 +118,9 @@ class ImportJob:
     reason: str = ""
     progress_out_of_range: bool = False
 
-    finished: bool = field(init=False, repr=False, compare=False)
-    """Whether the state is final: read for every listed job by every stage of a round, so
-    worked out once, when the job is made."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "finished", self.state in IMPORT_FINISHED_STATES)
+    @property
+    def finished(self) -> bool:
+        return self.state in IMPORT_FINISHED_STATES
 
     @property
     def known_state(self) -> bool:

@@ -100,11 +100,11 @@ def install() -> Signals:
         return _installed
     signals = Signals()
     if threading.current_thread() is threading.main_thread():
-        for number in STOPPING:
-            signal.signal(number, signals._on_stop)
         signal.signal(signal.SIGHUP, signals._on_hangup)
         for number in IGNORED:
             signal.signal(number, signals._on_ignored)
+        for number in STOPPING:  # last: a caught SIGTERM means every handler is in place
+            signal.signal(number, signals._on_stop)
         _installed = signals
     return signals
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config.loader import ClusterConfig, Config
@@ -82,3 +85,16 @@ def series(
     parsed: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str
 ) -> list[dict[str, str]]:
     return [dict(labels) for (sample_name, labels) in parsed if sample_name == name]
+
+
+def wait_for_simulator(url: str, timeout: float = 20.0) -> None:
+    """Wait until a simulator process started on ``url`` answers its health check."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(f"{url}/_simulator/health", timeout=1).ok:
+                return
+        except requests.RequestException:
+            pass
+        assert time.monotonic() < deadline, "the simulator did not start"
+        time.sleep(0.1)

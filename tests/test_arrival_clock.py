@@ -22,6 +22,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from .helpers import wait_for_simulator
 from .test_cli import free_port
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="SO_TIMESTAMP is Linux's")
@@ -41,15 +42,7 @@ def simulator_process() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if requests.get(f"{url}/_simulator/health", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "the simulator did not start"
-            time.sleep(0.1)
+        wait_for_simulator(url)
         yield process, url
     finally:
         if process.poll() is None:

@@ -22,6 +22,7 @@ from exporter.config.loader import ClusterConfig
 from exporter.simulator import Fault
 
 from .conftest import series, value
+from .helpers import wait_for_simulator
 from .test_cli import free_port
 
 pytestmark = pytest.mark.soak
@@ -117,15 +118,7 @@ def soak_simulator() -> Iterator[RemoteSimulator]:
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if requests.get(f"{url}/_simulator/health", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "the simulator did not start"
-            time.sleep(0.1)
+        wait_for_simulator(url)
         yield RemoteSimulator(url)
     finally:
         process.terminate()

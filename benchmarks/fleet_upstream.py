@@ -42,7 +42,7 @@ from typing import Any
 
 from exporter.simulator.ratelimit import SlidingWindowLimiter
 
-from .upstream import READY_PREFIX, database_names, stop_on_signals
+from .upstream import READY_PREFIX, JsonAnswers, database_names, stop_on_signals
 
 TOKEN = "fleet-benchmark-token"
 REFRESH_LIST = "/v2/vectordb/jobs/external_collection/list"
@@ -318,14 +318,7 @@ def _error(code: int, message: str) -> bytes:
 def make_handler(
     answers: FleetAnswers, counters: Counters, limiter: SlidingWindowLimiter
 ) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # As a Go server (Milvus) answers: Nagle's algorithm off, the head and a small body in
-        # one write. With Python's defaults (Nagle on, unbuffered head and body) every describe
-        # waited 40 ms for the client's delayed ACK, and both ends spent CPU on the extra wake-ups.
-        disable_nagle_algorithm = True
-        wbufsize = 64 * 1024  # flushed after each answer (``handle_one_request``)
-
+    class Handler(JsonAnswers):
         def do_GET(self) -> None:
             if self.path == STATS_PATH:
                 self._send(200, _compact(counters.as_json()))
@@ -390,16 +383,7 @@ def make_handler(
             return answer
 
         def _send(self, status: int, body: bytes, retry_after: bool = False) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            if retry_after:
-                self.send_header("Retry-After", "1")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            del format, args
+            self.send_json(status, body, {"Retry-After": "1"} if retry_after else None)
 
     return Handler
 

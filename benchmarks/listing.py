@@ -26,13 +26,13 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from . import report
 from .harness import LOOPBACK, Exporter, Process, free_port
-from .upstream import READY_PREFIX, stop_on_signals
+from .upstream import READY_PREFIX, JsonAnswers, stop_on_signals
 
 PAGES = 3
 POLL_INTERVAL_SECONDS = 10
@@ -117,9 +117,7 @@ def serve(shape: Shape, port: int) -> None:
     """The upstream process: print ``ready URL``, answer until SIGTERM."""
     pages = render_pages(shape)
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
+    class Handler(JsonAnswers):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             try:
@@ -133,14 +131,7 @@ def serve(shape: Shape, port: int) -> None:
                 answer = DESCRIBED
             else:
                 answer = EMPTY
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            del format, args
+            self.send_json(200, answer)
 
     stop = stop_on_signals()
     server = ThreadingHTTPServer((LOOPBACK, port), Handler)

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import requests
@@ -39,7 +39,7 @@ from exporter.upstream.transport import new_session
 
 from . import report
 from .harness import LOOPBACK, Process
-from .upstream import READY_PREFIX, stop_on_signals
+from .upstream import READY_PREFIX, JsonAnswers, stop_on_signals
 
 TOKEN = "bench-token"
 DESCRIBED = json.dumps(
@@ -95,21 +95,10 @@ ANSWERS = {API_PREFIX + IMPORT_DESCRIBE: DESCRIBED, API_PREFIX + REFRESH_LIST: L
 def serve() -> None:
     """The upstream process: print ``ready URL``, answer until SIGTERM."""
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # the head and the body are two writes
-
+    class Handler(JsonAnswers):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            answer = ANSWERS.get(self.path, b'{"code": 0, "data": {}}')
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            del format, args
+            self.send_json(200, ANSWERS.get(self.path, b'{"code": 0, "data": {}}'))
 
     stop = stop_on_signals()
     server = ThreadingHTTPServer((LOOPBACK, 0), Handler)

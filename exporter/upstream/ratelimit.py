@@ -8,7 +8,7 @@ than ``capacity``, even with some network jitter between our send and the server
 clock.
 
 What counts is when a request *leaves*, not when its slot was taken. Between the two a worker
-thread picks the task up, ``requests`` builds the request (pure Python: it needs the GIL) and
+thread picks the task up, the HTTP client builds the request (pure Python: it needs the GIL) and
 the name may be looked up; on a loaded host that took 150-300 ms for a few requests, which then
 arrived in the next window next to punctual ones (23 in one second at 20/s). So ``try_take``
 hands out a ``Slot`` that counts as "just now" until its request's bytes are written, and from

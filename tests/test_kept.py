@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.kinds.imports import IMPORT
 from exporter.kinds.refresh import REFRESH
 from exporter.polling.kept import KeepLimits, ListingKeeper, keep_listed
-from exporter.upstream.client import Listing
+from exporter.polling.lists import _Fold, list_target
+from exporter.polling.oddities import OddityLog
+from exporter.polling.reuse import ParsedRecords
+from exporter.upstream.client import Listing, MilvusClient
+from exporter.upstream.listing import listing_of
 from exporter.upstream.records import ImportJob, RefreshJob
 
+from .helpers import REFRESH as REFRESH_TARGET
 from .helpers import T0, import_job, refresh_job
 
 WIDE = KeepLimits(jobs=1_000, collections=1_000)
@@ -118,23 +125,27 @@ class _EagerKeeper(ListingKeeper[RefreshJob]):
         self._newest_known = True
 
 
+PAGES = st.lists(
+    st.lists(
+        st.tuples(
+            st.integers(1, 40),  # job id: repeats are records listed twice
+            st.sampled_from(["a", "b", "c", "d", "e"]),
+            st.sampled_from(
+                ["RefreshCompleted", "RefreshFailed", "RefreshInProgress", "RefreshPending"]
+            ),
+            st.integers(0, 5),  # start: ties between jobs of one collection
+        ),
+        max_size=30,
+    ),
+    min_size=1,
+    max_size=4,
+)
+"""Pages of refresh jobs: (job id, collection, state, start)."""
+
+
 @settings(max_examples=300, deadline=None)
 @given(
-    pages=st.lists(
-        st.lists(
-            st.tuples(
-                st.integers(1, 40),  # job id: repeats are records listed twice
-                st.sampled_from(["a", "b", "c", "d", "e"]),
-                st.sampled_from(
-                    ["RefreshCompleted", "RefreshFailed", "RefreshInProgress", "RefreshPending"]
-                ),
-                st.integers(0, 5),  # start: ties between jobs of one collection
-            ),
-            max_size=30,
-        ),
-        min_size=1,
-        max_size=4,
-    ),
+    pages=PAGES,
     jobs_cap=st.integers(1, 40),
     collections_cap=st.integers(1, 6),
 )
@@ -151,3 +162,99 @@ def test_finding_the_newest_only_when_a_cap_needs_them_keeps_the_same(
         lazy.add(listing)
         eager.add(listing)
     assert lazy.result() == eager.result()
+
+
+@given(
+    pages=PAGES,
+    jobs_cap=st.integers(1, 40),
+    collections_cap=st.integers(1, 6),
+)
+def test_folding_job_by_job_as_a_page_is_read_keeps_what_folding_it_whole_keeps(
+    pages: list[list[tuple[int, str, str, int]]], jobs_cap: int, collections_cap: int
+) -> None:
+    """``lists._Fold`` takes each job of a page the caps may cut as it is parsed (and lets go
+    at once what they leave out), a page that fits whole: the same as whole pages."""
+    limits = KeepLimits(jobs=jobs_cap, collections=collections_cap)
+    listings = [
+        Listing(
+            tuple(refresh(job_id, state, name, T0 + start) for job_id, name, state, start in page)
+        )
+        for page in pages
+    ]
+    fold = _Fold(ListingKeeper(limits, REFRESH), REFRESH_TARGET, OddityLog(), None, None)
+    for listing in listings:
+        fold.page_read(listing_of(list(listing.jobs), lambda job: job, taker=fold))
+    assert fold.keeper.result() == keep_listed(limits, REFRESH, listings)
+
+
+class _PagesClient:
+    """Serves ``list_pages`` as ``MilvusClient`` does for the pages given: a page whose
+    records are those of the same page last time is given again as it was read
+    (``KnownPages``), a new one is read record by record and handed to the taker."""
+
+    def __init__(self, pages: list[list[dict[str, object]]]) -> None:
+        self._pages = pages
+
+    def list_pages(self, api, body, parse, *, paged=False, known=None, taker=None):
+        for records in self._pages:
+            if known is not None and known.arrived(repr(records).encode()):
+                yield known.pages[-1].read
+                continue
+            listing = listing_of(list(records), parse, T0 + 60, {}, taker=taker)
+            yield listing if known is None else known.read_as(listing)
+
+
+def record(job_id: int, name: str, state: str, start: int) -> dict[str, object]:
+    finished = state in ("RefreshCompleted", "RefreshFailed")
+    return {
+        "jobId": job_id,
+        "collectionName": name,
+        "state": state,
+        "progress": 100 if finished else 10,
+        "startTime": int((T0 + start) * 1000),
+        **({"endTime": int((T0 + start + 10) * 1000)} if finished else {}),
+    }
+
+
+def records_of(names: str, most: int) -> st.SearchStrategy[list[dict[str, object]]]:
+    return st.lists(
+        st.builds(
+            record,
+            st.integers(1, 40),
+            st.sampled_from(list(names)),
+            st.sampled_from(["RefreshCompleted", "RefreshFailed", "RefreshInProgress"]),
+            st.integers(0, 5),
+        ),
+        max_size=most,
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    first=st.lists(records_of("abc", 8), min_size=1, max_size=3),
+    changes=st.lists(st.one_of(st.none(), records_of("abcdefgh", 25)), min_size=1, max_size=5),
+    jobs_cap=st.integers(1, 30),
+    collections_cap=st.integers(2, 6),
+)
+def test_a_list_read_again_keeps_what_reading_it_afresh_keeps(
+    first: list[list[dict[str, object]]],
+    changes: list[list[dict[str, object]] | None],
+    jobs_cap: int,
+    collections_cap: int,
+) -> None:
+    """A list read twice (``lists.list_target``), the second time with some pages the same
+    (``None``: the first list's page) and some new, under caps that may cut either: what is
+    kept the second time is what a fresh reading of its pages keeps, whichever pages were
+    taken job by job, whole, or given again unread."""
+    second = [
+        page if page is not None else first[index % len(first)]
+        for index, page in enumerate(changes)
+    ]
+    limits = KeepLimits(jobs=jobs_cap, collections=collections_cap)
+    records = ParsedRecords(limits)
+    oddities = OddityLog()
+    for pages in (first, second):
+        client = cast(MilvusClient, _PagesClient(pages))
+        kept = list_target(client, REFRESH_TARGET, limits, oddities, records)
+        parsed = [listing_of(list(page), REFRESH.parse, T0 + 60, {}) for page in pages]
+        assert kept == keep_listed(limits, REFRESH, parsed)

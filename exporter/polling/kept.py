@@ -100,6 +100,9 @@ class ListingKeeper(Generic[J]):
         self._first_message: dict[str, str] = {}
         self._newest_known = False
         """Each collection's newest finished jobs are followed (``_know_newest``)."""
+        self._trim_above = 2 * limits.jobs
+        self.leaves_out = False
+        """Something listed so far was skipped, or left out by a cap."""
 
     @property
     def held(self) -> int:
@@ -111,14 +114,54 @@ class ListingKeeper(Generic[J]):
         return self._jobs.get((job.collection, job.job_id)) is job
 
     def add(self, listing: Listing[J]) -> None:
-        """Take one page in; trim to the job cap whenever twice the cap is held."""
-        for reason, count, message in listing.skipped:
+        """Take one page in whole (``take`` each job, then ``end_page``)."""
+        self.add_skipped(listing.skipped)
+        for job in listing.jobs:
+            self.take(job)
+        self.end_page()
+
+    def add_skipped(self, skipped: Iterable[tuple[str, int, str]]) -> None:
+        """Count a page's skipped records (reason, count, first message)."""
+        for reason, count, message in skipped:
             self._skipped[reason] += count
             self._first_message.setdefault(reason, message)
-        for job in listing.jobs:
-            self._add(job)
-            if len(self._jobs) >= 2 * self._limits.jobs + 1:
-                self._trim()
+            self.leaves_out = True
+
+    def has_room(self, count: int) -> bool:
+        """Whether ``count`` more jobs, each of a new collection, could be taken without a trim
+        or a collection left out: then what is held follows the page, not each job."""
+        return (
+            len(self._jobs) + count <= self._trim_above
+            and len(self._collections) + count <= self._limits.collections
+        )
+
+    def take(self, job: J) -> bool:
+        """Take one job in, as it is read; trim to the job cap whenever twice the cap is held.
+        Whether the job is held now (a job left out can be let go at once). Called for every
+        record of every changed page: kept to one call."""
+        key: JobKey = (job.collection, job.job_id)
+        jobs = self._jobs
+        if key in jobs:
+            return False
+        entry = self._collections.get(job.collection)
+        if entry is None:
+            if len(self._collections) >= self._limits.collections:
+                self._unkept[COLLECTIONS_LIMIT] += 1
+                self.leaves_out = True
+                return False
+            entry = self._collections[job.collection] = _Collection()
+        states = entry.states
+        states[job.state] = states.get(job.state, 0) + 1
+        if self._newest_known and job.finished:
+            self._note_newest(entry, job, key)
+        jobs[key] = job
+        if len(jobs) > self._trim_above:
+            self._trim()
+            return jobs.get(key) is job
+        return True
+
+    def end_page(self) -> None:
+        """A page is taken in: trim to the job cap."""
         if len(self._jobs) > self._limits.jobs:
             self._trim()
 
@@ -134,22 +177,6 @@ class ListingKeeper(Generic[J]):
                 for reason in sorted(self._skipped)
             ),
         )
-
-    def _add(self, job: J) -> None:
-        key: JobKey = (job.collection, job.job_id)
-        if key in self._jobs:
-            return
-        entry = self._collections.get(job.collection)
-        if entry is None:
-            if len(self._collections) >= self._limits.collections:
-                self._unkept[COLLECTIONS_LIMIT] += 1
-                return
-            entry = self._collections[job.collection] = _Collection()
-        states = entry.states
-        states[job.state] = states.get(job.state, 0) + 1
-        if self._newest_known and job.finished:
-            self._note_newest(entry, job, key)
-        self._jobs[key] = job
 
     def _note_newest(self, entry: _Collection, job: J, key: JobKey) -> None:
         recency = self._recency(job)
@@ -180,6 +207,7 @@ class ListingKeeper(Generic[J]):
         for key in ranked[self._limits.jobs :]:
             del self._jobs[key]
         self._unkept[JOBS_LIMIT] += excess
+        self.leaves_out = True
 
     def _step(self, key: JobKey, newest: Mapping[str, JobKey | None]) -> int:
         """0 unfinished; 1 the collection's newest finished, failed; 2 the same, succeeded;
@@ -208,6 +236,7 @@ class ListingKeeper(Generic[J]):
         for key in [key for key, job in self._jobs.items() if job.finished and key[0] in headless]:
             del self._jobs[key]
             self._unkept[JOBS_LIMIT] += 1
+            self.leaves_out = True
 
 
 def keep_listed(limits: KeepLimits, kind: AnyKind, pages: Iterable[Listing[J]]) -> Kept[J]:

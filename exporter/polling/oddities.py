@@ -33,7 +33,14 @@ class OddityLog:
 
     def note(self, target: Target, listing: Listing[Job]) -> None:
         """Log unknown states, out-of-range progress and skipped records once, not every poll."""
-        for reason, count, message in listing.skipped:
+        self.note_skipped(target, listing.skipped)
+        jobs: Iterable[Job] = listing.jobs
+        for job in jobs:
+            self.note_job(target, job)
+
+    def note_skipped(self, target: Target, skipped: Iterable[tuple[str, int, str]]) -> None:
+        """Log each reason records were skipped for, once."""
+        for reason, count, message in skipped:
             self._say_once(
                 ("skipped", target.key, reason),
                 "poll.records_skipped",
@@ -42,20 +49,21 @@ class OddityLog:
                 records=count,
                 example=message,
             )
-        jobs: Iterable[Job] = listing.jobs
-        for job in jobs:
-            if not job.known_state:
-                self._say_once(
-                    ("state", target.key, job.state), "job.unknown_state", target, state=job.state
-                )
-            if job.progress_out_of_range:
-                self._say_once(
-                    ("progress", target.key, job.collection, job.job_id),
-                    "job.progress_out_of_range",
-                    target,
-                    collection=job.collection,
-                    job_id=str(job.job_id),
-                )
+
+    def note_job(self, target: Target, job: Job) -> None:
+        """Log a job's unknown state or out-of-range progress, once."""
+        if not job.known_state:
+            self._say_once(
+                ("state", target.key, job.state), "job.unknown_state", target, state=job.state
+            )
+        if job.progress_out_of_range:
+            self._say_once(
+                ("progress", target.key, job.collection, job.job_id),
+                "job.progress_out_of_range",
+                target,
+                collection=job.collection,
+                job_id=str(job.job_id),
+            )
 
     def note_clock_skew(self, cluster: str, skew: float | None) -> None:
         """Say once that a cluster's clock and ours disagree by minutes or more (the gauge

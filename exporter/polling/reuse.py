@@ -70,6 +70,11 @@ class RecordReuse(Generic[J]):
         self._page.append((key, job))
         return job
 
+    def let_go(self, job: J) -> None:
+        """The job just read was left out (``ListingKeeper.take``): not remembered."""
+        if self._page and self._page[-1][1] is job:
+            self._page.pop()
+
     def settle_page(self, held: Callable[[J], bool]) -> None:
         """The page read since the last call was folded in: remember the jobs ``held``."""
         page, self._page = self._page, []
@@ -153,7 +158,7 @@ class ParsedRecords:
         """The list was read in full: it replaces the target's last one. Its pages are
         remembered only when every record was read and kept: then, and only then, the same
         bytes mean the same ``kept``."""
-        whole = not kept.skipped and not kept.unkept_count
+        whole = not kept.skipped and not kept.unkept_count and not known.forgotten
         with self._lock:
             self._lists[key] = _LastList(
                 reuse.read,

@@ -35,7 +35,16 @@ from .. import __version__
 from ..guards.redact import Scrubber
 from ..guards.watchdog import Watchdog
 from .errors import ApiError, first_line, transport_error
-from .listing import J, KnownPages, Listing, RecordParser, job_list_body, merge, read_page
+from .listing import (
+    J,
+    JobTaker,
+    KnownPages,
+    Listing,
+    RecordParser,
+    job_list_body,
+    merge,
+    read_page,
+)
 from .ratelimit import Slot
 from .records import (
     ImportJob,
@@ -223,6 +232,7 @@ class MilvusClient:
         *,
         paged: bool = False,
         known: KnownPages | None = None,
+        taker: JobTaker | None = None,
     ) -> Generator[Listing[J], None, None]:
         """A job list (``api``, ``body``) one page at a time, each record read by ``parse``
         (record, now, shared names) and each page only when the caller asks for it, so a
@@ -234,12 +244,13 @@ class MilvusClient:
         (``too_many_pages``) instead of being walked page after page for minutes; pages that
         hold more than ``max_listing_bytes`` together fail as soon as the budget runs out
         (``listing_too_large``). With ``known``, a page whose bytes are those of the same page
-        last time is not decoded: what it read as then is given again.
+        last time is not decoded: what it read as then is given again. With ``taker``, the
+        jobs of a page that is decoded are handed over as they are read (``listing_of``).
         """
         budget = self._listing_budget()
 
         def read(data: Any) -> tuple[Listing[J], tuple[int, int, int] | None]:
-            return read_page(data, parse, self._now(), paged)
+            return read_page(data, parse, self._now(), paged, taker)
 
         first, paging = self.call(api, body, read, budget, known)
         if paging is not None:
@@ -342,7 +353,7 @@ class MilvusClient:
             elif data is _SEEN:
                 result = known.pages[-1].read
             else:
-                result = known.pages[-1].read = read(data)
+                result = known.read_as(read(data))
             outcome = "success"
             return result
         except ApiError as error:

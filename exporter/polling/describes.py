@@ -89,19 +89,16 @@ class DescribeSchedule:
         before = self._since.get(key, {})
         described = self._described.get(key, set())
         since: dict[str, float] = {}
-        still_done: set[str] = set()
+        ids = [str(job.job_id) for job in listed]
+        done.intersection_update(ids)  # jobs the server no longer lists are forgotten
         due = []
-        for job in listed:
-            job_id = str(job.job_id)
+        for job, job_id in zip(listed, ids, strict=True):  # 1,000 a listing, nearly all described
             finished = job.finished
-            if job_id in done:
-                still_done.add(job_id)  # jobs the server no longer lists are forgotten
-                if finished:
-                    continue
+            if finished and job_id in done:
+                continue
             waiting_since = before.get(job_id, now)
             since[job_id] = waiting_since
             due.append(Due(job_id, waiting_since, finished, job_id in described))
-        done &= still_done
         self._since[key] = since
         self._described[key] = described & since.keys()
         due.sort(key=lambda item: item.order)  # stable: listing order among equals

@@ -107,8 +107,13 @@ class _Fold:
         if job.progress_out_of_range or not job.known_state:
             self._oddities.note_job(self._target, job)
         keeper = self.keeper
-        if not keeper.take(job) and self._reuse is not None:
-            self._reuse.let_go(job)
+        reuse = self._reuse
+        if reuse is not None:
+            reuse.fresh.clear()  # noted here, job by job: a page of them is not held for it
+            if not keeper.take(job):
+                reuse.let_go(job)
+        else:
+            keeper.take(job)
         known = self._known
         if known is None or known.forgotten:
             return False
@@ -123,7 +128,12 @@ class _Fold:
             return
         self.unchanged_pages()  # a page without a job read
         if self._taken_whole:
-            self._oddities.note(self._target, page)
+            if self._reuse is None:
+                self._oddities.note(self._target, page)
+            else:  # what a job given back could say was said when it was read
+                self._oddities.note_skipped(self._target, page.skipped)
+                for job in self._reuse.fresh:
+                    self._oddities.note_job(self._target, job)
             self.keeper.add(page)
         else:
             self._oddities.note_skipped(self._target, page.skipped)

@@ -50,24 +50,32 @@ class RecordReuse(Generic[J]):
         self.read: dict[int, J] = {}
         """The kept jobs of this list by fingerprint: the next list's ``previous``."""
         self._page: list[tuple[int, J]] = []
+        self.fresh: list[J] = []
+        """The jobs read anew (not given back) since the last ``settle_page``: only they can
+        say something new (``OddityLog``); a job given back was looked at when it was read."""
         self.parsed = 0
         self.reused = 0
 
     def __call__(self, record: Any, now: float, shared: dict[str, str]) -> J:
         if type(record) is not dict:
-            return self._parse(record, now, shared)
+            return self._read(record, now, shared)
         try:
             key = fingerprint(record)
         except TypeError:  # a value that cannot be hashed: read it every time
             self.parsed += 1
-            return self._parse(record, now, shared)
+            return self._read(record, now, shared)
         job = self._previous.get(key)
         if job is None:
             self.parsed += 1
-            job = self._parse(record, now, shared)  # a RecordError is not remembered
+            job = self._read(record, now, shared)  # a RecordError is not remembered
         else:
             self.reused += 1
         self._page.append((key, job))
+        return job
+
+    def _read(self, record: Any, now: float, shared: dict[str, str]) -> J:
+        job = self._parse(record, now, shared)
+        self.fresh.append(job)
         return job
 
     def let_go(self, job: J) -> None:
@@ -78,6 +86,7 @@ class RecordReuse(Generic[J]):
     def settle_page(self, held: Callable[[J], bool]) -> None:
         """The page read since the last call was folded in: remember the jobs ``held``."""
         page, self._page = self._page, []
+        self.fresh = []
         for key, job in page:
             if held(job):
                 self.read[key] = job

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import requests
@@ -87,14 +88,31 @@ def series(
     return [dict(labels) for (sample_name, labels) in parsed if sample_name == name]
 
 
-def wait_for_simulator(url: str, timeout: float = 20.0) -> None:
-    """Wait until a simulator process started on ``url`` answers its health check."""
+def wait_until_answered(
+    url: str,
+    failure: str,
+    timeout: float,
+    *,
+    request_timeout: float = 1.0,
+    pause: float = 0.1,
+    process: subprocess.Popen[str] | None = None,
+) -> None:
+    """Ask ``url`` until it answers 200 within ``timeout`` (a refused or slow answer is asked
+    again); ``failure`` says what did not happen. With ``process``, its exit fails at once."""
     deadline = time.monotonic() + timeout
     while True:
+        assert process is None or process.poll() is None, (
+            f"the exporter exited with {process.returncode}"
+        )
         try:
-            if requests.get(f"{url}/_simulator/health", timeout=1).ok:
+            if requests.get(url, timeout=request_timeout).status_code == 200:
                 return
         except requests.RequestException:
             pass
-        assert time.monotonic() < deadline, "the simulator did not start"
-        time.sleep(0.1)
+        assert time.monotonic() < deadline, failure
+        time.sleep(pause)
+
+
+def wait_for_simulator(url: str, timeout: float = 20.0) -> None:
+    """Wait until a simulator process started on ``url`` answers its health check."""
+    wait_until_answered(f"{url}/_simulator/health", "the simulator did not start", timeout)

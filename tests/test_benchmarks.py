@@ -23,18 +23,25 @@ pytestmark = pytest.mark.slow
 REPOSITORY = Path(__file__).resolve().parent.parent
 
 
-def test_quick_run_prints_every_table_and_writes_results(tmp_path):
-    output = tmp_path / "results.json"
+def quick_run(module: str, output: Path, timeout: float, *arguments: str) -> str:
+    """``python -m module --quick [arguments] --output output`` from the repository, which
+    must exit 0; what it printed."""
     completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--output", str(output)],
+        [sys.executable, "-m", module, "--quick", *arguments, "--output", str(output)],
         cwd=REPOSITORY,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
     )
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.returncode == 0, completed.stderr[-3000:] + completed.stdout[-3000:]
+    return completed.stdout
+
+
+def test_quick_run_prints_every_table_and_writes_results(tmp_path):
+    output = tmp_path / "results.json"
+    printed = quick_run("benchmarks", output, 60)
     for title in ("1. Scrape", "2. Polling", "3. Scale", "4. Startup", "8. Model cycle"):
-        assert title in completed.stdout
+        assert title in printed
     results = json.loads(output.read_text())
     assert results["scrape"]["exporter"]["targets_up"] == results["scrape"]["exporter"]["targets"]
     assert results["scrape"]["exporter"]["plain_bytes"] > 0
@@ -51,15 +58,7 @@ def test_quick_run_prints_every_table_and_writes_results(tmp_path):
 @pytest.mark.e2e
 def test_quick_time_to_page_run_pages_every_sample_within_its_bounds(tmp_path):
     output = tmp_path / "results.json"
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.paging", "--quick", "--output", str(output)],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    if "skipped" in completed.stdout:
+    if "skipped" in quick_run("benchmarks.paging", output, 180):
         pytest.skip("prometheus or prometheus-alertmanager is not installed")
     (fast,) = json.loads(output.read_text())["paging"]["profiles"]
     assert fast["samples"] == 2
@@ -102,14 +101,7 @@ def test_profile_summary_ranks_functions_by_self_and_total_samples(tmp_path):
 
 def test_quick_listing_run_measures_every_shape_with_the_target_up(tmp_path):
     output = tmp_path / "results.json"
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.listing", "--quick", "--output", str(output)],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    quick_run("benchmarks.listing", output, 120)
     points = json.loads(output.read_text())["listing"]["points"]
     assert len(points) == 3
     assert all(point["target_up"] and point["samples"] > 0 for point in points)
@@ -118,14 +110,7 @@ def test_quick_listing_run_measures_every_shape_with_the_target_up(tmp_path):
 
 def test_quick_request_cost_run_measures_the_exporter_next_to_plain_requests(tmp_path):
     output = tmp_path / "results.json"
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.request_cost", "--quick", "--output", str(output)],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    quick_run("benchmarks.request_cost", output, 120)
     result = json.loads(output.read_text())["request_cost"]
     assert result["list_bytes"] > 150_000 > 1_000 > result["describe_bytes"]
     assert [row["way"] for row in result["rows"]][:2] == [
@@ -148,23 +133,7 @@ def test_profile_layers_take_each_sample_from_its_innermost_known_frame(tmp_path
 
 def test_quick_fleet_run_reports_every_figure_of_the_exporter_and_the_plain_loop(tmp_path):
     output = tmp_path / "results.json"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.fleet",
-            "--quick",
-            "--simulator",
-            "--output",
-            str(output),
-        ],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=150,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:] + completed.stdout[-3000:]
-    assert "7. Fleet" in completed.stdout
+    assert "7. Fleet" in quick_run("benchmarks.fleet", output, 150, "--simulator")
     result = json.loads(output.read_text())["fleet"]
     fleet = result["fleets"]["2"]
     points = {(point["subject"], point["upstream"]): point for point in result["points"]}

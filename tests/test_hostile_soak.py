@@ -23,6 +23,7 @@ from exporter.simulator import Simulator, SimulatorOptions
 
 from . import hostile
 from .conftest import TOKEN_A, TOKEN_B
+from .helpers import wait_until_answered
 from .test_cli import REPO, free_port
 from .test_no_silent_stall import SURROGATE_ANSWER
 
@@ -97,15 +98,13 @@ def test_hostile_upstreams_for_a_minute_never_stale_the_healthy_targets(tmp_path
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).ok:
-                        break
-                except requests.RequestException:
-                    pass
-                assert time.monotonic() < deadline, "the exporter never became ready"
-                time.sleep(0.2)
+            wait_until_answered(
+                f"http://127.0.0.1:{port}/readyz",
+                "the exporter never became ready",
+                20,
+                request_timeout=2,
+                pause=0.2,
+            )
             started = time.monotonic()
             scrapes, worst_age, most_threads = 0, 0.0, 0
             while time.monotonic() - started < duration:

@@ -15,13 +15,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import requests
 
 from exporter.memory.history import CollectionHistory
 from exporter.memory.state import KindMemory, SavedState, save_state
 
 from . import hostile
 from .conftest import TOKEN_A
+from .helpers import wait_until_answered
 from .test_cli import REPO, free_port
 
 pytestmark = pytest.mark.slow
@@ -143,16 +143,12 @@ def send_during_start_up(
 
 
 def wait_until_serving(process: subprocess.Popen[str], port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        assert process.poll() is None, f"the exporter exited with {process.returncode}"
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        assert time.monotonic() < deadline, "the exporter never became ready"
-        time.sleep(0.1)
+    wait_until_answered(
+        f"http://127.0.0.1:{port}/readyz",
+        "the exporter never became ready",
+        timeout,
+        process=process,
+    )
 
 
 def events(stderr: str) -> list[dict[str, object]]:

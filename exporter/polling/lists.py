@@ -114,13 +114,7 @@ class _Fold:
                 reuse.let_go(job)
         else:
             keeper.take(job)
-        known = self._known
-        if known is None or known.forgotten:
-            return False
-        if keeper.leaves_out:
-            known.forget()  # the list will not be remembered: nor are its pages held
-            return False
-        return True
+        return self._pages_held()
 
     def page_read(self, page: Listing[Any]) -> None:
         if self._known is not None and self._known.pages[-1].hit:
@@ -142,8 +136,18 @@ class _Fold:
         self._taken_whole = True
         if self._reuse is not None:
             self._reuse.settle_page(self.keeper.holds)
-        if self._known is not None and self.keeper.leaves_out:
-            self._known.forget()
+        self._pages_held()
+
+    def _pages_held(self) -> bool:
+        """Whether the pages read so far are held for the next list: only until the caps
+        leave something out (or a record is skipped), since such a list is not remembered."""
+        known = self._known
+        if known is None or known.forgotten:
+            return False
+        if self.keeper.leaves_out:
+            known.forget()
+            return False
+        return True
 
     def unchanged_pages(self) -> None:
         """Fold in the unchanged pages waiting, in the order listed."""
